@@ -1,0 +1,133 @@
+/**
+ * A Haven node: configuration → Redis (given or embedded) → media worker pool → HTTP server with
+ * socket.io attached. `start()` brings it up in that order; `stop()` takes it down in reverse
+ * and leaves no child process behind.
+ */
+import { once } from 'node:events';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { Redis } from 'ioredis';
+import { Server as SocketServer } from 'socket.io';
+import type { Config } from '../config/schema.ts';
+import { createHttpApp, type Readiness } from './http/app.ts';
+import type { Logger } from './logger.ts';
+import { WorkerPool } from './media/worker-pool.ts';
+import { EmbeddedRedis } from './redis/embedded-redis.ts';
+
+const redisPingTimeoutMs = 1_000;
+
+export class HavenNode {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly redis: Redis;
+  readonly pool: WorkerPool;
+  readonly http: HttpServer;
+  readonly io: SocketServer;
+  readonly #embeddedRedis: EmbeddedRedis | undefined;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(parts: {
+    config: Config;
+    logger: Logger;
+    redis: Redis;
+    embeddedRedis: EmbeddedRedis | undefined;
+    pool: WorkerPool;
+    http: HttpServer;
+    io: SocketServer;
+  }) {
+    this.config = parts.config;
+    this.logger = parts.logger;
+    this.redis = parts.redis;
+    this.#embeddedRedis = parts.embeddedRedis;
+    this.pool = parts.pool;
+    this.http = parts.http;
+    this.io = parts.io;
+  }
+
+  static async start(config: Config, logger: Logger): Promise<HavenNode> {
+    const dataDir = resolve(config.dataDir);
+    let embeddedRedis: EmbeddedRedis | undefined;
+    let redis: Redis | undefined;
+    let pool: WorkerPool | undefined;
+    try {
+      if (!config.redis.url) {
+        embeddedRedis = await EmbeddedRedis.start({
+          dataDir: join(dataDir, 'redis'),
+          serverBin: config.redis.serverBin,
+          logger,
+        });
+      }
+      redis = await connectRedis(config.redis.url ?? (embeddedRedis as EmbeddedRedis).url, logger);
+      pool = await WorkerPool.create({
+        size: config.media.workers,
+        logLevel: config.media.logLevel,
+        rtcMinPort: config.media.rtcMinPort,
+        rtcMaxPort: config.media.rtcMaxPort,
+        logger,
+      });
+      const node: HavenNode = new HavenNode({
+        config,
+        logger,
+        redis,
+        embeddedRedis,
+        pool,
+        http: createServer(createHttpApp({ readiness: () => node.readiness() })),
+        io: new SocketServer({ serveClient: false }),
+      });
+      node.io.attach(node.http);
+      node.http.listen(config.http.port, config.http.host);
+      await once(node.http, 'listening');
+      logger.info({ url: node.url, workers: pool.workers.length, embeddedRedis: !!embeddedRedis }, 'haven node ready');
+      return node;
+    } catch (err) {
+      await pool?.close();
+      redis?.disconnect();
+      await embeddedRedis?.stop();
+      throw err;
+    }
+  }
+
+  /** The base URL clients reach this node at. */
+  get url(): string {
+    const { address, port } = this.http.address() as AddressInfo;
+    const host = address.includes(':') ? `[${address}]` : address;
+    return `http://${host}:${port}`;
+  }
+
+  /** Ready when Redis answers a PING within a second and at least one media worker is alive. */
+  async readiness(): Promise<Readiness> {
+    const workers = this.pool.workers.length;
+    const redis = await Promise.race([
+      this.redis.ping().then(
+        (pong) => pong === 'PONG',
+        () => false,
+      ),
+      new Promise<boolean>((r) => setTimeout(r, redisPingTimeoutMs, false).unref()),
+    ]);
+    return { ready: redis && workers > 0, redis, workers };
+  }
+
+  /** Graceful shutdown: stop taking connections, disconnect clients, close media, Redis last. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.logger.info('haven node stopping');
+      this.io.disconnectSockets(true);
+      await new Promise<void>((r) => this.io.close(() => r()));
+      this.http.closeAllConnections();
+      await this.pool.close();
+      await this.redis.quit().catch(() => this.redis.disconnect());
+      await this.#embeddedRedis?.stop();
+      this.logger.info('haven node stopped');
+    })();
+    return this.#stopping;
+  }
+}
+
+/** Connects to Redis and waits until it answers; the URL (it may hold a password) is never logged. */
+async function connectRedis(url: string, logger: Logger): Promise<Redis> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  redis.on('error', (err: Error) => logger.warn({ component: 'redis', err: { message: err.message } }, 'redis error'));
+  await redis.connect();
+  return redis;
+}
