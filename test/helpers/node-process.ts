@@ -1,0 +1,74 @@
+/**
+ * Runs a Haven node as its own process (`server/main.ts`), as ops would, on a free port with a
+ * temporary data folder and JSON logs, and reads its log lines.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { descendants, isAlive, waitFor } from './processes.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+
+export interface NodeProcess {
+  child: ChildProcess;
+  url: string;
+  dataDir: string;
+  /** Parsed JSON log lines so far. */
+  logs: Record<string, unknown>[];
+  /** Raw stdout and stderr so far. */
+  output(): string;
+  /** SIGKILL the node and its descendants, remove the data folder. Idempotent. */
+  kill(): void;
+}
+
+export async function startNodeProcess(env: Record<string, string> = {}): Promise<NodeProcess> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'haven-node-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'server/main.ts')], {
+    cwd: root,
+    env: {
+      ...process.env,
+      HAVEN_HTTP_PORT: '0',
+      HAVEN_DATA_DIR: dataDir,
+      HAVEN_LOG_FORMAT: 'json',
+      HAVEN_MEDIA_WORKERS: '1',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let raw = '';
+  let pending = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    raw += chunk.toString();
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.startsWith('{')) logs.push(JSON.parse(line));
+    }
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    raw += chunk.toString();
+  });
+  const kill = () => {
+    if (child.pid) for (const pid of descendants(child.pid)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  process.once('exit', kill);
+  try {
+    const ready = await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`node exited ${child.exitCode}: ${raw}`);
+        return logs.find((l) => l.msg === 'haven node ready');
+      },
+      30_000,
+      'the node to be ready',
+    );
+    return { child, url: String(ready?.url), dataDir, logs, output: () => raw, kill };
+  } catch (err) {
+    kill();
+    throw err;
+  }
+}

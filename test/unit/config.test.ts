@@ -1,0 +1,142 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ConfigError, loadConfig } from '../../config/load.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+
+function problemsOf(env: Record<string, string>): ConfigError['problems'] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    return (err as ConfigError).problems;
+  }
+  assert.unreachable('expected a ConfigError');
+  return [];
+}
+
+function jsonFile(content: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'haven-config-')), 'haven.json');
+  writeFileSync(file, content);
+  return file;
+}
+
+test('defaults when nothing is set', () => {
+  const config = loadConfig({});
+  assert.is(config.env, 'development');
+  assert.is(config.http.host, '127.0.0.1');
+  assert.is(config.http.port, 7880);
+  assert.is(config.dataDir, './data');
+  assert.is(config.redis.url, undefined);
+  assert.is(config.redis.serverBin, 'redis-server');
+  assert.is(config.log.level, 'info');
+  assert.is(config.log.format, undefined);
+  assert.is(config.media.workers, availableParallelism());
+  assert.is(config.media.logLevel, 'warn');
+  assert.is(config.media.rtcMinPort, 40000);
+  assert.is(config.media.rtcMaxPort, 49999);
+  assert.is(config.shutdownTimeoutMs, 10000);
+});
+
+test('environment variables set typed values', () => {
+  const config = loadConfig({
+    HAVEN_ENV: 'production',
+    HAVEN_HTTP_HOST: '0.0.0.0',
+    HAVEN_HTTP_PORT: '8443',
+    REDIS_URL: 'redis://:pw@10.0.0.5:6380/2',
+    HAVEN_LOG_LEVEL: 'debug',
+    HAVEN_LOG_FORMAT: 'json',
+    HAVEN_MEDIA_WORKERS: '3',
+    HAVEN_MEDIA_RTC_MIN_PORT: '20000',
+    HAVEN_MEDIA_RTC_MAX_PORT: '20100',
+    HAVEN_SHUTDOWN_TIMEOUT_MS: '5000',
+  });
+  assert.is(config.env, 'production');
+  assert.is(config.http.port, 8443);
+  assert.is(config.redis.url, 'redis://:pw@10.0.0.5:6380/2');
+  assert.is(config.media.workers, 3);
+  assert.is(config.media.rtcMinPort, 20000);
+  assert.is(config.shutdownTimeoutMs, 5000);
+});
+
+test('a JSON file sets values and the environment overrides it', () => {
+  const file = jsonFile(JSON.stringify({ http: { port: 9000, host: '::1' }, media: { workers: 2 } }));
+  const config = loadConfig({ HAVEN_CONFIG: file, HAVEN_HTTP_PORT: '9001' });
+  assert.is(config.http.port, 9001);
+  assert.is(config.http.host, '::1');
+  assert.is(config.media.workers, 2);
+  assert.is(config.media.logLevel, 'warn');
+});
+
+test('an empty environment variable counts as unset', () => {
+  assert.is(loadConfig({ HAVEN_HTTP_PORT: '' }).http.port, 7880);
+});
+
+test('not a number: names the key, its variable and the value', () => {
+  const [problem, ...rest] = problemsOf({ HAVEN_HTTP_PORT: 'eighty' });
+  assert.is(rest.length, 0);
+  assert.is(problem?.key, 'http.port');
+  assert.is(problem?.env, 'HAVEN_HTTP_PORT');
+  assert.is(problem?.received, 'eighty');
+  assert.match(problem?.message ?? '', /number/);
+});
+
+test('out of range and not an integer', () => {
+  assert.match(problemsOf({ HAVEN_HTTP_PORT: '70000' })[0]?.message ?? '', /65535/);
+  assert.match(problemsOf({ HAVEN_MEDIA_WORKERS: '0' })[0]?.message ?? '', />0/);
+  assert.match(problemsOf({ HAVEN_MEDIA_WORKERS: '1.5' })[0]?.message ?? '', /int/);
+});
+
+test('a value outside an enumeration lists the allowed values', () => {
+  const [problem] = problemsOf({ HAVEN_LOG_LEVEL: 'loud' });
+  assert.is(problem?.env, 'HAVEN_LOG_LEVEL');
+  assert.match(problem?.message ?? '', /"fatal"\|"error"\|"warn"\|"info"\|"debug"\|"trace"\|"silent"/);
+});
+
+test('a REDIS_URL that is not redis:// is refused', () => {
+  const [problem] = problemsOf({ REDIS_URL: 'http://localhost:6379' });
+  assert.is(problem?.env, 'REDIS_URL');
+  assert.match(problem?.message ?? '', /redis:\/\//);
+});
+
+test('several bad values are all reported at once', () => {
+  const problems = problemsOf({ HAVEN_HTTP_PORT: '-1', HAVEN_ENV: 'staging' });
+  assert.equal(problems.map((p) => p.env).sort(), ['HAVEN_ENV', 'HAVEN_HTTP_PORT']);
+});
+
+test('a media port range upside down is refused', () => {
+  const [problem] = problemsOf({ HAVEN_MEDIA_RTC_MIN_PORT: '50000', HAVEN_MEDIA_RTC_MAX_PORT: '40000' });
+  assert.is(problem?.key, 'media.rtcMinPort');
+  assert.match(problem?.message ?? '', /rtcMaxPort/);
+});
+
+test('an unknown key in the file is refused, not ignored', () => {
+  const problems = problemsOf({ HAVEN_CONFIG: jsonFile('{"http": {"prot": 80}}') });
+  assert.is(problems[0]?.key, 'http');
+  assert.match(problems[0]?.message ?? '', /prot/);
+});
+
+test('a file that is missing or not a JSON object is refused', () => {
+  assert.match(problemsOf({ HAVEN_CONFIG: '/nonexistent/haven.json' })[0]?.message ?? '', /cannot read/);
+  assert.match(problemsOf({ HAVEN_CONFIG: jsonFile('{ nope') })[0]?.message ?? '', /not a JSON object/);
+  assert.match(problemsOf({ HAVEN_CONFIG: jsonFile('[1, 2]') })[0]?.message ?? '', /not a JSON object/);
+});
+
+test('the server exits 2 on a bad value, naming the key and what is allowed', () => {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+    cwd: root,
+    env: { ...process.env, HAVEN_MEDIA_LOG_LEVEL: 'chatty' },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.is(result.status, 2);
+  assert.match(result.stderr, /media\.logLevel \(HAVEN_MEDIA_LOG_LEVEL\)/);
+  assert.match(result.stderr, /"debug"\|"warn"\|"error"\|"none"/);
+  assert.match(result.stderr, /given: "chatty"/);
+});
+
+test.run();

@@ -1,0 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { renderConfigTable } from '../../config/doc.ts';
+import { envNames } from '../../config/schema.ts';
+
+const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+
+test('the README documents every configuration key, as the schema says (npm run config:doc)', () => {
+  assert.ok(readme.includes(renderConfigTable()), 'README config table is stale: paste `npm run config:doc`');
+  for (const env of Object.values(envNames)) assert.ok(readme.includes(`\`${env}\``), env);
+});
+
+test('the README quickstart names the two commands', () => {
+  const quickstart = readme.slice(
+    readme.indexOf('## Quickstart'),
+    readme.indexOf('\n## ', readme.indexOf('## Quickstart') + 1),
+  );
+  assert.match(quickstart, /npm start/);
+  assert.match(quickstart, /npm test/);
+});
+
+test.run();
