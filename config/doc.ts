@@ -10,6 +10,10 @@ const defaultsInWords: Partial<Record<ConfigKey, string>> = {
   'media.workers': 'one per core',
   'log.format': '`pretty` (development), `json` (production)',
   'redis.url': 'embedded `redis-server`',
+  'auth.secret': 'random per start (development)',
+  'rooms.autoCreate': '`true` (development), `false` (production)',
+  demo: '`true` (development), `false` (production)',
+  'turn.urls': 'none',
 };
 
 type AnySchema = z.ZodType & { def: { type: string; innerType?: AnySchema; shape?: Record<string, AnySchema> } };

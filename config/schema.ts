@@ -8,6 +8,20 @@ import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+/** A boolean from JSON, or from an environment variable (`true`/`false`, `1`/`0`, `yes`/`no`). */
+const flag = z.union([z.boolean(), z.stringbool()]);
+/** A list from JSON, or a comma-separated environment variable. */
+const list = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : v,
+    z.array(item),
+  );
 
 export const configSchema = z
   .strictObject({
@@ -75,18 +89,160 @@ export const configSchema = z
           .enum(['debug', 'warn', 'error', 'none'])
           .default('warn')
           .describe('Log level inside the mediasoup workers.'),
+        /** Address the workers receive media on. Default `127.0.0.1`. */
+        listenIp: z
+          .string()
+          .min(1)
+          .default('127.0.0.1')
+          .describe(
+            'Address the media workers listen on (`0.0.0.0` for every interface; then set the announced address).',
+          ),
+        /** Address given to clients for media, when it differs from `listenIp` (NAT, `0.0.0.0`). */
+        announcedIp: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'Public address or host name announced to clients for media, when it differs from the listen address.',
+          ),
+        /** First port of the per-worker WebRTC servers (worker i: port + i, UDP and TCP); 0 picks free ports. */
+        webRtcPort: port
+          .default(7882)
+          .describe(
+            'WebRTC media port of the first worker (worker i uses this + i, UDP and TCP); `0` picks free ports.',
+          ),
         /** Lowest UDP/TCP port the workers use for media. Default 40000. */
         rtcMinPort: port.min(1).default(40000).describe('Lowest UDP/TCP port the workers use for media.'),
         /** Highest UDP/TCP port the workers use for media. Default 49999. */
         rtcMaxPort: port.min(1).default(49999).describe('Highest UDP/TCP port the workers use for media.'),
       })
       .prefault({}),
+    auth: z
+      .strictObject({
+        /** Expected `iss` of access tokens. Default `haven`. */
+        issuer: z.string().min(1).default('haven').describe('Expected `iss` claim of access tokens.'),
+        /** Expected `aud` of access tokens. Default `haven`. */
+        audience: z.string().min(1).default('haven').describe('Expected `aud` claim of access tokens.'),
+        /** HS256 shared secret the embedding app signs tokens with (at least 32 characters). */
+        secret: z
+          .string()
+          .min(32)
+          .optional()
+          .describe(
+            'HS256 shared secret access tokens are signed with (32+ characters). Unset in development: a random one per start.',
+          ),
+        /** PEM file with the public key (RS256 or ES256) access tokens are verified with. */
+        publicKeyFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('PEM file of the RSA (RS256) or EC P-256 (ES256) public key access tokens are verified with.'),
+        /** Longest lifetime (exp − iat) accepted, in seconds. Default 14400 (4 h). */
+        maxTokenLifetimeS: positiveInt
+          .default(4 * 3600)
+          .describe('Longest token lifetime (`exp` − `iat`) accepted, in seconds.'),
+        /** Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds. Default 30. */
+        clockSkewS: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(300)
+          .default(30)
+          .describe('Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.'),
+      })
+      .prefault({}),
+    admin: z
+      .strictObject({
+        /** Key of the admin HTTP API (`Authorization: Bearer …`). Unset: the admin API refuses every call. */
+        apiKey: z
+          .string()
+          .min(24)
+          .optional()
+          .describe(
+            'Key of the admin HTTP API (`Authorization: Bearer <key>`, 24+ characters). Unset: the admin API is off.',
+          ),
+      })
+      .prefault({}),
+    rooms: z
+      .strictObject({
+        /** Whether a facilitator's valid token opens a room not created through the admin API. */
+        autoCreate: flag
+          .optional()
+          .describe(
+            'Whether a facilitator with a valid token opens a room that was not created through the admin API.',
+          ),
+        /** Seconds an empty room stays open (router kept) before it closes. Default 300. */
+        emptyTimeoutS: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .default(300)
+          .describe('Seconds an empty room stays open before it closes and frees its media router.'),
+        /** Seconds a dropped participant's place is kept for a reconnection. Default 30. */
+        reconnectGraceS: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(600)
+          .default(30)
+          .describe('Seconds a dropped connection keeps its place in the room (no leave seen by others).'),
+      })
+      .prefault({}),
+    signaling: z
+      .strictObject({
+        /** Requests per second each connection may make (token bucket). Default 20. */
+        rateLimit: positiveInt.default(20).describe('Signaling requests per second allowed to one connection.'),
+        /** Requests a connection may make in a burst above the rate. Default 60. */
+        rateBurst: positiveInt.default(60).describe('Signaling requests one connection may make in a burst.'),
+      })
+      .prefault({}),
+    turn: z
+      .strictObject({
+        /** TURN server URLs handed to clients (`turn:host:3478?transport=udp`, `turns:…`). */
+        urls: list(z.string().regex(/^turns?:/, 'expected a turn: or turns: URL'))
+          .default([])
+          .describe('TURN URLs given to clients for restrictive networks (comma-separated in the environment).'),
+        /** coturn `static-auth-secret` (REST API scheme) the node derives time-limited credentials from. */
+        secret: z
+          .string()
+          .min(16)
+          .optional()
+          .describe('coturn `static-auth-secret`: clients get time-limited TURN credentials derived from it.'),
+        /** Lifetime of TURN credentials, in seconds. Default 3600. */
+        ttlS: positiveInt.default(3600).describe('Lifetime of the TURN credentials given to clients, in seconds.'),
+      })
+      .prefault({}),
+    /** Whether `/demo` serves the demo web app. Never in production. */
+    demo: flag
+      .optional()
+      .describe('Serve the demo web app at `/demo` (it mints development tokens). Forced off in production.'),
     /** Longest a graceful shutdown may take before the node forces its exit. Default 10000 ms. */
     shutdownTimeoutMs: positiveInt
       .default(10_000)
       .describe('Longest a graceful shutdown (SIGTERM/SIGINT) may take, in ms, before the exit is forced.'),
   })
   .superRefine((config, ctx) => {
+    if (config.env === 'production' && !config.auth.secret && !config.auth.publicKeyFile) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'secret'],
+        message: 'production needs auth.secret or auth.publicKeyFile to verify access tokens',
+      });
+    }
+    if (config.auth.secret && config.auth.publicKeyFile) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'publicKeyFile'],
+        message: 'set auth.secret or auth.publicKeyFile, not both',
+      });
+    }
+    if (config.turn.urls.length > 0 && !config.turn.secret) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['turn', 'secret'],
+        message: 'turn.urls needs turn.secret to derive credentials',
+      });
+    }
     if (config.media.rtcMinPort > config.media.rtcMaxPort) {
       ctx.addIssue({
         code: 'custom',
@@ -110,10 +266,37 @@ export const envNames = {
   'log.format': 'HAVEN_LOG_FORMAT',
   'media.workers': 'HAVEN_MEDIA_WORKERS',
   'media.logLevel': 'HAVEN_MEDIA_LOG_LEVEL',
+  'media.listenIp': 'HAVEN_MEDIA_LISTEN_IP',
+  'media.announcedIp': 'HAVEN_MEDIA_ANNOUNCED_IP',
+  'media.webRtcPort': 'HAVEN_MEDIA_WEBRTC_PORT',
   'media.rtcMinPort': 'HAVEN_MEDIA_RTC_MIN_PORT',
   'media.rtcMaxPort': 'HAVEN_MEDIA_RTC_MAX_PORT',
+  'auth.issuer': 'HAVEN_AUTH_ISSUER',
+  'auth.audience': 'HAVEN_AUTH_AUDIENCE',
+  'auth.secret': 'HAVEN_AUTH_SECRET',
+  'auth.publicKeyFile': 'HAVEN_AUTH_PUBLIC_KEY_FILE',
+  'auth.maxTokenLifetimeS': 'HAVEN_AUTH_MAX_TOKEN_LIFETIME_S',
+  'auth.clockSkewS': 'HAVEN_AUTH_CLOCK_SKEW_S',
+  'admin.apiKey': 'HAVEN_ADMIN_API_KEY',
+  'rooms.autoCreate': 'HAVEN_ROOMS_AUTO_CREATE',
+  'rooms.emptyTimeoutS': 'HAVEN_ROOMS_EMPTY_TIMEOUT_S',
+  'rooms.reconnectGraceS': 'HAVEN_ROOMS_RECONNECT_GRACE_S',
+  'signaling.rateLimit': 'HAVEN_SIGNALING_RATE_LIMIT',
+  'signaling.rateBurst': 'HAVEN_SIGNALING_RATE_BURST',
+  'turn.urls': 'HAVEN_TURN_URLS',
+  'turn.secret': 'HAVEN_TURN_SECRET',
+  'turn.ttlS': 'HAVEN_TURN_TTL_S',
+  demo: 'HAVEN_DEMO',
   shutdownTimeoutMs: 'HAVEN_SHUTDOWN_TIMEOUT_MS',
 } as const;
+
+/** Settings whose default depends on the mode: development conveniences, secure in production. */
+export function isDemoEnabled(config: Config): boolean {
+  return config.env !== 'production' && (config.demo ?? true);
+}
+export function isRoomAutoCreateEnabled(config: Config): boolean {
+  return config.rooms.autoCreate ?? config.env !== 'production';
+}
 
 export type ConfigKey = keyof typeof envNames;
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, loadConfig } from '../../config/load.ts';
+import { isDemoEnabled, isRoomAutoCreateEnabled } from '../../config/schema.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -54,6 +55,11 @@ test('environment variables set typed values', () => {
     HAVEN_MEDIA_RTC_MIN_PORT: '20000',
     HAVEN_MEDIA_RTC_MAX_PORT: '20100',
     HAVEN_SHUTDOWN_TIMEOUT_MS: '5000',
+    HAVEN_AUTH_SECRET: 'a-production-secret-of-32-characters!',
+    HAVEN_ROOMS_AUTO_CREATE: 'yes',
+    HAVEN_DEMO: 'false',
+    HAVEN_TURN_URLS: 'turn:turn.example.org:3478?transport=udp, turns:turn.example.org:5349',
+    HAVEN_TURN_SECRET: 'coturn-static-secret',
   });
   assert.is(config.env, 'production');
   assert.is(config.http.port, 8443);
@@ -61,6 +67,31 @@ test('environment variables set typed values', () => {
   assert.is(config.media.workers, 3);
   assert.is(config.media.rtcMinPort, 20000);
   assert.is(config.shutdownTimeoutMs, 5000);
+  assert.is(config.rooms.autoCreate, true);
+  assert.is(config.demo, false);
+  assert.equal(config.turn.urls, ['turn:turn.example.org:3478?transport=udp', 'turns:turn.example.org:5349']);
+});
+
+test('mode-dependent defaults: conveniences in development, closed in production', () => {
+  const dev = loadConfig({});
+  assert.is(isDemoEnabled(dev), true);
+  assert.is(isRoomAutoCreateEnabled(dev), true);
+  const prod = loadConfig({ HAVEN_ENV: 'production', HAVEN_AUTH_SECRET: 'x'.repeat(32), HAVEN_DEMO: 'true' });
+  assert.is(isDemoEnabled(prod), false, 'the demo is never served in production');
+  assert.is(isRoomAutoCreateEnabled(prod), false);
+});
+
+test('production refuses to start without a way to verify tokens', () => {
+  const [problem] = problemsOf({ HAVEN_ENV: 'production' });
+  assert.is(problem?.env, 'HAVEN_AUTH_SECRET');
+  assert.match(problem?.message ?? '', /production needs/);
+});
+
+test('a short secret, a bad boolean, a TURN URL without a secret are refused', () => {
+  assert.match(problemsOf({ HAVEN_AUTH_SECRET: 'short' })[0]?.message ?? '', />=32/);
+  assert.is(problemsOf({ HAVEN_DEMO: 'maybe' })[0]?.env, 'HAVEN_DEMO');
+  assert.is(problemsOf({ HAVEN_TURN_URLS: 'turn:t.example.org' })[0]?.env, 'HAVEN_TURN_SECRET');
+  assert.is(problemsOf({ HAVEN_TURN_URLS: 'http://t.example.org', HAVEN_TURN_SECRET: 'x'.repeat(16) })[0]?.key, 'turn.urls.0');
 });
 
 test('a JSON file sets values and the environment overrides it', () => {

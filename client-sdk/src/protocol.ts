@@ -1,0 +1,256 @@
+/**
+ * Haven's wire protocol: socket.io event names, payload types and error codes. The one contract
+ * between the SDK and the server (the server imports these types and validates every payload
+ * against schemas typed by them). Depends on nothing.
+ *
+ * A request is a socket.io event with an acknowledgement: the client emits
+ * `socket.emit(name, request, ack)` and the server answers `ack({ ok: true, data })` or
+ * `ack({ ok: false, error: { code, message } })`. Notifications flow from server to client.
+ */
+
+/** Version of this protocol; the server refuses clients of another major version. */
+export const protocolVersion = 1;
+
+/** socket.io path the server listens on. */
+export const socketPath = '/socket.io';
+
+export const errorCodes = [
+  /** Missing, malformed, expired, revoked or otherwise unacceptable access token. */
+  'UNAUTHORIZED',
+  /** The caller's role or capabilities do not allow this. */
+  'FORBIDDEN',
+  /** The payload does not match the request's schema. */
+  'INVALID_REQUEST',
+  /** No such room, transport, producer or consumer. */
+  'NOT_FOUND',
+  /** The room is locked: nobody new gets in. */
+  'ROOM_LOCKED',
+  /** The room is at capacity for the caller's role. */
+  'ROOM_FULL',
+  /** Too many requests from this connection. */
+  'RATE_LIMITED',
+  /** The request is valid but not now (e.g. produce before join). */
+  'INVALID_STATE',
+  /** The event name is not part of the protocol. */
+  'UNKNOWN_EVENT',
+  /** Something failed on the server; nothing was changed. */
+  'INTERNAL',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+export interface ProtocolError {
+  code: ErrorCode;
+  message: string;
+}
+
+export type Ack<T> = { ok: true; data: T } | { ok: false; error: ProtocolError };
+
+export type Role = 'facilitator' | 'participant' | 'observer';
+export type RoomKind = 'group' | 'individual' | 'education';
+export type MediaKind = 'audio' | 'video';
+export type TrackSource = 'microphone' | 'camera' | 'screen';
+
+/** What a participant may do, from the token's `caps` claim (or the role's defaults). */
+export interface Capabilities {
+  publishAudio: boolean;
+  publishVideo: boolean;
+  publishScreen: boolean;
+  chat: boolean;
+}
+
+/** A published track as others see it. */
+export interface TrackInfo {
+  producerId: string;
+  participantId: string;
+  kind: MediaKind;
+  source: TrackSource;
+  paused: boolean;
+}
+
+/** A participant as others see it: a pseudonymous id and a display name, never more. */
+export interface ParticipantInfo {
+  /** The token's `sub`: an opaque id chosen by the embedding app. */
+  id: string;
+  /** Display name from the token's `name` claim. */
+  name: string;
+  role: Role;
+  tracks: TrackInfo[];
+}
+
+export interface RoomInfo {
+  id: string;
+  kind: RoomKind;
+  title: string;
+}
+
+/** ICE server for restrictive networks (TURN with time-limited credentials). */
+export interface IceServer {
+  urls: string[];
+  username?: string;
+  credential?: string;
+}
+
+/* ---- Requests (client → server, acknowledged) ------------------------------------------- */
+
+export interface JoinRequest {
+  /** The SDK's protocol version. */
+  protocolVersion: number;
+}
+export interface JoinResponse {
+  room: RoomInfo;
+  self: ParticipantInfo;
+  capabilities: Capabilities;
+  /** Everyone else in the room the caller may see, with their tracks. */
+  participants: ParticipantInfo[];
+  /** mediasoup RtpCapabilities of the room's router. */
+  routerRtpCapabilities: unknown;
+  iceServers: IceServer[];
+  /** True when this join took back a place kept during the reconnection grace window. */
+  resumed: boolean;
+  /** How long the server keeps a place after a connection drops, in ms. */
+  reconnectGraceMs: number;
+}
+
+export type TransportDirection = 'send' | 'recv';
+export interface CreateTransportRequest {
+  direction: TransportDirection;
+}
+/** Parameters for mediasoup-client's `createSendTransport` / `createRecvTransport`. */
+export interface TransportOptions {
+  id: string;
+  iceParameters: unknown;
+  iceCandidates: unknown[];
+  dtlsParameters: unknown;
+  sctpParameters?: unknown;
+}
+
+export interface ConnectTransportRequest {
+  transportId: string;
+  dtlsParameters: unknown;
+}
+export interface RestartIceRequest {
+  transportId: string;
+}
+export interface RestartIceResponse {
+  iceParameters: unknown;
+}
+
+export interface ProduceRequest {
+  transportId: string;
+  kind: MediaKind;
+  source: TrackSource;
+  rtpParameters: unknown;
+}
+export interface ProduceResponse {
+  producerId: string;
+}
+
+export interface ProducerRequest {
+  producerId: string;
+}
+
+export interface ConsumeRequest {
+  transportId: string;
+  producerId: string;
+  /** The device's mediasoup RtpCapabilities. */
+  rtpCapabilities: unknown;
+}
+/** Parameters for mediasoup-client's `transport.consume`; created paused, resume when ready. */
+export interface ConsumeResponse {
+  id: string;
+  producerId: string;
+  participantId: string;
+  kind: MediaKind;
+  source: TrackSource;
+  rtpParameters: unknown;
+}
+
+export interface ConsumerRequest {
+  consumerId: string;
+}
+
+/** A hint: the receiver renders this consumer at about this size (simulcast layer choice). */
+export interface SetPreferredSizeRequest {
+  consumerId: string;
+  width: number;
+  height: number;
+}
+
+// biome-ignore lint/complexity/noBannedTypes: an empty object is the payload of requests that carry nothing.
+export type Empty = {};
+
+/** Every request: its payload and the `data` of its successful acknowledgement. */
+export interface ClientRequests {
+  join: [JoinRequest, JoinResponse];
+  createTransport: [CreateTransportRequest, TransportOptions];
+  connectTransport: [ConnectTransportRequest, Empty];
+  restartIce: [RestartIceRequest, RestartIceResponse];
+  produce: [ProduceRequest, ProduceResponse];
+  pauseProducer: [ProducerRequest, Empty];
+  resumeProducer: [ProducerRequest, Empty];
+  closeProducer: [ProducerRequest, Empty];
+  consume: [ConsumeRequest, ConsumeResponse];
+  resumeConsumer: [ConsumerRequest, Empty];
+  pauseConsumer: [ConsumerRequest, Empty];
+  setPreferredSize: [SetPreferredSizeRequest, Empty];
+  leave: [Empty, Empty];
+}
+export type RequestName = keyof ClientRequests;
+export type RequestOf<K extends RequestName> = ClientRequests[K][0];
+export type ResponseOf<K extends RequestName> = ClientRequests[K][1];
+
+/* ---- Notifications (server → client) ---------------------------------------------------- */
+
+export type LeaveReason = 'left' | 'disconnected' | 'removed' | 'sessionEnded';
+
+export interface ServerNotifications {
+  participantJoined: [ParticipantInfo];
+  participantLeft: [{ participantId: string; reason: LeaveReason }];
+  trackPublished: [TrackInfo];
+  trackUnpublished: [{ producerId: string; participantId: string }];
+  /** A producer was paused or resumed by its owner (or a facilitator). */
+  trackUpdated: [TrackInfo];
+  /** The server closed one of the caller's consumers (its producer went away). */
+  consumerClosed: [{ consumerId: string }];
+  /** Loudest participant, or null in silence. */
+  activeSpeaker: [{ participantId: string | null }];
+  /** The session is over for everyone. */
+  sessionEnded: [{ reason: string }];
+  /** The same identity joined from another connection; this one is closed. */
+  replaced: [Empty];
+}
+export type NotificationName = keyof ServerNotifications;
+
+/* ---- socket.io typed event maps ---------------------------------------------------------- */
+
+export type ClientToServerEvents = {
+  [K in RequestName]: (request: RequestOf<K>, ack: (response: Ack<ResponseOf<K>>) => void) => void;
+};
+export type ServerToClientEvents = {
+  [K in NotificationName]: (...args: ServerNotifications[K]) => void;
+};
+
+/** What the client sends in the socket.io handshake (`io(url, { auth })`). */
+export interface HandshakeAuth {
+  token: string;
+}
+
+/* ---- Access tokens ------------------------------------------------------------------------ */
+
+/** Claims of a Haven access token (a JWT minted by the embedding app's backend). */
+export interface AccessTokenClaims {
+  /** Opaque, pseudonymous participant id: never a real name. */
+  sub: string;
+  /** Display name shown to others in the room. */
+  name: string;
+  /** Room id. */
+  room: string;
+  role: Role;
+  caps?: Partial<Capabilities>;
+  iss: string;
+  aud: string | string[];
+  exp: number;
+  iat?: number;
+  nbf?: number;
+  jti?: string;
+}

@@ -1,0 +1,35 @@
+/**
+ * Haven's coded errors. Anything the server refuses is a `HavenError` with a stable code from the
+ * protocol; every failed request is answered `{ ok: false, error: { code, message } }`. Unexpected
+ * errors become `INTERNAL`, with a message that reveals nothing of the server's insides.
+ */
+import type { ErrorCode, ProtocolError } from '../client-sdk/src/protocol.ts';
+
+export class HavenError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'HavenError';
+    this.code = code;
+  }
+}
+
+/** The protocol form of any error: its own code for a `HavenError`, `INTERNAL` for the rest. */
+export function toProtocolError(err: unknown): ProtocolError {
+  if (err instanceof HavenError) return { code: err.code, message: err.message };
+  return { code: 'INTERNAL', message: 'internal error; nothing was changed' };
+}
+
+/** HTTP status of each code, for the admin API. */
+export const httpStatusOf: Record<ErrorCode, number> = {
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  INVALID_REQUEST: 400,
+  NOT_FOUND: 404,
+  ROOM_LOCKED: 423,
+  ROOM_FULL: 409,
+  RATE_LIMITED: 429,
+  INVALID_STATE: 409,
+  UNKNOWN_EVENT: 400,
+  INTERNAL: 500,
+};
