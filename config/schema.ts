@@ -111,6 +111,10 @@ export const configSchema = z
           .describe(
             'WebRTC media port of the first worker (worker i uses this + i, UDP and TCP); `0` picks free ports.',
           ),
+        /** Consumers one router carries before a room spreads to another worker. Default 500. */
+        maxConsumersPerRouter: positiveInt
+          .default(500)
+          .describe('Consumers one router carries before a big room spreads to a router on another worker.'),
         /** Lowest UDP/TCP port the workers use for media. Default 40000. */
         rtcMinPort: port.min(1).default(40000).describe('Lowest UDP/TCP port the workers use for media.'),
         /** Highest UDP/TCP port the workers use for media. Default 49999. */
@@ -269,6 +273,7 @@ export const envNames = {
   'media.listenIp': 'HAVEN_MEDIA_LISTEN_IP',
   'media.announcedIp': 'HAVEN_MEDIA_ANNOUNCED_IP',
   'media.webRtcPort': 'HAVEN_MEDIA_WEBRTC_PORT',
+  'media.maxConsumersPerRouter': 'HAVEN_MEDIA_MAX_CONSUMERS_PER_ROUTER',
   'media.rtcMinPort': 'HAVEN_MEDIA_RTC_MIN_PORT',
   'media.rtcMaxPort': 'HAVEN_MEDIA_RTC_MAX_PORT',
   'auth.issuer': 'HAVEN_AUTH_ISSUER',

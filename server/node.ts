@@ -3,17 +3,23 @@
  * socket.io attached. `start()` brings it up in that order; `stop()` takes it down in reverse
  * and leaves no child process behind.
  */
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { Server as SocketServer } from 'socket.io';
-import type { Config } from '../config/schema.ts';
+import { type Config, isRoomAutoCreateEnabled } from '../config/schema.ts';
+import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { createHttpApp, type Readiness } from './http/app.ts';
 import type { Logger } from './logger.ts';
 import { WorkerPool } from './media/worker-pool.ts';
 import { EmbeddedRedis } from './redis/embedded-redis.ts';
+import { RoomManager } from './rooms/room-manager.ts';
+import { RoomStore } from './rooms/room-store.ts';
+import { attachSignaling, type HavenSocketServer } from './signaling/signaling.ts';
 
 const redisPingTimeoutMs = 1_000;
 
@@ -23,7 +29,11 @@ export class HavenNode {
   readonly redis: Redis;
   readonly pool: WorkerPool;
   readonly http: HttpServer;
-  readonly io: SocketServer;
+  readonly io: HavenSocketServer;
+  readonly rooms: RoomManager;
+  readonly revocations: RevocationStore;
+  /** The HS256 secret tokens are verified with (random per start in development when unset). */
+  readonly authSecret: string | undefined;
   readonly #embeddedRedis: EmbeddedRedis | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -34,7 +44,10 @@ export class HavenNode {
     embeddedRedis: EmbeddedRedis | undefined;
     pool: WorkerPool;
     http: HttpServer;
-    io: SocketServer;
+    io: HavenSocketServer;
+    rooms: RoomManager;
+    revocations: RevocationStore;
+    authSecret: string | undefined;
   }) {
     this.config = parts.config;
     this.logger = parts.logger;
@@ -43,6 +56,9 @@ export class HavenNode {
     this.pool = parts.pool;
     this.http = parts.http;
     this.io = parts.io;
+    this.rooms = parts.rooms;
+    this.revocations = parts.revocations;
+    this.authSecret = parts.authSecret;
   }
 
   static async start(config: Config, logger: Logger): Promise<HavenNode> {
@@ -64,16 +80,63 @@ export class HavenNode {
         logLevel: config.media.logLevel,
         rtcMinPort: config.media.rtcMinPort,
         rtcMaxPort: config.media.rtcMaxPort,
+        webRtc: {
+          listenIp: config.media.listenIp,
+          announcedIp: config.media.announcedIp,
+          port: config.media.webRtcPort,
+        },
         logger,
       });
+      const authSecret = config.auth.secret ?? (config.auth.publicKeyFile ? undefined : developmentSecret(logger));
+      const revocations = new RevocationStore(redis);
+      const verifier = TokenVerifier.create(
+        {
+          issuer: config.auth.issuer,
+          audience: config.auth.audience,
+          secret: authSecret,
+          publicKeyPem: config.auth.publicKeyFile ? readFileSync(config.auth.publicKeyFile, 'utf8') : undefined,
+          maxTokenLifetimeS: config.auth.maxTokenLifetimeS,
+          clockSkewS: config.auth.clockSkewS,
+        },
+        revocations,
+        logger,
+      );
+      const store = new RoomStore(redis);
+      const rooms = new RoomManager(
+        store,
+        {
+          pool,
+          logger,
+          reconnectGraceMs: config.rooms.reconnectGraceS * 1000,
+          emptyTimeoutMs: config.rooms.emptyTimeoutS * 1000,
+          maxConsumersPerRouter: config.media.maxConsumersPerRouter,
+          turn: config.turn,
+        },
+        isRoomAutoCreateEnabled(config),
+      );
       const node: HavenNode = new HavenNode({
         config,
         logger,
         redis,
         embeddedRedis,
         pool,
-        http: createServer(createHttpApp({ readiness: () => node.readiness() })),
-        io: new SocketServer({ serveClient: false }),
+        http: createServer(
+          createHttpApp({
+            readiness: () => node.readiness(),
+            admin: { apiKey: config.admin.apiKey, store, rooms, logger },
+          }),
+        ),
+        io: new SocketServer({ serveClient: false, maxHttpBufferSize: 100_000 }),
+        rooms,
+        revocations,
+        authSecret,
+      });
+      attachSignaling(node.io, {
+        verifier,
+        rooms,
+        logger,
+        rateLimit: config.signaling.rateLimit,
+        rateBurst: config.signaling.rateBurst,
       });
       node.io.attach(node.http);
       node.http.listen(config.http.port, config.http.host);
@@ -112,6 +175,7 @@ export class HavenNode {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.logger.info('haven node stopping');
+      this.rooms.closeAll();
       this.io.disconnectSockets(true);
       await new Promise<void>((r) => this.io.close(() => r()));
       this.http.closeAllConnections();
@@ -122,6 +186,12 @@ export class HavenNode {
     })();
     return this.#stopping;
   }
+}
+
+/** Development without a configured secret: a random one, so tokens minted by the demo verify. */
+function developmentSecret(logger: Logger): string {
+  logger.warn('no auth.secret configured: using a random development secret (tokens die with this process)');
+  return randomBytes(32).toString('hex');
 }
 
 /** Connects to Redis and waits until it answers; the URL (it may hold a password) is never logged. */

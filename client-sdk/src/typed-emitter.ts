@@ -3,12 +3,12 @@
  * declared as a map of argument tuples; `safeEmit` calls every listener and cannot be broken by
  * one that throws (the error is reported to `onListenerError`, by default `console.error`).
  */
-// biome-ignore lint/suspicious/noExplicitAny: event maps are checked at each call site.
-export type EventMap = Record<string, any[]>;
+/** An event map: each event's name to the tuple of its listener's arguments (a type or an interface). */
+export type EventMap<T> = { [K in keyof T]: unknown[] };
 type Listener<Args extends unknown[]> = (...args: Args) => void;
 type StoredListener = (...args: unknown[]) => void;
 
-export class TypedEmitter<Events extends EventMap> {
+export class TypedEmitter<Events extends EventMap<Events>> {
   #listeners = new Map<keyof Events, StoredListener[]>();
 
   /** Called with an error thrown by a listener; the other listeners still run. */

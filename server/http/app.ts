@@ -1,8 +1,11 @@
 /**
- * The node's HTTP surface. For now: `GET /healthz` (the process answers) and `GET /readyz`
- * (Redis answers and at least one media worker is alive; 503 otherwise, with what is missing).
+ * The node's HTTP surface: `GET /healthz` (the process answers), `GET /readyz` (Redis answers and
+ * at least one media worker is alive; 503 otherwise, with what is missing), the admin API under
+ * `/v1/`, and the demo app under `/demo` when enabled. socket.io answers its own path first.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { type AdminDeps, handleAdmin } from './admin.ts';
+import { sendJson } from './json.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -12,21 +15,15 @@ export interface Readiness {
 
 export interface HttpAppDeps {
   readiness(): Promise<Readiness>;
-}
-
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-  });
-  res.end(text);
+  admin: AdminDeps;
+  /** Handles `/demo…` when the demo is enabled; returns false for other paths. */
+  demo?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean;
 }
 
 export function createHttpApp(deps: HttpAppDeps): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
     if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz' && req.method === 'GET') {
       deps.readiness().then(
@@ -35,7 +32,8 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
       );
       return;
     }
-    // socket.io answers its own path before this listener runs.
+    if (handleAdmin(deps.admin, req, res, url)) return;
+    if (deps.demo?.(req, res, url)) return;
     sendJson(res, 404, { ok: false, error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` } });
   };
 }

@@ -4,7 +4,7 @@
  * live worker, load being the producers and consumers its routers carry (what costs CPU).
  */
 import * as mediasoup from 'mediasoup';
-import type { Router, RouterOptions, Worker, WorkerLogLevel } from 'mediasoup/node/lib/types.js';
+import type { Router, RouterOptions, WebRtcServer, Worker, WorkerLogLevel } from 'mediasoup/node/lib/types.js';
 import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
 import type { Logger } from '../logger.ts';
 
@@ -14,6 +14,11 @@ export interface WorkerPoolOptions {
   logLevel?: WorkerLogLevel;
   rtcMinPort?: number;
   rtcMaxPort?: number;
+  /**
+   * One WebRTC server per worker, so that clients' media reaches a handful of fixed ports: worker
+   * i listens on `port + i`, UDP and TCP (port 0: free ports). Absent: no WebRTC servers.
+   */
+  webRtc?: { listenIp: string; announcedIp?: string; port: number };
   logger?: Logger;
 }
 
@@ -22,6 +27,8 @@ export interface PoolWorker {
   /** Slot in the pool, kept by a replacement. */
   readonly index: number;
   readonly worker: Worker;
+  /** The worker's WebRTC server, when the pool has `webRtc` options. */
+  readonly webRtcServer: WebRtcServer | undefined;
   /** Live producers plus consumers on this worker's routers. */
   load: number;
   routers: number;
@@ -74,16 +81,21 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     return this.#slots.filter((slot): slot is PoolWorker => slot !== undefined && !slot.worker.closed);
   }
 
-  /** The live worker carrying the least load (fewest routers on a tie). */
-  leastLoaded(): PoolWorker {
-    const [best] = [...this.workers].sort((a, b) => a.load - b.load || a.routers - b.routers || a.index - b.index);
+  /** The live worker carrying the least load (fewest routers on a tie), preferring those not in `avoid`. */
+  leastLoaded(avoid: ReadonlySet<PoolWorker> = new Set()): PoolWorker {
+    const byLoad = [...this.workers].sort((a, b) => a.load - b.load || a.routers - b.routers || a.index - b.index);
+    const best = byLoad.find((w) => !avoid.has(w)) ?? byLoad[0];
     if (!best) throw new Error('no live media worker');
     return best;
   }
 
-  /** Creates a router on the least-loaded worker. */
-  async createRouter(options: RouterOptions): Promise<Router> {
-    return this.leastLoaded().worker.createRouter(options);
+  /** Creates a router on the least-loaded worker (not one in `avoid`, if another is alive). */
+  async createRouter(
+    options: RouterOptions,
+    avoid?: ReadonlySet<PoolWorker>,
+  ): Promise<{ router: Router; worker: PoolWorker }> {
+    const worker = this.leastLoaded(avoid);
+    return { router: await worker.worker.createRouter(options), worker };
   }
 
   async #start(index: number): Promise<void> {
@@ -93,7 +105,29 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       rtcMaxPort: this.#options.rtcMaxPort,
       appData: { index },
     });
-    const slot: PoolWorker = { index, worker, load: 0, routers: 0 };
+    let webRtcServer: WebRtcServer | undefined;
+    const webRtc = this.#options.webRtc;
+    if (webRtc) {
+      const listen = {
+        ip: webRtc.listenIp,
+        announcedIp: webRtc.announcedIp,
+        port: webRtc.port ? webRtc.port + index : undefined,
+      };
+      try {
+        webRtcServer = await worker.createWebRtcServer({
+          listenInfos: [
+            { protocol: 'udp', ...listen },
+            { protocol: 'tcp', ...listen },
+          ],
+        });
+      } catch (err) {
+        worker.close();
+        throw new Error(
+          `media worker ${index}: cannot listen on ${webRtc.listenIp}:${listen.port ?? 'any'}: ${(err as Error).message}`,
+        );
+      }
+    }
+    const slot: PoolWorker = { index, worker, webRtcServer, load: 0, routers: 0 };
     this.#trackLoad(slot);
     worker.on('died', (error) => this.#onDied(slot, error));
     if (this.#closed) {

@@ -1,0 +1,165 @@
+/**
+ * Haven's command line. For now one command, `haven token`, which mints an access token (for
+ * development, tests and ops checks; a clinic's backend mints its own, see server/auth/mint.ts).
+ * Prints only the token on stdout, so `TOKEN=$(haven token …)` works; errors go to stderr, exit 2.
+ *
+ * Run as: node --import tsx bin/haven.ts token --room R --role participant --sub S --name N
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { Capabilities, Role } from '../client-sdk/src/protocol.ts';
+import { mintAccessToken } from '../server/auth/mint.ts';
+import type { TokenAlgorithm } from '../server/auth/tokens.ts';
+
+const usage = `Usage: haven <command> [options]
+
+Commands:
+  token    Mint an access token (haven token --help)
+
+Options:
+  -h, --help    Show this help
+`;
+
+const tokenUsage = `Usage: haven token --room ROOM --role ROLE --sub ID --name NAME [options]
+
+Mints a Haven access token and prints it (only it) on stdout.
+
+Required:
+  --room ROOM        Room id (letters, digits, . _ : -; at most 128 characters)
+  --role ROLE        facilitator, participant or observer
+  --sub ID           Pseudonymous participant id (same alphabet as --room); never a real name
+  --name NAME        Display name shown to the others in the room
+
+Options:
+  --ttl SECONDS      Lifetime (default 3600; the server refuses more than auth.maxTokenLifetimeS)
+  --caps LIST        Capability overrides, e.g. publishScreen=true,chat=false
+                     (publishAudio, publishVideo, publishScreen, chat)
+  --issuer ISS       iss claim (default $HAVEN_AUTH_ISSUER, else "haven")
+  --audience AUD     aud claim (default $HAVEN_AUTH_AUDIENCE, else "haven")
+  --jti ID           Token id, for revocation (default: a random UUID)
+  --key FILE         PEM private key (RSA or EC P-256) instead of the HS256 secret
+  --alg ALG          HS256, RS256 or ES256 (default: HS256 with the secret, from the key otherwise)
+  -h, --help         Show this help
+
+Environment:
+  HAVEN_AUTH_SECRET  HS256 secret (32+ characters) when --key is not given
+`;
+
+const roles: readonly Role[] = ['facilitator', 'participant', 'observer'];
+const algorithms: readonly TokenAlgorithm[] = ['HS256', 'RS256', 'ES256'];
+const capNames: readonly (keyof Capabilities)[] = ['publishAudio', 'publishVideo', 'publishScreen', 'chat'];
+
+class UsageError extends Error {}
+
+function parseCaps(list: string): Partial<Capabilities> {
+  const caps: Partial<Capabilities> = {};
+  for (const item of list.split(',').filter((s) => s.trim() !== '')) {
+    const [name = '', value, ...extra] = item.trim().split('=');
+    if (!capNames.includes(name as keyof Capabilities)) {
+      throw new UsageError(`--caps: unknown capability "${name}" (one of ${capNames.join(', ')})`);
+    }
+    if (extra.length > 0 || (value !== 'true' && value !== 'false')) {
+      throw new UsageError(`--caps: expected ${name}=true or ${name}=false`);
+    }
+    caps[name as keyof Capabilities] = value === 'true';
+  }
+  return caps;
+}
+
+/** Returns the text for stdout; throws a UsageError for anything the caller must fix. */
+function run(argv: string[], env: NodeJS.ProcessEnv): string {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const [command, ...extra] = positionals;
+  if (command === undefined) {
+    if (values.help) return usage;
+    throw new UsageError('missing command');
+  }
+  if (command !== 'token') throw new UsageError(`unknown command "${command}"`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  if (values.help) return tokenUsage;
+
+  for (const option of ['room', 'role', 'sub', 'name'] as const) {
+    if (values[option] === undefined) throw new UsageError(`missing --${option}`);
+  }
+  const role = values.role as Role;
+  if (!roles.includes(role)) throw new UsageError(`--role must be one of ${roles.join(', ')}`);
+  if (values.ttl !== undefined && !/^[1-9]\d*$/.test(values.ttl)) {
+    throw new UsageError('--ttl must be a positive whole number of seconds');
+  }
+  const algorithm = values.alg as TokenAlgorithm | undefined;
+  if (algorithm !== undefined && !algorithms.includes(algorithm)) {
+    throw new UsageError(`--alg must be one of ${algorithms.join(', ')}`);
+  }
+
+  let privateKeyPem: string | undefined;
+  let secret: string | undefined;
+  if (values.key !== undefined) {
+    try {
+      privateKeyPem = readFileSync(values.key, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read --key ${values.key}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  } else {
+    secret = env.HAVEN_AUTH_SECRET;
+    if (!secret) throw new UsageError('HAVEN_AUTH_SECRET is not set (or give --key private.pem)');
+  }
+
+  try {
+    const token = mintAccessToken({
+      secret,
+      privateKeyPem,
+      algorithm,
+      issuer: values.issuer ?? (env.HAVEN_AUTH_ISSUER || 'haven'),
+      audience: values.audience ?? (env.HAVEN_AUTH_AUDIENCE || 'haven'),
+      sub: values.sub as string,
+      name: values.name as string,
+      room: values.room as string,
+      role,
+      caps: values.caps === undefined ? undefined : parseCaps(values.caps),
+      ttlS: values.ttl === undefined ? undefined : Number(values.ttl),
+      jti: values.jti,
+    });
+    return `${token}\n`;
+  } catch (err) {
+    // mintAccessToken reports bad options as TypeErrors (e.g. "invalid room: …").
+    if (err instanceof TypeError || err instanceof UsageError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      room: { type: 'string' },
+      role: { type: 'string' },
+      sub: { type: 'string' },
+      name: { type: 'string' },
+      ttl: { type: 'string' },
+      caps: { type: 'string' },
+      issuer: { type: 'string' },
+      audience: { type: 'string' },
+      jti: { type: 'string' },
+      key: { type: 'string' },
+      alg: { type: 'string' },
+    },
+  });
+}
+
+try {
+  process.stdout.write(run(process.argv.slice(2), process.env));
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err;
+  const command = process.argv.slice(2).includes('token') ? 'haven token' : 'haven';
+  process.stderr.write(`${command}: ${err.message}\nRun "${command} --help" for usage.\n`);
+  process.exitCode = 2;
+}

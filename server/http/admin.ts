@@ -1,0 +1,126 @@
+/**
+ * The admin HTTP API (`/v1/…`), for the clinic's backend: create, list, read and end rooms.
+ * Every call needs `Authorization: Bearer <admin.apiKey>`; bodies are JSON, validated by schema;
+ * answers are `{ ok: true, data }` or `{ ok: false, error: { code, message } }`.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { HavenError, httpStatusOf, toProtocolError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { RoomManager } from '../rooms/room-manager.ts';
+import type { RoomStore } from '../rooms/room-store.ts';
+import { describeIssues } from '../signaling/schemas.ts';
+import { readJsonBody, sendJson } from './json.ts';
+
+export interface AdminDeps {
+  apiKey: string | undefined;
+  store: RoomStore;
+  rooms: RoomManager;
+  logger: Logger;
+}
+
+const idPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const createRoomSchema = z.strictObject({
+  id: z.string().regex(idPattern, 'letters, digits and . _ : - only, at most 128').optional(),
+  kind: z.enum(['group', 'individual', 'education']).default('group'),
+  title: z.string().trim().min(1).max(200),
+  capacity: z.number().int().min(1).max(500).optional(),
+  schedule: z
+    .strictObject({
+      start: z.iso.datetime({ offset: true }),
+      end: z.iso.datetime({ offset: true }),
+      timeZone: z.string().refine(isTimeZone, 'not an IANA time zone'),
+    })
+    .refine((s) => Date.parse(s.start) < Date.parse(s.end), 'end must be after start')
+    .optional(),
+  roster: z.array(z.string().regex(idPattern)).max(500).optional(),
+});
+
+const listSchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.coerce.number().int().min(0).default(0),
+});
+
+function sameKey(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+function authorize(req: IncomingMessage, apiKey: string | undefined): void {
+  if (!apiKey) throw new HavenError('UNAUTHORIZED', 'the admin API is off: set HAVEN_ADMIN_API_KEY');
+  const header = req.headers.authorization ?? '';
+  const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+  if (!given || !sameKey(given, apiKey)) throw new HavenError('UNAUTHORIZED', 'missing or wrong admin API key');
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new HavenError('INVALID_REQUEST', describeIssues(result.error));
+  return result.data;
+}
+
+/** Handles `/v1/…`; returns false for any other path. */
+export function handleAdmin(deps: AdminDeps, req: IncomingMessage, res: ServerResponse, url: URL): boolean {
+  if (!url.pathname.startsWith('/v1/')) return false;
+  const log = deps.logger.child({ component: 'admin-api' });
+  route(deps, req, url).then(
+    ({ status, data, action, roomId }) => {
+      if (action) log.info({ action, room: roomId }, 'admin action');
+      sendJson(res, status, { ok: true, data });
+    },
+    (err: unknown) => {
+      const error = toProtocolError(err);
+      if (error.code === 'INTERNAL') log.error({ err, path: url.pathname }, 'admin request failed');
+      sendJson(res, httpStatusOf[error.code], { ok: false, error });
+    },
+  );
+  return true;
+}
+
+interface Outcome {
+  status: number;
+  data: unknown;
+  /** An action that changed something, for the log (ids only). */
+  action?: string;
+  roomId?: string;
+}
+
+async function route(deps: AdminDeps, req: IncomingMessage, url: URL): Promise<Outcome> {
+  authorize(req, deps.apiKey);
+  const path = url.pathname;
+  if (path === '/v1/rooms' && req.method === 'POST') {
+    const input = parse(createRoomSchema, await readJsonBody(req));
+    const room = await deps.store.create({ ...input, origin: 'admin' });
+    return { status: 201, data: room, action: 'room.create', roomId: room.id };
+  }
+  if (path === '/v1/rooms' && req.method === 'GET') {
+    const { limit, cursor } = parse(listSchema, Object.fromEntries(url.searchParams));
+    return { status: 200, data: await deps.store.list(limit, cursor) };
+  }
+  const match = /^\/v1\/rooms\/([^/]+)(\/end)?$/.exec(path);
+  const roomId = match ? decodeURIComponent(match[1] as string) : undefined;
+  if (roomId !== undefined && idPattern.test(roomId)) {
+    if (!match?.[2] && req.method === 'GET') {
+      const room = await deps.store.get(roomId);
+      if (!room) throw new HavenError('NOT_FOUND', 'no such room');
+      const live = deps.rooms.get(roomId);
+      return { status: 200, data: { ...room, live: live ? { participants: live.size } : null } };
+    }
+    if (match?.[2] && req.method === 'POST') {
+      if (!(await deps.rooms.end(roomId, 'ended by the clinic'))) throw new HavenError('NOT_FOUND', 'no such room');
+      return { status: 200, data: { id: roomId, ended: true }, action: 'room.end', roomId };
+    }
+  }
+  throw new HavenError('NOT_FOUND', `no route for ${req.method} ${path}`);
+}

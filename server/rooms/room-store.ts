@@ -1,0 +1,98 @@
+/**
+ * Room definitions, kept in Redis so that every node (and a restarted one) sees the same rooms:
+ * what the admin API created, or what a facilitator's arrival opened. Runtime state (who is in,
+ * media) lives in the owning node's `Room`, not here.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { RoomKind } from '../../client-sdk/src/protocol.ts';
+import { HavenError } from '../errors.ts';
+
+export interface RoomSchedule {
+  /** ISO 8601 start, e.g. `2026-12-01T17:00:00-05:00`. */
+  start: string;
+  end: string;
+  /** IANA time zone of the program, e.g. `America/New_York`. */
+  timeZone: string;
+}
+
+export interface RoomDefinition {
+  id: string;
+  kind: RoomKind;
+  title: string;
+  /** Most participants (role `participant`) at once; facilitators and observers are not counted. */
+  capacity: number;
+  schedule?: RoomSchedule;
+  /** Pseudonymous ids of the participants expected (attendance reports no-shows against it). */
+  roster: string[];
+  /** Who created it: the admin API, or a facilitator's token (`rooms.autoCreate`). */
+  origin: 'admin' | 'facilitator';
+  createdAt: string;
+  endedAt?: string;
+}
+
+export type NewRoom = Omit<RoomDefinition, 'id' | 'createdAt' | 'endedAt' | 'capacity' | 'roster'> & {
+  id?: string;
+  capacity?: number;
+  roster?: string[];
+};
+
+/** Participants a room of each kind admits unless told otherwise (individual: one client). */
+export const defaultCapacity: Record<RoomKind, number> = { group: 16, individual: 1, education: 200 };
+
+export class RoomStore {
+  readonly #redis: Redis;
+  readonly #prefix: string;
+
+  constructor(redis: Redis, prefix = 'haven:') {
+    this.#redis = redis;
+    this.#prefix = prefix;
+  }
+
+  #key(id: string): string {
+    return `${this.#prefix}room:${id}`;
+  }
+
+  get #index(): string {
+    return `${this.#prefix}rooms`;
+  }
+
+  /** Creates a room; `INVALID_STATE` if the id is taken. */
+  async create(input: NewRoom, now = new Date()): Promise<RoomDefinition> {
+    const room: RoomDefinition = {
+      ...input,
+      id: input.id ?? `rm_${randomBytes(9).toString('base64url')}`,
+      // An individual session is one facilitator with one client, whatever was asked.
+      capacity: input.kind === 'individual' ? 1 : (input.capacity ?? defaultCapacity[input.kind]),
+      roster: input.roster ?? [],
+      createdAt: now.toISOString(),
+    };
+    const created = await this.#redis.set(this.#key(room.id), JSON.stringify(room), 'NX');
+    if (created !== 'OK') throw new HavenError('INVALID_STATE', `room ${room.id} already exists`);
+    await this.#redis.zadd(this.#index, now.getTime(), room.id);
+    return room;
+  }
+
+  async get(id: string): Promise<RoomDefinition | undefined> {
+    const json = await this.#redis.get(this.#key(id));
+    return json ? (JSON.parse(json) as RoomDefinition) : undefined;
+  }
+
+  /** Newest first; `cursor` is the offset returned by the previous page. */
+  async list(limit: number, cursor = 0): Promise<{ rooms: RoomDefinition[]; nextCursor: number | null }> {
+    const ids = await this.#redis.zrevrange(this.#index, cursor, cursor + limit);
+    const page = ids.slice(0, limit);
+    const values = page.length ? await this.#redis.mget(page.map((id) => this.#key(id))) : [];
+    const rooms = values.flatMap((v) => (v ? [JSON.parse(v) as RoomDefinition] : []));
+    return { rooms, nextCursor: ids.length > limit ? cursor + limit : null };
+  }
+
+  /** Marks the session as ended (kept for attendance and reports). */
+  async markEnded(id: string, now = new Date()): Promise<RoomDefinition | undefined> {
+    const room = await this.get(id);
+    if (!room || room.endedAt) return room;
+    room.endedAt = now.toISOString();
+    await this.#redis.set(this.#key(id), JSON.stringify(room));
+    return room;
+  }
+}

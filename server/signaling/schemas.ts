@@ -1,0 +1,50 @@
+/**
+ * The schema of every signaling request, typed by the protocol module: a payload that does not
+ * match is refused with INVALID_REQUEST before anything else runs. mediasoup's own parameter
+ * objects are checked here for shape and size only; mediasoup validates their contents.
+ */
+import { z } from 'zod';
+import type { RequestName, RequestOf } from '../../client-sdk/src/protocol.ts';
+
+const id = z.string().min(1).max(64);
+/** A mediasoup parameters object (RTP, DTLS, capabilities): an object, not too big. */
+const mediasoupObject = z.looseObject({}).refine((v) => JSON.stringify(v).length <= 32_768, 'parameters too large');
+
+export const requestSchemas: { [K in RequestName]: z.ZodType<RequestOf<K>> } = {
+  join: z.strictObject({ protocolVersion: z.number().int().positive() }),
+  createTransport: z.strictObject({ direction: z.enum(['send', 'recv']) }),
+  connectTransport: z.strictObject({ transportId: id, dtlsParameters: mediasoupObject }),
+  restartIce: z.strictObject({ transportId: id }),
+  produce: z.strictObject({
+    transportId: id,
+    kind: z.enum(['audio', 'video']),
+    source: z.enum(['microphone', 'camera', 'screen']),
+    rtpParameters: mediasoupObject,
+  }),
+  pauseProducer: z.strictObject({ producerId: id }),
+  resumeProducer: z.strictObject({ producerId: id }),
+  closeProducer: z.strictObject({ producerId: id }),
+  consume: z.strictObject({ transportId: id, producerId: id, rtpCapabilities: mediasoupObject }),
+  resumeConsumer: z.strictObject({ consumerId: id }),
+  pauseConsumer: z.strictObject({ consumerId: id }),
+  setPreferredSize: z.strictObject({
+    consumerId: id,
+    width: z.number().int().min(0).max(16_384),
+    height: z.number().int().min(0).max(16_384),
+  }),
+  leave: z.strictObject({}),
+};
+
+export const requestNames = Object.keys(requestSchemas) as RequestName[];
+
+export function isRequestName(name: string): name is RequestName {
+  return Object.hasOwn(requestSchemas, name);
+}
+
+/** A short description of what is wrong, naming fields but never echoing values. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`)
+    .join('; ');
+}

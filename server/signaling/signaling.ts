@@ -1,0 +1,195 @@
+/**
+ * socket.io signaling: authenticates each connection by its access token, then for every
+ * request: rate limit → validate the payload → check the connection's state → call its room →
+ * acknowledge `{ ok, data }` or `{ ok: false, error }`. Rooms' notifications are delivered
+ * through a socket.io room per participant (`p:<room>:<participant>`), so that they reach the
+ * participant's current connection wherever it is.
+ */
+import type { Server, Socket } from 'socket.io';
+import {
+  type Ack,
+  type ClientToServerEvents,
+  type JoinResponse,
+  protocolVersion,
+  type RequestName,
+  type RequestOf,
+  type ResponseOf,
+  type ServerToClientEvents,
+} from '../../client-sdk/src/protocol.ts';
+import type { TokenVerifier, VerifiedIdentity } from '../auth/tokens.ts';
+import { HavenError, toProtocolError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Room } from '../rooms/room.ts';
+import type { RoomManager } from '../rooms/room-manager.ts';
+import { TokenBucket } from './rate-limit.ts';
+import { describeIssues, isRequestName, requestSchemas } from './schemas.ts';
+
+export interface SignalingOptions {
+  verifier: TokenVerifier;
+  rooms: RoomManager;
+  logger: Logger;
+  rateLimit: number;
+  rateBurst: number;
+}
+
+interface SocketData {
+  identity: VerifiedIdentity;
+  room?: Room;
+  bucket: TokenBucket;
+}
+
+type HavenSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type HavenSocketServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+type Handler<K extends RequestName> = (
+  socket: HavenSocket,
+  room: Room,
+  request: RequestOf<K>,
+) => Promise<ResponseOf<K>>;
+
+const participantChannel = (roomId: string, participantId: string) => `p:${roomId}:${participantId}`;
+
+export function attachSignaling(io: HavenSocketServer, options: SignalingOptions): void {
+  const logger = options.logger.child({ component: 'signaling' });
+
+  options.rooms.on('roomOpened', (room) => {
+    room.on('notify', (participantId, { name, args }) => {
+      io.to(participantChannel(room.id, participantId)).emit(name, ...(args as [never]));
+    });
+  });
+
+  io.use((socket, next) => {
+    const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+    options.verifier.verify(token).then(
+      (identity) => {
+        socket.data.identity = identity;
+        socket.data.bucket = new TokenBucket(options.rateLimit, options.rateBurst);
+        next();
+      },
+      (err) => {
+        const error = toProtocolError(err);
+        // The verifier logged the reason with the token's hash; socket.io carries `data` to the client.
+        next(Object.assign(new Error(error.code), { data: error }));
+      },
+    );
+  });
+
+  const sessionHandlers: { [K in Exclude<RequestName, 'join'>]: Handler<K> } = {
+    createTransport: (s, room, r) => room.createTransport(pid(s), s.id, r.direction),
+    connectTransport: async (s, room, r) => {
+      await room.connectTransport(pid(s), s.id, r.transportId, r.dtlsParameters);
+      return {};
+    },
+    restartIce: (s, room, r) => room.restartIce(pid(s), s.id, r.transportId),
+    produce: (s, room, r) => room.produce(pid(s), s.id, r),
+    pauseProducer: async (s, room, r) => {
+      await room.setProducerPaused(pid(s), s.id, r.producerId, true);
+      return {};
+    },
+    resumeProducer: async (s, room, r) => {
+      await room.setProducerPaused(pid(s), s.id, r.producerId, false);
+      return {};
+    },
+    closeProducer: async (s, room, r) => {
+      room.closeProducer(pid(s), s.id, r.producerId);
+      return {};
+    },
+    consume: (s, room, r) => room.consume(pid(s), s.id, r),
+    resumeConsumer: async (s, room, r) => {
+      await room.setConsumerPaused(pid(s), s.id, r.consumerId, false);
+      return {};
+    },
+    pauseConsumer: async (s, room, r) => {
+      await room.setConsumerPaused(pid(s), s.id, r.consumerId, true);
+      return {};
+    },
+    setPreferredSize: async (s, room, r) => {
+      await room.setPreferredSize(pid(s), s.id, r.consumerId, r.height);
+      return {};
+    },
+    leave: async (s, room) => {
+      room.leave(pid(s), 'left');
+      s.data.room = undefined;
+      await s.leave(participantChannel(room.id, pid(s)));
+      return {};
+    },
+  };
+
+  async function join(socket: HavenSocket, request: RequestOf<'join'>): Promise<JoinResponse> {
+    if (request.protocolVersion !== protocolVersion) {
+      throw new HavenError('INVALID_REQUEST', `protocol version ${protocolVersion} is required`);
+    }
+    if (socket.data.room) throw new HavenError('INVALID_STATE', 'joined already');
+    const { identity } = socket.data;
+    const room = await options.rooms.roomFor(identity);
+    const { response, replacedConnectionId } = await room.join(identity, socket.id);
+    const channel = participantChannel(room.id, identity.participantId);
+    if (replacedConnectionId) {
+      io.in(replacedConnectionId).socketsLeave(channel);
+      io.to(replacedConnectionId).emit('replaced', {});
+      io.in(replacedConnectionId).disconnectSockets(true);
+    }
+    socket.data.room = room;
+    await socket.join(channel);
+    room.once('closed', () => {
+      if (socket.data.room === room) socket.data.room = undefined;
+    });
+    return response;
+  }
+
+  async function dispatch(socket: HavenSocket, name: RequestName, payload: unknown): Promise<unknown> {
+    if (!socket.data.bucket.take()) throw new HavenError('RATE_LIMITED', 'too many requests; slow down');
+    const parsed = requestSchemas[name].safeParse(payload);
+    if (!parsed.success) throw new HavenError('INVALID_REQUEST', describeIssues(parsed.error));
+    if (name === 'join') return join(socket, parsed.data as RequestOf<'join'>);
+    const room = socket.data.room;
+    if (!room || room.closed) throw new HavenError('INVALID_STATE', 'join the room first');
+    const handler = sessionHandlers[name] as Handler<typeof name>;
+    return handler(socket, room, parsed.data as never);
+  }
+
+  io.on('connection', (socket: HavenSocket) => {
+    const { identity } = socket.data;
+    const log = logger.child({ room: identity.roomId, participant: identity.participantId, connection: socket.id });
+    log.debug('connected');
+
+    socket.onAny((name: string, ...args: unknown[]) => {
+      const ack = args[args.length - 1];
+      const reply = (response: Ack<unknown>) => (typeof ack === 'function' ? ack(response) : undefined);
+      if (!isRequestName(name)) {
+        log.warn({ event: name.slice(0, 64) }, 'unknown event');
+        reply({ ok: false, error: { code: 'UNKNOWN_EVENT', message: 'unknown event' } });
+        return;
+      }
+      if (typeof ack !== 'function') {
+        log.warn({ event: name }, 'request without acknowledgement ignored');
+        return;
+      }
+      dispatch(socket, name, args.length > 1 ? args[0] : undefined).then(
+        (data) => reply({ ok: true, data }),
+        (err: unknown) => {
+          const error = isMediasoupInputError(err)
+            ? { code: 'INVALID_REQUEST' as const, message: 'invalid media parameters' }
+            : toProtocolError(err);
+          if (error.code === 'INTERNAL') log.error({ event: name, err }, 'request failed');
+          else log.info({ event: name, code: error.code }, 'request refused');
+          reply({ ok: false, error });
+        },
+      );
+    });
+
+    socket.on('disconnect', (reason) => {
+      log.debug({ reason }, 'disconnected');
+      socket.data.room?.disconnected(identity.participantId, socket.id);
+    });
+  });
+}
+
+function pid(socket: HavenSocket): string {
+  return socket.data.identity.participantId;
+}
+
+/** mediasoup throws TypeError for parameters it cannot use (bad RTP parameters, DTLS, …). */
+function isMediasoupInputError(err: unknown): boolean {
+  return err instanceof TypeError || (err instanceof Error && err.name === 'UnsupportedError');
+}

@@ -1,0 +1,112 @@
+/** A raw socket.io client speaking Haven's protocol, for signaling tests (no media). */
+import { io, type Socket } from 'socket.io-client';
+import type { Role } from '../../client-sdk/src/protocol.ts';
+import {
+  type Ack,
+  type ClientToServerEvents,
+  type NotificationName,
+  type RequestName,
+  type ResponseOf,
+  type ServerNotifications,
+  type ServerToClientEvents,
+  socketPath,
+} from '../../client-sdk/src/protocol.ts';
+import { mintAccessToken } from '../../server/auth/mint.ts';
+
+export type TestSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+export const testSecret = 'test-secret-for-haven-signaling-0123456789';
+export const testAdminKey = 'test-admin-key-0123456789abcdef';
+
+export function token(
+  room: string,
+  sub: string,
+  role: Role = 'participant',
+  extra: { ttlS?: number; caps?: object } = {},
+): string {
+  return mintAccessToken({
+    secret: testSecret,
+    issuer: 'haven',
+    audience: 'haven',
+    sub,
+    name: `Name of ${sub}`,
+    room,
+    role,
+    ...extra,
+  });
+}
+
+/** Connects; resolves once connected, rejects with the server's `{ code, message }` on refusal. */
+export function connect(url: string, accessToken: unknown): Promise<TestSocket> {
+  const socket: TestSocket = io(url, {
+    path: socketPath,
+    auth: { token: accessToken },
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', (err: Error & { data?: unknown }) => {
+      socket.close();
+      reject(Object.assign(new Error(err.message), { data: err.data }));
+    });
+  });
+}
+
+/** Sends a request (any payload, even a malformed one) and resolves with the acknowledgement. */
+export function request<K extends RequestName>(
+  socket: TestSocket,
+  name: K,
+  payload: unknown,
+): Promise<Ack<ResponseOf<K>>> {
+  return (socket.timeout(5_000) as unknown as Socket).emitWithAck(name, payload) as Promise<Ack<ResponseOf<K>>>;
+}
+
+/** The successful data of a request, or a thrown error naming the code. */
+export async function ok<K extends RequestName>(socket: TestSocket, name: K, payload: unknown): Promise<ResponseOf<K>> {
+  const ack = await request(socket, name, payload);
+  if (!ack.ok) throw new Error(`${name} failed: ${ack.error.code} ${ack.error.message}`);
+  return ack.data;
+}
+
+type Listen = (event: string, listener: (...args: unknown[]) => void) => void;
+const untyped = (socket: TestSocket) => socket as unknown as { on: Listen; once: Listen };
+
+/** Resolves with the next notification `name` (within `timeoutMs`). */
+export function next<K extends NotificationName>(
+  socket: TestSocket,
+  name: K,
+  timeoutMs = 5_000,
+): Promise<ServerNotifications[K]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${name} within ${timeoutMs} ms`)), timeoutMs);
+    untyped(socket).once(name, (...args: unknown[]) => {
+      clearTimeout(timer);
+      resolve(args as ServerNotifications[K]);
+    });
+  });
+}
+
+/** Every notification `name` received from now on. */
+export function collect<K extends NotificationName>(socket: TestSocket, name: K): ServerNotifications[K][] {
+  const seen: ServerNotifications[K][] = [];
+  untyped(socket).on(name, (...args: unknown[]) => {
+    seen.push(args as ServerNotifications[K]);
+  });
+  return seen;
+}
+
+/** Calls the admin API; the answer's `data` is read loosely, as a clinic's backend would. */
+export async function admin(url: string, method: string, path: string, body?: unknown, key = testAdminKey) {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return {
+    status: res.status,
+    // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the API answers.
+    body: (await res.json()) as { ok: boolean; data?: any; error?: { code: string; message: string } },
+  };
+}
