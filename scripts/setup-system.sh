@@ -12,6 +12,8 @@ packages=(
   libuv1 libusrsctp2 libssl3 libabsl20220623
   # embedded Redis, and Sentinel for high-availability set-ups
   redis-server redis-sentinel
+  # browser end-to-end tests (headless, driven by playwright-core)
+  chromium fonts-liberation
 )
 src_list=/etc/apt/sources.list.d/haven-deb-src.sources
 

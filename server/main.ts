@@ -4,6 +4,7 @@
  * and shuts it down gracefully on SIGINT/SIGTERM within `shutdownTimeoutMs`.
  */
 import { ConfigError, loadConfig } from '../config/load.ts';
+import { isDemoEnabled } from '../config/schema.ts';
 import { createLogger } from './logger.ts';
 import { HavenNode } from './node.ts';
 
@@ -26,6 +27,7 @@ try {
   process.exit(1);
 }
 process.stdout.write(`Haven is running at ${node.url}  (health: ${node.url}/readyz, Ctrl-C to stop)\n`);
+if (isDemoEnabled(config)) process.stdout.write(`Demo: ${node.url}/demo\n`);
 
 let shuttingDown = false;
 async function shutdown(signal: NodeJS.Signals): Promise<void> {

@@ -11,9 +11,10 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { Server as SocketServer } from 'socket.io';
-import { type Config, isRoomAutoCreateEnabled } from '../config/schema.ts';
+import { type Config, isDemoEnabled, isRoomAutoCreateEnabled } from '../config/schema.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { createHttpApp, type Readiness } from './http/app.ts';
+import { createDemoHandler } from './http/demo.ts';
 import type { Logger } from './logger.ts';
 import { WorkerPool } from './media/worker-pool.ts';
 import { EmbeddedRedis } from './redis/embedded-redis.ts';
@@ -124,6 +125,10 @@ export class HavenNode {
           createHttpApp({
             readiness: () => node.readiness(),
             admin: { apiKey: config.admin.apiKey, store, rooms, logger },
+            demo:
+              isDemoEnabled(config) && authSecret
+                ? createDemoHandler({ secret: authSecret, issuer: config.auth.issuer, audience: config.auth.audience })
+                : undefined,
           }),
         ),
         io: new SocketServer({ serveClient: false, maxHttpBufferSize: 100_000 }),

@@ -214,6 +214,11 @@ export interface ServerNotifications {
   consumerClosed: [{ consumerId: string }];
   /** Loudest participant, or null in silence. */
   activeSpeaker: [{ participantId: string | null }];
+  /**
+   * The server lost the caller's media (a media worker failed) and closed its transports: create
+   * new transports, publish again and consume again, exactly as after a resumed join.
+   */
+  mediaReset: [{ reason: string }];
   /** The session is over for everyone. */
   sessionEnded: [{ reason: string }];
   /** The same identity joined from another connection; this one is closed. */

@@ -147,12 +147,31 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.#broadcast('activeSpeaker', [{ participantId }]);
     });
     router.observer.once('close', () => {
-      if (this.#closed) return;
-      this.#logger.error({ worker: worker.index }, 'a router of the room closed with its worker');
+      if (!this.#closed) void this.#rehome(entry);
     });
     this.#routers.push(entry);
     if (this.#routers.length > 1) this.#logger.info({ routers: this.#routers.length }, 'room spread to another worker');
     return entry;
+  }
+
+  /**
+   * A router closed under the room (its worker died): its members' media went with it. They move
+   * to a router on a live worker and are told to set up their media again; presence is untouched.
+   */
+  async #rehome(lost: RoomRouter): Promise<void> {
+    this.#routers.splice(this.#routers.indexOf(lost), 1);
+    const movers = [...this.#members.values()].filter((m) => m.home === lost);
+    this.#logger.error({ worker: lost.worker.index, participants: movers.length }, 'media worker lost; moving the room');
+    try {
+      const home = this.#routers.find((r) => !r.router.closed) ?? (await this.#addRouter());
+      for (const member of movers) {
+        member.home = home;
+        if (member.connectionId) this.#notify(member.identity.participantId, 'mediaReset', [{ reason: 'media-worker-lost' }]);
+      }
+    } catch (err) {
+      this.#logger.error({ err }, 'no media worker to move the room to; ending it');
+      this.end('media unavailable');
+    }
   }
 
   /** The router a newcomer's media goes on: the first with room for more consumers. */

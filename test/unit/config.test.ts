@@ -91,7 +91,10 @@ test('a short secret, a bad boolean, a TURN URL without a secret are refused', (
   assert.match(problemsOf({ HAVEN_AUTH_SECRET: 'short' })[0]?.message ?? '', />=32/);
   assert.is(problemsOf({ HAVEN_DEMO: 'maybe' })[0]?.env, 'HAVEN_DEMO');
   assert.is(problemsOf({ HAVEN_TURN_URLS: 'turn:t.example.org' })[0]?.env, 'HAVEN_TURN_SECRET');
-  assert.is(problemsOf({ HAVEN_TURN_URLS: 'http://t.example.org', HAVEN_TURN_SECRET: 'x'.repeat(16) })[0]?.key, 'turn.urls.0');
+  assert.is(
+    problemsOf({ HAVEN_TURN_URLS: 'http://t.example.org', HAVEN_TURN_SECRET: 'x'.repeat(16) })[0]?.key,
+    'turn.urls.0',
+  );
 });
 
 test('a JSON file sets values and the environment overrides it', () => {

@@ -1,0 +1,41 @@
+/**
+ * The SDK's errors. A bad argument is a plain `TypeError`; a call in the wrong state is an
+ * {@link InvalidStateError}; anything the server refuses (and a request that got no answer) is a
+ * {@link HavenRequestError} with a stable `code`.
+ */
+import type { ErrorCode } from './protocol.ts';
+
+/**
+ * Codes the SDK itself gives a {@link HavenRequestError} when the server could not answer:
+ * - `TIMEOUT`: no answer within `requestTimeoutMs` (or no connection within `connectTimeoutMs`);
+ * - `DISCONNECTED`: the server could not be reached, or the connection dropped before the answer.
+ */
+export type ClientErrorCode = 'TIMEOUT' | 'DISCONNECTED';
+
+/** A request the server refused (`code` from the protocol), or that got no answer (`TIMEOUT`, `DISCONNECTED`). */
+export class HavenRequestError extends Error {
+  /** Stable code: one of the protocol's `errorCodes`, or a {@link ClientErrorCode}. */
+  readonly code: ErrorCode | ClientErrorCode;
+  /** The request that failed (`'connect'` for the connection handshake). */
+  readonly request: string;
+
+  constructor(code: ErrorCode | ClientErrorCode, message: string, request: string) {
+    super(message);
+    this.name = 'HavenRequestError';
+    this.code = code;
+    this.request = request;
+  }
+}
+
+/** A call made in a state that does not allow it (e.g. publishing before `join()`, or after `leave()`). */
+export class InvalidStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidStateError';
+  }
+}
+
+/** Whether `error` says the connection went away (the request may be retried once reconnected). */
+export function isConnectionLoss(error: unknown): boolean {
+  return error instanceof HavenRequestError && (error.code === 'DISCONNECTED' || error.code === 'TIMEOUT');
+}

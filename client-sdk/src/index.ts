@@ -1,0 +1,18 @@
+/**
+ * Haven's browser SDK: `SessionClient` joins a session, publishes the microphone, camera and
+ * screen, and receives everyone else's tracks. The wire protocol's types are re-exported for
+ * apps that want them (e.g. `TrackSource`, `ErrorCode`).
+ */
+
+export type { ReconnectOptions } from './backoff.ts';
+export { backoffDelay } from './backoff.ts';
+export type { ClientErrorCode } from './errors.ts';
+export { HavenRequestError, InvalidStateError } from './errors.ts';
+export type { MediaHandlerName, SessionClientOptions } from './options.ts';
+export { LocalParticipant, LocalTrack, RemoteParticipant, RemoteTrack } from './participants.ts';
+export * from './protocol.ts';
+export type { EncodingPreset } from './publish-presets.ts';
+export { cameraEncodings } from './publish-presets.ts';
+export type { CloseReason, ConnectionState, SessionClientEvents } from './session-client.ts';
+export { SessionClient } from './session-client.ts';
+export { TypedEmitter } from './typed-emitter.ts';

@@ -1,0 +1,102 @@
+/** Options of a {@link SessionClient}, their defaults and their validation. */
+import { defaultReconnectOptions, type ReconnectOptions } from './backoff.ts';
+import { socketPath as defaultSocketPath } from './protocol.ts';
+
+/** mediasoup-client's built-in WebRTC handlers (its `BuiltinHandlerName`). */
+export type MediaHandlerName = 'Chrome111' | 'Chrome74' | 'Firefox120' | 'Safari12' | 'ReactNative106';
+
+/** Where a {@link SessionClient} connects and how it behaves. */
+export interface SessionClientOptions {
+  /** Haven server's base URL, e.g. `https://sessions.example-clinic.org`. Required. */
+  url: string;
+  /**
+   * Access token minted by the embedding app's backend, or a function that fetches a fresh one.
+   * A function is called before every connection attempt (so reconnections after a long outage
+   * get an unexpired token); with a plain string, a refused token ends reconnection. Required.
+   */
+  token: string | (() => Promise<string>);
+  /** Automatic reconnection after a dropped connection; `false` turns it off. Default: on, see {@link ReconnectOptions}. */
+  reconnect?: ReconnectOptions | false;
+  /** socket.io path of the server. Default `'/socket.io'` (the protocol's `socketPath`). */
+  socketPath?: string;
+  /** Longest wait for the answer to one request, in ms. Default `10000`. */
+  requestTimeoutMs?: number;
+  /** Longest wait for the connection handshake, in ms. Default `10000`. */
+  connectTimeoutMs?: number;
+  /**
+   * mediasoup-client handler to use. Default: detected from the browser. Set `'Chrome111'` in
+   * Node with `@roamhq/wrtc` (there is no user agent to detect).
+   */
+  mediasoupHandlerName?: MediaHandlerName;
+}
+
+/** Options with every default filled in. */
+export interface ResolvedOptions {
+  url: string;
+  token: string | (() => Promise<string>);
+  reconnect: Required<ReconnectOptions> | false;
+  socketPath: string;
+  requestTimeoutMs: number;
+  connectTimeoutMs: number;
+  mediasoupHandlerName: MediaHandlerName | undefined;
+}
+
+const handlerNames: readonly MediaHandlerName[] = ['Chrome111', 'Chrome74', 'Firefox120', 'Safari12', 'ReactNative106'];
+
+function positiveNumber(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new TypeError(`${name} must be a positive number of ms`);
+  }
+  return value;
+}
+
+/** Checks `options` and fills in the defaults; throws a `TypeError` naming the first bad option. */
+export function resolveOptions(options: SessionClientOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const { url, token, reconnect, socketPath, mediasoupHandlerName } = options;
+  if (typeof url !== 'string' || url.length === 0) throw new TypeError('url must be a non-empty string');
+  if (!(typeof token === 'string' && token.length > 0) && typeof token !== 'function') {
+    throw new TypeError('token must be a non-empty string or a function returning a promise of one');
+  }
+  if (socketPath !== undefined && (typeof socketPath !== 'string' || !socketPath.startsWith('/'))) {
+    throw new TypeError("socketPath must be a string starting with '/'");
+  }
+  if (mediasoupHandlerName !== undefined && !handlerNames.includes(mediasoupHandlerName)) {
+    throw new TypeError(`mediasoupHandlerName must be one of ${handlerNames.join(', ')}`);
+  }
+  let resolvedReconnect: Required<ReconnectOptions> | false = false;
+  if (reconnect !== false) {
+    if (reconnect !== undefined && (typeof reconnect !== 'object' || reconnect === null)) {
+      throw new TypeError('reconnect must be an object or false');
+    }
+    const maxAttempts = reconnect?.maxAttempts ?? defaultReconnectOptions.maxAttempts;
+    if (
+      typeof maxAttempts !== 'number' ||
+      !(maxAttempts === Number.POSITIVE_INFINITY || (Number.isInteger(maxAttempts) && maxAttempts >= 0))
+    ) {
+      throw new TypeError('reconnect.maxAttempts must be a non-negative integer or Infinity');
+    }
+    const baseDelayMs = positiveNumber(
+      reconnect?.baseDelayMs,
+      'reconnect.baseDelayMs',
+      defaultReconnectOptions.baseDelayMs,
+    );
+    const maxDelayMs = positiveNumber(
+      reconnect?.maxDelayMs,
+      'reconnect.maxDelayMs',
+      defaultReconnectOptions.maxDelayMs,
+    );
+    if (maxDelayMs < baseDelayMs) throw new TypeError('reconnect.maxDelayMs must not be below reconnect.baseDelayMs');
+    resolvedReconnect = { maxAttempts, baseDelayMs, maxDelayMs };
+  }
+  return {
+    url,
+    token,
+    reconnect: resolvedReconnect,
+    socketPath: socketPath ?? defaultSocketPath,
+    requestTimeoutMs: positiveNumber(options.requestTimeoutMs, 'requestTimeoutMs', 10_000),
+    connectTimeoutMs: positiveNumber(options.connectTimeoutMs, 'connectTimeoutMs', 10_000),
+    mediasoupHandlerName,
+  };
+}

@@ -1,0 +1,1037 @@
+/**
+ * `SessionClient`: one participant's place in a Haven session, from the browser. It connects
+ * (socket.io), joins, publishes the microphone, camera and screen, receives everyone else's
+ * tracks, and survives dropped connections: it reconnects within the server's grace window,
+ * joins again (`resumed: true`), re-publishes the same local tracks in the same muted state and
+ * receives every remote track again.
+ *
+ * Reconnection runs its own loop rather than socket.io-client's: each attempt is a fresh
+ * connection (with a fresh token when `token` is a function), delays use full jitter (socket.io's
+ * `randomizationFactor` only spreads delays around the exponential curve), the loop stops at the
+ * end of the server's grace window or on a refusal that retrying cannot fix, and no request is
+ * ever buffered by socket.io and replayed on a later connection with stale transport ids.
+ */
+import type { Consumer, Producer } from 'mediasoup-client/types';
+import { backoffDelay } from './backoff.ts';
+import { HavenRequestError, InvalidStateError, isConnectionLoss } from './errors.ts';
+import { MediaSession } from './media-session.ts';
+import { type ResolvedOptions, resolveOptions, type SessionClientOptions } from './options.ts';
+import {
+  LocalParticipant,
+  type LocalParticipantState,
+  LocalTrack,
+  type LocalTrackState,
+  RemoteParticipant,
+  type RemoteParticipantState,
+  RemoteTrack,
+  type RemoteTrackState,
+} from './participants.ts';
+import {
+  type ErrorCode,
+  type IceServer,
+  type JoinResponse,
+  type LeaveReason,
+  type MediaKind,
+  type NotificationName,
+  type ParticipantInfo,
+  protocolVersion,
+  type RoomInfo,
+  type ServerNotifications,
+  type TrackInfo,
+  type TrackSource,
+} from './protocol.ts';
+import { captureTrack, type PublishPreset, publishPresets } from './publish-presets.ts';
+import { Signaling } from './signaling.ts';
+import { TypedEmitter } from './typed-emitter.ts';
+
+/**
+ * Where the client is:
+ * - `disconnected`: not connected (initially, or after `connect()` failed or a connection that
+ *   had not joined dropped): call `connect()`;
+ * - `connecting`: `connect()` in progress;
+ * - `connected`: connected, not in the room yet: call `join()`;
+ * - `joining`: `join()` in progress;
+ * - `joined`: in the room;
+ * - `reconnecting`: the connection dropped while joined; the SDK is getting the place back;
+ * - `closed`: over for good (`leave()`, session ended, removed, replaced, reconnection failed).
+ *   Create a new SessionClient to join again.
+ */
+export type ConnectionState =
+  | 'disconnected'
+  | 'connecting'
+  | 'connected'
+  | 'joining'
+  | 'joined'
+  | 'reconnecting'
+  | 'closed';
+
+/**
+ * Why a client closed:
+ * `left` (`leave()`), `sessionEnded` (a facilitator ended it), `removed` (a facilitator removed
+ * this participant), `replaced` (the same identity joined from elsewhere), `serverDisconnect` (the
+ * server closed the connection), `connectionLost` (the connection dropped and `reconnect` is
+ * `false`), `reconnectFailed` (no reconnection within the grace window or `maxAttempts`, or the
+ * server refused the rejoin).
+ */
+export type CloseReason =
+  | 'left'
+  | 'sessionEnded'
+  | 'removed'
+  | 'replaced'
+  | 'serverDisconnect'
+  | 'connectionLost'
+  | 'reconnectFailed';
+
+/** Events of a {@link SessionClient}. Register listeners before `join()`. */
+export type SessionClientEvents = {
+  /** The {@link ConnectionState} changed. */
+  connectionStateChanged: [state: ConnectionState, previous: ConnectionState];
+  /** Someone is in the room: emitted after `join()` for everyone already there, then for each newcomer. */
+  participantJoined: [participant: RemoteParticipant];
+  /** Someone left (their tracks were unsubscribed first). */
+  participantLeft: [participant: RemoteParticipant, reason: LeaveReason];
+  /**
+   * A remote track is being received: attach `track.track` to a media element. After a
+   * reconnection every remote track is subscribed again, as a new RemoteTrack.
+   */
+  trackSubscribed: [track: RemoteTrack, participant: RemoteParticipant];
+  /** A remote track stopped (unpublished, its owner left, reconnection, or close): detach it. */
+  trackUnsubscribed: [track: RemoteTrack, participant: RemoteParticipant];
+  /** A remote track was muted or unmuted by its publisher (`track.paused`). */
+  trackUpdated: [track: RemoteTrack, participant: RemoteParticipant];
+  /** A local track was published. */
+  localTrackPublished: [track: LocalTrack];
+  /** A local track was unpublished (`unpublish()`, its track ended, e.g. screen sharing stopped, or close). */
+  localTrackUnpublished: [track: LocalTrack];
+  /** A local track was muted or unmuted (by this client, or muted by a facilitator). */
+  localTrackUpdated: [track: LocalTrack];
+  /** The loudest participant (possibly this one), or null in silence. */
+  activeSpeakerChanged: [participantId: string | null];
+  /** A facilitator ended the session; `closed` follows. */
+  sessionEnded: [reason: string];
+  /** The client closed for good; `error` says what made a reconnection fail. */
+  closed: [reason: CloseReason, error: Error | undefined];
+  /** A failure no call awaits (receiving a track, an ICE restart, a rejoin step). */
+  error: [error: Error];
+};
+
+/** Codes a rejoin cannot overcome by retrying. */
+const fatalRejoinCodes: readonly string[] = [
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'INVALID_REQUEST',
+  'NOT_FOUND',
+  'ROOM_LOCKED',
+  'ROOM_FULL',
+  'UNKNOWN_EVENT',
+] satisfies ErrorCode[];
+
+const sources: readonly TrackSource[] = ['microphone', 'camera', 'screen'];
+
+/** A local track and the producer that sends it on the current connection. */
+interface Publication {
+  readonly state: LocalTrackState;
+  readonly local: LocalTrack;
+  readonly preset: PublishPreset;
+  /** Captured by the SDK (not passed in by the app): the SDK stops it when unpublished. */
+  readonly owned: boolean;
+  producer: Producer | undefined;
+  media: MediaSession | undefined;
+  /** Whether the server's producer is paused, as far as this client knows. */
+  serverPaused: boolean;
+  removed: boolean;
+  /** Serialises this publication's server requests (produce, pause, resume, close). */
+  queue: Promise<void>;
+}
+
+/** A remote track (a producer of someone else) and this client's consumer of it. */
+interface Subscription {
+  info: TrackInfo;
+  consumer: Consumer | undefined;
+  remote: RemoteTrack | undefined;
+  remoteState: RemoteTrackState | undefined;
+  /** The media session a consume is in flight on. */
+  consumingOn: MediaSession | undefined;
+  /** Last preferred size of a previous RemoteTrack, sent again after a reconnection. */
+  preferredSize: { width: number; height: number } | undefined;
+  removed: boolean;
+}
+
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function assertTrack(track: unknown, kind: MediaKind, source: TrackSource): asserts track is MediaStreamTrack {
+  const candidate = track as Partial<MediaStreamTrack> | null;
+  if (typeof candidate !== 'object' || candidate === null || typeof candidate.stop !== 'function') {
+    throw new TypeError(`the ${source} track must be a MediaStreamTrack`);
+  }
+  if (candidate.kind !== kind)
+    throw new TypeError(`the ${source} track must be an ${kind} track, not ${candidate.kind}`);
+  if (candidate.readyState === 'ended') throw new InvalidStateError(`the ${source} track has ended`);
+}
+
+/**
+ * One participant's connection to a Haven session.
+ *
+ * @example
+ * const client = new SessionClient({ url: 'https://haven.example.org', token: fetchToken });
+ * client.on('trackSubscribed', (remote) => attach(remote));
+ * await client.connect();
+ * await client.join();
+ * await client.publishMicrophone();
+ */
+export class SessionClient extends TypedEmitter<SessionClientEvents> {
+  readonly #options: ResolvedOptions;
+  #state: ConnectionState = 'disconnected';
+  #signaling: Signaling | undefined;
+  #media: MediaSession | undefined;
+  #room: RoomInfo | undefined;
+  #self: LocalParticipantState | undefined;
+  #local: LocalParticipant | undefined;
+  /** The server's reconnection grace window, from the last join answer. */
+  #graceMs = 0;
+  /** From the last join answer, for a media session built after a `mediaReset`. */
+  #routerRtpCapabilities: unknown;
+  #iceServers: IceServer[] = [];
+  /** The media reset in progress, if any (resets run one after another). */
+  #resetting: Promise<void> = Promise.resolve();
+  readonly #participantStates = new Map<string, RemoteParticipantState>();
+  readonly #participants = new Map<string, RemoteParticipant>();
+  /** By producer id. */
+  readonly #subscriptions = new Map<string, Subscription>();
+  readonly #publications = new Map<TrackSource, Publication>();
+  /** Sources whose `publish*()` call is in progress. */
+  readonly #publishing = new Set<TrackSource>();
+  /** Notifications held while a join answer is being applied (then replayed in order). */
+  #held: (() => void)[] | undefined;
+  #activeSpeakerId: string | null = null;
+  #leaving = false;
+  /** Ends the current reconnection wait early. */
+  #wake: (() => void) | undefined;
+
+  /**
+   * @param options - where to connect and how; see {@link SessionClientOptions}.
+   * @throws TypeError if an option is missing or invalid.
+   */
+  constructor(options: SessionClientOptions) {
+    super();
+    this.#options = resolveOptions(options);
+  }
+
+  /** Where the client is; see {@link ConnectionState}. Initially `'disconnected'`. */
+  get connectionState(): ConnectionState {
+    return this.#state;
+  }
+
+  /** The room, once joined. */
+  get room(): RoomInfo | undefined {
+    return this.#room;
+  }
+
+  /** This client in the room (id, name, role, capabilities, published tracks), once joined. */
+  get localParticipant(): LocalParticipant | undefined {
+    return this.#local;
+  }
+
+  /** Everyone else in the room, by participant id. Empty before `join()` and after close. */
+  get participants(): ReadonlyMap<string, RemoteParticipant> {
+    return this.#participants;
+  }
+
+  /** The loudest participant's id (possibly this client's), or null. */
+  get activeSpeakerId(): string | null {
+    return this.#activeSpeakerId;
+  }
+
+  /**
+   * Connects to the server (the token is checked in the handshake).
+   *
+   * @throws InvalidStateError unless the state is `'disconnected'`.
+   * @throws HavenRequestError `UNAUTHORIZED` for a refused token, `TIMEOUT` after
+   *   `connectTimeoutMs`, `DISCONNECTED` if the server cannot be reached; the state is then
+   *   `'disconnected'` again and `connect()` may be retried.
+   */
+  async connect(): Promise<void> {
+    this.#assertState('connect()', 'disconnected');
+    this.#setState('connecting');
+    let signaling: Signaling;
+    try {
+      signaling = await this.#open();
+    } catch (error) {
+      if (this.#state === 'connecting') this.#setState('disconnected');
+      throw error;
+    }
+    if (this.#state !== 'connecting') {
+      signaling.close();
+      throw new InvalidStateError('the client was closed while connecting');
+    }
+    this.#attach(signaling);
+    this.#setState('connected');
+  }
+
+  /**
+   * Joins the room named by the token. Resolves once in the room; `participantJoined` has then
+   * been emitted for everyone already there, and their tracks follow as `trackSubscribed`.
+   *
+   * @throws InvalidStateError unless the state is `'connected'`.
+   * @throws HavenRequestError e.g. `ROOM_LOCKED`, `ROOM_FULL`, `FORBIDDEN`; the state is then
+   *   `'connected'` again.
+   */
+  async join(): Promise<void> {
+    this.#assertState('join()', 'connected');
+    const signaling = this.#currentSignaling('join()');
+    this.#setState('joining');
+    try {
+      await this.#joinOn(signaling, false);
+    } catch (error) {
+      if (this.#signaling === signaling && this.#state === 'joining') this.#setState('connected');
+      throw error;
+    }
+  }
+
+  /**
+   * Publishes the microphone (Opus with in-band FEC and DTX).
+   *
+   * @param track - an audio track to send; default: captured with `getUserMedia` (echo
+   *   cancellation, noise suppression, auto gain), and then stopped by the SDK when unpublished.
+   *   A track passed in is never stopped by the SDK.
+   * @throws TypeError if `track` is not an audio MediaStreamTrack.
+   * @throws InvalidStateError if not joined, or a microphone is already published.
+   * @throws HavenRequestError `FORBIDDEN` if the token does not allow publishing audio.
+   */
+  publishMicrophone(track?: MediaStreamTrack): Promise<LocalTrack> {
+    return this.#publish('microphone', track);
+  }
+
+  /**
+   * Publishes the camera with simulcast: three layers at a quarter, half and full resolution
+   * (`scaleResolutionDownBy` 4/2/1, at most 150 kbps, 500 kbps and 1.5 Mbps); the server sends
+   * each receiver the layer that fits its `setPreferredSize`.
+   *
+   * @param track - a video track to send; default: captured with `getUserMedia` (1280×720 ideal,
+   *   at most 30 fps), and then stopped by the SDK when unpublished.
+   * @throws TypeError if `track` is not a video MediaStreamTrack.
+   * @throws InvalidStateError if not joined, or a camera is already published.
+   * @throws HavenRequestError `FORBIDDEN` if the token does not allow publishing video.
+   */
+  publishCamera(track?: MediaStreamTrack): Promise<LocalTrack> {
+    return this.#publish('camera', track);
+  }
+
+  /**
+   * Publishes a screen (one layer, at most 1.5 Mbps and 15 fps: sharp text, few frames). When
+   * the user stops sharing from the browser's own UI, the track is unpublished
+   * (`localTrackUnpublished`).
+   *
+   * @param track - a video track to send; default: captured with `getDisplayMedia`.
+   * @throws TypeError if `track` is not a video MediaStreamTrack.
+   * @throws InvalidStateError if not joined, or a screen is already published.
+   * @throws HavenRequestError `FORBIDDEN` if the token does not allow sharing a screen.
+   */
+  publishScreen(track?: MediaStreamTrack): Promise<LocalTrack> {
+    return this.#publish('screen', track);
+  }
+
+  /**
+   * Mutes or unmutes the microphone: the track is disabled at once (nothing leaves this device
+   * even before the server answers) and the producer is paused on the server so others see it
+   * muted. Allowed while reconnecting: the state is applied when the track is re-published.
+   *
+   * @throws TypeError if `enabled` is not a boolean.
+   * @throws InvalidStateError if not joined (or reconnecting), or no microphone is published.
+   */
+  setMicrophoneEnabled(enabled: boolean): Promise<void> {
+    return this.#setEnabled('microphone', enabled);
+  }
+
+  /** Turns the camera off or on; the same contract as {@link SessionClient.setMicrophoneEnabled}. */
+  setCameraEnabled(enabled: boolean): Promise<void> {
+    return this.#setEnabled('camera', enabled);
+  }
+
+  /**
+   * Stops publishing `source` (closes its producer on the server). Does nothing if `source` is
+   * not published. A track the SDK captured is stopped; a track passed in is left running.
+   *
+   * @throws TypeError if `source` is not `'microphone'`, `'camera'` or `'screen'`.
+   */
+  async unpublish(source: TrackSource): Promise<void> {
+    if (!sources.includes(source)) throw new TypeError(`source must be one of ${sources.join(', ')}`);
+    const publication = this.#publications.get(source);
+    if (publication) await this.#unpublish(publication);
+  }
+
+  /**
+   * Leaves the room and closes the client (state `'closed'`, event `closed` with reason
+   * `'left'`): tells the server (best effort), closes every transport and stops the tracks the
+   * SDK captured. Idempotent; allowed in every state.
+   */
+  async leave(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#leaving = true;
+    const signaling = this.#signaling;
+    if (signaling?.connected && this.#state === 'joined') {
+      try {
+        await signaling.request('leave', {});
+      } catch {
+        // Closing anyway: the server lets the place go when the connection drops.
+      }
+    }
+    this.#close('left');
+  }
+
+  /* ---- connection ------------------------------------------------------------------------- */
+
+  #setState(state: ConnectionState): void {
+    const previous = this.#state;
+    if (previous === state) return;
+    this.#state = state;
+    this.safeEmit('connectionStateChanged', state, previous);
+  }
+
+  #assertState(what: string, ...allowed: ConnectionState[]): void {
+    if (allowed.includes(this.#state)) return;
+    if (this.#state === 'closed') throw new InvalidStateError(`${what}: this client is closed; create a new one`);
+    throw new InvalidStateError(`${what} needs the state ${allowed.join(' or ')}, not '${this.#state}'`);
+  }
+
+  #currentSignaling(what: string): Signaling {
+    if (!this.#signaling) throw new InvalidStateError(`${what}: not connected`);
+    return this.#signaling;
+  }
+
+  #emitError(error: unknown): void {
+    if (!this.safeEmit('error', toError(error))) console.warn('[haven-sdk]', toError(error).message);
+  }
+
+  /** Fetches a token and opens a connection with it. */
+  async #open(): Promise<Signaling> {
+    const { token, url, socketPath, connectTimeoutMs, requestTimeoutMs } = this.#options;
+    const value = typeof token === 'string' ? token : await token();
+    if (typeof value !== 'string' || value.length === 0) {
+      throw new TypeError('the token function must resolve to a non-empty string');
+    }
+    return Signaling.open({ url, path: socketPath, token: value, connectTimeoutMs, requestTimeoutMs });
+  }
+
+  /** Makes `signaling` the current connection and routes its notifications. */
+  #attach(signaling: Signaling): void {
+    this.#signaling = signaling;
+    signaling.on('disconnected', (reason) => this.#onDisconnected(signaling, reason));
+    const route = <K extends NotificationName>(name: K, handler: (...args: ServerNotifications[K]) => void) => {
+      signaling.on(name, (...args) => {
+        if (signaling !== this.#signaling || this.#state === 'closed') return;
+        const run = () => handler(...(args as ServerNotifications[K]));
+        if (this.#held) this.#held.push(run);
+        else if (this.#self) run();
+      });
+    };
+    route('participantJoined', (info) => this.#onParticipantJoined(info));
+    route('participantLeft', ({ participantId, reason }) => this.#onParticipantLeft(participantId, reason));
+    route('trackPublished', (info) => this.#subscribe(info));
+    route('trackUnpublished', ({ producerId }) => this.#onTrackUnpublished(producerId));
+    route('trackUpdated', (info) => this.#onTrackUpdated(info));
+    route('consumerClosed', ({ consumerId }) => this.#onConsumerClosed(consumerId));
+    route('activeSpeaker', ({ participantId }) => {
+      if (participantId === this.#activeSpeakerId) return;
+      this.#activeSpeakerId = participantId;
+      this.safeEmit('activeSpeakerChanged', participantId);
+    });
+    route('mediaReset', () => this.#onMediaReset(signaling));
+    route('sessionEnded', ({ reason }) => {
+      this.safeEmit('sessionEnded', reason);
+      this.#close('sessionEnded');
+    });
+    route('replaced', () => this.#close('replaced'));
+  }
+
+  #onDisconnected(signaling: Signaling, reason: string): void {
+    if (signaling !== this.#signaling) return;
+    this.#signaling = undefined;
+    if (this.#state === 'closed') return;
+    if (this.#leaving || reason === 'io server disconnect') {
+      this.#close(this.#leaving ? 'left' : 'serverDisconnect');
+      return;
+    }
+    switch (this.#state) {
+      case 'connected':
+      case 'joining':
+        // Nothing to get back: a join() in flight fails with DISCONNECTED.
+        this.#held = undefined;
+        this.#setState('disconnected');
+        return;
+      case 'joined':
+        if (this.#options.reconnect) void this.#reconnect();
+        else this.#close('connectionLost');
+        return;
+      default:
+        // 'reconnecting': the attempt in flight fails and the loop goes on.
+        return;
+    }
+  }
+
+  /** Gets the place back: new connections with backoff until a rejoin succeeds or the grace window ends. */
+  async #reconnect(): Promise<void> {
+    const policy = this.#options.reconnect;
+    if (!policy) return;
+    this.#setState('reconnecting');
+    const droppedAt = Date.now();
+    let lastError: Error | undefined;
+    for (let attempt = 0; attempt < policy.maxAttempts; attempt++) {
+      const delay = backoffDelay(attempt, policy);
+      if (Date.now() + delay - droppedAt >= this.#graceMs) break;
+      await this.#sleep(delay);
+      if (this.#state !== 'reconnecting') return;
+      let signaling: Signaling | undefined;
+      try {
+        signaling = await this.#open();
+        if (this.#state !== 'reconnecting') {
+          signaling.close();
+          return;
+        }
+        this.#attach(signaling);
+        await this.#joinOn(signaling, true);
+        return;
+      } catch (error) {
+        if (this.#state !== 'reconnecting') return;
+        lastError = toError(error);
+        if (signaling && this.#signaling === signaling) {
+          this.#signaling = undefined;
+          signaling.close();
+        }
+        if (this.#isFatal(error)) break;
+      }
+    }
+    this.#close(
+      'reconnectFailed',
+      lastError ?? new HavenRequestError('TIMEOUT', 'no reconnection within the grace window', 'connect'),
+    );
+  }
+
+  #isFatal(error: unknown): boolean {
+    if (!(error instanceof HavenRequestError) || !fatalRejoinCodes.includes(error.code)) return false;
+    // A token function may mint a valid token next time.
+    return !(error.code === 'UNAUTHORIZED' && typeof this.#options.token === 'function');
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this.#wake === done) this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+    });
+  }
+
+  /* ---- joining ---------------------------------------------------------------------------- */
+
+  /**
+   * Sends `join` on `signaling` and applies the answer: a new media session, this client and
+   * everyone else reconciled with what the client knew, then (on a rejoin) every local track
+   * re-published, then the state `joined`, the held notifications, and every remote track
+   * subscribed.
+   */
+  async #joinOn(signaling: Signaling, rejoin: boolean): Promise<void> {
+    this.#held = [];
+    try {
+      const response = await signaling.request('join', { protocolVersion });
+      this.#routerRtpCapabilities = response.routerRtpCapabilities;
+      this.#iceServers = response.iceServers;
+      // The server closed the old transports when it gave the place back.
+      await this.#replaceMediaSession(signaling);
+      this.#applyJoinResponse(response);
+      this.#assertCurrent(signaling);
+      if (rejoin) {
+        for (const publication of [...this.#publications.values()]) await this.#restorePublication(publication);
+        this.#assertCurrent(signaling);
+      }
+      this.#setState('joined');
+    } catch (error) {
+      this.#held = undefined;
+      throw error;
+    }
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const run of held) {
+      if (this.#state === 'closed' || this.#signaling !== signaling) return;
+      run();
+    }
+    for (const subscription of this.#subscriptions.values()) void this.#consume(subscription);
+  }
+
+  /** Throws if the client closed, or `signaling` is no longer its connection (a listener may have left). */
+  #assertCurrent(signaling: Signaling): void {
+    if (this.#state === 'closed') throw new InvalidStateError('the client was closed while joining');
+    if (this.#signaling !== signaling) throw new HavenRequestError('DISCONNECTED', 'the connection dropped', 'join');
+  }
+
+  /** Builds a media session on `signaling` (a new Device) and closes the previous one. */
+  async #replaceMediaSession(signaling: Signaling): Promise<MediaSession> {
+    const media = await MediaSession.create({
+      signaling,
+      routerRtpCapabilities: this.#routerRtpCapabilities,
+      iceServers: this.#iceServers,
+      handlerName: this.#options.mediasoupHandlerName,
+      onError: (error) => this.#emitError(error),
+    });
+    try {
+      this.#assertCurrent(signaling);
+    } catch (error) {
+      media.close();
+      throw error;
+    }
+    const previous = this.#media;
+    this.#media = media;
+    previous?.close();
+    return media;
+  }
+
+  /**
+   * The server lost this client's media (`mediaReset`: a media worker failed) but kept its place:
+   * new transports, every local track published again, every remote track received again, as
+   * after a resumed join. A connection lost meanwhile leaves the rest to the reconnection.
+   */
+  #onMediaReset(signaling: Signaling): void {
+    const reset = async () => {
+      if (this.#signaling !== signaling || this.#state !== 'joined') return;
+      await this.#replaceMediaSession(signaling);
+      for (const subscription of this.#subscriptions.values()) this.#dropConsumer(subscription);
+      for (const publication of [...this.#publications.values()]) await this.#restorePublication(publication);
+      for (const subscription of this.#subscriptions.values()) void this.#consume(subscription);
+    };
+    this.#resetting = this.#resetting.then(reset).catch((error) => {
+      if (this.#signaling === signaling && this.#state === 'joined' && !isConnectionLoss(error)) this.#emitError(error);
+    });
+  }
+
+  #applyJoinResponse(response: JoinResponse): void {
+    const { self } = response;
+    this.#room = response.room;
+    this.#graceMs = response.reconnectGraceMs;
+    if (this.#self && this.#self.id === self.id) {
+      Object.assign(this.#self, { name: self.name, role: self.role, capabilities: { ...response.capabilities } });
+    } else {
+      this.#self = { ...self, capabilities: { ...response.capabilities }, tracks: new Map() };
+      this.#local = new LocalParticipant(this.#self);
+    }
+    // Remote tracks went away with the old media session: they are subscribed again below.
+    for (const subscription of this.#subscriptions.values()) this.#dropConsumer(subscription);
+    const others = response.participants.filter((participant) => participant.id !== self.id);
+    const present = new Set(others.map((participant) => participant.id));
+    for (const id of [...this.#participantStates.keys()]) {
+      if (!present.has(id)) this.#removeParticipant(id, 'left');
+    }
+    const published = new Set<string>();
+    for (const participant of others) {
+      this.#upsertParticipant(participant);
+      for (const track of participant.tracks) published.add(track.producerId);
+    }
+    for (const [producerId, subscription] of this.#subscriptions) {
+      if (!published.has(producerId)) {
+        subscription.removed = true;
+        this.#subscriptions.delete(producerId);
+      }
+    }
+    for (const participant of others) for (const track of participant.tracks) this.#subscribe(track);
+  }
+
+  /* ---- remote participants and tracks ----------------------------------------------------- */
+
+  #upsertParticipant(info: ParticipantInfo): RemoteParticipantState {
+    const known = this.#participantStates.get(info.id);
+    if (known) {
+      known.name = info.name;
+      known.role = info.role;
+      return known;
+    }
+    const state: RemoteParticipantState = { id: info.id, name: info.name, role: info.role, tracks: new Map() };
+    const participant = new RemoteParticipant(state);
+    this.#participantStates.set(info.id, state);
+    this.#participants.set(info.id, participant);
+    this.safeEmit('participantJoined', participant);
+    return state;
+  }
+
+  #onParticipantJoined(info: ParticipantInfo): void {
+    if (info.id === this.#self?.id) return;
+    this.#upsertParticipant(info);
+    for (const track of info.tracks) this.#subscribe(track);
+    // Tracks announced before their participant.
+    for (const subscription of this.#subscriptions.values()) {
+      if (subscription.info.participantId === info.id) void this.#consume(subscription);
+    }
+  }
+
+  #onParticipantLeft(participantId: string, reason: LeaveReason): void {
+    if (participantId === this.#self?.id) {
+      this.#close(reason === 'removed' ? 'removed' : reason === 'sessionEnded' ? 'sessionEnded' : 'serverDisconnect');
+      return;
+    }
+    this.#removeParticipant(participantId, reason);
+  }
+
+  #removeParticipant(participantId: string, reason: LeaveReason): void {
+    for (const [producerId, subscription] of this.#subscriptions) {
+      if (subscription.info.participantId !== participantId) continue;
+      subscription.removed = true;
+      this.#subscriptions.delete(producerId);
+      this.#dropConsumer(subscription);
+    }
+    const participant = this.#participants.get(participantId);
+    this.#participants.delete(participantId);
+    this.#participantStates.delete(participantId);
+    if (participant) this.safeEmit('participantLeft', participant, reason);
+  }
+
+  /** Records a remote track and receives it (once joined, and once its participant is known). */
+  #subscribe(info: TrackInfo): void {
+    if (info.participantId === this.#self?.id) return;
+    const known = this.#subscriptions.get(info.producerId);
+    if (known) {
+      known.info = { ...info };
+      return;
+    }
+    const subscription: Subscription = {
+      info: { ...info },
+      consumer: undefined,
+      remote: undefined,
+      remoteState: undefined,
+      consumingOn: undefined,
+      preferredSize: undefined,
+      removed: false,
+    };
+    this.#subscriptions.set(info.producerId, subscription);
+    void this.#consume(subscription);
+  }
+
+  async #consume(subscription: Subscription): Promise<void> {
+    const media = this.#media;
+    const { producerId, participantId } = subscription.info;
+    if (this.#state !== 'joined' || !media || media.closed) return;
+    if (subscription.removed || subscription.consumer || subscription.consumingOn === media) return;
+    if (!this.#participantStates.has(participantId)) return;
+    subscription.consumingOn = media;
+    try {
+      const { consumer, response } = await media.consume(producerId);
+      const participantState = this.#participantStates.get(participantId);
+      const participant = this.#participants.get(participantId);
+      if (subscription.removed || media !== this.#media || media.closed || !participantState || !participant) {
+        consumer.close();
+        return;
+      }
+      const remoteState: RemoteTrackState = {
+        consumerId: consumer.id,
+        producerId,
+        participantId,
+        kind: response.kind,
+        source: response.source,
+        track: consumer.track,
+        paused: subscription.info.paused,
+        ended: false,
+        preferredSize: undefined,
+        sendPreferredSize: async (width, height) => {
+          await media.signaling.request('setPreferredSize', { consumerId: consumer.id, width, height });
+        },
+      };
+      const remote = new RemoteTrack(remoteState);
+      subscription.consumer = consumer;
+      subscription.remote = remote;
+      subscription.remoteState = remoteState;
+      participantState.tracks.set(producerId, remote);
+      this.safeEmit('trackSubscribed', remote, participant);
+      const size = subscription.preferredSize;
+      if (size && !remoteState.ended) remote.setPreferredSize(size.width, size.height).catch(() => {});
+    } catch (error) {
+      const expected =
+        subscription.removed ||
+        media !== this.#media ||
+        media.closed ||
+        isConnectionLoss(error) ||
+        // The producer went away meanwhile (trackUnpublished follows).
+        (error instanceof HavenRequestError && error.code === 'NOT_FOUND');
+      if (!expected) this.#emitError(error);
+    } finally {
+      if (subscription.consumingOn === media) subscription.consumingOn = undefined;
+    }
+  }
+
+  /** Closes the subscription's consumer, if any, and emits `trackUnsubscribed`. */
+  #dropConsumer(subscription: Subscription): void {
+    const { consumer, remote, remoteState } = subscription;
+    subscription.consumer = undefined;
+    subscription.remote = undefined;
+    subscription.remoteState = undefined;
+    if (consumer && !consumer.closed) consumer.close();
+    if (!remote || !remoteState) return;
+    subscription.preferredSize = remoteState.preferredSize ?? subscription.preferredSize;
+    remoteState.ended = true;
+    this.#participantStates.get(remoteState.participantId)?.tracks.delete(remoteState.producerId);
+    const participant = this.#participants.get(remoteState.participantId);
+    if (participant) this.safeEmit('trackUnsubscribed', remote, participant);
+  }
+
+  #onTrackUnpublished(producerId: string): void {
+    const subscription = this.#subscriptions.get(producerId);
+    if (!subscription) return;
+    subscription.removed = true;
+    this.#subscriptions.delete(producerId);
+    this.#dropConsumer(subscription);
+  }
+
+  #onConsumerClosed(consumerId: string): void {
+    for (const [producerId, subscription] of this.#subscriptions) {
+      if (subscription.consumer?.id !== consumerId) continue;
+      subscription.removed = true;
+      this.#subscriptions.delete(producerId);
+      this.#dropConsumer(subscription);
+    }
+  }
+
+  #onTrackUpdated(info: TrackInfo): void {
+    if (info.participantId === this.#self?.id) {
+      this.#onLocalTrackUpdated(info);
+      return;
+    }
+    const subscription = this.#subscriptions.get(info.producerId);
+    if (!subscription) {
+      this.#subscribe(info);
+      return;
+    }
+    subscription.info = { ...info };
+    const { remote, remoteState } = subscription;
+    const participant = this.#participants.get(info.participantId);
+    if (!remote || !remoteState || !participant || remoteState.paused === info.paused) return;
+    remoteState.paused = info.paused;
+    this.safeEmit('trackUpdated', remote, participant);
+  }
+
+  /**
+   * The server paused or resumed one of this client's producers (a facilitator's mute). A pause
+   * disables the local track too; a resume is only recorded: the SDK never turns a microphone or
+   * camera on by itself.
+   */
+  #onLocalTrackUpdated(info: TrackInfo): void {
+    for (const publication of this.#publications.values()) {
+      if (publication.state.producerId !== info.producerId) continue;
+      publication.serverPaused = info.paused;
+      if (info.paused && publication.state.enabled) {
+        publication.state.enabled = false;
+        publication.state.track.enabled = false;
+        publication.producer?.pause();
+        this.safeEmit('localTrackUpdated', publication.local);
+      }
+    }
+  }
+
+  /* ---- local tracks ----------------------------------------------------------------------- */
+
+  async #publish(source: TrackSource, track: MediaStreamTrack | undefined): Promise<LocalTrack> {
+    const preset = publishPresets[source];
+    if (track !== undefined) assertTrack(track, preset.kind, source);
+    this.#assertState(`publishing the ${source}`, 'joined');
+    if (this.#publications.has(source) || this.#publishing.has(source)) {
+      throw new InvalidStateError(`a ${source} track is already published; unpublish('${source}') first`);
+    }
+    const self = this.#self;
+    if (!self) throw new InvalidStateError('not joined');
+    const { publishAudio, publishVideo, publishScreen } = self.capabilities;
+    const allowed = source === 'microphone' ? publishAudio : source === 'camera' ? publishVideo : publishScreen;
+    if (!allowed)
+      throw new HavenRequestError('FORBIDDEN', `this token does not allow publishing the ${source}`, 'produce');
+    this.#publishing.add(source);
+    let captured: MediaStreamTrack | undefined;
+    try {
+      if (!track) captured = await captureTrack(source);
+      const sent = track ?? captured;
+      if (!sent) throw new TypeError(`no ${source} track`);
+      this.#assertState(`publishing the ${source}`, 'joined', 'reconnecting');
+      const state: LocalTrackState = {
+        source,
+        kind: preset.kind,
+        track: sent,
+        enabled: sent.enabled,
+        producerId: undefined,
+      };
+      const publication: Publication = {
+        state,
+        local: new LocalTrack(state),
+        preset,
+        owned: captured !== undefined,
+        producer: undefined,
+        media: undefined,
+        serverPaused: false,
+        removed: false,
+        queue: Promise.resolve(),
+      };
+      this.#publications.set(source, publication);
+      self.tracks.set(source, publication.local);
+      try {
+        await this.#enqueue(publication, () => this.#ensureProduced(publication));
+      } catch (error) {
+        // Connection lost meanwhile: the reconnection publishes it.
+        if (!isConnectionLoss(error)) {
+          this.#forget(publication);
+          throw error;
+        }
+      }
+      if (publication.removed) throw new InvalidStateError(`the ${source} was unpublished while publishing`);
+      this.safeEmit('localTrackPublished', publication.local);
+      return publication.local;
+    } catch (error) {
+      captured?.stop();
+      throw error;
+    } finally {
+      this.#publishing.delete(source);
+    }
+  }
+
+  /** Runs `task` after the publication's earlier requests. */
+  #enqueue(publication: Publication, task: () => Promise<void>): Promise<void> {
+    const run = publication.queue.then(task);
+    publication.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Creates the publication's producer on the current media session, if it has none there. */
+  async #ensureProduced(publication: Publication): Promise<void> {
+    const media = this.#media;
+    if (publication.removed || !media || media.closed) return;
+    if (publication.producer && publication.media === media && !publication.producer.closed) return;
+    publication.producer = undefined;
+    publication.media = undefined;
+    publication.state.producerId = undefined;
+    if (publication.state.track.readyState === 'ended') {
+      // Ended while offline (e.g. a camera unplugged): nothing to send, no producer to close.
+      this.#forget(publication);
+      this.safeEmit('localTrackUnpublished', publication.local);
+      if (publication.owned) publication.state.track.stop();
+      return;
+    }
+    const producer = await media.produce(publication.state.track, publication.state.source, publication.preset);
+    if (publication.removed || media !== this.#media || media.closed) {
+      producer.close();
+      if (publication.removed && !media.closed) {
+        await media.signaling.request('closeProducer', { producerId: producer.id }).catch(() => {});
+      }
+      return;
+    }
+    publication.producer = producer;
+    publication.media = media;
+    publication.serverPaused = false;
+    publication.state.producerId = producer.id;
+    producer.on('trackended', () => {
+      if (publication.producer === producer) this.#unpublish(publication).catch((error) => this.#emitError(error));
+    });
+    await this.#syncPaused(publication);
+  }
+
+  /** On a rejoin: produce again (same track, same muted state); a track that cannot be is unpublished. */
+  async #restorePublication(publication: Publication): Promise<void> {
+    try {
+      await this.#enqueue(publication, () => this.#ensureProduced(publication));
+    } catch (error) {
+      if (isConnectionLoss(error)) throw error;
+      this.#emitError(error);
+      await this.#unpublish(publication).catch(() => {});
+    }
+  }
+
+  /** Makes the server's paused state match the publication's `enabled`. */
+  async #syncPaused(publication: Publication): Promise<void> {
+    const { producer, media } = publication;
+    if (!producer || producer.closed || !media || media.closed) return;
+    const paused = !publication.state.enabled;
+    if (paused) producer.pause();
+    else producer.resume();
+    if (publication.serverPaused === paused) return;
+    await media.signaling.request(paused ? 'pauseProducer' : 'resumeProducer', { producerId: producer.id });
+    publication.serverPaused = paused;
+  }
+
+  async #setEnabled(source: TrackSource, enabled: boolean): Promise<void> {
+    if (typeof enabled !== 'boolean') throw new TypeError('enabled must be a boolean');
+    this.#assertState(`setting the ${source} on or off`, 'joined', 'reconnecting');
+    const publication = this.#publications.get(source);
+    if (!publication) throw new InvalidStateError(`no ${source} track is published`);
+    // At once: a mute never waits for the network.
+    publication.state.track.enabled = enabled;
+    if (publication.state.enabled !== enabled) {
+      publication.state.enabled = enabled;
+      this.safeEmit('localTrackUpdated', publication.local);
+    }
+    try {
+      await this.#enqueue(publication, () => this.#syncPaused(publication));
+    } catch (error) {
+      // Applied when the reconnection re-publishes the track.
+      if (!isConnectionLoss(error)) throw error;
+    }
+  }
+
+  /** Removes the publication from the client's records (no request, no event). */
+  #forget(publication: Publication): void {
+    publication.removed = true;
+    if (this.#publications.get(publication.state.source) === publication) {
+      this.#publications.delete(publication.state.source);
+      this.#self?.tracks.delete(publication.state.source);
+    }
+  }
+
+  async #unpublish(publication: Publication): Promise<void> {
+    if (publication.removed) return;
+    this.#forget(publication);
+    this.safeEmit('localTrackUnpublished', publication.local);
+    try {
+      await this.#enqueue(publication, async () => {
+        const { producer, media } = publication;
+        publication.producer = undefined;
+        publication.state.producerId = undefined;
+        if (!producer) return;
+        producer.close();
+        if (!media || media.closed) return;
+        try {
+          await media.signaling.request('closeProducer', { producerId: producer.id });
+        } catch (error) {
+          const gone = error instanceof HavenRequestError && error.code === 'NOT_FOUND';
+          if (!gone && !isConnectionLoss(error)) throw error;
+        }
+      });
+    } finally {
+      if (publication.owned) publication.state.track.stop();
+    }
+  }
+
+  /* ---- closing ---------------------------------------------------------------------------- */
+
+  /** Releases everything and enters `closed` for good. Idempotent. */
+  #close(reason: CloseReason, error?: Error): void {
+    if (this.#state === 'closed') return;
+    this.#wake?.();
+    this.#held = undefined;
+    const signaling = this.#signaling;
+    const media = this.#media;
+    this.#signaling = undefined;
+    this.#media = undefined;
+    media?.close();
+    for (const subscription of this.#subscriptions.values()) {
+      subscription.removed = true;
+      this.#dropConsumer(subscription);
+    }
+    this.#subscriptions.clear();
+    for (const publication of [...this.#publications.values()]) {
+      this.#forget(publication);
+      publication.producer = undefined;
+      publication.state.producerId = undefined;
+      if (publication.owned) publication.state.track.stop();
+      this.safeEmit('localTrackUnpublished', publication.local);
+    }
+    this.#participants.clear();
+    this.#participantStates.clear();
+    signaling?.close();
+    this.#setState('closed');
+    this.safeEmit('closed', reason, error);
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Builds the browser SDK: `client-sdk/dist/haven-sdk.js`, one minified ESM bundle (ES2020, for
+ * browsers) with mediasoup-client and socket.io-client inside, and `haven-sdk.d.ts`, its type
+ * declarations (tsc's per-module declarations under `dist/types/`, re-exported). Fails if the
+ * bundle imports anything or mentions a Node built-in, or if the public declarations reach a
+ * package a consumer would not have. Prints the bundle's size, raw and gzipped.
+ *
+ * Usage: node --import tsx scripts/build-sdk.ts
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+
+const root = join(import.meta.dirname, '..');
+const sdk = join(root, 'client-sdk');
+const dist = join(sdk, 'dist');
+
+export interface SdkBuild {
+  /** Path of the ESM bundle. */
+  bundle: string;
+  /** Path of the declarations' entry point. */
+  declarations: string;
+  bytes: number;
+  gzipBytes: number;
+}
+
+/** Problems of a browser bundle: imports left in, `require` calls, Node built-ins. */
+export function bundleProblems(code: string): string[] {
+  const problems: string[] = [];
+  const patterns: [RegExp, string][] = [
+    [/\brequire\s*\(/, 'a require() call'],
+    [/\bimport\s*\(\s*["'`]/, 'a dynamic import'],
+    [/\bimport\s*[\w*{$][^;]*?\bfrom\s*["']/, 'an import statement'],
+    [/^\s*import\s*["']/m, 'a side-effect import'],
+    [/["']node:[a-z_/]+["']/, 'a node: built-in'],
+    [/\bprocess\.(?:versions|binding|cwd)\b/, 'a Node process API'],
+  ];
+  for (const [pattern, what] of patterns) {
+    const match = pattern.exec(code);
+    if (match) problems.push(`${what}: …${code.slice(Math.max(0, match.index - 40), match.index + 60)}…`);
+  }
+  return problems;
+}
+
+/** Relative module specifiers of a declaration file, and bare ones. */
+function declarationImports(text: string): { relative: string[]; bare: string[] } {
+  const specifiers = [...text.matchAll(/\b(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((m) => m[1] as string);
+  return {
+    relative: specifiers.filter((s) => s.startsWith('.')),
+    bare: specifiers.filter((s) => !s.startsWith('.')),
+  };
+}
+
+/** Follows the public declarations from `entry`; throws if one reaches a package (it is bundled, not installed). */
+function checkDeclarations(entry: string): string[] {
+  const seen = new Set<string>();
+  const queue = [entry];
+  while (queue.length) {
+    const file = queue.pop() as string;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const { relative: local, bare } = declarationImports(readFileSync(file, 'utf8'));
+    if (bare.length) throw new Error(`${relative(root, file)} imports ${bare.join(', ')}: keep those types internal`);
+    for (const specifier of local) {
+      const target = resolve(dirname(file), specifier.replace(/\.js$/, '.d.ts'));
+      if (!existsSync(target)) throw new Error(`${relative(root, file)} imports ${specifier}, which was not emitted`);
+      queue.push(target);
+    }
+  }
+  return [...seen];
+}
+
+/** tsc keeps the sources' `.ts` specifiers in declarations: point them at the emitted `.js`/`.d.ts` pair. */
+function rewriteSpecifiers(dir: string): void {
+  for (const entry of readdirSync(dir)) {
+    if (!entry.endsWith('.d.ts')) continue;
+    const file = join(dir, entry);
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.replace(/(["'])(\.\.?\/[^"']+)\.ts\1/g, '$1$2.js$1'));
+  }
+}
+
+export async function buildSdk(): Promise<SdkBuild> {
+  rmSync(dist, { recursive: true, force: true });
+  mkdirSync(dist, { recursive: true });
+  const bundle = join(dist, 'haven-sdk.js');
+
+  await build({
+    entryPoints: [join(sdk, 'src', 'index.ts')],
+    outfile: bundle,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2020',
+    minify: true,
+    sourcemap: true,
+    legalComments: 'eof',
+    // Some dependencies read process.env.NODE_ENV / DEBUG; a browser has no `process`.
+    define: { 'process.env.NODE_ENV': '"production"' },
+    logLevel: 'warning',
+  });
+  const code = readFileSync(bundle, 'utf8');
+  const problems = bundleProblems(code);
+  if (problems.length) throw new Error(`the bundle is not browser-clean:\n${problems.join('\n')}`);
+  if (!/export\s*\{[^}]*\bSessionClient\b/.test(code)) throw new Error('the bundle does not export SessionClient');
+
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  const result = spawnSync(process.execPath, [tsc, '-p', join(sdk, 'tsconfig.build.json')], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) throw new Error(`tsc failed:\n${result.stdout}${result.stderr}`);
+  rewriteSpecifiers(join(dist, 'types'));
+  const declarations = join(dist, 'haven-sdk.d.ts');
+  writeFileSync(declarations, "export * from './types/index.js';\n");
+  checkDeclarations(declarations);
+
+  return { bundle, declarations, bytes: Buffer.byteLength(code), gzipBytes: gzipSync(code, { level: 9 }).length };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const started = Date.now();
+  const { bundle, declarations, bytes, gzipBytes } = await buildSdk();
+  const kb = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+  console.log(
+    `${relative(root, bundle)}: ${bytes} bytes (${kb(bytes)}), ${gzipBytes} bytes gzipped (${kb(gzipBytes)})`,
+  );
+  console.log(`${relative(root, declarations)}: declarations`);
+  console.log(`built in ${Date.now() - started} ms`);
+}

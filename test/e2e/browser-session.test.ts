@@ -1,0 +1,190 @@
+/**
+ * End to end in a real browser: three pages of headless Chromium (fake camera and microphone)
+ * join one group room through the demo app and the SDK, over a real node. Each receives the
+ * other two's audio and video; a page that leaves disappears from the others; a page reloaded
+ * within the grace window comes back without the others seeing a leave.
+ */
+import type { Page } from 'playwright-core';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { launchBrowser, type TestBrowser } from '../helpers/browser.ts';
+import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { waitFor } from '../helpers/processes.ts';
+
+let node: NodeProcess;
+let browser: TestBrowser;
+const room = `e2e-${process.pid}`;
+const pages: Record<string, Page> = {};
+
+interface InboundTrack {
+  kind: string;
+  ssrc: number;
+  bytes: number;
+  frames: number;
+}
+
+/** Keeps every RTCPeerConnection the page makes, so the test can read its stats. */
+const recordPeerConnections = () => {
+  const Original = window.RTCPeerConnection;
+  const all: RTCPeerConnection[] = [];
+  (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections = all;
+  window.RTCPeerConnection = class extends Original {
+    constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
+      super(...args);
+      all.push(this);
+    }
+  } as typeof RTCPeerConnection;
+};
+
+/** Inbound RTP streams of the page's open peer connections that carry media. */
+async function inbound(page: Page): Promise<InboundTrack[]> {
+  return page.evaluate(async () => {
+    const tracks: { kind: string; ssrc: number; bytes: number; frames: number }[] = [];
+    for (const pc of (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((s) => {
+        // mediasoup's bandwidth probe (ssrc 1234) never decodes: count only real media.
+        if (s.type === 'inbound-rtp' && s.ssrc !== 1234 && s.bytesReceived > 0) {
+          tracks.push({ kind: s.kind, ssrc: s.ssrc, bytes: s.bytesReceived, frames: s.framesDecoded ?? 0 });
+        }
+      });
+    }
+    return tracks;
+  });
+}
+
+/** Waits until the page decodes video from `others` peers and receives their audio. */
+async function receivingFrom(page: Page, others: number, what: string): Promise<InboundTrack[]> {
+  return waitFor(
+    async () => {
+      const tracks = await inbound(page);
+      const video = tracks.filter((t) => t.kind === 'video' && t.frames > 0);
+      const audio = tracks.filter((t) => t.kind === 'audio');
+      return video.length >= others && audio.length >= others ? tracks : undefined;
+    },
+    20_000,
+    what,
+  );
+}
+
+async function open(name: string, role: string): Promise<Page> {
+  const page = await browser.context.newPage();
+  page.on('pageerror', (err) => console.log(`    [${name}] page error: ${err.message}`));
+  await page.goto(`${node.url}/demo?room=${room}&name=${name}&role=${role}&auto=1`);
+  await page.waitForFunction(
+    () =>
+      (window as unknown as { havenDemo: { timings: { joinedMs?: number } } }).havenDemo.timings.joinedMs !== undefined,
+    undefined,
+    { timeout: 20_000 },
+  );
+  pages[name] = page;
+  return page;
+}
+
+const participantIds = (page: Page) =>
+  page.evaluate(() => [
+    ...(
+      window as unknown as { havenDemo: { client: { participants: Map<string, unknown> } } }
+    ).havenDemo.client.participants.keys(),
+  ]);
+
+test.before(async () => {
+  node = await startNodeProcess({
+    HAVEN_MEDIA_WEBRTC_PORT: '0',
+    HAVEN_ROOMS_RECONNECT_GRACE_S: '20',
+    HAVEN_LOG_LEVEL: 'info',
+  });
+  browser = await launchBrowser();
+  await browser.context.addInitScript(recordPeerConnections);
+});
+
+test.after(async () => {
+  await browser?.close();
+  node?.kill();
+});
+
+test('three pages in one group room each receive the other two’s audio and video', async () => {
+  await open('Ana', 'facilitator');
+  await open('Ben', 'participant');
+  await open('Cai', 'participant');
+  for (const name of ['Ana', 'Ben', 'Cai']) {
+    const before = await receivingFrom(pages[name] as Page, 2, `${name} to receive two peers`);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const after = await inbound(pages[name] as Page);
+    for (const track of before.filter((t) => t.kind === 'video' && t.frames > 0)) {
+      const later = after.find((t) => t.ssrc === track.ssrc);
+      assert.ok(later && later.bytes > track.bytes && later.frames > track.frames, `${name}: video keeps flowing`);
+    }
+    for (const track of before.filter((t) => t.kind === 'audio')) {
+      const later = after.find((t) => t.ssrc === track.ssrc);
+      assert.ok(later && later.bytes > track.bytes, `${name}: audio keeps flowing`);
+    }
+  }
+  const timings = await Promise.all(
+    ['Ben', 'Cai'].map((name) =>
+      (pages[name] as Page).evaluate(
+        () => (window as unknown as { havenDemo: { timings: Record<string, number> } }).havenDemo.timings,
+      ),
+    ),
+  );
+  for (const [i, t] of timings.entries()) {
+    assert.ok(t.firstRemoteFrameMs !== undefined, 'first remote frame measured');
+    console.log(
+      `    ${i ? 'Cai' : 'Ben'}: joined in ${t.joinedMs} ms, first remote video frame ${t.firstRemoteFrameMs} ms after starting to join`,
+    );
+  }
+});
+
+test('a page that leaves disappears from the others', async () => {
+  const cai = pages.Cai as Page;
+  const caiId = await cai.evaluate(
+    () =>
+      (window as unknown as { havenDemo: { client: { localParticipant: { id: string } } } }).havenDemo.client
+        .localParticipant.id,
+  );
+  await cai.click('#leave');
+  for (const name of ['Ana', 'Ben']) {
+    await waitFor(
+      async () => !(await participantIds(pages[name] as Page)).includes(caiId),
+      5_000,
+      `${name} to see Cai leave`,
+    );
+    assert.is(await (pages[name] as Page).locator(`[data-tile="${caiId}"]`).count(), 0, `${name}: Cai's tile is gone`);
+  }
+  await cai.close();
+});
+
+test('a page reloaded within the grace window comes back; the others see no leave', async () => {
+  const ana = pages.Ana as Page;
+  const ben = pages.Ben as Page;
+  const benId = await ben.evaluate(
+    () =>
+      (window as unknown as { havenDemo: { client: { localParticipant: { id: string } } } }).havenDemo.client
+        .localParticipant.id,
+  );
+  await ana.evaluate(() => {
+    const w = window as unknown as {
+      leaves: string[];
+      havenDemo: { client: { on(e: string, f: (p: { id: string }) => void): void } };
+    };
+    w.leaves = [];
+    w.havenDemo.client.on('participantLeft', (p) => w.leaves.push(p.id));
+  });
+  await ben.reload();
+  await ben.waitForFunction(
+    () =>
+      (window as unknown as { havenDemo: { timings: { joinedMs?: number } } }).havenDemo.timings.joinedMs !== undefined,
+    undefined,
+    { timeout: 20_000 },
+  );
+  await receivingFrom(ben, 1, 'Ben, reloaded, to receive Ana again');
+  await receivingFrom(ana, 1, 'Ana to receive Ben again');
+  await new Promise((r) => setTimeout(r, 500));
+  const leaves = await ana.evaluate(() => (window as unknown as { leaves: string[] }).leaves);
+  assert.equal(leaves, [], 'Ana saw no leave');
+  assert.ok((await participantIds(ana)).includes(benId), 'Ben is still in Ana’s list, with the same id');
+  const resumedLogged = node.logs.filter((l) => l.msg === 'participant joined' && l.participant === benId).length;
+  assert.is(resumedLogged, 1, 'the server counted one join for Ben');
+});
+
+test.run();

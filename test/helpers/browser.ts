@@ -1,0 +1,44 @@
+/**
+ * Headless Chromium (Debian's package) driven by playwright-core, with a fake camera and
+ * microphone, for end-to-end tests of what a browser does.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BrowserContext, chromium } from 'playwright-core';
+
+export const chromiumPath = '/usr/bin/chromium';
+
+export interface TestBrowser {
+  context: BrowserContext;
+  close(): Promise<void>;
+}
+
+/** A fresh profile (its own user data folder) with camera and microphone allowed. */
+export async function launchBrowser(): Promise<TestBrowser> {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'haven-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumPath,
+    headless: true,
+    permissions: ['camera', 'microphone'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--allow-loopback-in-peer-connection',
+    ],
+  });
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => {});
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
