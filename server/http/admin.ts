@@ -115,7 +115,10 @@ async function route(deps: AdminDeps, req: IncomingMessage, url: URL): Promise<O
       const room = await deps.store.get(roomId);
       if (!room) throw new HavenError('NOT_FOUND', 'no such room');
       const live = deps.rooms.get(roomId);
-      return { status: 200, data: { ...room, live: live ? { participants: live.size } : null } };
+      return {
+        status: 200,
+        data: { ...room, live: live ? { participants: live.size, routers: live.routerCount } : null },
+      };
     }
     if (match?.[2] && req.method === 'POST') {
       if (!(await deps.rooms.end(roomId, 'ended by the clinic'))) throw new HavenError('NOT_FOUND', 'no such room');

@@ -89,6 +89,23 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     return best;
   }
 
+  /** Resolves once a worker is alive (at once if one is); rejects after `timeoutMs`. */
+  whenAlive(timeoutMs: number): Promise<void> {
+    if (this.workers.length > 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('workerReplaced', onReplaced);
+        reject(new Error(`no live media worker within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onReplaced = () => {
+        clearTimeout(timer);
+        this.off('workerReplaced', onReplaced);
+        resolve();
+      };
+      this.on('workerReplaced', onReplaced);
+    });
+  }
+
   /** Creates a router on the least-loaded worker (not one in `avoid`, if another is alive). */
   async createRouter(
     options: RouterOptions,

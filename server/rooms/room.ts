@@ -81,6 +81,9 @@ export interface JoinResult {
   replacedConnectionId?: string;
 }
 
+/** How long a room whose worker died waits for a replacement before the session ends. */
+const workerReplacementTimeoutMs = 10_000;
+
 const sourceKind: Record<TrackSource, 'audio' | 'video'> = { microphone: 'audio', camera: 'video', screen: 'video' };
 const sourceCapability: Record<TrackSource, keyof Capabilities> = {
   microphone: 'publishAudio',
@@ -161,12 +164,19 @@ export class Room extends TypedEmitter<RoomEvents> {
   async #rehome(lost: RoomRouter): Promise<void> {
     this.#routers.splice(this.#routers.indexOf(lost), 1);
     const movers = [...this.#members.values()].filter((m) => m.home === lost);
-    this.#logger.error({ worker: lost.worker.index, participants: movers.length }, 'media worker lost; moving the room');
+    this.#logger.error(
+      { worker: lost.worker.index, participants: movers.length },
+      'media worker lost; moving the room',
+    );
     try {
+      // With a single worker, its replacement is a moment away.
+      await this.#settings.pool.whenAlive(workerReplacementTimeoutMs);
+      if (this.#closed) return;
       const home = this.#routers.find((r) => !r.router.closed) ?? (await this.#addRouter());
       for (const member of movers) {
         member.home = home;
-        if (member.connectionId) this.#notify(member.identity.participantId, 'mediaReset', [{ reason: 'media-worker-lost' }]);
+        if (member.connectionId)
+          this.#notify(member.identity.participantId, 'mediaReset', [{ reason: 'media-worker-lost' }]);
       }
     } catch (err) {
       this.#logger.error({ err }, 'no media worker to move the room to; ending it');

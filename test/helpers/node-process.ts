@@ -57,6 +57,13 @@ export async function startNodeProcess(env: Record<string, string> = {}): Promis
     rmSync(dataDir, { recursive: true, force: true });
   };
   process.once('exit', kill);
+  // Interrupted by hand (Ctrl-C, `timeout`): take the node down too.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      kill();
+      process.exit(130);
+    });
+  }
   try {
     const ready = await waitFor(
       () => {

@@ -29,8 +29,20 @@ const globalNames = [
   'RTCDataChannelEvent',
 ] as const;
 
-/** Sets the WebRTC globals from `@roamhq/wrtc` (where not defined already). Idempotent. */
+let exitHooked = false;
+
+/**
+ * Sets the WebRTC globals from `@roamhq/wrtc` (where not defined already). Idempotent.
+ *
+ * Also ends the process with `process.exit` once its event loop is empty: libwebrtc's static
+ * destructors crash (SIGSEGV) when Node tears a process down naturally with wrtc loaded, which
+ * would turn a passing test file into a failed one.
+ */
 export function installWrtcGlobals(): void {
+  if (!exitHooked) {
+    exitHooked = true;
+    process.once('beforeExit', () => process.exit(process.exitCode ?? 0));
+  }
   const target = globalThis as Record<string, unknown>;
   const source = wrtc as unknown as Record<string, unknown>;
   for (const name of globalNames) {
