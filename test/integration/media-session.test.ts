@@ -9,7 +9,7 @@ import type { RemoteTrack } from '../../client-sdk/src/index.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { commandOf, descendants, isAlive, waitFor } from '../helpers/processes.ts';
 import { admin, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
-import { createNodeSessionClient, type NodeSession } from '../helpers/wrtc-session.ts';
+import { createNodeSessionClient, type NodeSession, startSignalingProxy } from '../helpers/wrtc-session.ts';
 
 let node: NodeProcess;
 const sessions: NodeSession[] = [];
@@ -103,6 +103,53 @@ test('a room that outgrows a router spreads to the other worker; piped media arr
   const live = (await admin(node.url, 'GET', `/v1/rooms/${room}`)).body.data.live;
   assert.is(live.routers, 2, 'the room uses a router on each worker');
   for (const { rx } of students) await flowing(rx, 'media on both routers');
+});
+
+test('the receiver’s size hint picks the simulcast layer', async () => {
+  const room = await newRoom('group');
+  const sender = await joined(room, 'pt-sim1');
+  const viewer = await joined(room, 'pt-sim2');
+  const subscribed = new Promise<RemoteTrack>((resolve) =>
+    viewer.client.on('trackSubscribed', (t) => t.kind === 'video' && resolve(t)),
+  );
+  // libwebrtc sends all three layers only from 960×540 up.
+  await sender.client.publishCamera(sender.videoTrack({ width: 1280, height: 720, fps: 10 }));
+  const remote = await subscribed;
+  const frames = await new Promise<ReturnType<NodeSession['countVideoFrames']>>((resolve) =>
+    setImmediate(() => resolve(viewer.countVideoFrames(remote.track))),
+  );
+  await remote.setPreferredSize(160, 90);
+  await waitFor(() => frames.height > 0 && frames.height <= 180, 10_000, 'a low layer for a small tile');
+  const small = frames.height;
+  await remote.setPreferredSize(1280, 720);
+  await waitFor(() => frames.height > small, 10_000, 'a higher layer for a big tile');
+  console.log(`    layers seen: ${small}p for a 90p tile, ${frames.height}p for a 720p tile`);
+});
+
+test('signaling cut mid-session: the SDK reconnects and restores media; nobody sees a leave', async () => {
+  const room = await newRoom('group');
+  const proxy = await startSignalingProxy(node.url);
+  try {
+    const listener = await joined(room, 'pt-rc1');
+    const leaves: string[] = [];
+    listener.client.on('participantLeft', (p) => leaves.push(p.id));
+    const rx = receiver(listener, 'pt-rc2');
+    const dropper = createNodeSessionClient(proxy.url, token(room, 'pt-rc2'));
+    sessions.push(dropper);
+    await dropper.client.connect();
+    await dropper.client.join();
+    await dropper.client.publishMicrophone(dropper.audioTrack());
+    await dropper.client.publishCamera(dropper.videoTrack());
+    await flowing(rx, 'media before the cut');
+    const states: string[] = [];
+    dropper.client.on('connectionStateChanged', (state) => states.push(state));
+    proxy.drop();
+    await waitFor(() => states.at(-1) === 'joined' && states.includes('reconnecting'), 10_000, 'the SDK to rejoin');
+    await flowing(rx, 'media after the reconnection');
+    assert.equal(leaves, []);
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('the media worker of a room killed: media comes back, nobody leaves', async () => {

@@ -33,6 +33,7 @@ test.before(async () => {
     HAVEN_ADMIN_API_KEY: testAdminKey,
     HAVEN_MEDIA_WEBRTC_PORT: '0',
     HAVEN_ROOMS_RECONNECT_GRACE_S: '2',
+    HAVEN_ROOMS_EMPTY_TIMEOUT_S: '1',
     HAVEN_SIGNALING_RATE_LIMIT: '10',
     HAVEN_SIGNALING_RATE_BURST: '30',
   });
@@ -364,6 +365,22 @@ test('a dropped connection keeps its place for the grace window; past it, the ot
   back.close();
   const [left] = await next(watcher, 'participantLeft', 5_000);
   assert.equal(left, { participantId: 'pt-g1', reason: 'disconnected' });
+});
+
+test('a room empty past its timeout closes and frees its router; it opens again on the next join', async () => {
+  const room = await newRoom();
+  const a = await client(room, 'pt-t1');
+  await join(a);
+  assert.is((await admin(node.url, 'GET', `/v1/rooms/${room}`)).body.data.live.participants, 1);
+  await ok(a, 'leave', {});
+  await waitFor(
+    async () => (await admin(node.url, 'GET', `/v1/rooms/${room}`)).body.data.live === null,
+    5_000,
+    'the room to close',
+  );
+  const b = await client(room, 'pt-t2');
+  await join(b);
+  assert.is((await admin(node.url, 'GET', `/v1/rooms/${room}`)).body.data.live.routers, 1);
 });
 
 test('ending a session through the admin API tells every participant and closes the room', async () => {
