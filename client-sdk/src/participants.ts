@@ -45,43 +45,51 @@ export class LocalTrack {
   }
 }
 
-/** @internal State behind a {@link LocalParticipant}. */
-export interface LocalParticipantState {
+/** @internal What every participant's state holds. */
+export interface ParticipantState {
   id: string;
   name: string;
   role: Role;
+}
+
+/** What the local and the remote participants share: who they are. */
+abstract class Participant<State extends ParticipantState> {
+  protected readonly state: State;
+
+  /** @internal Created by the SessionClient. */
+  constructor(state: State) {
+    this.state = state;
+  }
+
+  /** The pseudonymous id (the token's `sub`). */
+  get id(): string {
+    return this.state.id;
+  }
+  /** Display name from the token. */
+  get name(): string {
+    return this.state.name;
+  }
+  /** Role from the token: `'facilitator'`, `'participant'` or `'observer'`. */
+  get role(): Role {
+    return this.state.role;
+  }
+}
+
+/** @internal State behind a {@link LocalParticipant}. */
+export interface LocalParticipantState extends ParticipantState {
   capabilities: Capabilities;
   tracks: Map<TrackSource, LocalTrack>;
 }
 
 /** This client in the room. */
-export class LocalParticipant {
-  readonly #state: LocalParticipantState;
-
-  /** @internal Created by the SessionClient. */
-  constructor(state: LocalParticipantState) {
-    this.#state = state;
-  }
-
-  /** The token's `sub`. */
-  get id(): string {
-    return this.#state.id;
-  }
-  /** Display name from the token. */
-  get name(): string {
-    return this.#state.name;
-  }
-  /** Role from the token: `'facilitator'`, `'participant'` or `'observer'`. */
-  get role(): Role {
-    return this.#state.role;
-  }
+export class LocalParticipant extends Participant<LocalParticipantState> {
   /** What the token allows this client to publish. */
   get capabilities(): Readonly<Capabilities> {
-    return this.#state.capabilities;
+    return this.state.capabilities;
   }
   /** Published tracks by source. */
   get tracks(): ReadonlyMap<TrackSource, LocalTrack> {
-    return this.#state.tracks;
+    return this.state.tracks;
   }
 }
 
@@ -172,41 +180,19 @@ export class RemoteTrack {
 }
 
 /** @internal State behind a {@link RemoteParticipant}. */
-export interface RemoteParticipantState {
-  id: string;
-  name: string;
-  role: Role;
+export interface RemoteParticipantState extends ParticipantState {
   tracks: Map<string, RemoteTrack>;
 }
 
 /** Someone else in the room. */
-export class RemoteParticipant {
-  readonly #state: RemoteParticipantState;
-
-  /** @internal Created by the SessionClient. */
-  constructor(state: RemoteParticipantState) {
-    this.#state = state;
-  }
-
-  /** Their pseudonymous id (their token's `sub`). */
-  get id(): string {
-    return this.#state.id;
-  }
-  /** Display name from their token. */
-  get name(): string {
-    return this.#state.name;
-  }
-  /** Role from their token: `'facilitator'`, `'participant'` or `'observer'`. */
-  get role(): Role {
-    return this.#state.role;
-  }
+export class RemoteParticipant extends Participant<RemoteParticipantState> {
   /** Their tracks this client receives, by producer id. */
   get tracks(): ReadonlyMap<string, RemoteTrack> {
-    return this.#state.tracks;
+    return this.state.tracks;
   }
   /** Their received track from `source`, if any. */
   getTrack(source: TrackSource): RemoteTrack | undefined {
-    for (const track of this.#state.tracks.values()) if (track.source === source) return track;
+    for (const track of this.state.tracks.values()) if (track.source === source) return track;
     return undefined;
   }
 }

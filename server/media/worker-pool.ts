@@ -7,6 +7,7 @@ import * as mediasoup from 'mediasoup';
 import type { Router, RouterOptions, WebRtcServer, Worker, WorkerLogLevel } from 'mediasoup/node/lib/types.js';
 import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
 import type { Logger } from '../logger.ts';
+import { isProcessAlive } from '../processes.ts';
 
 export interface WorkerPoolOptions {
   /** Number of workers. */
@@ -215,18 +216,9 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   }
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** mediasoup's Worker.close() sends SIGTERM and does not wait: wait here, so no worker outlives the pool. */
 async function waitForExit(pids: number[]): Promise<void> {
   const deadline = Date.now() + exitTimeoutMs;
-  while (pids.some(isRunning) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  for (const pid of pids.filter(isRunning)) process.kill(pid, 'SIGKILL');
+  while (pids.some(isProcessAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  for (const pid of pids.filter(isProcessAlive)) process.kill(pid, 'SIGKILL');
 }

@@ -11,6 +11,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../logger.ts';
+import { isProcessAlive } from '../processes.ts';
 
 export interface EmbeddedRedisOptions {
   /** Folder for the AOF, the pid file and the generated redis.conf; created if missing. */
@@ -33,15 +34,6 @@ async function freePort(): Promise<number> {
   server.close();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
   return address.port;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export class EmbeddedRedis {
@@ -110,12 +102,12 @@ export class EmbeddedRedis {
     try {
       cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     } catch {}
-    if (pid > 0 && cmdline.includes('redis-server') && isAlive(pid)) {
+    if (pid > 0 && cmdline.includes('redis-server') && isProcessAlive(pid)) {
       this.#logger?.warn({ pid }, 'stopping a redis-server left running on this data folder');
       process.kill(pid, 'SIGTERM');
       const deadline = Date.now() + stopTimeoutMs;
-      while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+      while (isProcessAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
     }
     rmSync(this.#pidFile, { force: true });
   }

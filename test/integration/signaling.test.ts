@@ -2,6 +2,7 @@
  * Signaling against a real node process: authentication, the admin API, joining, every request's
  * validation, state and permission checks, rate limits, replacement and reconnection grace.
  */
+import { once } from 'node:events';
 import jwt from 'jsonwebtoken';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -399,6 +400,25 @@ test('ending a session through the admin API tells every participant and closes 
 test('no request made the node log an internal error', () => {
   const internal = node.logs.filter((l) => l.msg === 'request failed' || l.level === 50);
   assert.equal(internal, []);
+});
+
+test('SIGTERM with people in rooms: they are disconnected and the node exits 0, promptly', async () => {
+  const room = await newRoom();
+  const a = await client(room, 'pt-z1');
+  const b = await client(room, 'pt-z2');
+  await join(a);
+  await join(b);
+  await ok(a, 'createTransport', { direction: 'send' });
+  const disconnected = Promise.all([a, b].map((s) => new Promise((r) => s.once('disconnect', r))));
+  const exited = once(node.child, 'exit');
+  const started = Date.now();
+  node.child.kill('SIGTERM');
+  const [code] = await exited;
+  await disconnected;
+  const tookMs = Date.now() - started;
+  assert.is(code, 0);
+  assert.ok(tookMs < 10_000, `took ${tookMs} ms`);
+  console.log(`    shutdown with clients in a room took ${tookMs} ms`);
 });
 
 test.run();
