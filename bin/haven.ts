@@ -1,13 +1,18 @@
 /**
- * Haven's command line. For now one command, `haven token`, which mints an access token (for
- * development, tests and ops checks; a clinic's backend mints its own, see server/auth/mint.ts).
- * Prints only the token on stdout, so `TOKEN=$(haven token …)` works; errors go to stderr, exit 2.
+ * Haven's command line.
+ * - `haven token` mints an access token (for development, tests and ops checks; a clinic's backend
+ *   mints its own, see server/auth/mint.ts). Prints only the token on stdout, so
+ *   `TOKEN=$(haven token …)` works; errors go to stderr, exit 2.
+ * - `haven audit verify|show` checks or prints a room's audit log (server/audit/audit-log.ts).
  *
  * Run as: node --import tsx bin/haven.ts token --room R --role participant --sub S --name N
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import type { Capabilities, Role } from '../client-sdk/src/protocol.ts';
+import { AuditLog } from '../server/audit/audit-log.ts';
 import { mintAccessToken } from '../server/auth/mint.ts';
 import type { TokenAlgorithm } from '../server/auth/tokens.ts';
 
@@ -15,6 +20,7 @@ const usage = `Usage: haven <command> [options]
 
 Commands:
   token    Mint an access token (haven token --help)
+  audit    Verify or print a room's audit log (haven audit --help)
 
 Options:
   -h, --help    Show this help
@@ -43,6 +49,26 @@ Options:
 
 Environment:
   HAVEN_AUTH_SECRET  HS256 secret (32+ characters) when --key is not given
+`;
+
+const auditUsage = `Usage: haven audit verify --room ROOM [--redis URL]
+       haven audit show --room ROOM [--from SEQ] [--count N] [--redis URL]
+
+verify  Walks the room's audit chain (hashes, prev links, seq 1, 2, 3…, deletions).
+        Prints "ok: N entries" and exits 0, or "BROKEN at seq S: reason" and exits 1.
+show    Prints the room's entries as JSON lines, in chain order.
+
+Options:
+  --room ROOM        Room id
+  --redis URL        Redis holding the audit log (redis://[:password@]host:port[/db]);
+                     default $REDIS_URL. Required one way or the other: a node's embedded
+                     Redis generates a new password at each start, so give its URL explicitly.
+  --prefix PREFIX    Redis key prefix (default "haven:")
+  --from SEQ         show: first seq to print (default 1)
+  --count N          show: most entries to print (default 50)
+  -h, --help         Show this help
+
+Exit status: 0 ok, 1 broken chain, 2 bad usage or Redis unreachable.
 `;
 
 const roles: readonly Role[] = ['facilitator', 'participant', 'observer'];
@@ -155,11 +181,93 @@ function parse(args: string[]) {
   });
 }
 
+/* ---- haven audit -------------------------------------------------------------------------- */
+
+function wholeNumber(option: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^[1-9]\d{0,14}$/.test(value)) throw new UsageError(`--${option} must be a positive whole number`);
+  return Number(value);
+}
+
+/** `haven audit …`: writes its output itself; returns the exit status. */
+async function runAudit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let parsed: ReturnType<typeof parseAudit>;
+  try {
+    parsed = parseAudit(argv);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const [, subcommand, ...extra] = positionals;
+  if (values.help) {
+    process.stdout.write(auditUsage);
+    return 0;
+  }
+  if (subcommand !== 'verify' && subcommand !== 'show') {
+    throw new UsageError(subcommand === undefined ? 'missing verify or show' : `unknown audit command "${subcommand}"`);
+  }
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  const room = values.room;
+  if (room === undefined) throw new UsageError('missing --room');
+  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(room)) throw new UsageError('--room must be a room id');
+  const url = values.redis ?? env.REDIS_URL;
+  if (!url) throw new UsageError('give --redis redis://… or set REDIS_URL (the embedded Redis has no fixed password)');
+  if (!/^rediss?:\/\//.test(url)) throw new UsageError('--redis must be a redis:// or rediss:// URL');
+  const from = wholeNumber('from', values.from, 1);
+  const count = wholeNumber('count', values.count, 50);
+
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  redis.on('error', () => {}); // reported below, through the command that fails
+  try {
+    try {
+      await redis.connect();
+    } catch (err) {
+      // ioredis' messages name host and port, never the password.
+      throw new UsageError(`cannot reach Redis: ${(err as Error).message}`);
+    }
+    const log = new AuditLog(redis, pino({ level: 'silent' }), { prefix: values.prefix });
+    if (subcommand === 'show') {
+      for (const entry of await log.entries(room, { from, count })) {
+        process.stdout.write(`${JSON.stringify(entry)}\n`);
+      }
+      return 0;
+    }
+    const result = await log.verify(room);
+    if (result.ok) {
+      process.stdout.write(`ok: ${result.entries} entries\n`);
+      return 0;
+    }
+    process.stdout.write(`BROKEN at seq ${result.brokenAt}: ${result.reason}\n`);
+    return 1;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function parseAudit(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      room: { type: 'string' },
+      redis: { type: 'string' },
+      prefix: { type: 'string' },
+      from: { type: 'string' },
+      count: { type: 'string' },
+    },
+  });
+}
+
+const argv = process.argv.slice(2);
+const isAudit = argv.find((arg) => !arg.startsWith('-')) === 'audit';
 try {
-  process.stdout.write(run(process.argv.slice(2), process.env));
+  if (isAudit) process.exitCode = await runAudit(argv, process.env);
+  else process.stdout.write(run(argv, process.env));
 } catch (err) {
   if (!(err instanceof UsageError)) throw err;
-  const command = process.argv.slice(2).includes('token') ? 'haven token' : 'haven';
+  const command = isAudit ? 'haven audit' : argv.includes('token') ? 'haven token' : 'haven';
   process.stderr.write(`${command}: ${err.message}\nRun "${command} --help" for usage.\n`);
   process.exitCode = 2;
 }

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { Server as SocketServer } from 'socket.io';
 import { type Config, isDemoEnabled, isRoomAutoCreateEnabled } from '../config/schema.ts';
+import { AuditLog } from './audit/audit-log.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { createHttpApp, type Readiness } from './http/app.ts';
 import { createDemoHandler } from './http/demo.ts';
@@ -103,6 +104,7 @@ export class HavenNode {
         logger,
       );
       const store = new RoomStore(redis);
+      const audit = new AuditLog(redis, logger);
       const rooms = new RoomManager(
         store,
         {
@@ -112,6 +114,10 @@ export class HavenNode {
           emptyTimeoutMs: config.rooms.emptyTimeoutS * 1000,
           maxConsumersPerRouter: config.media.maxConsumersPerRouter,
           turn: config.turn,
+          audit: (record) => audit.recordInBackground(record),
+          revoke: async (identity) => {
+            if (identity.jti) await revocations.revoke(identity.jti, identity.expiresAtMs);
+          },
         },
         isRoomAutoCreateEnabled(config),
       );
@@ -124,7 +130,7 @@ export class HavenNode {
         http: createServer(
           createHttpApp({
             readiness: () => node.readiness(),
-            admin: { apiKey: config.admin.apiKey, store, rooms, logger },
+            admin: { apiKey: config.admin.apiKey, store, rooms, logger, audit },
             demo:
               isDemoEnabled(config) && authSecret
                 ? createDemoHandler({ secret: authSecret, issuer: config.auth.issuer, audience: config.auth.audience })

@@ -8,11 +8,15 @@ import type { ErrorCode } from './protocol.ts';
 /**
  * Codes the SDK itself gives a {@link HavenRequestError} when the server could not answer:
  * - `TIMEOUT`: no answer within `requestTimeoutMs` (or no connection within `connectTimeoutMs`);
- * - `DISCONNECTED`: the server could not be reached, or the connection dropped before the answer.
+ * - `DISCONNECTED`: the server could not be reached, or the connection dropped before the answer;
+ * - `DENIED`: a facilitator turned this client away from the waiting room (`join()` rejects with it).
  */
-export type ClientErrorCode = 'TIMEOUT' | 'DISCONNECTED';
+export type ClientErrorCode = 'TIMEOUT' | 'DISCONNECTED' | 'DENIED';
 
-/** A request the server refused (`code` from the protocol), or that got no answer (`TIMEOUT`, `DISCONNECTED`). */
+/**
+ * A request the server refused (`code` from the protocol), that got no answer (`TIMEOUT`,
+ * `DISCONNECTED`), or a join a facilitator turned away (`DENIED`).
+ */
 export class HavenRequestError extends Error {
   /** Stable code: one of the protocol's `errorCodes`, or a {@link ClientErrorCode}. */
   readonly code: ErrorCode | ClientErrorCode;

@@ -1,6 +1,7 @@
 /**
- * Haven's browser SDK: `SessionClient` joins a session, publishes the microphone, camera and
- * screen, and receives everyone else's tracks. The wire protocol's types are re-exported for
+ * Haven's browser SDK: `SessionClient` joins a session (through the consent gate and the waiting
+ * room), publishes the microphone, camera and screen, receives everyone else's tracks, and gives
+ * facilitators their controls (`client.moderation`). The wire protocol's types are re-exported for
  * apps that want them (e.g. `TrackSource`, `ErrorCode`).
  */
 
@@ -8,6 +9,8 @@ export type { ReconnectOptions } from './backoff.ts';
 export { backoffDelay } from './backoff.ts';
 export type { ClientErrorCode } from './errors.ts';
 export { HavenRequestError, InvalidStateError } from './errors.ts';
+export type { ModerationRequestSender, RemoveOptions } from './moderation.ts';
+export { Moderation } from './moderation.ts';
 export type { MediaHandlerName, SessionClientOptions } from './options.ts';
 export { LocalParticipant, LocalTrack, RemoteParticipant, RemoteTrack } from './participants.ts';
 export * from './protocol.ts';

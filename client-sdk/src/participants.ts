@@ -65,7 +65,7 @@ abstract class Participant<State extends ParticipantState> {
   get id(): string {
     return this.state.id;
   }
-  /** Display name from the token. */
+  /** Display name: the token's, or the alias a facilitator gave (`displayNameChanged`). */
   get name(): string {
     return this.state.name;
   }

@@ -96,7 +96,38 @@ export interface JoinRequest {
   /** The SDK's protocol version. */
   protocolVersion: number;
 }
-export interface JoinResponse {
+
+/** The room's confidentiality and consent text, which a participant accepts before waiting. */
+export interface ConsentInfo {
+  /** Increases each time the clinic changes the text. */
+  version: number;
+  /** SHA-256 of the text (hex): what the audit log records as accepted. */
+  hash: string;
+  text: string;
+}
+
+/** What someone in the waiting room is told. */
+export interface WaitingInfo {
+  /** Whether a facilitator is in the session (if not, say so: nobody can admit yet). */
+  facilitatorPresent: boolean;
+  /** The facilitators' latest message to everyone waiting ("we start in 5 minutes"). */
+  message?: string;
+  /** Why this person waits again, when a facilitator moved them back. */
+  reason?: 'movedByFacilitator';
+}
+
+/**
+ * Where a join lands: in the session (`admitted`, with everything needed to set up media), at the
+ * consent gate (`consent`: call `acceptConsent`), or in the waiting room (`waiting`: the
+ * `admitted` notification follows when a facilitator admits).
+ */
+export type JoinResponse =
+  | { stage: 'admitted'; session: SessionState }
+  | { stage: 'consent'; consent: ConsentInfo }
+  | { stage: 'waiting'; waiting: WaitingInfo };
+
+/** The session as an admitted participant sees it when entering. */
+export interface SessionState {
   room: RoomInfo;
   self: ParticipantInfo;
   capabilities: Capabilities;
@@ -109,6 +140,41 @@ export interface JoinResponse {
   resumed: boolean;
   /** How long the server keeps a place after a connection drops, in ms. */
   reconnectGraceMs: number;
+  /** Facilitator-controlled audio: participants unmute only when a facilitator asked them to. */
+  audioMode: AudioMode;
+  locked: boolean;
+  spotlight: string | null;
+  /** Raised hands, oldest first (facilitators see all; others see their own). */
+  hands: RaisedHand[];
+  /** Who is waiting to be admitted (facilitators only; empty for others). */
+  waiting: WaitingEntry[];
+}
+
+export type AudioMode = 'open' | 'controlled';
+
+export interface RaisedHand {
+  participantId: string;
+  /** Server time (ms since the epoch). */
+  raisedAt: number;
+}
+
+/** Someone in the waiting room, as facilitators see them. */
+export interface WaitingEntry {
+  participantId: string;
+  name: string;
+  /** Server time (ms since the epoch). */
+  waitingSince: number;
+}
+
+export type ChatAudience = 'everyone' | 'facilitators';
+export interface ChatMessage {
+  id: string;
+  from: string;
+  /** `everyone`, `facilitators`, or a participant id for a private message (where the room allows it). */
+  to: ChatAudience | string;
+  text: string;
+  /** Server time (ms since the epoch). */
+  sentAt: number;
 }
 
 export type TransportDirection = 'send' | 'recv';
@@ -179,9 +245,83 @@ export interface SetPreferredSizeRequest {
 // biome-ignore lint/complexity/noBannedTypes: an empty object is the payload of requests that carry nothing.
 export type Empty = {};
 
+export interface AcceptConsentRequest {
+  /** The version accepted: it must be the room's current one. */
+  version: number;
+}
+export interface TargetRequest {
+  participantId: string;
+}
+export interface DenyRequest {
+  participantId: string;
+  /** Shown to the person denied. */
+  reason?: string;
+}
+export interface TextRequest {
+  text: string;
+}
+export interface SendChatRequest {
+  text: string;
+  to: ChatAudience | string;
+}
+export interface RemoveRequest {
+  participantId: string;
+  /** Also refuse this person for the rest of the session (their token's `jti` is revoked). */
+  ban?: boolean;
+}
+export interface SetDisplayNameRequest {
+  participantId: string;
+  name: string;
+}
+export interface SpotlightRequest {
+  participantId: string | null;
+}
+export interface LockRequest {
+  locked: boolean;
+}
+export interface AudioModeRequest {
+  mode: AudioMode;
+}
+export interface MessageRequest {
+  messageId: string;
+}
+export interface LowerHandRequest {
+  /** Whose hand: omitted, one's own; a facilitator may lower anyone's. */
+  participantId?: string;
+}
+
+/**
+ * Requests only a facilitator may make (anyone else is answered FORBIDDEN), each enforced and
+ * audited by the server.
+ */
+export interface ModerationRequests {
+  admit: [TargetRequest, Empty];
+  admitAll: [Empty, { admitted: number }];
+  deny: [DenyRequest, Empty];
+  messageWaitingRoom: [TextRequest, Empty];
+  moveToWaitingRoom: [TargetRequest, Empty];
+  mute: [TargetRequest, Empty];
+  muteAll: [Empty, { muted: number }];
+  setAudioMode: [AudioModeRequest, Empty];
+  requestUnmute: [TargetRequest, Empty];
+  disableCamera: [TargetRequest, Empty];
+  stopScreenShare: [TargetRequest, Empty];
+  remove: [RemoveRequest, Empty];
+  lockRoom: [LockRequest, Empty];
+  endSession: [Empty, Empty];
+  setDisplayName: [SetDisplayNameRequest, Empty];
+  spotlight: [SpotlightRequest, Empty];
+  deleteChatMessage: [MessageRequest, Empty];
+}
+export type ModerationRequestName = keyof ModerationRequests;
+
 /** Every request: its payload and the `data` of its successful acknowledgement. */
-export interface ClientRequests {
+export interface ClientRequests extends ModerationRequests {
   join: [JoinRequest, JoinResponse];
+  acceptConsent: [AcceptConsentRequest, JoinResponse];
+  raiseHand: [Empty, Empty];
+  lowerHand: [LowerHandRequest, Empty];
+  sendChat: [SendChatRequest, { messageId: string }];
   createTransport: [CreateTransportRequest, TransportOptions];
   connectTransport: [ConnectTransportRequest, Empty];
   restartIce: [RestartIceRequest, RestartIceResponse];
@@ -201,7 +341,7 @@ export type ResponseOf<K extends RequestName> = ClientRequests[K][1];
 
 /* ---- Notifications (server → client) ---------------------------------------------------- */
 
-export type LeaveReason = 'left' | 'disconnected' | 'removed' | 'sessionEnded';
+export type LeaveReason = 'left' | 'disconnected' | 'removed' | 'sessionEnded' | 'movedToWaitingRoom';
 
 export interface ServerNotifications {
   participantJoined: [ParticipantInfo];
@@ -223,6 +363,35 @@ export interface ServerNotifications {
   sessionEnded: [{ reason: string }];
   /** The same identity joined from another connection; this one is closed. */
   replaced: [Empty];
+
+  /* Waiting room: to the person waiting. */
+  /** In the waiting room (first arrival, or moved back), or what it says changed. */
+  waiting: [WaitingInfo];
+  /** Admitted: set up media with this. */
+  admitted: [SessionState];
+  /** Not admitted; the connection closes. */
+  denied: [{ reason?: string }];
+
+  /* Waiting room: to facilitators. */
+  waitingRoomChanged: [{ waiting: WaitingEntry[] }];
+
+  /* Moderation: to the participant concerned. */
+  /** A facilitator muted one of this participant's tracks (the server paused it). */
+  mutedByFacilitator: [{ source: TrackSource; producerId: string }];
+  /** A facilitator asks this participant to unmute: only they can (resume their producer). */
+  unmuteRequested: [{ by: string }];
+  /** Removed by a facilitator; the connection closes. */
+  removed: [{ banned: boolean }];
+
+  /* Moderation: to everyone admitted. */
+  roomLocked: [{ locked: boolean }];
+  audioModeChanged: [{ mode: AudioMode }];
+  displayNameChanged: [{ participantId: string; name: string }];
+  spotlightChanged: [{ participantId: string | null }];
+  handRaised: [RaisedHand];
+  handLowered: [{ participantId: string }];
+  chatMessage: [ChatMessage];
+  chatMessageDeleted: [{ messageId: string }];
 }
 export type NotificationName = keyof ServerNotifications;
 

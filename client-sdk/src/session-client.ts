@@ -10,11 +10,17 @@
  * `randomizationFactor` only spreads delays around the exponential curve), the loop stops at the
  * end of the server's grace window or on a refusal that retrying cannot fix, and no request is
  * ever buffered by socket.io and replayed on a later connection with stale transport ids.
+ *
+ * Facilitation: a join may pass through the consent gate (`consentRequired`, then
+ * `acceptConsent()`) and the waiting room (`waiting`) before the client is admitted; a facilitator
+ * may send it back to the waiting room (its media stops, and is set up again on readmission).
+ * `moderation` (moderation.ts) holds a facilitator's controls.
  */
 import type { Consumer, Producer } from 'mediasoup-client/types';
 import { backoffDelay } from './backoff.ts';
 import { HavenRequestError, InvalidStateError, isConnectionLoss } from './errors.ts';
 import { MediaSession } from './media-session.ts';
+import { Moderation, type ModerationState } from './moderation.ts';
 import { type ResolvedOptions, resolveOptions, type SessionClientOptions } from './options.ts';
 import {
   LocalParticipant,
@@ -27,6 +33,10 @@ import {
   type RemoteTrackState,
 } from './participants.ts';
 import {
+  type AudioMode,
+  type ChatAudience,
+  type ChatMessage,
+  type ConsentInfo,
   type ErrorCode,
   type IceServer,
   type JoinResponse,
@@ -35,10 +45,17 @@ import {
   type NotificationName,
   type ParticipantInfo,
   protocolVersion,
+  type RaisedHand,
+  type RequestName,
+  type RequestOf,
+  type ResponseOf,
   type RoomInfo,
   type ServerNotifications,
+  type SessionState,
   type TrackInfo,
   type TrackSource,
+  type WaitingEntry,
+  type WaitingInfo,
 } from './protocol.ts';
 import { captureTrack, type PublishPreset, publishPresets } from './publish-presets.ts';
 import { Signaling } from './signaling.ts';
@@ -50,33 +67,44 @@ import { TypedEmitter } from './typed-emitter.ts';
  *   had not joined dropped): call `connect()`;
  * - `connecting`: `connect()` in progress;
  * - `connected`: connected, not in the room yet: call `join()`;
- * - `joining`: `join()` in progress;
+ * - `joining`: a `join` or `acceptConsent` request in progress, or the session being set up after
+ *   admission;
+ * - `consent`: at the consent gate: show `consent.text` (event `consentRequired`), then call
+ *   `acceptConsent()`;
+ * - `waiting`: in the waiting room until a facilitator admits (event `waiting`, again on every
+ *   update); also after a facilitator moved this client back there;
  * - `joined`: in the room;
- * - `reconnecting`: the connection dropped while joined; the SDK is getting the place back;
- * - `closed`: over for good (`leave()`, session ended, removed, replaced, reconnection failed).
- *   Create a new SessionClient to join again.
+ * - `reconnecting`: the connection dropped after the join got an answer (in the room, at the
+ *   consent gate or in the waiting room); the SDK is getting the place back;
+ * - `closed`: over for good (`leave()`, session ended, denied, removed, replaced, reconnection
+ *   failed). Create a new SessionClient to join again.
  */
 export type ConnectionState =
   | 'disconnected'
   | 'connecting'
   | 'connected'
   | 'joining'
+  | 'consent'
+  | 'waiting'
   | 'joined'
   | 'reconnecting'
   | 'closed';
 
 /**
  * Why a client closed:
- * `left` (`leave()`), `sessionEnded` (a facilitator ended it), `removed` (a facilitator removed
- * this participant), `replaced` (the same identity joined from elsewhere), `serverDisconnect` (the
- * server closed the connection), `connectionLost` (the connection dropped and `reconnect` is
- * `false`), `reconnectFailed` (no reconnection within the grace window or `maxAttempts`, or the
- * server refused the rejoin).
+ * `left` (`leave()`), `sessionEnded` (a facilitator ended it), `denied` (a facilitator turned
+ * this client away from the waiting room), `removed` (a facilitator removed this participant),
+ * `replaced` (the same identity joined from elsewhere), `serverDisconnect` (the server closed the
+ * connection), `connectionLost` (the connection dropped and `reconnect` is `false`),
+ * `reconnectFailed` (no reconnection within the grace window or `maxAttempts`, or the server
+ * refused the rejoin), `failed` (setting up the session after admission failed: `error` says why).
  */
 export type CloseReason =
   | 'left'
   | 'sessionEnded'
+  | 'denied'
   | 'removed'
+  | 'failed'
   | 'replaced'
   | 'serverDisconnect'
   | 'connectionLost'
@@ -109,6 +137,49 @@ export type SessionClientEvents = {
   activeSpeakerChanged: [participantId: string | null];
   /** A facilitator ended the session; `closed` follows. */
   sessionEnded: [reason: string];
+  /**
+   * At the consent gate (state `consent`): show the text, then call `acceptConsent()` (which
+   * accepts this version). Emitted again if a rejoin lands at the gate (the text changed).
+   */
+  consentRequired: [consent: ConsentInfo];
+  /** In the waiting room (state `waiting`), and again each time what it says changes. */
+  waiting: [info: WaitingInfo];
+  /** Admitted into the room (state `joined`): after `join()`'s wait, and after each readmission. */
+  admitted: [];
+  /** A facilitator turned this client away; `closed` (reason `denied`) follows. */
+  denied: [reason: string | undefined];
+  /** A facilitator sent this client back to the waiting room; `waiting` follows. */
+  movedToWaitingRoom: [];
+  /** A facilitator removed this client (`banned`: for the rest of the session); `closed` follows. */
+  removed: [banned: boolean];
+  /** Facilitators only: who waits changed (also in `moderation.waiting`). */
+  waitingRoomChanged: [waiting: ReadonlyArray<WaitingEntry>];
+  /**
+   * A facilitator muted this client's microphone or camera (the local track is disabled, see
+   * `localTrackUpdated`) or stopped its screen sharing (unpublished, see `localTrackUnpublished`).
+   */
+  mutedByFacilitator: [source: TrackSource];
+  /**
+   * A facilitator (id `by`) asks this client to unmute: show it; only the person can do it
+   * (`setMicrophoneEnabled(true)`), which in audio mode `controlled` is allowed only after this.
+   */
+  unmuteRequested: [by: string];
+  /** The room was locked or unlocked (`locked`). */
+  roomLocked: [locked: boolean];
+  /** The audio mode changed (`audioMode`). */
+  audioModeChanged: [mode: AudioMode];
+  /** A facilitator renamed someone (possibly this client): `name` of the participant is already updated. */
+  displayNameChanged: [participantId: string, name: string];
+  /** The spotlight moved to someone (possibly this client), or ended (`null`). */
+  spotlightChanged: [participantId: string | null];
+  /** A hand went up (facilitators see everyone's, others their own); `hands` is updated. */
+  handRaised: [hand: RaisedHand];
+  /** A hand went down; `hands` is updated. */
+  handLowered: [participantId: string];
+  /** A chat message for this client (including its own, as the server delivered it). */
+  chatMessage: [message: ChatMessage];
+  /** A facilitator deleted a chat message: remove it from view. */
+  chatMessageDeleted: [messageId: string];
   /** The client closed for good; `error` says what made a reconnection fail. */
   closed: [reason: CloseReason, error: Error | undefined];
   /** A failure no call awaits (receiving a track, an ICE restart, a rejoin step). */
@@ -127,6 +198,43 @@ const fatalRejoinCodes: readonly string[] = [
 ] satisfies ErrorCode[];
 
 const sources: readonly TrackSource[] = ['microphone', 'camera', 'screen'];
+
+/**
+ * The reconnection window used before the client was ever admitted (at the consent gate or in the
+ * waiting room), when the server's `reconnectGraceMs` is not known yet: the server's default.
+ */
+const defaultGraceMs = 30_000;
+
+/** Longest chat message the protocol takes, in characters. */
+const maxChatLength = 2_000;
+
+/** Notifications about this client's place (the join's stages): handled whatever the state. */
+type StageNotification = 'waiting' | 'admitted';
+
+/** A promise and its settlers. */
+interface Deferred {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((ok, fail) => {
+    resolve = ok;
+    reject = fail;
+  });
+  // Nobody may be waiting (the join() call already failed): never an unhandled rejection.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+/** Stage notifications that arrived while a stage request (join, acceptConsent) was in flight. */
+interface EarlyStage {
+  waiting: WaitingInfo | undefined;
+  admitted: SessionState | undefined;
+}
 
 /** A local track and the producer that sends it on the current connection. */
 interface Publication {
@@ -209,6 +317,28 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   #leaving = false;
   /** Ends the current reconnection wait early. */
   #wake: (() => void) | undefined;
+  /** The `join()` call waiting to be admitted, if any. */
+  #admission: Deferred | undefined;
+  /** Whether the server gave this client a place (a stage) at least once: a drop then reconnects. */
+  #placed = false;
+  /** Set while a stage request (join, acceptConsent) is in flight. */
+  #early: EarlyStage | undefined;
+  #consent: ConsentInfo | undefined;
+  #waitingInfo: WaitingInfo | undefined;
+  #audioMode: AudioMode = 'open';
+  #locked = false;
+  #spotlight: string | null = null;
+  #hands: readonly RaisedHand[] = [];
+  readonly #moderationState: ModerationState = { waiting: [] };
+
+  /**
+   * A facilitator's controls (admit, mute, remove, lock, end, …) and the waiting room as
+   * facilitators see it; see {@link Moderation}. Anyone else's calls are refused `FORBIDDEN`.
+   */
+  readonly moderation: Moderation = new Moderation(
+    (name, payload) => this.#request(`moderation.${name}()`, name, payload),
+    this.#moderationState,
+  );
 
   /**
    * @param options - where to connect and how; see {@link SessionClientOptions}.
@@ -244,6 +374,36 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     return this.#activeSpeakerId;
   }
 
+  /** The consent text to accept, while the state is `consent` (else undefined). */
+  get consent(): ConsentInfo | undefined {
+    return this.#state === 'consent' ? this.#consent : undefined;
+  }
+
+  /** What the waiting room says, while the state is `waiting` (else undefined). */
+  get waitingInfo(): WaitingInfo | undefined {
+    return this.#state === 'waiting' ? this.#waitingInfo : undefined;
+  }
+
+  /** `'controlled'` when participants may unmute only after a facilitator asked; default `'open'`. */
+  get audioMode(): AudioMode {
+    return this.#audioMode;
+  }
+
+  /** Whether the room is locked (nobody new gets in). */
+  get locked(): boolean {
+    return this.#locked;
+  }
+
+  /** Who is in the spotlight (possibly this client), or null. */
+  get spotlight(): string | null {
+    return this.#spotlight;
+  }
+
+  /** Raised hands, oldest first: everyone's for facilitators, one's own for others. */
+  get hands(): ReadonlyArray<RaisedHand> {
+    return this.#hands;
+  }
+
   /**
    * Connects to the server (the token is checked in the handshake).
    *
@@ -271,23 +431,88 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   }
 
   /**
-   * Joins the room named by the token. Resolves once in the room; `participantJoined` has then
-   * been emitted for everyone already there, and their tracks follow as `trackSubscribed`.
+   * Joins the room named by the token. Resolves once admitted into the room (event `admitted`);
+   * `participantJoined` has then been emitted for everyone already there, and their tracks follow
+   * as `trackSubscribed`. On the way it may stop at the consent gate (state `consent`, event
+   * `consentRequired`: call {@link SessionClient.acceptConsent}) and in the waiting room (state
+   * `waiting`, event `waiting`) until a facilitator admits; it keeps waiting across reconnections.
    *
-   * @throws InvalidStateError unless the state is `'connected'`.
-   * @throws HavenRequestError e.g. `ROOM_LOCKED`, `ROOM_FULL`, `FORBIDDEN`; the state is then
-   *   `'connected'` again.
+   * @throws InvalidStateError unless the state is `'connected'`; also if `leave()` is called
+   *   before admission.
+   * @throws HavenRequestError a refusal: `ROOM_LOCKED`, `ROOM_FULL`, `FORBIDDEN` (banned),
+   *   `NOT_FOUND`, `INVALID_STATE` (the session ended), …; the state is then `'connected'` again.
+   *   `DENIED` when a facilitator turns this client away (the client is then closed, reason
+   *   `denied`); any other error the client closed with before admission (e.g. after a failed
+   *   reconnection).
    */
   async join(): Promise<void> {
     this.#assertState('join()', 'connected');
     const signaling = this.#currentSignaling('join()');
     this.#setState('joining');
+    const admission = deferred();
+    this.#admission = admission;
     try {
-      await this.#joinOn(signaling, false);
+      await this.#requestStage(signaling, () => signaling.request('join', { protocolVersion }));
     } catch (error) {
+      if (this.#admission === admission) this.#admission = undefined;
       if (this.#signaling === signaling && this.#state === 'joining') this.#setState('connected');
       throw error;
     }
+    return admission.promise;
+  }
+
+  /**
+   * Accepts the consent text shown (the version of the last `consentRequired`). Resolves once past
+   * the gate: in the waiting room (state `waiting`) or admitted (state `joined`; `join()` resolves
+   * too).
+   *
+   * @throws InvalidStateError unless the state is `'consent'`.
+   * @throws HavenRequestError e.g. `INVALID_REQUEST` when the text changed meanwhile (also
+   *   emitted as `error`); the state is then `'consent'` again.
+   */
+  async acceptConsent(): Promise<void> {
+    this.#assertState('acceptConsent()', 'consent');
+    const signaling = this.#currentSignaling('acceptConsent()');
+    const consent = this.#consent;
+    if (!consent) throw new InvalidStateError('acceptConsent(): no consent text was shown');
+    this.#setState('joining');
+    try {
+      await this.#requestStage(signaling, () => signaling.request('acceptConsent', { version: consent.version }));
+    } catch (error) {
+      if (this.#signaling === signaling && this.#state === 'joining') {
+        this.#setState('consent');
+        if (!isConnectionLoss(error)) this.#emitError(error);
+      }
+      throw error;
+    }
+  }
+
+  /** Raises this client's hand (`handRaised` follows, for this client and the facilitators). */
+  async raiseHand(): Promise<void> {
+    await this.#request('raiseHand()', 'raiseHand', {});
+  }
+
+  /** Lowers this client's hand (`handLowered` follows). A facilitator lowers others' with `moderation.lowerHand(id)`. */
+  async lowerHand(): Promise<void> {
+    await this.#request('lowerHand()', 'lowerHand', {});
+  }
+
+  /**
+   * Sends a chat message; resolves with its id. Everyone in its audience gets `chatMessage`,
+   * this client too.
+   *
+   * @param text - 1 to 2000 characters.
+   * @param to - `'everyone'` (default), `'facilitators'`, or a participant id for a private
+   *   message (where the room allows it).
+   * @throws TypeError for an empty or too long `text`, or an empty `to`.
+   * @throws HavenRequestError `FORBIDDEN` if this token may not chat (or not privately).
+   */
+  async sendChat(text: string, to: ChatAudience | string = 'everyone'): Promise<string> {
+    if (typeof text !== 'string' || text.length === 0 || text.length > maxChatLength) {
+      throw new TypeError(`text must be a string of 1 to ${maxChatLength} characters`);
+    }
+    if (typeof to !== 'string' || to.length === 0) throw new TypeError('to must be a non-empty string');
+    return (await this.#request('sendChat()', 'sendChat', { text, to })).messageId;
   }
 
   /**
@@ -336,10 +561,14 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   /**
    * Mutes or unmutes the microphone: the track is disabled at once (nothing leaves this device
    * even before the server answers) and the producer is paused on the server so others see it
-   * muted. Allowed while reconnecting: the state is applied when the track is re-published.
+   * muted. Allowed while reconnecting and in the waiting room: the state is applied when the
+   * track is re-published.
    *
    * @throws TypeError if `enabled` is not a boolean.
-   * @throws InvalidStateError if not joined (or reconnecting), or no microphone is published.
+   * @throws InvalidStateError if not joined (or reconnecting, or moved to the waiting room), or no
+   *   microphone is published.
+   * @throws HavenRequestError `FORBIDDEN` when unmuting in audio mode `controlled` without a
+   *   facilitator's `unmuteRequested`: the track is muted again.
    */
   setMicrophoneEnabled(enabled: boolean): Promise<void> {
     return this.#setEnabled('microphone', enabled);
@@ -371,7 +600,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     if (this.#state === 'closed') return;
     this.#leaving = true;
     const signaling = this.#signaling;
-    if (signaling?.connected && this.#state === 'joined') {
+    if (signaling?.connected && (this.#state === 'joined' || this.#state === 'waiting' || this.#state === 'consent')) {
       try {
         await signaling.request('leave', {});
       } catch {
@@ -415,16 +644,42 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     return Signaling.open({ url, path: socketPath, token: value, connectTimeoutMs, requestTimeoutMs });
   }
 
+  /** Sends a request that needs the client in the room. */
+  #request<K extends RequestName>(what: string, name: K, payload: RequestOf<K>): Promise<ResponseOf<K>> {
+    this.#assertState(what, 'joined');
+    return this.#currentSignaling(what).request(name, payload);
+  }
+
   /** Makes `signaling` the current connection and routes its notifications. */
   #attach(signaling: Signaling): void {
     this.#signaling = signaling;
     signaling.on('disconnected', (reason) => this.#onDisconnected(signaling, reason));
+    const current = () => signaling === this.#signaling && this.#state !== 'closed';
+    /** Notifications about the room: held while a join answer is applied, dropped unless in the room. */
     const route = <K extends NotificationName>(name: K, handler: (...args: ServerNotifications[K]) => void) => {
       signaling.on(name, (...args) => {
-        if (signaling !== this.#signaling || this.#state === 'closed') return;
+        if (!current()) return;
         const run = () => handler(...(args as ServerNotifications[K]));
         if (this.#held) this.#held.push(run);
-        else if (this.#self) run();
+        else if (this.#state === 'joined') run();
+      });
+    };
+    /** Notifications about this client's place: kept for later while a stage request is in flight. */
+    const stage = <K extends StageNotification>(name: K, handler: (...args: ServerNotifications[K]) => void) => {
+      signaling.on(name, (...args) => {
+        if (!current()) return;
+        const run = () => handler(...(args as ServerNotifications[K]));
+        if (this.#early) {
+          if (name === 'waiting') this.#early.waiting = args[0] as WaitingInfo;
+          else this.#early.admitted = args[0] as SessionState;
+        } else if (this.#held) this.#held.push(run);
+        else run();
+      });
+    };
+    /** Notifications that end the session: handled at once, whatever the state. */
+    const final = <K extends NotificationName>(name: K, handler: (...args: ServerNotifications[K]) => void) => {
+      signaling.on(name, (...args) => {
+        if (current()) handler(...(args as ServerNotifications[K]));
       });
     };
     route('participantJoined', (info) => this.#onParticipantJoined(info));
@@ -439,11 +694,50 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       this.safeEmit('activeSpeakerChanged', participantId);
     });
     route('mediaReset', () => this.#onMediaReset(signaling));
-    route('sessionEnded', ({ reason }) => {
+    route('waitingRoomChanged', ({ waiting }) => {
+      this.#moderationState.waiting = Object.freeze(waiting.map((entry) => ({ ...entry })));
+      this.safeEmit('waitingRoomChanged', this.#moderationState.waiting);
+    });
+    route('mutedByFacilitator', ({ source, producerId }) => this.#onMutedByFacilitator(source, producerId));
+    route('unmuteRequested', ({ by }) => this.safeEmit('unmuteRequested', by));
+    route('roomLocked', ({ locked }) => {
+      this.#locked = locked;
+      this.safeEmit('roomLocked', locked);
+    });
+    route('audioModeChanged', ({ mode }) => {
+      this.#audioMode = mode;
+      this.safeEmit('audioModeChanged', mode);
+    });
+    route('displayNameChanged', ({ participantId, name }) => this.#onDisplayNameChanged(participantId, name));
+    route('spotlightChanged', ({ participantId }) => {
+      this.#spotlight = participantId;
+      this.safeEmit('spotlightChanged', participantId);
+    });
+    route('handRaised', (hand) => {
+      this.#setHands([...this.#hands.filter((h) => h.participantId !== hand.participantId), { ...hand }]);
+      this.safeEmit('handRaised', { ...hand });
+    });
+    route('handLowered', ({ participantId }) => {
+      this.#setHands(this.#hands.filter((hand) => hand.participantId !== participantId));
+      this.safeEmit('handLowered', participantId);
+    });
+    route('chatMessage', (message) => this.safeEmit('chatMessage', { ...message }));
+    route('chatMessageDeleted', ({ messageId }) => this.safeEmit('chatMessageDeleted', messageId));
+    stage('waiting', (info) => this.#onWaiting(signaling, info));
+    stage('admitted', (session) => this.#onAdmitted(signaling, session));
+    final('denied', ({ reason }) => {
+      this.safeEmit('denied', reason);
+      this.#close('denied', new HavenRequestError('DENIED', reason ?? 'a facilitator did not admit you', 'join'));
+    });
+    final('removed', ({ banned }) => {
+      this.safeEmit('removed', banned);
+      this.#close('removed');
+    });
+    final('sessionEnded', ({ reason }) => {
       this.safeEmit('sessionEnded', reason);
       this.#close('sessionEnded');
     });
-    route('replaced', () => this.#close('replaced'));
+    final('replaced', () => this.#close('replaced'));
   }
 
   #onDisconnected(signaling: Signaling, reason: string): void {
@@ -454,33 +748,35 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       this.#close(this.#leaving ? 'left' : 'serverDisconnect');
       return;
     }
-    switch (this.#state) {
-      case 'connected':
-      case 'joining':
-        // Nothing to get back: a join() in flight fails with DISCONNECTED.
-        this.#held = undefined;
-        this.#setState('disconnected');
-        return;
-      case 'joined':
-        if (this.#options.reconnect) void this.#reconnect();
-        else this.#close('connectionLost');
-        return;
-      default:
-        // 'reconnecting': the attempt in flight fails and the loop goes on.
-        return;
+    const state = this.#state;
+    if (state === 'reconnecting') return; // The attempt in flight fails and the loop goes on.
+    if (state === 'connected' || (state === 'joining' && !this.#placed)) {
+      // Nothing to get back: a join() in flight fails with DISCONNECTED.
+      this.#held = undefined;
+      this.#setState('disconnected');
+      return;
     }
+    // In the room, at the consent gate, in the waiting room, or on the way between them.
+    if (this.#options.reconnect) void this.#reconnect();
+    else this.#close('connectionLost', new HavenRequestError('DISCONNECTED', 'the connection dropped', 'join'));
   }
 
-  /** Gets the place back: new connections with backoff until a rejoin succeeds or the grace window ends. */
+  /**
+   * Gets the place back: new connections with backoff until a rejoin gets an answer (admitted,
+   * consent or waiting) or the grace window ends.
+   */
   async #reconnect(): Promise<void> {
     const policy = this.#options.reconnect;
     if (!policy) return;
+    this.#held = undefined;
+    this.#early = undefined;
     this.#setState('reconnecting');
     const droppedAt = Date.now();
+    const graceMs = this.#graceMs > 0 ? this.#graceMs : defaultGraceMs;
     let lastError: Error | undefined;
     for (let attempt = 0; attempt < policy.maxAttempts; attempt++) {
       const delay = backoffDelay(attempt, policy);
-      if (Date.now() + delay - droppedAt >= this.#graceMs) break;
+      if (Date.now() + delay - droppedAt >= graceMs) break;
       await this.#sleep(delay);
       if (this.#state !== 'reconnecting') return;
       let signaling: Signaling | undefined;
@@ -491,7 +787,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
           return;
         }
         this.#attach(signaling);
-        await this.#joinOn(signaling, true);
+        const opened = signaling;
+        await this.#requestStage(opened, () => opened.request('join', { protocolVersion }));
         return;
       } catch (error) {
         if (this.#state !== 'reconnecting') return;
@@ -527,40 +824,144 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     });
   }
 
-  /* ---- joining ---------------------------------------------------------------------------- */
+  /* ---- joining: consent, waiting room, admission ------------------------------------------ */
 
   /**
-   * Sends `join` on `signaling` and applies the answer: a new media session, this client and
-   * everyone else reconciled with what the client knew, then (on a rejoin) every local track
-   * re-published, then the state `joined`, the held notifications, and every remote track
-   * subscribed.
+   * Sends a request answered by a join stage (`join`, `acceptConsent`) on `signaling` and goes
+   * there. Notifications about the room that arrive meanwhile are held (replayed once in the
+   * room); `waiting` and `admitted` ones are kept and applied after the answer.
    */
-  async #joinOn(signaling: Signaling, rejoin: boolean): Promise<void> {
-    this.#held = [];
+  async #requestStage(signaling: Signaling, send: () => Promise<JoinResponse>): Promise<void> {
+    const held: (() => void)[] = [];
+    this.#held = held;
+    const early: EarlyStage = { waiting: undefined, admitted: undefined };
+    this.#early = early;
+    let response: JoinResponse;
     try {
-      const response = await signaling.request('join', { protocolVersion });
-      this.#routerRtpCapabilities = response.routerRtpCapabilities;
-      this.#iceServers = response.iceServers;
+      response = await send();
+    } catch (error) {
+      if (this.#held === held) this.#held = undefined;
+      throw error;
+    } finally {
+      if (this.#early === early) this.#early = undefined;
+    }
+    this.#assertCurrent(signaling);
+    switch (response.stage) {
+      case 'admitted':
+        await this.#enterSession(signaling, response.session);
+        return;
+      case 'consent':
+        this.#held = undefined;
+        this.#placed = true;
+        this.#leaveSessionView('left');
+        this.#consent = response.consent;
+        this.#setState('consent');
+        this.safeEmit('consentRequired', { ...response.consent });
+        return;
+      case 'waiting':
+        this.#held = undefined;
+        this.#placed = true;
+        this.#leaveSessionView('left');
+        this.#waitingInfo = { ...(early.waiting ?? response.waiting) };
+        this.#setState('waiting');
+        this.safeEmit('waiting', { ...this.#waitingInfo });
+        if (early.admitted) this.#onAdmitted(signaling, early.admitted);
+        return;
+      default:
+        throw new HavenRequestError('INTERNAL', 'malformed join answer from the server', 'join');
+    }
+  }
+
+  /** A `waiting` notification: what the waiting room says changed, or a facilitator moved this client back. */
+  #onWaiting(signaling: Signaling, info: WaitingInfo): void {
+    if (signaling !== this.#signaling) return;
+    if (this.#state === 'joined') {
+      // The server closed this client's transports, producers and consumers.
+      this.#leaveSessionView('movedToWaitingRoom');
+      this.#waitingInfo = { ...info };
+      this.#setState('waiting');
+      this.safeEmit('movedToWaitingRoom');
+      this.safeEmit('waiting', { ...info });
+      return;
+    }
+    if (this.#state !== 'waiting') return;
+    this.#waitingInfo = { ...info };
+    this.safeEmit('waiting', { ...info });
+  }
+
+  /** An `admitted` notification: in from the waiting room. */
+  #onAdmitted(signaling: Signaling, session: SessionState): void {
+    if (signaling !== this.#signaling || this.#state !== 'waiting') return;
+    this.#setState('joining');
+    this.#enterSession(signaling, session).catch((error) => {
+      // A connection lost meanwhile is the reconnection's business.
+      if (this.#signaling !== signaling || this.#state === 'closed' || isConnectionLoss(error)) return;
+      this.#close('failed', toError(error));
+    });
+  }
+
+  /**
+   * Applies an admission (a join answer or an `admitted` notification): a new media session, this
+   * client and everyone else reconciled with what the client knew, every local track published
+   * (again, in the same muted state), then the state `joined`, `admitted` (unless a reconnection
+   * resumed the place), the held notifications, and every remote track subscribed.
+   */
+  async #enterSession(signaling: Signaling, session: SessionState): Promise<void> {
+    this.#held ??= [];
+    const held = this.#held;
+    try {
+      this.#routerRtpCapabilities = session.routerRtpCapabilities;
+      this.#iceServers = session.iceServers;
       // The server closed the old transports when it gave the place back.
       await this.#replaceMediaSession(signaling);
-      this.#applyJoinResponse(response);
+      this.#applySession(session);
       this.#assertCurrent(signaling);
-      if (rejoin) {
-        for (const publication of [...this.#publications.values()]) await this.#restorePublication(publication);
-        this.#assertCurrent(signaling);
-      }
+      for (const publication of [...this.#publications.values()]) await this.#restorePublication(publication);
+      this.#assertCurrent(signaling);
+      this.#placed = true;
       this.#setState('joined');
     } catch (error) {
-      this.#held = undefined;
+      if (this.#held === held) this.#held = undefined;
       throw error;
     }
-    const held = this.#held ?? [];
     this.#held = undefined;
+    if (!session.resumed) this.safeEmit('admitted');
+    const admission = this.#admission;
+    this.#admission = undefined;
+    admission?.resolve();
     for (const run of held) {
-      if (this.#state === 'closed' || this.#signaling !== signaling) return;
+      if (this.#state !== 'joined' || this.#signaling !== signaling) return;
       run();
     }
+    if (this.#state !== 'joined') return;
     for (const subscription of this.#subscriptions.values()) void this.#consume(subscription);
+  }
+
+  /**
+   * Out of the room but still connected (moved to the waiting room, or a rejoin that did not land
+   * in the room): media closed, everyone else gone from view (`participantLeft` with `reason`),
+   * local tracks kept to be published again on admission.
+   */
+  #leaveSessionView(reason: LeaveReason): void {
+    const media = this.#media;
+    this.#media = undefined;
+    media?.close();
+    for (const subscription of this.#subscriptions.values()) {
+      subscription.removed = true;
+      this.#dropConsumer(subscription);
+    }
+    this.#subscriptions.clear();
+    for (const id of [...this.#participantStates.keys()]) this.#removeParticipant(id, reason);
+    for (const publication of this.#publications.values()) {
+      if (publication.producer && !publication.producer.closed) publication.producer.close();
+      publication.producer = undefined;
+      publication.media = undefined;
+      publication.state.producerId = undefined;
+      publication.serverPaused = false;
+    }
+    this.#activeSpeakerId = null;
+    this.#setHands([]);
+    this.#moderationState.waiting = Object.freeze([]);
   }
 
   /** Throws if the client closed, or `signaling` is no longer its connection (a listener may have left). */
@@ -608,19 +1009,26 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     });
   }
 
-  #applyJoinResponse(response: JoinResponse): void {
-    const { self } = response;
-    this.#room = response.room;
-    this.#graceMs = response.reconnectGraceMs;
+  #applySession(session: SessionState): void {
+    const { self } = session;
+    this.#room = session.room;
+    this.#graceMs = session.reconnectGraceMs;
+    this.#consent = undefined;
+    this.#waitingInfo = undefined;
+    this.#audioMode = session.audioMode;
+    this.#locked = session.locked;
+    this.#spotlight = session.spotlight;
+    this.#setHands(session.hands.map((hand) => ({ ...hand })));
+    this.#moderationState.waiting = Object.freeze(session.waiting.map((entry) => ({ ...entry })));
     if (this.#self && this.#self.id === self.id) {
-      Object.assign(this.#self, { name: self.name, role: self.role, capabilities: { ...response.capabilities } });
+      Object.assign(this.#self, { name: self.name, role: self.role, capabilities: { ...session.capabilities } });
     } else {
-      this.#self = { ...self, capabilities: { ...response.capabilities }, tracks: new Map() };
+      this.#self = { ...self, capabilities: { ...session.capabilities }, tracks: new Map() };
       this.#local = new LocalParticipant(this.#self);
     }
     // Remote tracks went away with the old media session: they are subscribed again below.
     for (const subscription of this.#subscriptions.values()) this.#dropConsumer(subscription);
-    const others = response.participants.filter((participant) => participant.id !== self.id);
+    const others = session.participants.filter((participant) => participant.id !== self.id);
     const present = new Set(others.map((participant) => participant.id));
     for (const id of [...this.#participantStates.keys()]) {
       if (!present.has(id)) this.#removeParticipant(id, 'left');
@@ -637,6 +1045,50 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       }
     }
     for (const participant of others) for (const track of participant.tracks) this.#subscribe(track);
+  }
+
+  /* ---- facilitation ----------------------------------------------------------------------- */
+
+  #setHands(hands: RaisedHand[]): void {
+    this.#hands = Object.freeze(hands.sort((a, b) => a.raisedAt - b.raisedAt));
+  }
+
+  #onDisplayNameChanged(participantId: string, name: string): void {
+    if (participantId === this.#self?.id) this.#self.name = name;
+    else {
+      const state = this.#participantStates.get(participantId);
+      if (state) state.name = name;
+    }
+    this.safeEmit('displayNameChanged', participantId, name);
+  }
+
+  /**
+   * A facilitator muted one of this client's tracks: the server paused the microphone or camera
+   * (the local track is disabled too; only the person turns it on again) or closed the screen
+   * (unpublished here, without a request).
+   */
+  #onMutedByFacilitator(source: TrackSource, producerId: string): void {
+    const publication = this.#publications.get(source);
+    if (!publication || publication.state.producerId !== producerId) return;
+    if (source === 'screen') {
+      const { producer } = publication;
+      publication.producer = undefined;
+      publication.media = undefined;
+      publication.state.producerId = undefined;
+      if (producer && !producer.closed) producer.close();
+      this.#forget(publication);
+      this.safeEmit('localTrackUnpublished', publication.local);
+      if (publication.owned) publication.state.track.stop();
+    } else {
+      publication.serverPaused = true;
+      publication.state.track.enabled = false;
+      publication.producer?.pause();
+      if (publication.state.enabled) {
+        publication.state.enabled = false;
+        this.safeEmit('localTrackUpdated', publication.local);
+      }
+    }
+    this.safeEmit('mutedByFacilitator', source);
   }
 
   /* ---- remote participants and tracks ----------------------------------------------------- */
@@ -668,6 +1120,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
 
   #onParticipantLeft(participantId: string, reason: LeaveReason): void {
     if (participantId === this.#self?.id) {
+      // Moved to the waiting room: the `waiting` notification says so.
+      if (reason === 'movedToWaitingRoom') return;
       this.#close(reason === 'removed' ? 'removed' : reason === 'sessionEnded' ? 'sessionEnded' : 'serverDisconnect');
       return;
     }
@@ -954,7 +1408,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
 
   async #setEnabled(source: TrackSource, enabled: boolean): Promise<void> {
     if (typeof enabled !== 'boolean') throw new TypeError('enabled must be a boolean');
-    this.#assertState(`setting the ${source} on or off`, 'joined', 'reconnecting');
+    this.#assertState(`setting the ${source} on or off`, 'joined', 'reconnecting', 'waiting', 'joining');
     const publication = this.#publications.get(source);
     if (!publication) throw new InvalidStateError(`no ${source} track is published`);
     // At once: a mute never waits for the network.
@@ -967,7 +1421,17 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       await this.#enqueue(publication, () => this.#syncPaused(publication));
     } catch (error) {
       // Applied when the reconnection re-publishes the track.
-      if (!isConnectionLoss(error)) throw error;
+      if (isConnectionLoss(error)) return;
+      if (enabled && error instanceof HavenRequestError && error.code === 'FORBIDDEN') {
+        // Audio mode `controlled` without a facilitator's request: stay muted.
+        publication.state.track.enabled = false;
+        publication.producer?.pause();
+        if (publication.state.enabled) {
+          publication.state.enabled = false;
+          this.safeEmit('localTrackUpdated', publication.local);
+        }
+      }
+      throw error;
     }
   }
 
@@ -1031,7 +1495,11 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     this.#participants.clear();
     this.#participantStates.clear();
     signaling?.close();
+    this.#early = undefined;
+    const admission = this.#admission;
+    this.#admission = undefined;
     this.#setState('closed');
+    admission?.reject(error ?? new InvalidStateError(`the client closed (${reason}) before being admitted`));
     this.safeEmit('closed', reason, error);
   }
 }

@@ -33,6 +33,21 @@ const notifications = {
   mediaReset: true,
   sessionEnded: true,
   replaced: true,
+  waiting: true,
+  admitted: true,
+  denied: true,
+  waitingRoomChanged: true,
+  mutedByFacilitator: true,
+  unmuteRequested: true,
+  removed: true,
+  roomLocked: true,
+  audioModeChanged: true,
+  displayNameChanged: true,
+  spotlightChanged: true,
+  handRaised: true,
+  handLowered: true,
+  chatMessage: true,
+  chatMessageDeleted: true,
 } satisfies Record<NotificationName, true>;
 const notificationNames = Object.keys(notifications) as NotificationName[];
 

@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
+import type { AuditLog } from '../audit/audit-log.ts';
 import { HavenError, httpStatusOf, toProtocolError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
@@ -18,9 +19,11 @@ export interface AdminDeps {
   store: RoomStore;
   rooms: RoomManager;
   logger: Logger;
+  audit: AuditLog;
 }
 
 const idPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+const consentText = z.string().trim().min(1).max(20_000);
 
 function isTimeZone(zone: string): boolean {
   try {
@@ -45,7 +48,13 @@ const createRoomSchema = z.strictObject({
     .refine((s) => Date.parse(s.start) < Date.parse(s.end), 'end must be after start')
     .optional(),
   roster: z.array(z.string().regex(idPattern)).max(500).optional(),
+  waitingRoom: z.boolean().optional(),
+  observersVisible: z.boolean().optional(),
+  privateChat: z.boolean().optional(),
+  consentText: consentText.optional(),
 });
+
+const consentSchema = z.strictObject({ text: consentText });
 
 const listSchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -76,7 +85,7 @@ export function handleAdmin(deps: AdminDeps, req: IncomingMessage, res: ServerRe
   const log = deps.logger.child({ component: 'admin-api' });
   route(deps, req, url).then(
     ({ status, data, action, roomId }) => {
-      if (action) log.info({ action, room: roomId }, 'admin action');
+      if (action && roomId) deps.audit.recordInBackground({ room: roomId, actor: 'admin', action });
       sendJson(res, status, { ok: true, data });
     },
     (err: unknown) => {
@@ -108,9 +117,17 @@ async function route(deps: AdminDeps, req: IncomingMessage, url: URL): Promise<O
     const { limit, cursor } = parse(listSchema, Object.fromEntries(url.searchParams));
     return { status: 200, data: await deps.store.list(limit, cursor) };
   }
-  const match = /^\/v1\/rooms\/([^/]+)(\/end)?$/.exec(path);
+  const match = /^\/v1\/rooms\/([^/]+)(\/end|\/consent)?$/.exec(path);
   const roomId = match ? decodeURIComponent(match[1] as string) : undefined;
   if (roomId !== undefined && idPattern.test(roomId)) {
+    if (match?.[2] === '/consent' && req.method === 'PUT') {
+      const { text } = parse(consentSchema, await readJsonBody(req));
+      const room = await deps.store.setConsent(roomId, text);
+      if (!room?.consent) throw new HavenError('NOT_FOUND', 'no such room');
+      deps.rooms.get(roomId)?.setConsent(room.consent);
+      const { version, hash } = room.consent;
+      return { status: 200, data: { version, hash }, action: 'consent.update', roomId };
+    }
     if (!match?.[2] && req.method === 'GET') {
       const room = await deps.store.get(roomId);
       if (!room) throw new HavenError('NOT_FOUND', 'no such room');
@@ -120,7 +137,7 @@ async function route(deps: AdminDeps, req: IncomingMessage, url: URL): Promise<O
         data: { ...room, live: live ? { participants: live.size, routers: live.routerCount } : null },
       };
     }
-    if (match?.[2] && req.method === 'POST') {
+    if (match?.[2] === '/end' && req.method === 'POST') {
       if (!(await deps.rooms.end(roomId, 'ended by the clinic'))) throw new HavenError('NOT_FOUND', 'no such room');
       return { status: 200, data: { id: roomId, ended: true }, action: 'room.end', roomId };
     }

@@ -3,9 +3,9 @@
  * what the admin API created, or what a facilitator's arrival opened. Runtime state (who is in,
  * media) lives in the owning node's `Room`, not here.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { RoomKind } from '../../client-sdk/src/protocol.ts';
+import type { ConsentInfo, RoomKind } from '../../client-sdk/src/protocol.ts';
 import { HavenError } from '../errors.ts';
 
 export interface RoomSchedule {
@@ -25,17 +25,29 @@ export interface RoomDefinition {
   schedule?: RoomSchedule;
   /** Pseudonymous ids of the participants expected (attendance reports no-shows against it). */
   roster: string[];
+  /** Participants wait to be admitted by a facilitator (default for group and individual rooms). */
+  waitingRoom: boolean;
+  /** Participants see observers (clinical supervisors); hidden by default. */
+  observersVisible: boolean;
+  /** Participants may message each other privately (messages to and from facilitators always work). */
+  privateChat: boolean;
+  /** Confidentiality and consent text participants accept (current version) before waiting. */
+  consent?: ConsentInfo;
   /** Who created it: the admin API, or a facilitator's token (`rooms.autoCreate`). */
   origin: 'admin' | 'facilitator';
   createdAt: string;
   endedAt?: string;
 }
 
-export type NewRoom = Omit<RoomDefinition, 'id' | 'createdAt' | 'endedAt' | 'capacity' | 'roster'> & {
-  id?: string;
-  capacity?: number;
-  roster?: string[];
-};
+export type NewRoom = Pick<RoomDefinition, 'kind' | 'title' | 'origin' | 'schedule'> &
+  Partial<Pick<RoomDefinition, 'id' | 'capacity' | 'roster' | 'waitingRoom' | 'observersVisible' | 'privateChat'>> & {
+    /** Consent text (version 1). */
+    consentText?: string;
+  };
+
+function consentOf(text: string, version: number): ConsentInfo {
+  return { version, hash: createHash('sha256').update(text).digest('hex'), text };
+}
 
 /** Participants a room of each kind admits unless told otherwise (individual: one client). */
 export const defaultCapacity: Record<RoomKind, number> = { group: 16, individual: 1, education: 200 };
@@ -59,9 +71,14 @@ export class RoomStore {
 
   /** Creates a room; `INVALID_STATE` if the id is taken. */
   async create(input: NewRoom, now = new Date()): Promise<RoomDefinition> {
+    const { consentText, ...fields } = input;
     const room: RoomDefinition = {
-      ...input,
+      ...fields,
       id: input.id ?? `rm_${randomBytes(9).toString('base64url')}`,
+      waitingRoom: input.waitingRoom ?? input.kind !== 'education',
+      observersVisible: input.observersVisible ?? false,
+      privateChat: input.privateChat ?? false,
+      ...(consentText ? { consent: consentOf(consentText, 1) } : {}),
       // An individual session is one facilitator with one client, whatever was asked.
       capacity: input.kind === 'individual' ? 1 : (input.capacity ?? defaultCapacity[input.kind]),
       roster: input.roster ?? [],
@@ -85,6 +102,15 @@ export class RoomStore {
     const values = page.length ? await this.#redis.mget(page.map((id) => this.#key(id))) : [];
     const rooms = values.flatMap((v) => (v ? [JSON.parse(v) as RoomDefinition] : []));
     return { rooms, nextCursor: ids.length > limit ? cursor + limit : null };
+  }
+
+  /** Sets a new version of the consent text; returns the updated room (undefined if unknown). */
+  async setConsent(id: string, text: string): Promise<RoomDefinition | undefined> {
+    const room = await this.get(id);
+    if (!room) return undefined;
+    room.consent = consentOf(text, (room.consent?.version ?? 0) + 1);
+    await this.#redis.set(this.#key(id), JSON.stringify(room));
+    return room;
   }
 
   /** Marks the session as ended (kept for attendance and reports). */

@@ -9,7 +9,9 @@
  */
 import type { ActiveSpeakerObserver, Consumer, Producer, Router, WebRtcTransport } from 'mediasoup/node/lib/types.js';
 import type {
+  AudioMode,
   Capabilities,
+  ChatAudience,
   ConsumeRequest,
   ConsumeResponse,
   JoinResponse,
@@ -18,10 +20,13 @@ import type {
   ParticipantInfo,
   ProduceRequest,
   ServerNotifications,
+  SessionState,
   TrackInfo,
   TrackSource,
   TransportDirection,
   TransportOptions,
+  WaitingEntry,
+  WaitingInfo,
 } from '../../client-sdk/src/protocol.ts';
 import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
 import type { VerifiedIdentity } from '../auth/tokens.ts';
@@ -31,7 +36,18 @@ import { mediaCodecs } from '../media/codecs.ts';
 import type { TurnSettings } from '../media/turn.ts';
 import { turnIceServers } from '../media/turn.ts';
 import type { PoolWorker, WorkerPool } from '../media/worker-pool.ts';
+import { ChatLog } from './chat.ts';
 import type { RoomDefinition } from './room-store.ts';
+
+/** What the room asks the audit log to record (ids only). */
+export interface AuditRecord {
+  room: string;
+  actor: string;
+  action: string;
+  target?: string;
+  result?: string;
+  details?: Record<string, string | number | boolean>;
+}
 
 export interface RoomSettings {
   pool: WorkerPool;
@@ -40,6 +56,10 @@ export interface RoomSettings {
   emptyTimeoutMs: number;
   maxConsumersPerRouter: number;
   turn: TurnSettings;
+  /** Records a moderation action or a consent (fire and forget: the audit log reports its own failures). */
+  audit: (record: AuditRecord) => void;
+  /** Revokes a banned participant's token (its `jti`). */
+  revoke: (identity: VerifiedIdentity) => Promise<void>;
 }
 
 /** A notification for one participant. */
@@ -47,8 +67,13 @@ export type Notification = { [K in NotificationName]: { name: K; args: ServerNot
 
 export type RoomEvents = {
   notify: [participantId: string, notification: Notification];
+  /** The participant's connection must close (denied, removed): signaling closes it after the notification. */
+  evict: [participantId: string];
   closed: [];
 };
+
+/** Where someone stands: at the consent gate, in the waiting room, or in the session. */
+type Stage = 'consent' | 'waiting' | 'admitted';
 
 interface RoomRouter {
   router: Router;
@@ -66,8 +91,16 @@ interface PublishedTrack {
 interface Member {
   identity: VerifiedIdentity;
   capabilities: Capabilities;
+  stage: Stage;
+  /** When this person entered the waiting room (ms since the epoch). */
+  waitingSince: number;
+  /** A facilitator-approved alias, shown instead of the token's name. */
+  alias?: string;
+  /** Controlled audio mode: a facilitator asked this participant to unmute since the last mute. */
+  unmuteGranted: boolean;
   /** The connection currently speaking for this participant; undefined while disconnected. */
   connectionId: string | undefined;
+  /** The router this member's media is on (set when admitted). */
   home: RoomRouter;
   transports: Map<string, WebRtcTransport>;
   tracks: Map<string, PublishedTrack>;
@@ -99,6 +132,15 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly #members = new Map<string, Member>();
   /** `${producerId}>${routerId}` → the pipe being or already set up. */
   readonly #pipes = new Map<string, Promise<unknown>>();
+  readonly #chat = new ChatLog();
+  /** Raised hands: participant id → when (insertion order is the queue). */
+  readonly #hands = new Map<string, number>();
+  /** Removed with a ban: refused for the rest of the session. */
+  readonly #banned = new Set<string>();
+  #locked = false;
+  #audioMode: AudioMode = 'open';
+  #spotlight: string | null = null;
+  #waitingMessage: string | undefined;
   #emptyTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -147,7 +189,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     const entry: RoomRouter = { router, worker, speakers, consumers: 0 };
     speakers.on('dominantspeaker', ({ producer }) => {
       const participantId = String(producer.appData.participantId);
-      this.#broadcast('activeSpeaker', [{ participantId }]);
+      this.#broadcast('activeSpeaker', [{ participantId }], undefined, this.#members.get(participantId));
     });
     router.observer.once('close', () => {
       if (!this.#closed) void this.#rehome(entry);
@@ -163,7 +205,7 @@ export class Room extends TypedEmitter<RoomEvents> {
    */
   async #rehome(lost: RoomRouter): Promise<void> {
     this.#routers.splice(this.#routers.indexOf(lost), 1);
-    const movers = [...this.#members.values()].filter((m) => m.home === lost);
+    const movers = this.#admittedMembers().filter((m) => m.home === lost);
     this.#logger.error(
       { worker: lost.worker.index, participants: movers.length },
       'media worker lost; moving the room',
@@ -200,12 +242,16 @@ export class Room extends TypedEmitter<RoomEvents> {
     return member;
   }
 
-  #capacityCheck(identity: VerifiedIdentity): void {
-    const count = (role: string) => [...this.#members.values()].filter((m) => m.identity.role === role).length;
-    if (identity.role === 'participant' && count('participant') >= this.definition.capacity) {
+  #count(role: string, stage: Stage = 'admitted'): number {
+    return [...this.#members.values()].filter((m) => m.identity.role === role && m.stage === stage).length;
+  }
+
+  #capacityCheck(member: Member): void {
+    const { role } = member.identity;
+    if (role === 'participant' && this.#count('participant') >= this.definition.capacity) {
       throw new HavenError('ROOM_FULL', `the room admits ${this.definition.capacity} participant(s)`);
     }
-    if (identity.role === 'facilitator' && this.definition.kind === 'individual' && count('facilitator') >= 1) {
+    if (role === 'facilitator' && this.definition.kind === 'individual' && this.#count('facilitator') >= 1) {
       throw new HavenError('ROOM_FULL', 'an individual session has one facilitator');
     }
   }
@@ -223,62 +269,128 @@ export class Room extends TypedEmitter<RoomEvents> {
   }
 
   /**
-   * Joins `identity` through `connectionId`. The same participant joining again (a reconnection
-   * within the grace window, or a second tab) takes back its place: others see no leave, its
-   * old media is closed, the older connection is reported for signaling to close.
+   * Joins `identity` through `connectionId`. A participant meets the consent gate (if the room has
+   * a consent text), then the waiting room (if the room has one); facilitators and observers go
+   * straight in. The same participant joining again (a reconnection within the grace window, or a
+   * second tab) takes back its place and stage: others see no leave, its old media is closed,
+   * the older connection is reported for signaling to close.
    */
   async join(identity: VerifiedIdentity, connectionId: string): Promise<JoinResult> {
-    if (this.#closed) throw new HavenError('INVALID_STATE', 'the session has ended');
-    if (this.definition.endedAt) throw new HavenError('INVALID_STATE', 'the session has ended');
+    if (this.#closed || this.definition.endedAt) throw new HavenError('INVALID_STATE', 'the session has ended');
+    if (this.#banned.has(identity.participantId)) throw new HavenError('FORBIDDEN', 'removed from this session');
     const existing = this.#members.get(identity.participantId);
-    let replacedConnectionId: string | undefined;
-    let member: Member;
     if (existing) {
       clearTimeout(existing.graceTimer);
       existing.graceTimer = undefined;
-      if (existing.connectionId && existing.connectionId !== connectionId) replacedConnectionId = existing.connectionId;
+      const replaced = existing.connectionId !== connectionId ? existing.connectionId : undefined;
       this.#closeMedia(existing);
       existing.connectionId = connectionId;
       existing.identity = identity;
-      member = existing;
-    } else {
-      this.#capacityCheck(identity);
-      const home = await this.#routerForNewcomer();
-      if (this.#closed) throw new HavenError('INVALID_STATE', 'the session has ended');
-      member = {
-        identity,
-        capabilities: this.#capabilitiesOf(identity),
-        connectionId,
-        home,
-        transports: new Map(),
-        tracks: new Map(),
-        consumers: new Map(),
-      };
-      this.#members.set(identity.participantId, member);
-      this.#broadcast('participantJoined', [this.#info(member)], identity.participantId);
-      this.#logger.info({ participant: identity.participantId, role: identity.role }, 'participant joined');
+      this.#cancelEmptyTimer();
+      if (existing.stage === 'admitted' && existing.identity.role === 'facilitator') this.#waitingRoomUpdated();
+      return { replacedConnectionId: replaced, response: this.#stageResponse(existing, true) };
     }
-    clearTimeout(this.#emptyTimer);
-    this.#emptyTimer = undefined;
-    return {
-      replacedConnectionId,
-      response: {
-        room: { id: this.id, kind: this.definition.kind, title: this.definition.title },
-        self: this.#info(member),
-        capabilities: member.capabilities,
-        participants: [...this.#members.values()].filter((m) => m !== member).map((m) => this.#info(m)),
-        routerRtpCapabilities: member.home.router.rtpCapabilities,
-        iceServers: turnIceServers(this.#settings.turn, identity.participantId),
-        resumed: existing !== undefined,
-        reconnectGraceMs: this.#settings.reconnectGraceMs,
-      },
+    if (this.#locked && identity.role !== 'facilitator') throw new HavenError('ROOM_LOCKED', 'the room is locked');
+    const member: Member = {
+      identity,
+      capabilities: this.#capabilitiesOf(identity),
+      stage: 'admitted',
+      waitingSince: Date.now(),
+      unmuteGranted: false,
+      connectionId,
+      home: this.#routers[0] as RoomRouter,
+      transports: new Map(),
+      tracks: new Map(),
+      consumers: new Map(),
     };
+    this.#capacityCheck(member);
+    const isParticipant = identity.role === 'participant';
+    if (isParticipant && this.definition.consent) member.stage = 'consent';
+    else if (isParticipant && this.definition.waitingRoom) member.stage = 'waiting';
+    this.#members.set(identity.participantId, member);
+    this.#cancelEmptyTimer();
+    this.#logger.info(
+      { participant: identity.participantId, role: identity.role, stage: member.stage },
+      'participant joined',
+    );
+    if (member.stage === 'admitted') await this.#admit(member, false);
+    else if (member.stage === 'waiting') this.#waitingRoomChanged();
+    return { response: this.#stageResponse(member, false) };
+  }
+
+  #stageResponse(member: Member, resumed: boolean): JoinResponse {
+    if (member.stage === 'consent' && this.definition.consent)
+      return { stage: 'consent', consent: this.definition.consent };
+    if (member.stage === 'waiting') return { stage: 'waiting', waiting: this.#waitingInfo() };
+    return { stage: 'admitted', session: this.#sessionState(member, resumed) };
+  }
+
+  #sessionState(member: Member, resumed: boolean): SessionState {
+    const isFacilitator = member.identity.role === 'facilitator';
+    return {
+      room: { id: this.id, kind: this.definition.kind, title: this.definition.title },
+      self: this.#info(member),
+      capabilities: member.capabilities,
+      participants: this.#admittedMembers()
+        .filter((m) => m !== member && this.#visibleTo(member, m))
+        .map((m) => this.#info(m)),
+      routerRtpCapabilities: member.home.router.rtpCapabilities,
+      iceServers: turnIceServers(this.#settings.turn, member.identity.participantId),
+      resumed,
+      reconnectGraceMs: this.#settings.reconnectGraceMs,
+      audioMode: this.#audioMode,
+      locked: this.#locked,
+      spotlight: this.#spotlight,
+      hands: [...this.#hands]
+        .filter(([id]) => isFacilitator || id === member.identity.participantId)
+        .map(([participantId, raisedAt]) => ({ participantId, raisedAt })),
+      waiting: isFacilitator ? this.#waitingList() : [],
+    };
+  }
+
+  /** Puts a member in the session: a router for its media, and everyone who may see it is told. */
+  async #admit(member: Member, notify: boolean): Promise<void> {
+    member.home = await this.#routerForNewcomer();
+    member.stage = 'admitted';
+    const id = member.identity.participantId;
+    this.#broadcast('participantJoined', [this.#info(member)], id, member);
+    if (notify && member.connectionId) this.#notify(id, 'admitted', [this.#sessionState(member, false)]);
+    if (member.identity.role === 'facilitator') this.#waitingRoomUpdated();
+  }
+
+  /** Acknowledges the room's consent text (its current version); then waiting room or session. */
+  async acceptConsent(participantId: string, connectionId: string, version: number): Promise<JoinResponse> {
+    const member = this.#connectedMember(participantId, connectionId);
+    const consent = this.definition.consent;
+    if (member.stage !== 'consent' || !consent) throw new HavenError('INVALID_STATE', 'no consent is asked of you');
+    // The text changed since it was shown: show the current one again.
+    if (version !== consent.version) return { stage: 'consent', consent };
+    this.#settings.audit({
+      room: this.id,
+      actor: participantId,
+      action: 'consent.accept',
+      details: { version: consent.version, hash: consent.hash },
+    });
+    if (this.definition.waitingRoom) {
+      member.stage = 'waiting';
+      member.waitingSince = Date.now();
+      this.#waitingRoomChanged();
+    } else {
+      this.#capacityCheck(member);
+      await this.#admit(member, false);
+    }
+    return this.#stageResponse(member, false);
+  }
+
+  /** The room's consent text changed (admin API): who has not accepted this version must. */
+  setConsent(consent: RoomDefinition['consent']): void {
+    this.definition.consent = consent;
   }
 
   #info(member: Member): ParticipantInfo {
     return {
       id: member.identity.participantId,
-      name: member.identity.name,
+      name: member.alias ?? member.identity.name,
       role: member.identity.role,
       tracks: [...member.tracks.values()].map((t) => this.#trackInfo(member, t)),
     };
@@ -294,10 +406,37 @@ export class Room extends TypedEmitter<RoomEvents> {
     };
   }
 
-  #connected(participantId: string, connectionId: string): Member {
+  #connectedMember(participantId: string, connectionId: string): Member {
     const member = this.#member(participantId);
     if (member.connectionId !== connectionId) throw new HavenError('INVALID_STATE', 'this connection was replaced');
     return member;
+  }
+
+  /** The caller, in the session: someone waiting has no media, no chat, no hands. */
+  #connected(participantId: string, connectionId: string): Member {
+    const member = this.#connectedMember(participantId, connectionId);
+    if (member.stage !== 'admitted') throw new HavenError('FORBIDDEN', 'not admitted to the session yet');
+    return member;
+  }
+
+  /** The caller, a facilitator in the session. */
+  #facilitator(participantId: string, connectionId: string): Member {
+    const member = this.#connected(participantId, connectionId);
+    if (member.identity.role !== 'facilitator') throw new HavenError('FORBIDDEN', 'facilitators only');
+    return member;
+  }
+
+  #admittedMembers(): Member[] {
+    return [...this.#members.values()].filter((m) => m.stage === 'admitted');
+  }
+
+  /** Observers are hidden from participants unless the room shows them. */
+  #visibleTo(viewer: Member, subject: Member): boolean {
+    return !(
+      subject.identity.role === 'observer' &&
+      viewer.identity.role === 'participant' &&
+      !this.definition.observersVisible
+    );
   }
 
   async createTransport(
@@ -369,19 +508,25 @@ export class Room extends TypedEmitter<RoomEvents> {
     if ([...member.tracks.values()].some((t) => t.source === request.source)) {
       throw new HavenError('INVALID_STATE', `${request.source} is published already`);
     }
+    // Controlled audio: a new microphone (even a re-published one) starts muted unless asked to unmute.
+    const controlled = this.#audioMode === 'controlled' && member.identity.role === 'participant';
+    const startMuted = request.source === 'microphone' && controlled && !member.unmuteGranted;
     const producer = await transport.produce({
       kind: request.kind,
       rtpParameters: request.rtpParameters as never,
+      paused: startMuted,
       appData: { participantId, source: request.source },
     });
+    if (startMuted)
+      this.#notify(participantId, 'mutedByFacilitator', [{ source: 'microphone', producerId: producer.id }]);
     const track: PublishedTrack = { producer, source: request.source, home: member.home };
     member.tracks.set(producer.id, track);
     producer.observer.once('close', () => {
       member.tracks.delete(producer.id);
-      this.#broadcast('trackUnpublished', [{ producerId: producer.id, participantId }], participantId);
+      this.#broadcast('trackUnpublished', [{ producerId: producer.id, participantId }], participantId, member);
     });
     if (producer.kind === 'audio') await member.home.speakers.addProducer({ producerId: producer.id });
-    this.#broadcast('trackPublished', [this.#trackInfo(member, track)], participantId);
+    this.#broadcast('trackPublished', [this.#trackInfo(member, track)], participantId, member);
     return { producerId: producer.id };
   }
 
@@ -394,9 +539,17 @@ export class Room extends TypedEmitter<RoomEvents> {
   async setProducerPaused(participantId: string, connectionId: string, producerId: string, paused: boolean) {
     const member = this.#connected(participantId, connectionId);
     const track = this.#ownTrack(member, producerId);
+    const controlled = this.#audioMode === 'controlled' && member.identity.role === 'participant';
+    if (!paused && track.source === 'microphone' && controlled && !member.unmuteGranted) {
+      throw new HavenError('FORBIDDEN', 'the facilitator controls audio: unmute when asked');
+    }
+    await this.#pauseTrack(member, track, paused);
+  }
+
+  async #pauseTrack(member: Member, track: PublishedTrack, paused: boolean): Promise<void> {
     if (paused) await track.producer.pause();
     else await track.producer.resume();
-    this.#broadcast('trackUpdated', [this.#trackInfo(member, track)], participantId);
+    this.#broadcast('trackUpdated', [this.#trackInfo(member, track)], member.identity.participantId, member);
   }
 
   closeProducer(participantId: string, connectionId: string, producerId: string): void {
@@ -489,26 +642,354 @@ export class Room extends TypedEmitter<RoomEvents> {
     const member = this.#members.get(participantId);
     if (!member || member.connectionId !== connectionId) return;
     member.connectionId = undefined;
-    this.#logger.info({ participant: participantId }, 'participant disconnected; place kept');
+    this.#logger.info({ participant: participantId, stage: member.stage }, 'participant disconnected; place kept');
     member.graceTimer = setTimeout(() => this.leave(participantId, 'disconnected'), this.#settings.reconnectGraceMs);
+    if (member.identity.role === 'facilitator') this.#waitingRoomUpdated();
   }
 
-  /** Removes a participant and its media; others are told why. */
+  /** Removes a participant and its media; those who could see it are told why. */
   leave(participantId: string, reason: LeaveReason): void {
     const member = this.#members.get(participantId);
     if (!member) return;
     clearTimeout(member.graceTimer);
     this.#closeMedia(member);
     this.#members.delete(participantId);
-    this.#broadcast('participantLeft', [{ participantId, reason }]);
+    this.#lowerHand(participantId);
+    if (member.stage === 'admitted') this.#broadcast('participantLeft', [{ participantId, reason }], undefined, member);
+    else if (member.stage === 'waiting') this.#waitingRoomChanged();
+    if (member.identity.role === 'facilitator') this.#waitingRoomUpdated();
+    if (this.#spotlight === participantId) this.#setSpotlight(null);
     this.#logger.info({ participant: participantId, reason }, 'participant left');
     this.#armEmptyTimer();
+  }
+
+  /* ---- Waiting room ------------------------------------------------------------------------ */
+
+  #waitingList(): WaitingEntry[] {
+    return [...this.#members.values()]
+      .filter((m) => m.stage === 'waiting')
+      .sort((a, b) => a.waitingSince - b.waitingSince)
+      .map((m) => ({
+        participantId: m.identity.participantId,
+        name: m.alias ?? m.identity.name,
+        waitingSince: m.waitingSince,
+      }));
+  }
+
+  #waitingInfo(reason?: WaitingInfo['reason']): WaitingInfo {
+    const facilitatorPresent = this.#admittedMembers().some((m) => m.identity.role === 'facilitator' && m.connectionId);
+    return { facilitatorPresent, message: this.#waitingMessage, ...(reason ? { reason } : {}) };
+  }
+
+  /** The waiting list changed: facilitators see it live. */
+  #waitingRoomChanged(): void {
+    const waiting = this.#waitingList();
+    for (const m of this.#admittedMembers()) {
+      if (m.identity.role === 'facilitator' && m.connectionId)
+        this.#notify(m.identity.participantId, 'waitingRoomChanged', [{ waiting }]);
+    }
+  }
+
+  /** What the waiting room says changed (a message, a facilitator came or went): tell those waiting. */
+  #waitingRoomUpdated(): void {
+    const info = this.#waitingInfo();
+    for (const m of this.#members.values()) {
+      if (m.stage === 'waiting' && m.connectionId) this.#notify(m.identity.participantId, 'waiting', [info]);
+    }
+  }
+
+  #target(participantId: string, stage?: Stage): Member {
+    const member = this.#members.get(participantId);
+    if (!member || (stage && member.stage !== stage)) {
+      throw new HavenError('NOT_FOUND', stage === 'waiting' ? 'nobody waiting with that id' : 'no such participant');
+    }
+    return member;
+  }
+
+  /** Audits a facilitator's action; `run` performs it. A refusal is audited with its code, then thrown. */
+  async #moderate<T>(actor: string, action: string, target: string | undefined, run: () => T | Promise<T>): Promise<T> {
+    try {
+      const result = await run();
+      this.#settings.audit({ room: this.id, actor, action, target, result: 'ok' });
+      return result;
+    } catch (err) {
+      const code = err instanceof HavenError ? err.code : 'INTERNAL';
+      this.#settings.audit({ room: this.id, actor, action, target, result: code });
+      throw err;
+    }
+  }
+
+  async admit(actorId: string, connectionId: string, targetId: string): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    await this.#moderate(actorId, 'admit', targetId, async () => {
+      const target = this.#target(targetId, 'waiting');
+      this.#capacityCheck(target);
+      await this.#admit(target, true);
+      this.#waitingRoomChanged();
+    });
+  }
+
+  async admitAll(actorId: string, connectionId: string): Promise<{ admitted: number }> {
+    this.#facilitator(actorId, connectionId);
+    return this.#moderate(actorId, 'admitAll', undefined, async () => {
+      let admitted = 0;
+      for (const target of [...this.#members.values()].filter((m) => m.stage === 'waiting')) {
+        if (target.identity.role === 'participant' && this.#count('participant') >= this.definition.capacity) break;
+        await this.#admit(target, true);
+        admitted++;
+      }
+      this.#waitingRoomChanged();
+      return { admitted };
+    });
+  }
+
+  async deny(actorId: string, connectionId: string, targetId: string, reason?: string): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    await this.#moderate(actorId, 'deny', targetId, () => {
+      this.#target(targetId, 'waiting');
+      this.#notify(targetId, 'denied', [{ reason }]);
+      this.#members.delete(targetId);
+      this.#waitingRoomChanged();
+      this.safeEmit('evict', targetId);
+      this.#armEmptyTimer();
+    });
+  }
+
+  async messageWaitingRoom(actorId: string, connectionId: string, text: string): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    await this.#moderate(actorId, 'messageWaitingRoom', undefined, () => {
+      this.#waitingMessage = text;
+      this.#waitingRoomUpdated();
+    });
+  }
+
+  async moveToWaitingRoom(actorId: string, connectionId: string, targetId: string): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    await this.#moderate(actorId, 'moveToWaitingRoom', targetId, () => {
+      const target = this.#target(targetId, 'admitted');
+      if (target.identity.role !== 'participant') throw new HavenError('FORBIDDEN', 'only participants wait');
+      this.#closeMedia(target);
+      target.stage = 'waiting';
+      target.waitingSince = Date.now();
+      this.#lowerHand(targetId);
+      this.#broadcast('participantLeft', [{ participantId: targetId, reason: 'movedToWaitingRoom' }], targetId, target);
+      if (target.connectionId) this.#notify(targetId, 'waiting', [this.#waitingInfo('movedByFacilitator')]);
+      this.#waitingRoomChanged();
+    });
+  }
+
+  /* ---- Moderation of media ------------------------------------------------------------------ */
+
+  #trackOf(member: Member, source: TrackSource): PublishedTrack | undefined {
+    return [...member.tracks.values()].find((t) => t.source === source);
+  }
+
+  /** Pauses (microphone, camera) or closes (screen) a participant's track, and tells them. */
+  async #silence(target: Member, source: TrackSource): Promise<boolean> {
+    const track = this.#trackOf(target, source);
+    if (source === 'microphone') target.unmuteGranted = false;
+    if (!track || (source !== 'screen' && track.producer.paused)) return false;
+    const id = target.identity.participantId;
+    this.#notify(id, 'mutedByFacilitator', [{ source, producerId: track.producer.id }]);
+    if (source === 'screen') track.producer.close();
+    else await this.#pauseTrack(target, track, true);
+    return true;
+  }
+
+  #moderatedMedia(actorId: string, connectionId: string, targetId: string, action: string, source: TrackSource) {
+    this.#facilitator(actorId, connectionId);
+    return this.#moderate(actorId, action, targetId, async () => {
+      await this.#silence(this.#target(targetId, 'admitted'), source);
+    });
+  }
+
+  mute(actorId: string, connectionId: string, targetId: string): Promise<void> {
+    return this.#moderatedMedia(actorId, connectionId, targetId, 'mute', 'microphone');
+  }
+
+  disableCamera(actorId: string, connectionId: string, targetId: string): Promise<void> {
+    return this.#moderatedMedia(actorId, connectionId, targetId, 'disableCamera', 'camera');
+  }
+
+  stopScreenShare(actorId: string, connectionId: string, targetId: string): Promise<void> {
+    return this.#moderatedMedia(actorId, connectionId, targetId, 'stopScreenShare', 'screen');
+  }
+
+  /** Mutes everyone but the facilitators. */
+  async muteAll(actorId: string, connectionId: string): Promise<{ muted: number }> {
+    this.#facilitator(actorId, connectionId);
+    return this.#moderate(actorId, 'muteAll', undefined, async () => {
+      let muted = 0;
+      for (const m of this.#admittedMembers()) {
+        if (m.identity.role !== 'facilitator' && (await this.#silence(m, 'microphone'))) muted++;
+      }
+      return { muted };
+    });
+  }
+
+  async setAudioMode(actorId: string, connectionId: string, mode: AudioMode): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    await this.#moderate(actorId, 'setAudioMode', undefined, () => {
+      this.#audioMode = mode;
+      for (const m of this.#members.values()) m.unmuteGranted = false;
+      this.#broadcast('audioModeChanged', [{ mode }]);
+    });
+  }
+
+  /** Asks a participant to unmute: only they can (consent); in controlled audio mode it allows them to. */
+  async requestUnmute(actorId: string, connectionId: string, targetId: string): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    await this.#moderate(actorId, 'requestUnmute', targetId, () => {
+      const target = this.#target(targetId, 'admitted');
+      target.unmuteGranted = true;
+      this.#notify(targetId, 'unmuteRequested', [{ by: actorId }]);
+    });
+  }
+
+  /* ---- Moderation of presence --------------------------------------------------------------- */
+
+  /** Removes a participant or observer; with `ban`, for the rest of the session (its token revoked). */
+  async remove(actorId: string, connectionId: string, targetId: string, ban: boolean): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    await this.#moderate(actorId, ban ? 'ban' : 'remove', targetId, async () => {
+      const target = this.#target(targetId);
+      if (target.identity.role === 'facilitator') throw new HavenError('FORBIDDEN', 'a facilitator cannot be removed');
+      if (ban) {
+        this.#banned.add(targetId);
+        await this.#settings.revoke(target.identity);
+      }
+      this.#notify(targetId, 'removed', [{ banned: ban }]);
+      this.leave(targetId, 'removed');
+      this.safeEmit('evict', targetId);
+    });
+  }
+
+  async lock(actorId: string, connectionId: string, locked: boolean): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    await this.#moderate(actorId, locked ? 'lock' : 'unlock', undefined, () => {
+      this.#locked = locked;
+      this.#broadcast('roomLocked', [{ locked }]);
+    });
+  }
+
+  /** Checks the caller may end the session (signaling ends it through the room manager). */
+  async authorizeEnd(actorId: string, connectionId: string): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    this.#settings.audit({ room: this.id, actor: actorId, action: 'endSession', result: 'ok' });
+  }
+
+  async setDisplayName(actorId: string, connectionId: string, targetId: string, name: string): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    await this.#moderate(actorId, 'setDisplayName', targetId, () => {
+      const target = this.#target(targetId);
+      target.alias = name;
+      if (target.stage === 'admitted')
+        this.#broadcast('displayNameChanged', [{ participantId: targetId, name }], undefined, target);
+      else if (target.stage === 'waiting') this.#waitingRoomChanged();
+    });
+  }
+
+  async spotlight(actorId: string, connectionId: string, targetId: string | null): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    await this.#moderate(actorId, 'spotlight', targetId ?? undefined, () => {
+      if (targetId !== null) this.#target(targetId, 'admitted');
+      this.#setSpotlight(targetId);
+    });
+  }
+
+  #setSpotlight(participantId: string | null): void {
+    this.#spotlight = participantId;
+    this.#broadcast('spotlightChanged', [{ participantId }]);
+  }
+
+  /* ---- Hands -------------------------------------------------------------------------------- */
+
+  /** Tells the facilitators and the person concerned. */
+  #notifyHand<K extends 'handRaised' | 'handLowered'>(
+    participantId: string,
+    name: K,
+    args: ServerNotifications[K],
+  ): void {
+    for (const m of this.#admittedMembers()) {
+      const id = m.identity.participantId;
+      if (m.connectionId && (id === participantId || m.identity.role === 'facilitator')) this.#notify(id, name, args);
+    }
+  }
+
+  raiseHand(participantId: string, connectionId: string): void {
+    this.#connected(participantId, connectionId);
+    if (this.#hands.has(participantId)) return;
+    const raisedAt = Date.now();
+    this.#hands.set(participantId, raisedAt);
+    this.#notifyHand(participantId, 'handRaised', [{ participantId, raisedAt }]);
+  }
+
+  /** Lowers one's own hand, or (a facilitator) anyone's. */
+  async lowerHand(participantId: string, connectionId: string, targetId = participantId): Promise<void> {
+    if (targetId === participantId) {
+      this.#connected(participantId, connectionId);
+      this.#lowerHand(targetId);
+      return;
+    }
+    this.#facilitator(participantId, connectionId);
+    await this.#moderate(participantId, 'lowerHand', targetId, () => {
+      if (!this.#hands.has(targetId)) throw new HavenError('NOT_FOUND', 'no raised hand for that participant');
+      this.#lowerHand(targetId);
+    });
+  }
+
+  #lowerHand(participantId: string): void {
+    if (this.#hands.delete(participantId)) this.#notifyHand(participantId, 'handLowered', [{ participantId }]);
+  }
+
+  /* ---- Chat --------------------------------------------------------------------------------- */
+
+  /** Sends to everyone, to the facilitators, or privately (to or from a facilitator, or where the room allows it). */
+  sendChat(
+    participantId: string,
+    connectionId: string,
+    text: string,
+    to: ChatAudience | string,
+  ): { messageId: string } {
+    const sender = this.#connected(participantId, connectionId);
+    if (!sender.capabilities.chat) throw new HavenError('FORBIDDEN', 'chat is not allowed for you');
+    const admitted = this.#admittedMembers();
+    let recipients: Member[];
+    if (to === 'everyone') recipients = admitted.filter((m) => this.#visibleTo(m, sender));
+    else if (to === 'facilitators')
+      recipients = admitted.filter((m) => m === sender || m.identity.role === 'facilitator');
+    else {
+      const target = this.#members.get(to);
+      if (!target || target.stage !== 'admitted' || !this.#visibleTo(sender, target)) {
+        throw new HavenError('NOT_FOUND', 'no such participant');
+      }
+      const withFacilitator = sender.identity.role === 'facilitator' || target.identity.role === 'facilitator';
+      if (!withFacilitator && !this.definition.privateChat) {
+        throw new HavenError('FORBIDDEN', 'private messages between participants are off in this room');
+      }
+      recipients = [sender, target];
+    }
+    const ids = recipients.map((m) => m.identity.participantId);
+    const message = this.#chat.add(participantId, to, text, ids);
+    for (const m of recipients) if (m.connectionId) this.#notify(m.identity.participantId, 'chatMessage', [message]);
+    return { messageId: message.id };
+  }
+
+  async deleteChatMessage(actorId: string, connectionId: string, messageId: string): Promise<void> {
+    this.#facilitator(actorId, connectionId);
+    await this.#moderate(actorId, 'deleteChatMessage', undefined, () => {
+      const recipients = this.#chat.delete(messageId);
+      if (!recipients) throw new HavenError('NOT_FOUND', 'no such message');
+      for (const id of recipients) {
+        if (this.#members.get(id)?.connectionId) this.#notify(id, 'chatMessageDeleted', [{ messageId }]);
+      }
+    });
   }
 
   /** Ends the session for everyone and closes the room. */
   end(reason: string): void {
     if (this.#closed) return;
-    this.#broadcast('sessionEnded', [{ reason }]);
+    for (const [id, member] of this.#members) if (member.connectionId) this.#notify(id, 'sessionEnded', [{ reason }]);
     this.close();
   }
 
@@ -529,11 +1010,24 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.safeEmit('notify', participantId, { name, args } as Notification);
   }
 
-  /** Tells every connected member (but `except`). */
-  #broadcast<K extends NotificationName>(name: K, args: ServerNotifications[K], except?: string): void {
-    for (const [id, member] of this.#members) {
-      if (id !== except && member.connectionId) this.#notify(id, name, args);
+  /** Tells every connected member in the session (but `except`) who may see `subject`. */
+  #broadcast<K extends NotificationName>(
+    name: K,
+    args: ServerNotifications[K],
+    except?: string,
+    subject?: Member,
+  ): void {
+    for (const member of this.#admittedMembers()) {
+      const id = member.identity.participantId;
+      if (id === except || !member.connectionId) continue;
+      if (subject && !this.#visibleTo(member, subject)) continue;
+      this.#notify(id, name, args);
     }
+  }
+
+  #cancelEmptyTimer(): void {
+    clearTimeout(this.#emptyTimer);
+    this.#emptyTimer = undefined;
   }
 
   /** Closes the room: members' media, routers, timers. Idempotent. */
@@ -543,6 +1037,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     clearTimeout(this.#emptyTimer);
     for (const member of this.#members.values()) clearTimeout(member.graceTimer);
     this.#members.clear();
+    this.#chat.clear();
     for (const { router } of this.#routers) router.close();
     this.#logger.info('room closed');
     this.safeEmit('closed');

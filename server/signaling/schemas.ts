@@ -6,7 +6,9 @@
 import { z } from 'zod';
 import type { RequestName, RequestOf } from '../../client-sdk/src/protocol.ts';
 
-const id = z.string().min(1).max(64);
+const id = z.string().min(1).max(128);
+const target = z.strictObject({ participantId: id });
+const chatText = z.string().trim().min(1).max(2_000);
 /** A mediasoup parameters object (RTP, DTLS, capabilities): an object, not too big. */
 const mediasoupObject = z.looseObject({}).refine((v) => JSON.stringify(v).length <= 32_768, 'parameters too large');
 
@@ -33,6 +35,27 @@ export const requestSchemas: { [K in RequestName]: z.ZodType<RequestOf<K>> } = {
     height: z.number().int().min(0).max(16_384),
   }),
   leave: z.strictObject({}),
+  acceptConsent: z.strictObject({ version: z.number().int().positive() }),
+  raiseHand: z.strictObject({}),
+  lowerHand: z.strictObject({ participantId: id.optional() }),
+  sendChat: z.strictObject({ text: chatText, to: z.union([z.enum(['everyone', 'facilitators']), id]) }),
+  admit: target,
+  admitAll: z.strictObject({}),
+  deny: z.strictObject({ participantId: id, reason: z.string().trim().min(1).max(200).optional() }),
+  messageWaitingRoom: z.strictObject({ text: z.string().trim().min(1).max(500) }),
+  moveToWaitingRoom: target,
+  mute: target,
+  muteAll: z.strictObject({}),
+  setAudioMode: z.strictObject({ mode: z.enum(['open', 'controlled']) }),
+  requestUnmute: target,
+  disableCamera: target,
+  stopScreenShare: target,
+  remove: z.strictObject({ participantId: id, ban: z.boolean().optional() }),
+  lockRoom: z.strictObject({ locked: z.boolean() }),
+  endSession: z.strictObject({}),
+  setDisplayName: z.strictObject({ participantId: id, name: z.string().trim().min(1).max(80) }),
+  spotlight: z.strictObject({ participantId: id.nullable() }),
+  deleteChatMessage: z.strictObject({ messageId: id }),
 };
 
 export const requestNames = Object.keys(requestSchemas) as RequestName[];

@@ -9,6 +9,7 @@ import type { Server, Socket } from 'socket.io';
 import {
   type Ack,
   type ClientToServerEvents,
+  type Empty,
   type JoinResponse,
   protocolVersion,
   type RequestName,
@@ -56,6 +57,8 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     room.on('notify', (participantId, { name, args }) => {
       io.to(participantChannel(room.id, participantId)).emit(name, ...(args as [never]));
     });
+    // A polite disconnect: socket.io sends it after the notification that explains it.
+    room.on('evict', (participantId) => io.in(participantChannel(room.id, participantId)).disconnectSockets(false));
   });
 
   io.use((socket, next) => {
@@ -107,6 +110,37 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
       await room.setPreferredSize(pid(s), s.id, r.consumerId, r.height);
       return {};
     },
+    acceptConsent: (s, room, r) => room.acceptConsent(pid(s), s.id, r.version),
+    raiseHand: async (s, room) => {
+      room.raiseHand(pid(s), s.id);
+      return {};
+    },
+    lowerHand: async (s, room, r) => {
+      await room.lowerHand(pid(s), s.id, r.participantId);
+      return {};
+    },
+    sendChat: async (s, room, r) => room.sendChat(pid(s), s.id, r.text, r.to),
+    admit: async (s, room, r) => done(await room.admit(pid(s), s.id, r.participantId)),
+    admitAll: (s, room) => room.admitAll(pid(s), s.id),
+    deny: async (s, room, r) => done(await room.deny(pid(s), s.id, r.participantId, r.reason)),
+    messageWaitingRoom: async (s, room, r) => done(await room.messageWaitingRoom(pid(s), s.id, r.text)),
+    moveToWaitingRoom: async (s, room, r) => done(await room.moveToWaitingRoom(pid(s), s.id, r.participantId)),
+    mute: async (s, room, r) => done(await room.mute(pid(s), s.id, r.participantId)),
+    muteAll: (s, room) => room.muteAll(pid(s), s.id),
+    setAudioMode: async (s, room, r) => done(await room.setAudioMode(pid(s), s.id, r.mode)),
+    requestUnmute: async (s, room, r) => done(await room.requestUnmute(pid(s), s.id, r.participantId)),
+    disableCamera: async (s, room, r) => done(await room.disableCamera(pid(s), s.id, r.participantId)),
+    stopScreenShare: async (s, room, r) => done(await room.stopScreenShare(pid(s), s.id, r.participantId)),
+    remove: async (s, room, r) => done(await room.remove(pid(s), s.id, r.participantId, r.ban ?? false)),
+    lockRoom: async (s, room, r) => done(await room.lock(pid(s), s.id, r.locked)),
+    endSession: async (s, room) => {
+      await room.authorizeEnd(pid(s), s.id);
+      await options.rooms.end(room.id, 'ended by the facilitator');
+      return {};
+    },
+    setDisplayName: async (s, room, r) => done(await room.setDisplayName(pid(s), s.id, r.participantId, r.name)),
+    spotlight: async (s, room, r) => done(await room.spotlight(pid(s), s.id, r.participantId)),
+    deleteChatMessage: async (s, room, r) => done(await room.deleteChatMessage(pid(s), s.id, r.messageId)),
     leave: async (s, room) => {
       room.leave(pid(s), 'left');
       s.data.room = undefined;
@@ -183,6 +217,11 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
       socket.data.room?.disconnected(identity.participantId, socket.id);
     });
   });
+}
+
+/** The empty acknowledgement of a request that returns nothing. */
+function done(_: void): Empty {
+  return {};
 }
 
 function pid(socket: HavenSocket): string {

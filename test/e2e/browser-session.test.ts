@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { waitFor } from '../helpers/processes.ts';
+import { admin, testAdminKey } from '../helpers/signaling-client.ts';
 
 let node: NodeProcess;
 let browser: TestBrowser;
@@ -90,10 +91,14 @@ const participantIds = (page: Page) =>
 
 test.before(async () => {
   node = await startNodeProcess({
+    HAVEN_ADMIN_API_KEY: testAdminKey,
     HAVEN_MEDIA_WEBRTC_PORT: '0',
     HAVEN_ROOMS_RECONNECT_GRACE_S: '20',
     HAVEN_LOG_LEVEL: 'info',
   });
+  // This test is about media: no waiting room (the facilitation tests cover it).
+  const created = await admin(node.url, 'POST', '/v1/rooms', { id: room, title: 'E2E group', waitingRoom: false });
+  assert.is(created.status, 201);
   browser = await launchBrowser();
   await browser.context.addInitScript(recordPeerConnections);
 });

@@ -33,7 +33,8 @@ test.after(async () => {
 
 async function newRoom(kind: string): Promise<string> {
   const id = `media-${process.pid}-${++roomSeq}`;
-  assert.is((await admin(node.url, 'POST', '/v1/rooms', { id, kind, title: 'Media test' })).status, 201);
+  const body = { id, kind, title: 'Media test', waitingRoom: false };
+  assert.is((await admin(node.url, 'POST', '/v1/rooms', body)).status, 201);
   return id;
 }
 

@@ -53,12 +53,24 @@ async function client(room: string, sub: string, role: 'facilitator' | 'particip
 
 async function newRoom(kind = 'group', extra: object = {}): Promise<string> {
   const id = `room-${process.pid}-${++roomSeq}`;
-  const res = await admin(node.url, 'POST', '/v1/rooms', { id, kind, title: 'Tuesday group', ...extra });
+  // No waiting room here: this file tests sessions; the waiting room is tested in facilitation.test.ts.
+  const res = await admin(node.url, 'POST', '/v1/rooms', {
+    id,
+    kind,
+    title: 'Tuesday group',
+    waitingRoom: false,
+    ...extra,
+  });
   assert.is(res.status, 201, JSON.stringify(res.body));
   return id;
 }
 
-const join = (socket: TestSocket) => ok(socket, 'join', { protocolVersion });
+/** Joins and expects to be admitted at once; returns the session state. */
+async function join(socket: TestSocket) {
+  const joined = await ok(socket, 'join', { protocolVersion });
+  if (joined.stage !== 'admitted') throw new Error(`expected to be admitted, got ${joined.stage}`);
+  return joined.session;
+}
 
 /* ---- authentication ---- */
 
@@ -215,18 +227,40 @@ const malformed: Record<RequestName, unknown> = {
   restartIce: {},
   produce: { transportId: 't', kind: 'audio', source: 'telepathy', rtpParameters: {} },
   pauseProducer: { producerId: '' },
-  resumeProducer: { producerId: 'x'.repeat(65) },
+  resumeProducer: { producerId: 'x'.repeat(129) },
   closeProducer: null,
   consume: { transportId: 't', producerId: 'p', rtpCapabilities: 'all' },
   resumeConsumer: { consumerId: ['c'] },
   pauseConsumer: 'c',
   setPreferredSize: { consumerId: 'c', width: -1, height: 10 },
   leave: { extra: true },
+  acceptConsent: { version: 0 },
+  raiseHand: { now: true },
+  lowerHand: { participantId: 7 },
+  sendChat: { text: '', to: 'everyone' },
+  admit: { participantId: '' },
+  admitAll: [],
+  deny: { participantId: 'p', reason: 'x'.repeat(201) },
+  messageWaitingRoom: { text: '   ' },
+  moveToWaitingRoom: {},
+  mute: { participantId: null },
+  muteAll: { all: true },
+  setAudioMode: { mode: 'silent' },
+  requestUnmute: { id: 'p' },
+  disableCamera: { participantId: 1 },
+  stopScreenShare: 'p',
+  remove: { participantId: 'p', ban: 'yes' },
+  lockRoom: { locked: 'true' },
+  endSession: { now: 1 },
+  setDisplayName: { participantId: 'p', name: '' },
+  spotlight: {},
+  deleteChatMessage: { messageId: '' },
 };
 
 test('every request with a malformed payload is INVALID_REQUEST, and the connection lives on', async () => {
   const socket = await client(await newRoom(), 'pt-m');
   for (const [name, payload] of Object.entries(malformed)) {
+    await new Promise((r) => setTimeout(r, 40)); // stay under the rate limit
     const res = await request(socket, name as RequestName, payload);
     assert.is(res.ok ? '' : res.error.code, 'INVALID_REQUEST', name);
   }

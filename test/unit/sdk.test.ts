@@ -1,12 +1,13 @@
 /**
  * The browser SDK without a Haven server: argument checks, states, backoff, how requests and
- * handshake refusals surface (against a bare socket.io server that plays the server's part), and
- * the browser bundle.
+ * handshake refusals surface, the join's stages (consent, waiting room, admission, denial) and
+ * facilitation (against a bare socket.io server that plays the server's part; a Device is loaded
+ * with WebRTC from `@roamhq/wrtc`), and the browser bundle.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { Server } from 'socket.io';
+import { Server, type Socket } from 'socket.io';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -17,8 +18,11 @@ import {
   RemoteTrack,
   SessionClient,
   type SessionClientOptions,
+  type SessionState,
+  type WaitingEntry,
 } from '../../client-sdk/src/index.ts';
 import { buildSdk, bundleProblems } from '../../scripts/build-sdk.ts';
+import { createNodeSessionClient } from '../helpers/wrtc-session.ts';
 
 const url = 'http://127.0.0.1:1';
 const fakeAudioTrack = { kind: 'audio', readyState: 'live', enabled: true, stop() {} } as unknown as MediaStreamTrack;
@@ -337,6 +341,470 @@ test('a connection lost before join goes back to disconnected; a server disconne
       await client.leave();
     }
   } finally {
+    await server.close();
+  }
+});
+
+/* ---- facilitation: the join's stages and moderation, scripted by a bare socket.io server ---- */
+
+type AckFn = (response: unknown) => void;
+const ok = (data: unknown) => ({ ok: true, data });
+const refuse = (code: string, message: string) => ({ ok: false, error: { code, message } });
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Router capabilities enough for mediasoup-client's Device to load. */
+const routerRtpCapabilities = {
+  codecs: [
+    {
+      kind: 'audio',
+      mimeType: 'audio/opus',
+      clockRate: 48_000,
+      channels: 2,
+      preferredPayloadType: 100,
+      parameters: {},
+      rtcpFeedback: [],
+    },
+    {
+      kind: 'video',
+      mimeType: 'video/VP8',
+      clockRate: 90_000,
+      preferredPayloadType: 101,
+      parameters: {},
+      rtcpFeedback: [],
+    },
+  ],
+  headerExtensions: [],
+};
+
+function sessionState(overrides: Partial<SessionState> = {}): SessionState {
+  return {
+    room: { id: 'grp-1', kind: 'group', title: 'Tuesday group' },
+    self: { id: 'p-1', name: 'Pat', role: 'participant', tracks: [] },
+    capabilities: { publishAudio: true, publishVideo: true, publishScreen: false, chat: true },
+    participants: [{ id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [] }],
+    routerRtpCapabilities,
+    iceServers: [],
+    resumed: false,
+    reconnectGraceMs: 30_000,
+    audioMode: 'open',
+    locked: false,
+    spotlight: null,
+    hands: [],
+    waiting: [],
+    ...overrides,
+  };
+}
+
+/** A fake server whose every connection runs `script`; `requests` records what clients sent. */
+async function stageServer(script: (socket: Socket, requests: [string, unknown][]) => void) {
+  const requests: [string, unknown][] = [];
+  const server = await fakeServer((io) =>
+    io.on('connection', (socket) => {
+      script(socket, requests);
+      // leave() waits for this answer (best effort, up to requestTimeoutMs).
+      if (socket.listeners('leave').length === 0) socket.on('leave', (_payload: unknown, ack: AckFn) => ack(ok({})));
+    }),
+  );
+  return { ...server, requests };
+}
+
+/** Answers `name` with `answer(payload)` (an Ack) and records it. */
+function answer(socket: Socket, requests: [string, unknown][], name: string, reply: (payload: unknown) => unknown) {
+  socket.on(name, (payload: unknown, ack: AckFn) => {
+    requests.push([name, payload]);
+    ack(reply(payload));
+  });
+}
+
+test('join() passes the consent gate and the waiting room, and resolves once admitted', async () => {
+  let acceptances = 0;
+  const server = await stageServer((socket, requests) => {
+    answer(socket, requests, 'join', () =>
+      ok({ stage: 'consent', consent: { version: 3, hash: 'ab', text: 'Private.' } }),
+    );
+    answer(socket, requests, 'acceptConsent', (payload) => {
+      acceptances++;
+      if (acceptances === 1) return refuse('INVALID_REQUEST', 'the consent text changed: join again');
+      assert.equal(payload, { version: 3 });
+      setTimeout(() => socket.emit('waiting', { facilitatorPresent: true, message: 'We start in 5 minutes' }), 50);
+      setTimeout(() => socket.emit('admitted', sessionState({ audioMode: 'controlled', locked: true })), 100);
+      return ok({ stage: 'waiting', waiting: { facilitatorPresent: false } });
+    });
+  });
+  const session = createNodeSessionClient(server.url, 'p-1');
+  const { client } = session;
+  try {
+    const states: ConnectionState[] = [];
+    const events: string[] = [];
+    const errors: Error[] = [];
+    client.on('connectionStateChanged', (state) => states.push(state));
+    client.on('consentRequired', (consent) => {
+      events.push(`consent ${consent.version}`);
+      assert.is(client.consent?.text, 'Private.');
+    });
+    client.on('waiting', (info) => events.push(`waiting ${info.facilitatorPresent} ${info.message ?? ''}`.trim()));
+    client.on('admitted', () => events.push('admitted'));
+    client.on('participantJoined', (participant) => events.push(`joined ${participant.name}`));
+    client.on('error', (error) => errors.push(error));
+    await client.connect();
+    let admitted = false;
+    const joining = client.join().then(() => {
+      admitted = true;
+    });
+    await wait(100);
+    assert.is(client.connectionState, 'consent');
+    assert.not.ok(admitted);
+    await throwsAsync(() => client.publishMicrophone(fakeAudioTrack), InvalidStateError);
+    const stale = (await throwsAsync(() => client.acceptConsent(), HavenRequestError)) as HavenRequestError;
+    assert.is(stale.code, 'INVALID_REQUEST');
+    assert.is(client.connectionState, 'consent', 'a refused acceptance stays at the gate');
+    assert.is(errors.length, 1, 'the refusal is also an error event');
+    await client.acceptConsent();
+    assert.is(client.connectionState, 'waiting');
+    assert.equal(client.waitingInfo, { facilitatorPresent: false });
+    await joining;
+    assert.equal(events, [
+      'consent 3',
+      'waiting false',
+      'waiting true We start in 5 minutes',
+      'joined Dr. Lee',
+      'admitted',
+    ]);
+    assert.equal(states, [
+      'connecting',
+      'connected',
+      'joining',
+      'consent',
+      'joining',
+      'consent',
+      'joining',
+      'waiting',
+      'joining',
+      'joined',
+    ]);
+    assert.is(client.localParticipant?.id, 'p-1');
+    assert.is(client.audioMode, 'controlled');
+    assert.is(client.locked, true);
+    assert.is(client.consent, undefined);
+    await throwsAsync(() => client.acceptConsent(), InvalidStateError);
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
+test('denied: join() rejects with DENIED, the client closes with reason denied', async () => {
+  const server = await stageServer((socket, requests) => {
+    answer(socket, requests, 'join', () => {
+      setTimeout(() => {
+        socket.emit('denied', { reason: 'This group is full today' });
+        socket.disconnect(true);
+      }, 50);
+      return ok({ stage: 'waiting', waiting: { facilitatorPresent: true } });
+    });
+  });
+  const session = createNodeSessionClient(server.url, 'p-1');
+  const { client } = session;
+  try {
+    const denied: (string | undefined)[] = [];
+    const closed: string[] = [];
+    client.on('denied', (reason) => denied.push(reason));
+    client.on('closed', (reason) => closed.push(reason));
+    await client.connect();
+    const error = (await throwsAsync(() => client.join(), HavenRequestError)) as HavenRequestError;
+    assert.is(error.code, 'DENIED');
+    assert.is(error.message, 'This group is full today');
+    assert.equal(denied, ['This group is full today']);
+    assert.equal(closed, ['denied']);
+    assert.is(client.connectionState, 'closed');
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
+test('leave() in the waiting room rejects the pending join() and closes', async () => {
+  const server = await stageServer((socket, requests) => {
+    answer(socket, requests, 'join', () => ok({ stage: 'waiting', waiting: { facilitatorPresent: false } }));
+    answer(socket, requests, 'leave', () => ok({}));
+  });
+  const session = createNodeSessionClient(server.url, 'p-1');
+  const { client } = session;
+  try {
+    await client.connect();
+    const joining = client.join();
+    await wait(100);
+    assert.is(client.connectionState, 'waiting');
+    await client.leave();
+    await throwsAsync(() => joining, InvalidStateError, /left/);
+    assert.is(client.connectionState, 'closed');
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
+test('moderation: arguments checked, needs joined, a FORBIDDEN answer surfaces as code FORBIDDEN', async () => {
+  const server = await stageServer((socket, requests) => {
+    answer(socket, requests, 'join', () => ok({ stage: 'admitted', session: sessionState() }));
+    for (const name of ['mute', 'admitAll', 'lockRoom', 'remove']) {
+      answer(socket, requests, name, () => refuse('FORBIDDEN', 'facilitators only'));
+    }
+  });
+  const session = createNodeSessionClient(server.url, 'p-1');
+  const { client } = session;
+  try {
+    await throwsAsync(() => client.moderation.mute('f-1'), InvalidStateError, /joined/);
+    await client.connect();
+    await client.join();
+    await throwsAsync(() => client.moderation.mute(''), TypeError);
+    await throwsAsync(() => client.moderation.setAudioMode('loud' as never), TypeError);
+    await throwsAsync(() => client.moderation.lockRoom('yes' as never), TypeError);
+    await throwsAsync(() => client.moderation.remove('f-1', { ban: 1 as never }), TypeError);
+    await throwsAsync(() => client.moderation.messageWaitingRoom('  '), TypeError);
+    for (const call of [
+      () => client.moderation.mute('f-1'),
+      () => client.moderation.admitAll(),
+      () => client.moderation.lockRoom(),
+      () => client.moderation.remove('f-1', { ban: true }),
+    ]) {
+      const error = (await throwsAsync(call, HavenRequestError)) as HavenRequestError;
+      assert.is(error.code, 'FORBIDDEN');
+    }
+    assert.equal(server.requests.slice(1), [
+      ['mute', { participantId: 'f-1' }],
+      ['admitAll', {}],
+      ['lockRoom', { locked: true }],
+      ['remove', { participantId: 'f-1', ban: true }],
+    ]);
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
+test('facilitators: moderation.waiting follows the join answer and waitingRoomChanged; admit sends the request', async () => {
+  const first: WaitingEntry = { participantId: 'p-2', name: 'Sam', waitingSince: 1 };
+  const second: WaitingEntry = { participantId: 'p-3', name: 'Alex', waitingSince: 2 };
+  const server = await stageServer((socket, requests) => {
+    answer(socket, requests, 'join', () => {
+      setTimeout(() => socket.emit('waitingRoomChanged', { waiting: [first, second] }), 50);
+      return ok({
+        stage: 'admitted',
+        session: sessionState({
+          self: { id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [] },
+          participants: [],
+          waiting: [first],
+        }),
+      });
+    });
+    answer(socket, requests, 'admit', (payload) => {
+      setTimeout(() => socket.emit('waitingRoomChanged', { waiting: [first] }), 10);
+      return ok(payload && {});
+    });
+    answer(socket, requests, 'admitAll', () => ok({ admitted: 1 }));
+  });
+  const session = createNodeSessionClient(server.url, 'f-1');
+  const { client } = session;
+  try {
+    const changes: number[] = [];
+    client.on('waitingRoomChanged', (waiting) => changes.push(waiting.length));
+    await client.connect();
+    await client.join();
+    assert.equal(client.moderation.waiting, [first]);
+    await wait(150);
+    assert.equal(client.moderation.waiting, [first, second]);
+    await client.moderation.admit('p-3');
+    await wait(100);
+    assert.equal(client.moderation.waiting, [first]);
+    assert.equal(changes, [2, 1]);
+    assert.is(await client.moderation.admitAll(), 1);
+    assert.equal(server.requests[1], ['admit', { participantId: 'p-3' }]);
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
+test('moved to the waiting room and readmitted: everyone leaves the view, admitted again', async () => {
+  const server = await stageServer((socket, requests) => {
+    answer(socket, requests, 'join', () => {
+      setTimeout(() => socket.emit('waiting', { facilitatorPresent: true, reason: 'movedByFacilitator' }), 50);
+      setTimeout(() => socket.emit('admitted', sessionState({ participants: [] })), 150);
+      return ok({ stage: 'admitted', session: sessionState() });
+    });
+  });
+  const session = createNodeSessionClient(server.url, 'p-1');
+  const { client } = session;
+  try {
+    const events: string[] = [];
+    client.on('admitted', () => events.push('admitted'));
+    client.on('movedToWaitingRoom', () => events.push('moved'));
+    client.on('waiting', (info) => events.push(`waiting ${info.reason}`));
+    client.on('participantLeft', (participant, reason) => events.push(`left ${participant.id} ${reason}`));
+    await client.connect();
+    await client.join();
+    assert.is(client.participants.size, 1);
+    await wait(100);
+    assert.is(client.connectionState, 'waiting');
+    assert.is(client.participants.size, 0);
+    await wait(150);
+    assert.is(client.connectionState, 'joined');
+    assert.equal(events, [
+      'admitted',
+      'left f-1 movedToWaitingRoom',
+      'moved',
+      'waiting movedByFacilitator',
+      'admitted',
+    ]);
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
+test('hands, chat, names, lock, audio mode, spotlight: requests sent, notifications applied', async () => {
+  const server = await stageServer((socket, requests) => {
+    answer(socket, requests, 'join', () =>
+      ok({ stage: 'admitted', session: sessionState({ hands: [{ participantId: 'p-1', raisedAt: 5 }] }) }),
+    );
+    answer(socket, requests, 'lowerHand', () => {
+      socket.emit('handLowered', { participantId: 'p-1' });
+      return ok({});
+    });
+    answer(socket, requests, 'raiseHand', () => {
+      socket.emit('handRaised', { participantId: 'p-1', raisedAt: 9 });
+      return ok({});
+    });
+    answer(socket, requests, 'sendChat', (payload) => {
+      const { text, to } = payload as { text: string; to: string };
+      socket.emit('chatMessage', { id: 'm-1', from: 'p-1', to, text, sentAt: 10 });
+      socket.emit('chatMessageDeleted', { messageId: 'm-1' });
+      socket.emit('displayNameChanged', { participantId: 'f-1', name: 'Lee' });
+      socket.emit('displayNameChanged', { participantId: 'p-1', name: 'P.' });
+      socket.emit('roomLocked', { locked: true });
+      socket.emit('audioModeChanged', { mode: 'controlled' });
+      socket.emit('spotlightChanged', { participantId: 'f-1' });
+      socket.emit('unmuteRequested', { by: 'f-1' });
+      return ok({ messageId: 'm-1' });
+    });
+  });
+  const session = createNodeSessionClient(server.url, 'p-1');
+  const { client } = session;
+  try {
+    const events: string[] = [];
+    client.on('handRaised', (hand) => events.push(`hand ${hand.participantId}`));
+    client.on('handLowered', (id) => events.push(`lowered ${id}`));
+    client.on('chatMessage', (message) => events.push(`chat ${message.text} ${message.to}`));
+    client.on('chatMessageDeleted', (id) => events.push(`deleted ${id}`));
+    client.on('displayNameChanged', (id, name) => events.push(`name ${id} ${name}`));
+    client.on('roomLocked', (locked) => events.push(`locked ${locked}`));
+    client.on('audioModeChanged', (mode) => events.push(`mode ${mode}`));
+    client.on('spotlightChanged', (id) => events.push(`spotlight ${id}`));
+    client.on('unmuteRequested', (by) => events.push(`unmute? ${by}`));
+    await client.connect();
+    await client.join();
+    assert.equal(client.hands, [{ participantId: 'p-1', raisedAt: 5 }]);
+    await client.lowerHand();
+    await wait(50);
+    assert.equal(client.hands, []);
+    await client.raiseHand();
+    await wait(50);
+    assert.equal(client.hands, [{ participantId: 'p-1', raisedAt: 9 }]);
+    await throwsAsync(() => client.sendChat(''), TypeError);
+    await throwsAsync(() => client.sendChat('x'.repeat(2001)), TypeError);
+    await throwsAsync(() => client.sendChat('hi', ''), TypeError);
+    assert.is(await client.sendChat('hello', 'facilitators'), 'm-1');
+    await wait(100);
+    assert.equal(events, [
+      'lowered p-1',
+      'hand p-1',
+      'chat hello facilitators',
+      'deleted m-1',
+      'name f-1 Lee',
+      'name p-1 P.',
+      'locked true',
+      'mode controlled',
+      'spotlight f-1',
+      'unmute? f-1',
+    ]);
+    assert.is(client.participants.get('f-1')?.name, 'Lee');
+    assert.is(client.localParticipant?.name, 'P.');
+    assert.is(client.locked, true);
+    assert.is(client.audioMode, 'controlled');
+    assert.is(client.spotlight, 'f-1');
+    assert.equal(
+      server.requests.slice(1).map(([name]) => name),
+      ['lowerHand', 'raiseHand', 'sendChat'],
+    );
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
+test('removed: the client closes with reason removed and does not reconnect', async () => {
+  let connections = 0;
+  const server = await stageServer((socket, requests) => {
+    connections++;
+    answer(socket, requests, 'join', () => {
+      setTimeout(() => {
+        socket.emit('removed', { banned: true });
+        socket.disconnect(true);
+      }, 50);
+      return ok({ stage: 'admitted', session: sessionState() });
+    });
+  });
+  const session = createNodeSessionClient(server.url, 'p-1', { reconnect: { baseDelayMs: 10 } });
+  const { client } = session;
+  try {
+    const removed: boolean[] = [];
+    const closed: string[] = [];
+    client.on('removed', (banned) => removed.push(banned));
+    client.on('closed', (reason) => closed.push(reason));
+    await client.connect();
+    await client.join();
+    await wait(300);
+    assert.equal(removed, [true]);
+    assert.equal(closed, ['removed']);
+    assert.is(connections, 1);
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
+test('a connection dropped in the waiting room reconnects and waits again; admission then resolves join()', async () => {
+  let connections = 0;
+  const server = await stageServer((socket, requests) => {
+    connections++;
+    const attempt = connections;
+    answer(socket, requests, 'join', () => {
+      if (attempt === 1) setTimeout(() => socket.conn.close(), 50);
+      else setTimeout(() => socket.emit('admitted', sessionState()), 50);
+      return ok({ stage: 'waiting', waiting: { facilitatorPresent: attempt > 1 } });
+    });
+  });
+  const session = createNodeSessionClient(server.url, 'p-1', { reconnect: { baseDelayMs: 10, maxDelayMs: 20 } });
+  const { client } = session;
+  try {
+    const states: ConnectionState[] = [];
+    client.on('connectionStateChanged', (state) => states.push(state));
+    await client.connect();
+    await client.join();
+    assert.is(connections, 2);
+    assert.equal(states, [
+      'connecting',
+      'connected',
+      'joining',
+      'waiting',
+      'reconnecting',
+      'waiting',
+      'joining',
+      'joined',
+    ]);
+  } finally {
+    await session.close();
     await server.close();
   }
 });
