@@ -35,6 +35,13 @@ function tile(id, label) {
     const name = document.createElement('figcaption');
     name.className = 'name';
     el.append(video, name);
+    if (
+      demo.client?.localParticipant?.role === 'facilitator' &&
+      id !== demo.client.localParticipant.id &&
+      !id.includes(':')
+    ) {
+      el.append(moderationButtons(id));
+    }
     $('tiles').append(el);
   }
   el.querySelector('.name').textContent = label;
@@ -65,6 +72,97 @@ function attach(remoteTrack, participant) {
   );
 }
 
+/** A facilitator's buttons on someone's tile; the server enforces who may use them. */
+function moderationButtons(participantId) {
+  const actions = document.createElement('div');
+  actions.className = 'actions';
+  for (const [label, run] of [
+    ['Mute', () => demo.client.moderation.mute(participantId)],
+    ['Camera off', () => demo.client.moderation.disableCamera(participantId)],
+    ['To waiting room', () => demo.client.moderation.moveToWaitingRoom(participantId)],
+    ['Remove', () => demo.client.moderation.remove(participantId)],
+  ]) {
+    actions.append(button(label, run));
+  }
+  return actions;
+}
+
+function button(label, run) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = label;
+  b.addEventListener('click', () => run().catch((err) => notice(err.message)));
+  return b;
+}
+
+function notice(text) {
+  $('notice').textContent = text;
+}
+
+function showOnly(id) {
+  for (const section of ['join-form', 'consent', 'waiting', 'session']) $(section).hidden = section !== id;
+}
+
+function renderWaiting(list) {
+  $('waiting-list').replaceChildren(
+    ...list.map((entry) => {
+      const li = document.createElement('li');
+      const name = document.createElement('span');
+      const minutes = Math.max(0, Math.round((Date.now() - entry.waitingSince) / 60_000));
+      name.textContent = `${entry.name} · ${minutes} min`;
+      li.append(
+        name,
+        button('Admit', () => demo.client.moderation.admit(entry.participantId)),
+        button('Deny', () => demo.client.moderation.deny(entry.participantId, 'Please contact your clinic.')),
+      );
+      return li;
+    }),
+  );
+}
+
+function nameOf(id) {
+  if (id === demo.client.localParticipant?.id) return 'You';
+  return demo.client.participants.get(id)?.name ?? id;
+}
+
+function renderHands() {
+  const isFacilitator = demo.client.localParticipant?.role === 'facilitator';
+  $('hands').replaceChildren(
+    ...demo.client.hands.map((hand) => {
+      const li = document.createElement('li');
+      const name = document.createElement('span');
+      name.textContent = nameOf(hand.participantId);
+      li.append(name);
+      if (isFacilitator) li.append(button('Lower', () => demo.client.moderation.lowerHand(hand.participantId)));
+      return li;
+    }),
+  );
+  for (const el of document.querySelectorAll('.tile')) {
+    const raised = demo.client.hands.some((h) => h.participantId === el.dataset.tile);
+    let mark = el.querySelector('.hand');
+    if (raised && !mark) {
+      mark = document.createElement('span');
+      mark.className = 'hand';
+      mark.textContent = 'Hand raised';
+      el.append(mark);
+    } else if (!raised) mark?.remove();
+  }
+}
+
+function addMessage(message) {
+  const li = document.createElement('li');
+  li.dataset.message = message.id;
+  const text = document.createElement('span');
+  const to =
+    message.to === 'everyone' ? '' : ` → ${message.to === 'facilitators' ? 'facilitators' : nameOf(message.to)}`;
+  text.textContent = `${nameOf(message.from)}${to}: ${message.text}`;
+  li.append(text);
+  if (demo.client.localParticipant?.role === 'facilitator') {
+    li.append(button('Delete', () => demo.client.moderation.deleteChatMessage(message.id)));
+  }
+  $('messages').append(li);
+}
+
 function detach(remoteTrack, participant) {
   for (const el of document.querySelectorAll(`[data-producer="${CSS.escape(remoteTrack.producerId)}"]`)) {
     if (el.tagName === 'AUDIO') el.remove();
@@ -84,7 +182,7 @@ function showTimings() {
 
 function end(message) {
   sessionStorage.removeItem(saved);
-  $('session').hidden = true;
+  showOnly('ended');
   $('ended').hidden = false;
   $('ended').textContent = message;
 }
@@ -109,16 +207,58 @@ async function join({ room, name, role, token }) {
   });
   client.on('sessionEnded', () => end('The session has ended. Thank you for joining.'));
   client.on('closed', (reason) => {
-    if (reason !== 'sessionEnded') end(`You have left the session (${reason}).`);
+    // Ended, removed and denied have their own message already.
+    if (!['sessionEnded', 'removed', 'denied'].includes(reason)) end(`You have left the session (${reason}).`);
   });
   client.on('error', (err) => console.warn('haven:', err));
+  client.on('consentRequired', (consent) => {
+    $('consent-text').textContent = consent.text;
+    showOnly('consent');
+  });
+  client.on('waiting', (info) => {
+    $('waiting-status').textContent = info.facilitatorPresent
+      ? 'A facilitator will let you in shortly.'
+      : 'No facilitator has arrived yet. You will be let in when the session starts.';
+    $('waiting-message').textContent = info.message ?? '';
+    showOnly('waiting');
+  });
+  client.on('admitted', () => showOnly('session'));
+  client.on('denied', (reason) => end(`You were not admitted${reason ? `: ${reason}` : '.'}`));
+  client.on('removed', () => end('A facilitator removed you from the session.'));
+  client.on('mutedByFacilitator', (source) => notice(`A facilitator turned off your ${source}.`));
+  client.on('unmuteRequested', () => {
+    $('notice').replaceChildren(
+      'A facilitator asks you to unmute. ',
+      button('Unmute', async () => {
+        await client.setMicrophoneEnabled(true);
+        notice('');
+      }),
+    );
+  });
+  client.on('roomLocked', (locked) => {
+    $('lock').textContent = locked ? 'Unlock room' : 'Lock room';
+    notice(locked ? 'The room is locked: nobody new can join.' : '');
+  });
+  client.on('waitingRoomChanged', renderWaiting);
+  client.on('handRaised', renderHands);
+  client.on('handLowered', renderHands);
+  client.on('chatMessage', addMessage);
+  client.on('chatMessageDeleted', (id) => document.querySelector(`[data-message="${CSS.escape(id)}"]`)?.remove());
+  client.on('displayNameChanged', (id, name) => {
+    const label = document.querySelector(`[data-tile="${CSS.escape(id)}"] .name`);
+    if (label) label.textContent = name;
+  });
 
   await client.connect();
   await client.join();
   demo.timings.joinedMs = Math.round(performance.now() - demo.timings.startedAt);
   showTimings();
-  $('join-form').hidden = true;
-  $('session').hidden = false;
+  showOnly('session');
+  if (client.localParticipant.role === 'facilitator') {
+    $('console').hidden = false;
+    renderWaiting(client.moderation.waiting);
+  }
+  renderHands();
 
   const self = client.localParticipant;
   const own = tile(self.id, `${self.name} (you)`);
@@ -146,6 +286,29 @@ toggle($('mic'), 'Mute', 'Unmute', (enabled) => demo.client.setMicrophoneEnabled
 toggle($('camera'), 'Camera off', 'Camera on', (enabled) => demo.client.setCameraEnabled(enabled));
 $('screen').addEventListener('click', () => demo.client.publishScreen().catch((err) => console.warn(err)));
 $('leave').addEventListener('click', () => demo.client.leave());
+$('consent-accept').addEventListener('click', () => demo.client.acceptConsent().catch((err) => notice(err.message)));
+$('hand').addEventListener('click', () => {
+  const raised = demo.client.hands.some((h) => h.participantId === demo.client.localParticipant.id);
+  (raised ? demo.client.lowerHand() : demo.client.raiseHand()).catch((err) => notice(err.message));
+});
+$('admit-all').addEventListener('click', () => demo.client.moderation.admitAll().catch((err) => notice(err.message)));
+$('mute-all').addEventListener('click', () => demo.client.moderation.muteAll().catch((err) => notice(err.message)));
+$('lock').addEventListener('click', () =>
+  demo.client.moderation.lockRoom(!demo.client.locked).catch((err) => notice(err.message)),
+);
+$('end').addEventListener('click', () => demo.client.moderation.endSession().catch((err) => notice(err.message)));
+$('waiting-note').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = new FormData(event.target).get('text');
+  if (text) demo.client.moderation.messageWaitingRoom(text).catch((err) => notice(err.message));
+  event.target.reset();
+});
+$('chat-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  demo.client.sendChat(form.get('text'), form.get('to')).catch((err) => notice(err.message));
+  event.target.reset();
+});
 
 $('join-form').addEventListener('submit', (event) => {
   event.preventDefault();

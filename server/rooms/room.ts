@@ -848,16 +848,15 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   /* ---- Moderation of presence --------------------------------------------------------------- */
 
-  /** Removes a participant or observer; with `ban`, for the rest of the session (its token revoked). */
+  /** Removes a participant or observer (its token revoked); with `ban`, for the rest of the session. */
   async remove(actorId: string, connectionId: string, targetId: string, ban: boolean): Promise<void> {
     this.#facilitator(actorId, connectionId);
     await this.#moderate(actorId, ban ? 'ban' : 'remove', targetId, async () => {
       const target = this.#target(targetId);
       if (target.identity.role === 'facilitator') throw new HavenError('FORBIDDEN', 'a facilitator cannot be removed');
-      if (ban) {
-        this.#banned.add(targetId);
-        await this.#settings.revoke(target.identity);
-      }
+      // The token that brought them in is spent either way; a ban also refuses any new one.
+      await this.#settings.revoke(target.identity);
+      if (ban) this.#banned.add(targetId);
       this.#notify(targetId, 'removed', [{ banned: ban }]);
       this.leave(targetId, 'removed');
       this.safeEmit('evict', targetId);
@@ -960,7 +959,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       recipients = admitted.filter((m) => m === sender || m.identity.role === 'facilitator');
     else {
       const target = this.#members.get(to);
-      if (!target || target.stage !== 'admitted' || !this.#visibleTo(sender, target)) {
+      if (target?.stage !== 'admitted' || !this.#visibleTo(sender, target)) {
         throw new HavenError('NOT_FOUND', 'no such participant');
       }
       const withFacilitator = sender.identity.role === 'facilitator' || target.identity.role === 'facilitator';

@@ -120,27 +120,27 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
       return {};
     },
     sendChat: async (s, room, r) => room.sendChat(pid(s), s.id, r.text, r.to),
-    admit: async (s, room, r) => done(await room.admit(pid(s), s.id, r.participantId)),
+    admit: (s, room, r) => done(room.admit(pid(s), s.id, r.participantId)),
     admitAll: (s, room) => room.admitAll(pid(s), s.id),
-    deny: async (s, room, r) => done(await room.deny(pid(s), s.id, r.participantId, r.reason)),
-    messageWaitingRoom: async (s, room, r) => done(await room.messageWaitingRoom(pid(s), s.id, r.text)),
-    moveToWaitingRoom: async (s, room, r) => done(await room.moveToWaitingRoom(pid(s), s.id, r.participantId)),
-    mute: async (s, room, r) => done(await room.mute(pid(s), s.id, r.participantId)),
+    deny: (s, room, r) => done(room.deny(pid(s), s.id, r.participantId, r.reason)),
+    messageWaitingRoom: (s, room, r) => done(room.messageWaitingRoom(pid(s), s.id, r.text)),
+    moveToWaitingRoom: (s, room, r) => done(room.moveToWaitingRoom(pid(s), s.id, r.participantId)),
+    mute: (s, room, r) => done(room.mute(pid(s), s.id, r.participantId)),
     muteAll: (s, room) => room.muteAll(pid(s), s.id),
-    setAudioMode: async (s, room, r) => done(await room.setAudioMode(pid(s), s.id, r.mode)),
-    requestUnmute: async (s, room, r) => done(await room.requestUnmute(pid(s), s.id, r.participantId)),
-    disableCamera: async (s, room, r) => done(await room.disableCamera(pid(s), s.id, r.participantId)),
-    stopScreenShare: async (s, room, r) => done(await room.stopScreenShare(pid(s), s.id, r.participantId)),
-    remove: async (s, room, r) => done(await room.remove(pid(s), s.id, r.participantId, r.ban ?? false)),
-    lockRoom: async (s, room, r) => done(await room.lock(pid(s), s.id, r.locked)),
+    setAudioMode: (s, room, r) => done(room.setAudioMode(pid(s), s.id, r.mode)),
+    requestUnmute: (s, room, r) => done(room.requestUnmute(pid(s), s.id, r.participantId)),
+    disableCamera: (s, room, r) => done(room.disableCamera(pid(s), s.id, r.participantId)),
+    stopScreenShare: (s, room, r) => done(room.stopScreenShare(pid(s), s.id, r.participantId)),
+    remove: (s, room, r) => done(room.remove(pid(s), s.id, r.participantId, r.ban ?? false)),
+    lockRoom: (s, room, r) => done(room.lock(pid(s), s.id, r.locked)),
     endSession: async (s, room) => {
       await room.authorizeEnd(pid(s), s.id);
       await options.rooms.end(room.id, 'ended by the facilitator');
       return {};
     },
-    setDisplayName: async (s, room, r) => done(await room.setDisplayName(pid(s), s.id, r.participantId, r.name)),
-    spotlight: async (s, room, r) => done(await room.spotlight(pid(s), s.id, r.participantId)),
-    deleteChatMessage: async (s, room, r) => done(await room.deleteChatMessage(pid(s), s.id, r.messageId)),
+    setDisplayName: (s, room, r) => done(room.setDisplayName(pid(s), s.id, r.participantId, r.name)),
+    spotlight: (s, room, r) => done(room.spotlight(pid(s), s.id, r.participantId)),
+    deleteChatMessage: (s, room, r) => done(room.deleteChatMessage(pid(s), s.id, r.messageId)),
     leave: async (s, room) => {
       room.leave(pid(s), 'left');
       s.data.room = undefined;
@@ -219,9 +219,9 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
   });
 }
 
-/** The empty acknowledgement of a request that returns nothing. */
-function done(_: void): Empty {
-  return {};
+/** The empty acknowledgement of a request that returns nothing, once it is done. */
+function done(work: Promise<void>): Promise<Empty> {
+  return work.then(() => ({}));
 }
 
 function pid(socket: HavenSocket): string {

@@ -271,7 +271,7 @@ test('every moderation request from a participant, an observer or someone waitin
 });
 
 test('a facilitator can do each of them (co-facilitators alike)', async () => {
-  const { room, facilitator, participant } = await groupWithParticipant();
+  const { room, participant } = await groupWithParticipant();
   const cofacilitator = await client(room, 'f2', 'facilitator');
   admitted(await joinAs(cofacilitator));
   await publishMicrophone(participant);
@@ -367,6 +367,15 @@ test('remove with a ban: told, disconnected, the token revoked, the identity ref
   assert.is(await codeOf(again, 'join', { protocolVersion }), 'FORBIDDEN');
   // A facilitator cannot be removed.
   assert.is(await codeOf(facilitator, 'remove', { participantId: 'f1' }), 'FORBIDDEN');
+});
+
+test('remove without a ban: the same token cannot come back; a new token may (through the waiting room)', async () => {
+  const { room, facilitator, participant } = await groupWithParticipant();
+  const removed = next(participant, 'removed');
+  await ok(facilitator, 'remove', { participantId: 'p1' });
+  assert.equal((await removed)[0], { banned: false });
+  await rejects(() => connect(node.url, (participant.auth as { token: string }).token), /UNAUTHORIZED/);
+  assert.is((await joinAs(await client(room, 'p1'))).stage, 'waiting');
 });
 
 test('lock: nobody new reaches the waiting room; facilitators still can; unlock', async () => {
