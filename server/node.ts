@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { Server as SocketServer } from 'socket.io';
 import { type Config, isDemoEnabled, isRoomAutoCreateEnabled } from '../config/schema.ts';
+import { AttendanceRecorder } from './attendance/recorder.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { createHttpApp, type Readiness } from './http/app.ts';
@@ -36,6 +37,7 @@ export class HavenNode {
   readonly revocations: RevocationStore;
   /** The HS256 secret tokens are verified with (random per start in development when unset). */
   readonly authSecret: string | undefined;
+  readonly attendance: AttendanceRecorder;
   readonly #embeddedRedis: EmbeddedRedis | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -50,6 +52,7 @@ export class HavenNode {
     rooms: RoomManager;
     revocations: RevocationStore;
     authSecret: string | undefined;
+    attendance: AttendanceRecorder;
   }) {
     this.config = parts.config;
     this.logger = parts.logger;
@@ -61,6 +64,7 @@ export class HavenNode {
     this.rooms = parts.rooms;
     this.revocations = parts.revocations;
     this.authSecret = parts.authSecret;
+    this.attendance = parts.attendance;
   }
 
   static async start(config: Config, logger: Logger): Promise<HavenNode> {
@@ -68,6 +72,7 @@ export class HavenNode {
     let embeddedRedis: EmbeddedRedis | undefined;
     let redis: Redis | undefined;
     let pool: WorkerPool | undefined;
+    let attendance: AttendanceRecorder | undefined;
     try {
       if (!config.redis.url) {
         embeddedRedis = await EmbeddedRedis.start({
@@ -105,6 +110,8 @@ export class HavenNode {
       );
       const store = new RoomStore(redis);
       const audit = new AuditLog(redis, logger);
+      attendance = new AttendanceRecorder(redis, logger, { spillFile: join(dataDir, 'attendance-spill.jsonl') });
+      const recorder = attendance;
       const rooms = new RoomManager(
         store,
         {
@@ -115,6 +122,7 @@ export class HavenNode {
           maxConsumersPerRouter: config.media.maxConsumersPerRouter,
           turn: config.turn,
           audit: (record) => audit.recordInBackground(record),
+          attendance: (event) => recorder.record(event),
           revoke: async (identity) => {
             if (identity.jti) await revocations.revoke(identity.jti, identity.expiresAtMs);
           },
@@ -141,6 +149,7 @@ export class HavenNode {
         rooms,
         revocations,
         authSecret,
+        attendance,
       });
       attachSignaling(node.io, {
         verifier,
@@ -155,6 +164,7 @@ export class HavenNode {
       logger.info({ url: node.url, workers: pool.workers.length, embeddedRedis: !!embeddedRedis }, 'haven node ready');
       return node;
     } catch (err) {
+      attendance?.close();
       await pool?.close();
       redis?.disconnect();
       await embeddedRedis?.stop();
@@ -191,6 +201,9 @@ export class HavenNode {
       await new Promise<void>((r) => this.io.close(() => r()));
       this.http.closeAllConnections();
       await this.pool.close();
+      // Attendance events still waiting for Redis: a last chance, then the spill file.
+      await this.attendance.flush(2_000).catch(() => {});
+      this.attendance.close();
       await this.redis.quit().catch(() => this.redis.disconnect());
       await this.#embeddedRedis?.stop();
       this.logger.info('haven node stopped');

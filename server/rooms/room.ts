@@ -29,6 +29,7 @@ import type {
   WaitingInfo,
 } from '../../client-sdk/src/protocol.ts';
 import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
+import type { AttendanceEventType, NewAttendanceEvent } from '../attendance/recorder.ts';
 import type { VerifiedIdentity } from '../auth/tokens.ts';
 import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -58,8 +59,10 @@ export interface RoomSettings {
   turn: TurnSettings;
   /** Records a moderation action or a consent (fire and forget: the audit log reports its own failures). */
   audit: (record: AuditRecord) => void;
-  /** Revokes a banned participant's token (its `jti`). */
+  /** Revokes a removed participant's token (its `jti`). */
   revoke: (identity: VerifiedIdentity) => Promise<void>;
+  /** Records a presence change for attendance (ids only; the recorder never blocks). */
+  attendance: (event: NewAttendanceEvent) => void;
 }
 
 /** A notification for one participant. */
@@ -155,6 +158,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   static async open(definition: RoomDefinition, settings: RoomSettings): Promise<Room> {
     const room = new Room(definition, settings);
     await room.#addRouter();
+    room.#presence('sessionStarted');
     room.#logger.info({ kind: definition.kind }, 'room opened');
     room.#armEmptyTimer();
     return room;
@@ -210,19 +214,30 @@ export class Room extends TypedEmitter<RoomEvents> {
       { worker: lost.worker.index, participants: movers.length },
       'media worker lost; moving the room',
     );
-    try {
-      // With a single worker, its replacement is a moment away.
-      await this.#settings.pool.whenAlive(workerReplacementTimeoutMs);
-      if (this.#closed) return;
-      const home = this.#routers.find((r) => !r.router.closed) ?? (await this.#addRouter());
-      for (const member of movers) {
-        member.home = home;
-        if (member.connectionId)
-          this.#notify(member.identity.participantId, 'mediaReset', [{ reason: 'media-worker-lost' }]);
+    const deadline = Date.now() + workerReplacementTimeoutMs;
+    for (;;) {
+      try {
+        // With a single worker, its replacement is a moment away.
+        await this.#settings.pool.whenAlive(Math.max(0, deadline - Date.now()));
+        if (this.#closed) return;
+        const home = this.#routers.find((r) => !r.router.closed) ?? (await this.#addRouter());
+        for (const member of movers) {
+          member.home = home;
+          if (member.connectionId) {
+            this.#notify(member.identity.participantId, 'mediaReset', [{ reason: 'media-worker-lost' }]);
+          }
+        }
+        return;
+      } catch (err) {
+        // The worker chosen may have died too, before the pool noticed: try again while there is time.
+        if (Date.now() < deadline && !this.#closed) {
+          await new Promise((r) => setTimeout(r, 200));
+          continue;
+        }
+        this.#logger.error({ err }, 'no media worker to move the room to; ending it');
+        this.end('media unavailable');
+        return;
       }
-    } catch (err) {
-      this.#logger.error({ err }, 'no media worker to move the room to; ending it');
-      this.end('media unavailable');
     }
   }
 
@@ -284,6 +299,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       existing.graceTimer = undefined;
       const replaced = existing.connectionId !== connectionId ? existing.connectionId : undefined;
       this.#closeMedia(existing);
+      if (!existing.connectionId) this.#presence('reconnected', identity.participantId, { stage: existing.stage });
       existing.connectionId = connectionId;
       existing.identity = identity;
       this.#cancelEmptyTimer();
@@ -314,7 +330,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       'participant joined',
     );
     if (member.stage === 'admitted') await this.#admit(member, false);
-    else if (member.stage === 'waiting') this.#waitingRoomChanged();
+    else if (member.stage === 'waiting') this.#enteredWaitingRoom(member);
     return { response: this.#stageResponse(member, false) };
   }
 
@@ -348,11 +364,17 @@ export class Room extends TypedEmitter<RoomEvents> {
     };
   }
 
+  #enteredWaitingRoom(member: Member): void {
+    this.#presence('waiting', member.identity.participantId);
+    this.#waitingRoomChanged();
+  }
+
   /** Puts a member in the session: a router for its media, and everyone who may see it is told. */
   async #admit(member: Member, notify: boolean): Promise<void> {
     member.home = await this.#routerForNewcomer();
     member.stage = 'admitted';
     const id = member.identity.participantId;
+    this.#presence('admitted', id, { role: member.identity.role });
     this.#broadcast('participantJoined', [this.#info(member)], id, member);
     if (notify && member.connectionId) this.#notify(id, 'admitted', [this.#sessionState(member, false)]);
     if (member.identity.role === 'facilitator') this.#waitingRoomUpdated();
@@ -365,16 +387,13 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (member.stage !== 'consent' || !consent) throw new HavenError('INVALID_STATE', 'no consent is asked of you');
     // The text changed since it was shown: show the current one again.
     if (version !== consent.version) return { stage: 'consent', consent };
-    this.#settings.audit({
-      room: this.id,
-      actor: participantId,
-      action: 'consent.accept',
-      details: { version: consent.version, hash: consent.hash },
-    });
+    const accepted = { version: consent.version, hash: consent.hash };
+    this.#settings.audit({ room: this.id, actor: participantId, action: 'consent.accept', details: accepted });
+    this.#presence('consented', participantId, accepted);
     if (this.definition.waitingRoom) {
       member.stage = 'waiting';
       member.waitingSince = Date.now();
-      this.#waitingRoomChanged();
+      this.#enteredWaitingRoom(member);
     } else {
       this.#capacityCheck(member);
       await this.#admit(member, false);
@@ -445,8 +464,9 @@ export class Room extends TypedEmitter<RoomEvents> {
     direction: TransportDirection,
   ): Promise<TransportOptions> {
     const member = this.#connected(participantId, connectionId);
-    const existing = [...member.transports.values()].find((t) => t.appData.direction === direction);
-    if (existing) throw new HavenError('INVALID_STATE', `a ${direction} transport exists already`);
+    // One transport per direction: a new one replaces the old (a client recovering from a
+    // media reset may ask again before it heard of the old one's end).
+    for (const old of member.transports.values()) if (old.appData.direction === direction) old.close();
     if (
       direction === 'send' &&
       !Object.keys(sourceCapability).some((s) => this.#mayPublish(member, s as TrackSource))
@@ -465,6 +485,9 @@ export class Room extends TypedEmitter<RoomEvents> {
     });
     member.transports.set(transport.id, transport);
     transport.observer.once('close', () => member.transports.delete(transport.id));
+    transport.on('dtlsstatechange', (dtlsState) => {
+      if (dtlsState === 'connected') this.#presence('mediaConnected', participantId, { direction });
+    });
     return {
       id: transport.id,
       iceParameters: transport.iceParameters,
@@ -643,6 +666,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (!member || member.connectionId !== connectionId) return;
     member.connectionId = undefined;
     this.#logger.info({ participant: participantId, stage: member.stage }, 'participant disconnected; place kept');
+    this.#presence('disconnected', participantId, { stage: member.stage });
     member.graceTimer = setTimeout(() => this.leave(participantId, 'disconnected'), this.#settings.reconnectGraceMs);
     if (member.identity.role === 'facilitator') this.#waitingRoomUpdated();
   }
@@ -660,6 +684,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (member.identity.role === 'facilitator') this.#waitingRoomUpdated();
     if (this.#spotlight === participantId) this.#setSpotlight(null);
     this.#logger.info({ participant: participantId, reason }, 'participant left');
+    this.#presence(reason === 'removed' ? 'removed' : 'left', participantId, { reason, stage: member.stage });
     this.#armEmptyTimer();
   }
 
@@ -747,6 +772,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.#facilitator(actorId, connectionId);
     await this.#moderate(actorId, 'deny', targetId, () => {
       this.#target(targetId, 'waiting');
+      this.#presence('denied', targetId);
       this.#notify(targetId, 'denied', [{ reason }]);
       this.#members.delete(targetId);
       this.#waitingRoomChanged();
@@ -771,6 +797,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.#closeMedia(target);
       target.stage = 'waiting';
       target.waitingSince = Date.now();
+      this.#presence('movedToWaitingRoom', targetId);
       this.#lowerHand(targetId);
       this.#broadcast('participantLeft', [{ participantId: targetId, reason: 'movedToWaitingRoom' }], targetId, target);
       if (target.connectionId) this.#notify(targetId, 'waiting', [this.#waitingInfo('movedByFacilitator')]);
@@ -988,6 +1015,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   /** Ends the session for everyone and closes the room. */
   end(reason: string): void {
     if (this.#closed) return;
+    this.#presence('sessionEnded', undefined, { reason: reason.replace(/[^A-Za-z0-9._:-]+/g, '-') });
     for (const [id, member] of this.#members) if (member.connectionId) this.#notify(id, 'sessionEnded', [{ reason }]);
     this.close();
   }
@@ -1001,6 +1029,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     clearTimeout(this.#emptyTimer);
     this.#emptyTimer = setTimeout(() => {
       this.#logger.info('room empty past its timeout');
+      this.#presence('sessionEnded', undefined, { reason: 'empty' });
       this.close();
     }, this.#settings.emptyTimeoutMs);
   }
@@ -1022,6 +1051,10 @@ export class Room extends TypedEmitter<RoomEvents> {
       if (subject && !this.#visibleTo(member, subject)) continue;
       this.#notify(id, name, args);
     }
+  }
+
+  #presence(type: AttendanceEventType, participant?: string, details?: NewAttendanceEvent['details']): void {
+    this.#settings.attendance({ type, room: this.id, participant, details });
   }
 
   #cancelEmptyTimer(): void {

@@ -300,8 +300,11 @@ test('unknown ids are NOT_FOUND; mediasoup-invalid parameters are INVALID_REQUES
     rtpParameters: { codecs: 'opus' },
   });
   assert.is(bad.ok ? '' : bad.error.code, 'INVALID_REQUEST');
-  const dup = await request(socket, 'createTransport', { direction: 'send' });
-  assert.is(dup.ok ? '' : dup.error.code, 'INVALID_STATE');
+  // A second send transport replaces the first: still one per direction.
+  const second = await ok(socket, 'createTransport', { direction: 'send' });
+  const stale = await request(socket, 'connectTransport', { transportId: send.id, dtlsParameters: {} });
+  assert.is(stale.ok ? '' : stale.error.code, 'NOT_FOUND', 'the first is gone');
+  assert.is.not(second.id, send.id);
 });
 
 test('permissions: an observer cannot publish; a participant cannot share a screen; a kind must match its source', async () => {
