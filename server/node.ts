@@ -20,6 +20,7 @@ import { createDemoHandler } from './http/demo.ts';
 import type { Logger } from './logger.ts';
 import { WorkerPool } from './media/worker-pool.ts';
 import { EmbeddedRedis } from './redis/embedded-redis.ts';
+import { ChatArchive } from './rooms/chat-archive.ts';
 import { RoomManager } from './rooms/room-manager.ts';
 import { RoomStore } from './rooms/room-store.ts';
 import { attachSignaling, type HavenSocketServer } from './signaling/signaling.ts';
@@ -123,6 +124,7 @@ export class HavenNode {
           turn: config.turn,
           audit: (record) => audit.recordInBackground(record),
           attendance: (event) => recorder.record(event),
+          chatArchive: new ChatArchive(redis, logger),
           revoke: async (identity) => {
             if (identity.jti) await revocations.revoke(identity.jti, identity.expiresAtMs);
           },

@@ -51,6 +51,7 @@ const createRoomSchema = z.strictObject({
   waitingRoom: z.boolean().optional(),
   observersVisible: z.boolean().optional(),
   privateChat: z.boolean().optional(),
+  keepChat: z.boolean().optional(),
   consentText: consentText.optional(),
 });
 

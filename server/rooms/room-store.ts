@@ -31,6 +31,8 @@ export interface RoomDefinition {
   observersVisible: boolean;
   /** Participants may message each other privately (messages to and from facilitators always work). */
   privateChat: boolean;
+  /** Chat is kept after the session (in Redis, until retention purges it); by default it is not. */
+  keepChat: boolean;
   /** Confidentiality and consent text participants accept (current version) before waiting. */
   consent?: ConsentInfo;
   /** Who created it: the admin API, or a facilitator's token (`rooms.autoCreate`). */
@@ -40,7 +42,9 @@ export interface RoomDefinition {
 }
 
 export type NewRoom = Pick<RoomDefinition, 'kind' | 'title' | 'origin' | 'schedule'> &
-  Partial<Pick<RoomDefinition, 'id' | 'capacity' | 'roster' | 'waitingRoom' | 'observersVisible' | 'privateChat'>> & {
+  Partial<
+    Pick<RoomDefinition, 'id' | 'capacity' | 'roster' | 'waitingRoom' | 'observersVisible' | 'privateChat' | 'keepChat'>
+  > & {
     /** Consent text (version 1). */
     consentText?: string;
   };
@@ -78,6 +82,7 @@ export class RoomStore {
       waitingRoom: input.waitingRoom ?? input.kind !== 'education',
       observersVisible: input.observersVisible ?? false,
       privateChat: input.privateChat ?? false,
+      keepChat: input.keepChat ?? false,
       ...(consentText ? { consent: consentOf(consentText, 1) } : {}),
       // An individual session is one facilitator with one client, whatever was asked.
       capacity: input.kind === 'individual' ? 1 : (input.capacity ?? defaultCapacity[input.kind]),

@@ -12,6 +12,7 @@ import type {
   AudioMode,
   Capabilities,
   ChatAudience,
+  ChatMessage,
   ConsumeRequest,
   ConsumeResponse,
   JoinResponse,
@@ -61,6 +62,8 @@ export interface RoomSettings {
   audit: (record: AuditRecord) => void;
   /** Revokes a removed participant's token (its `jti`). */
   revoke: (identity: VerifiedIdentity) => Promise<void>;
+  /** Keeps (or forgets) a chat message after the session, for rooms with `keepChat`. */
+  chatArchive: { keep(room: string, message: ChatMessage): void; forget(room: string, messageId: string): void };
   /** Records a presence change for attendance (ids only; the recorder never blocks). */
   attendance: (event: NewAttendanceEvent) => void;
 }
@@ -997,6 +1000,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     }
     const ids = recipients.map((m) => m.identity.participantId);
     const message = this.#chat.add(participantId, to, text, ids);
+    if (this.definition.keepChat) this.#settings.chatArchive.keep(this.id, message);
     for (const m of recipients) if (m.connectionId) this.#notify(m.identity.participantId, 'chatMessage', [message]);
     return { messageId: message.id };
   }
@@ -1006,6 +1010,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     await this.#moderate(actorId, 'deleteChatMessage', undefined, () => {
       const recipients = this.#chat.delete(messageId);
       if (!recipients) throw new HavenError('NOT_FOUND', 'no such message');
+      if (this.definition.keepChat) this.#settings.chatArchive.forget(this.id, messageId);
       for (const id of recipients) {
         if (this.#members.get(id)?.connectionId) this.#notify(id, 'chatMessageDeleted', [{ messageId }]);
       }

@@ -18,6 +18,7 @@ import {
 } from '../../client-sdk/src/protocol.ts';
 import { AuditLog } from '../../server/audit/audit-log.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
+import { ChatArchive } from '../../server/rooms/chat-archive.ts';
 import { rejects } from '../helpers/assert.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { waitFor } from '../helpers/processes.ts';
@@ -477,6 +478,28 @@ test('chat: to everyone, to the facilitators, privately only with a facilitator;
   await joinAs(a);
   await joinAs(await client(privateRoom, 'pb'));
   assert.is(await codeOf(a, 'sendChat', { text: 'psst', to: 'pb' }), 'ok', 'where the room allows it');
+});
+
+test('chat is gone with the session, unless the room keeps it (then a deletion removes it there too)', async () => {
+  const kept = await newRoom({ keepChat: true, waitingRoom: false });
+  const f = await client(kept, 'fk', 'facilitator');
+  await joinAs(f);
+  const p = await client(kept, 'pk');
+  await joinAs(p);
+  await ok(p, 'sendChat', { text: 'Thank you all', to: 'everyone' });
+  const { messageId } = await ok(p, 'sendChat', { text: 'Oops, wrong room', to: 'everyone' });
+  await ok(f, 'deleteChatMessage', { messageId });
+  await ok(f, 'endSession', {});
+  const store = new Redis(redis.url);
+  const archive = new ChatArchive(store, pino({ level: 'silent' }));
+  await waitFor(async () => (await archive.messages(kept)).length === 1, 2_000, 'the kept message');
+  assert.equal(
+    (await archive.messages(kept)).map((m) => m.text),
+    ['Thank you all'],
+  );
+  const notKept = (await store.keys('haven:chat:*')).filter((k) => !k.endsWith(kept));
+  assert.equal(notKept, [], 'rooms without keepChat keep nothing');
+  store.disconnect();
 });
 
 test('a facilitator ends the session: everyone, waiting or in, is told', async () => {

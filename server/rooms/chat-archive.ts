@@ -1,0 +1,39 @@
+/**
+ * Chat kept after a session, for rooms created with `keepChat` (off by default: chat normally
+ * lives only in the room's memory). One Redis hash per room, message id → message, so that a
+ * facilitator's deletion removes it here too; retention purges whole rooms.
+ */
+import type { Redis } from 'ioredis';
+import type { ChatMessage } from '../../client-sdk/src/protocol.ts';
+import type { Logger } from '../logger.ts';
+
+export class ChatArchive {
+  readonly #redis: Redis;
+  readonly #logger: Logger;
+  readonly #prefix: string;
+
+  constructor(redis: Redis, logger: Logger, prefix = 'haven:') {
+    this.#redis = redis;
+    this.#logger = logger.child({ component: 'chat-archive' });
+    this.#prefix = prefix;
+  }
+
+  keep(room: string, message: ChatMessage): void {
+    this.#redis.hset(`${this.#prefix}chat:${room}`, message.id, JSON.stringify(message)).catch((err: Error) => {
+      // The message id only: never its text.
+      this.#logger.error({ room, message: message.id, err: { message: err.message } }, 'chat message not kept');
+    });
+  }
+
+  forget(room: string, messageId: string): void {
+    this.#redis.hdel(`${this.#prefix}chat:${room}`, messageId).catch((err: Error) => {
+      this.#logger.error({ room, message: messageId, err: { message: err.message } }, 'chat message not forgotten');
+    });
+  }
+
+  /** A room's kept messages, oldest first. */
+  async messages(room: string): Promise<ChatMessage[]> {
+    const all = Object.values(await this.#redis.hgetall(`${this.#prefix}chat:${room}`));
+    return all.map((json) => JSON.parse(json) as ChatMessage).sort((a, b) => a.sentAt - b.sentAt);
+  }
+}
