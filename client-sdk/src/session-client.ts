@@ -937,12 +937,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     for (const subscription of this.#subscriptions.values()) void this.#consume(subscription);
   }
 
-  /**
-   * Out of the room but still connected (moved to the waiting room, or a rejoin that did not land
-   * in the room): media closed, everyone else gone from view (`participantLeft` with `reason`),
-   * local tracks kept to be published again on admission.
-   */
-  #leaveSessionView(reason: LeaveReason): void {
+  /** Closes the media session and forgets every subscription (their tracks end). */
+  #dropMedia(): void {
     const media = this.#media;
     this.#media = undefined;
     media?.close();
@@ -951,6 +947,15 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       this.#dropConsumer(subscription);
     }
     this.#subscriptions.clear();
+  }
+
+  /**
+   * Out of the room but still connected (moved to the waiting room, or a rejoin that did not land
+   * in the room): media closed, everyone else gone from view (`participantLeft` with `reason`),
+   * local tracks kept to be published again on admission.
+   */
+  #leaveSessionView(reason: LeaveReason): void {
+    this.#dropMedia();
     for (const id of [...this.#participantStates.keys()]) this.#removeParticipant(id, reason);
     for (const publication of this.#publications.values()) {
       if (publication.producer && !publication.producer.closed) publication.producer.close();
@@ -1476,15 +1481,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     this.#wake?.();
     this.#held = undefined;
     const signaling = this.#signaling;
-    const media = this.#media;
     this.#signaling = undefined;
-    this.#media = undefined;
-    media?.close();
-    for (const subscription of this.#subscriptions.values()) {
-      subscription.removed = true;
-      this.#dropConsumer(subscription);
-    }
-    this.#subscriptions.clear();
+    this.#dropMedia();
     for (const publication of [...this.#publications.values()]) {
       this.#forget(publication);
       publication.producer = undefined;
