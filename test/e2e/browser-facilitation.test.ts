@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.ts';
+import { launchBrowser, recordPeerConnections, type TestBrowser } from '../helpers/browser.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { admin, testAdminKey } from '../helpers/signaling-client.ts';
@@ -77,17 +77,7 @@ test.before(async () => {
   });
   assert.is(created.status, 201);
   browser = await launchBrowser();
-  await browser.context.addInitScript(() => {
-    const Original = window.RTCPeerConnection;
-    const all: RTCPeerConnection[] = [];
-    (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections = all;
-    window.RTCPeerConnection = class extends Original {
-      constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
-        super(...args);
-        all.push(this);
-      }
-    } as typeof RTCPeerConnection;
-  });
+  await browser.context.addInitScript(recordPeerConnections);
 });
 
 test.after(async () => {

@@ -7,7 +7,7 @@
 import type { Page } from 'playwright-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.ts';
+import { launchBrowser, recordPeerConnections, type TestBrowser } from '../helpers/browser.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { admin, testAdminKey } from '../helpers/signaling-client.ts';
@@ -23,19 +23,6 @@ interface InboundTrack {
   bytes: number;
   frames: number;
 }
-
-/** Keeps every RTCPeerConnection the page makes, so the test can read its stats. */
-const recordPeerConnections = () => {
-  const Original = window.RTCPeerConnection;
-  const all: RTCPeerConnection[] = [];
-  (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections = all;
-  window.RTCPeerConnection = class extends Original {
-    constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
-      super(...args);
-      all.push(this);
-    }
-  } as typeof RTCPeerConnection;
-};
 
 /** Inbound RTP streams of the page's open peer connections that carry media. */
 async function inbound(page: Page): Promise<InboundTrack[]> {

@@ -42,3 +42,19 @@ export async function launchBrowser(): Promise<TestBrowser> {
     },
   };
 }
+
+/**
+ * An init script for pages: keeps every RTCPeerConnection the page makes in
+ * `window.peerConnections`, so that a test can read their stats.
+ */
+export const recordPeerConnections = () => {
+  const Original = window.RTCPeerConnection;
+  const all: RTCPeerConnection[] = [];
+  (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections = all;
+  window.RTCPeerConnection = class extends Original {
+    constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
+      super(...args);
+      all.push(this);
+    }
+  } as typeof RTCPeerConnection;
+};
