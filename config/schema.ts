@@ -216,6 +216,24 @@ export const configSchema = z
         ttlS: positiveInt.default(3600).describe('Lifetime of the TURN credentials given to clients, in seconds.'),
       })
       .prefault({}),
+    attendance: z
+      .strictObject({
+        /** Seconds between attendance computations while a session runs. Default 300. */
+        intervalS: positiveInt
+          .default(300)
+          .describe('Seconds between attendance computations while a session runs (one more at its end).'),
+      })
+      .prefault({}),
+    workers: z
+      .strictObject({
+        /** Run the background workers (BullMQ) inside the node. Default true. */
+        inProcess: flag
+          .default(true)
+          .describe(
+            'Run the background workers (BullMQ) in the node; `false` when they run apart (`npm run workers`).',
+          ),
+      })
+      .prefault({}),
     /** Whether `/demo` serves the demo web app. Never in production. */
     demo: flag
       .optional()
@@ -291,6 +309,8 @@ export const envNames = {
   'turn.urls': 'HAVEN_TURN_URLS',
   'turn.secret': 'HAVEN_TURN_SECRET',
   'turn.ttlS': 'HAVEN_TURN_TTL_S',
+  'attendance.intervalS': 'HAVEN_ATTENDANCE_INTERVAL_S',
+  'workers.inProcess': 'HAVEN_WORKERS_IN_PROCESS',
   demo: 'HAVEN_DEMO',
   shutdownTimeoutMs: 'HAVEN_SHUTDOWN_TIMEOUT_MS',
 } as const;

@@ -9,9 +9,11 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Server as SocketServer } from 'socket.io';
 import { type Config, isDemoEnabled, isRoomAutoCreateEnabled } from '../config/schema.ts';
+import { AttendanceQueue, attendanceResultKey, startAttendanceWorker } from '../workers/attendance.ts';
 import { AttendanceRecorder } from './attendance/recorder.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
@@ -26,6 +28,7 @@ import { RoomStore } from './rooms/room-store.ts';
 import { attachSignaling, type HavenSocketServer } from './signaling/signaling.ts';
 
 const redisPingTimeoutMs = 1_000;
+const backgroundCloseTimeoutMs = 2_000;
 
 export class HavenNode {
   readonly config: Config;
@@ -39,6 +42,8 @@ export class HavenNode {
   /** The HS256 secret tokens are verified with (random per start in development when unset). */
   readonly authSecret: string | undefined;
   readonly attendance: AttendanceRecorder;
+  /** BullMQ workers and queues, closed before Redis. */
+  readonly #background: { close(): Promise<void> }[];
   readonly #embeddedRedis: EmbeddedRedis | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -54,6 +59,7 @@ export class HavenNode {
     revocations: RevocationStore;
     authSecret: string | undefined;
     attendance: AttendanceRecorder;
+    background: { close(): Promise<void> }[];
   }) {
     this.config = parts.config;
     this.logger = parts.logger;
@@ -66,6 +72,7 @@ export class HavenNode {
     this.revocations = parts.revocations;
     this.authSecret = parts.authSecret;
     this.attendance = parts.attendance;
+    this.#background = parts.background;
   }
 
   static async start(config: Config, logger: Logger): Promise<HavenNode> {
@@ -74,6 +81,8 @@ export class HavenNode {
     let redis: Redis | undefined;
     let pool: WorkerPool | undefined;
     let attendance: AttendanceRecorder | undefined;
+    let attendanceQueue: AttendanceQueue | undefined;
+    let attendanceWorker: Worker | undefined;
     try {
       if (!config.redis.url) {
         embeddedRedis = await EmbeddedRedis.start({
@@ -82,7 +91,8 @@ export class HavenNode {
           logger,
         });
       }
-      redis = await connectRedis(config.redis.url ?? (embeddedRedis as EmbeddedRedis).url, logger);
+      const redisUrl = config.redis.url ?? (embeddedRedis as EmbeddedRedis).url;
+      redis = await connectRedis(redisUrl, logger);
       pool = await WorkerPool.create({
         size: config.media.workers,
         logLevel: config.media.logLevel,
@@ -110,6 +120,11 @@ export class HavenNode {
         logger,
       );
       const store = new RoomStore(redis);
+      const reconnectGraceMs = config.rooms.reconnectGraceS * 1000;
+      attendanceQueue = new AttendanceQueue(redisUrl, config.attendance.intervalS * 1000);
+      if (config.workers.inProcess) {
+        attendanceWorker = startAttendanceWorker(redisUrl, { redis, store, reconnectGraceMs }, logger);
+      }
       const audit = new AuditLog(redis, logger);
       attendance = new AttendanceRecorder(redis, logger, { spillFile: join(dataDir, 'attendance-spill.jsonl') });
       const recorder = attendance;
@@ -118,7 +133,7 @@ export class HavenNode {
         {
           pool,
           logger,
-          reconnectGraceMs: config.rooms.reconnectGraceS * 1000,
+          reconnectGraceMs,
           emptyTimeoutMs: config.rooms.emptyTimeoutS * 1000,
           maxConsumersPerRouter: config.media.maxConsumersPerRouter,
           turn: config.turn,
@@ -140,7 +155,17 @@ export class HavenNode {
         http: createServer(
           createHttpApp({
             readiness: () => node.readiness(),
-            admin: { apiKey: config.admin.apiKey, store, rooms, logger, audit },
+            admin: {
+              apiKey: config.admin.apiKey,
+              store,
+              rooms,
+              logger,
+              audit,
+              attendanceOf: async (room) => {
+                const json = await (redis as Redis).get(attendanceResultKey(room));
+                return json ? JSON.parse(json) : undefined;
+              },
+            },
             demo:
               isDemoEnabled(config) && authSecret
                 ? createDemoHandler({ secret: authSecret, issuer: config.auth.issuer, audience: config.auth.audience })
@@ -152,6 +177,17 @@ export class HavenNode {
         revocations,
         authSecret,
         attendance,
+        // Jobs are idempotent: a worker closing does not wait for the one it runs.
+        background: [{ close: () => attendanceWorker?.close(true) ?? Promise.resolve() }, attendanceQueue],
+      });
+      const queue = attendanceQueue;
+      rooms.on('roomOpened', (room) => {
+        const scheduled = (work: Promise<void>) =>
+          work.catch((err: Error) =>
+            logger.error({ room: room.id, err: { message: err.message } }, 'attendance job not queued'),
+          );
+        scheduled(queue.roomOpened(room.id));
+        room.once('closed', () => scheduled(queue.roomClosed(room.id)));
       });
       attachSignaling(node.io, {
         verifier,
@@ -167,6 +203,8 @@ export class HavenNode {
       return node;
     } catch (err) {
       attendance?.close();
+      await attendanceWorker?.close();
+      await attendanceQueue?.close();
       await pool?.close();
       redis?.disconnect();
       await embeddedRedis?.stop();
@@ -206,6 +244,15 @@ export class HavenNode {
       // Attendance events still waiting for Redis: a last chance, then the spill file.
       await this.attendance.flush(2_000).catch(() => {});
       this.attendance.close();
+      // A BullMQ connection caught reconnecting can hold close() up: bounded, so shutdown stays prompt.
+      await Promise.all(
+        this.#background.map((c) =>
+          Promise.race([
+            c.close().catch(() => {}),
+            new Promise((r) => setTimeout(r, backgroundCloseTimeoutMs).unref()),
+          ]),
+        ),
+      );
       await this.redis.quit().catch(() => this.redis.disconnect());
       await this.#embeddedRedis?.stop();
       this.logger.info('haven node stopped');

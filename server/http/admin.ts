@@ -6,6 +6,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
+import type { SessionAttendance } from '../attendance/compute.ts';
+import { attendanceCsv } from '../attendance/csv.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { HavenError, httpStatusOf, toProtocolError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -20,6 +22,8 @@ export interface AdminDeps {
   rooms: RoomManager;
   logger: Logger;
   audit: AuditLog;
+  /** The latest computed attendance of a room (by the attendance worker), if any. */
+  attendanceOf: (room: string) => Promise<SessionAttendance | undefined>;
 }
 
 const idPattern = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -85,8 +89,13 @@ export function handleAdmin(deps: AdminDeps, req: IncomingMessage, res: ServerRe
   if (!url.pathname.startsWith('/v1/')) return false;
   const log = deps.logger.child({ component: 'admin-api' });
   route(deps, req, url).then(
-    ({ status, data, action, roomId }) => {
+    ({ status, data, action, roomId, csv }) => {
       if (action && roomId) deps.audit.recordInBackground({ room: roomId, actor: 'admin', action });
+      if (csv !== undefined) {
+        res.writeHead(status, { 'content-type': 'text/csv; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(csv);
+        return;
+      }
       sendJson(res, status, { ok: true, data });
     },
     (err: unknown) => {
@@ -101,6 +110,8 @@ export function handleAdmin(deps: AdminDeps, req: IncomingMessage, res: ServerRe
 interface Outcome {
   status: number;
   data: unknown;
+  /** Answer CSV instead of JSON. */
+  csv?: string;
   /** An action that changed something, for the log (ids only). */
   action?: string;
   roomId?: string;
@@ -118,7 +129,7 @@ async function route(deps: AdminDeps, req: IncomingMessage, url: URL): Promise<O
     const { limit, cursor } = parse(listSchema, Object.fromEntries(url.searchParams));
     return { status: 200, data: await deps.store.list(limit, cursor) };
   }
-  const match = /^\/v1\/rooms\/([^/]+)(\/end|\/consent)?$/.exec(path);
+  const match = /^\/v1\/rooms\/([^/]+)(\/end|\/consent|\/attendance)?$/.exec(path);
   const roomId = match ? decodeURIComponent(match[1] as string) : undefined;
   if (roomId !== undefined && idPattern.test(roomId)) {
     if (match?.[2] === '/consent' && req.method === 'PUT') {
@@ -128,6 +139,12 @@ async function route(deps: AdminDeps, req: IncomingMessage, url: URL): Promise<O
       deps.rooms.get(roomId)?.setConsent(room.consent);
       const { version, hash } = room.consent;
       return { status: 200, data: { version, hash }, action: 'consent.update', roomId };
+    }
+    if (match?.[2] === '/attendance' && req.method === 'GET') {
+      const attendance = await deps.attendanceOf(roomId);
+      if (!attendance) throw new HavenError('NOT_FOUND', 'no attendance computed for this room yet');
+      const csv = (req.headers.accept ?? '').includes('text/csv');
+      return { status: 200, data: attendance, ...(csv ? { csv: attendanceCsv(attendance) } : {}) };
     }
     if (!match?.[2] && req.method === 'GET') {
       const room = await deps.store.get(roomId);

@@ -1,0 +1,106 @@
+/**
+ * The `attendance` queue: computes a room's attendance from its event stream, at session end and
+ * every few minutes while it runs, and stores the result where the admin API reads it. The job
+ * carries the room id only; recomputing from the stream makes the processor idempotent (a job
+ * run twice, or retried after a crash, stores the same result).
+ */
+import { type Job, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { computeAttendance, type SessionAttendance } from '../server/attendance/compute.ts';
+import type { AttendanceEvent } from '../server/attendance/recorder.ts';
+import type { Logger } from '../server/logger.ts';
+import type { RoomStore } from '../server/rooms/room-store.ts';
+
+export const attendanceQueueName = 'haven-attendance';
+
+/** Job data: ids only. */
+export interface AttendanceJob {
+  room: string;
+}
+
+export const attendanceResultKey = (room: string, prefix = 'haven:') => `${prefix}attendance-result:${room}`;
+
+/** Reads a room's attendance events from its stream, oldest first. */
+export async function readAttendanceEvents(redis: Redis, room: string, prefix = 'haven:'): Promise<AttendanceEvent[]> {
+  const entries = await redis.xrange(`${prefix}attendance:${room}`, '-', '+');
+  return entries.map(([id, fields]) => {
+    const f = new Map<string, string>();
+    for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i] as string, fields[i + 1] as string);
+    const details = f.get('details');
+    return {
+      id,
+      room,
+      type: f.get('type') as AttendanceEvent['type'],
+      at: Number(f.get('at')),
+      ...(f.has('participant') ? { participant: f.get('participant') } : {}),
+      ...(details ? { details: JSON.parse(details) } : {}),
+    };
+  });
+}
+
+export interface AttendanceDeps {
+  redis: Redis;
+  store: RoomStore;
+  reconnectGraceMs: number;
+  now?: () => number;
+}
+
+/** Computes and stores one room's attendance; returns it. */
+export async function processAttendance(deps: AttendanceDeps, room: string): Promise<SessionAttendance | undefined> {
+  const definition = await deps.store.get(room);
+  if (!definition) return undefined;
+  const events = await readAttendanceEvents(deps.redis, room);
+  const result = computeAttendance({
+    room: definition,
+    events,
+    reconnectGraceMs: deps.reconnectGraceMs,
+    now: (deps.now ?? Date.now)(),
+  });
+  await deps.redis.set(attendanceResultKey(room), JSON.stringify({ ...result, computedAt: new Date().toISOString() }));
+  return result;
+}
+
+/** The producer side, used by the node: a job at session end, a schedule while a room is open. */
+export class AttendanceQueue {
+  readonly #queue: Queue<AttendanceJob>;
+  readonly #intervalMs: number;
+
+  constructor(redisUrl: string, intervalMs: number) {
+    this.#queue = new Queue<AttendanceJob>(attendanceQueueName, { connection: { url: redisUrl } });
+    this.#intervalMs = intervalMs;
+  }
+
+  /** Recomputes every `intervalMs` while the room is open. */
+  async roomOpened(room: string): Promise<void> {
+    await this.#queue.upsertJobScheduler(`periodic:${room}`, { every: this.#intervalMs }, { data: { room } });
+  }
+
+  /** Stops the periodic job and computes once more, now that the session is over. */
+  async roomClosed(room: string): Promise<void> {
+    await this.#queue.removeJobScheduler(`periodic:${room}`);
+    await this.#queue.add('session-end', { room }, { attempts: 5, backoff: { type: 'exponential', delay: 1_000 } });
+  }
+
+  close(): Promise<void> {
+    return this.#queue.close();
+  }
+}
+
+/** The consumer side: runs in the node by default, or alone (`npm run workers`). */
+export function startAttendanceWorker(redisUrl: string, deps: AttendanceDeps, logger: Logger): Worker<AttendanceJob> {
+  const log = logger.child({ component: 'attendance-worker' });
+  const worker = new Worker<AttendanceJob>(
+    attendanceQueueName,
+    async (job: Job<AttendanceJob>) => {
+      const result = await processAttendance(deps, job.data.room);
+      return { participants: result?.participants.length ?? 0 };
+    },
+    { connection: { url: redisUrl, maxRetriesPerRequest: null }, concurrency: 2 },
+  );
+  worker.on('failed', (job, err) =>
+    log.error({ job: job?.id, room: job?.data.room, err: { message: err.message } }, 'attendance job failed'),
+  );
+  worker.on('completed', (job) => log.debug({ job: job.id, room: job.data.room }, 'attendance computed'));
+  worker.on('error', (err) => log.warn({ err: { message: err.message } }, 'attendance worker error'));
+  return worker;
+}

@@ -1,0 +1,41 @@
+/**
+ * The background workers as their own process (`npm run workers`), for deployments that scale
+ * them apart from the nodes (then set `HAVEN_WORKERS_IN_PROCESS=false` on the nodes). Needs
+ * `REDIS_URL`: the embedded Redis belongs to a node.
+ */
+import { Redis } from 'ioredis';
+import { ConfigError, loadConfig } from '../config/load.ts';
+import { createLogger } from '../server/logger.ts';
+import { RoomStore } from '../server/rooms/room-store.ts';
+import { startAttendanceWorker } from './attendance.ts';
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`haven workers: ${err.message}\n`);
+  process.exit(2);
+}
+if (!config.redis.url) {
+  process.stderr.write('haven workers: set REDIS_URL to the Redis the nodes use\n');
+  process.exit(2);
+}
+
+const logger = createLogger(config);
+const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3 });
+redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis error'));
+const worker = startAttendanceWorker(
+  config.redis.url,
+  { redis, store: new RoomStore(redis), reconnectGraceMs: config.rooms.reconnectGraceS * 1000 },
+  logger,
+);
+logger.info('haven workers running');
+
+async function shutdown(): Promise<void> {
+  await worker.close();
+  redis.disconnect();
+  process.exit(0);
+}
+process.on('SIGINT', shutdown);
+process.on('SIGTERM', shutdown);
