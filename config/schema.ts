@@ -222,6 +222,26 @@ export const configSchema = z
         intervalS: positiveInt
           .default(300)
           .describe('Seconds between attendance computations while a session runs (one more at its end).'),
+        /** IANA time zone of the program: weeks are counted in it. Default `UTC`. */
+        timeZone: z
+          .string()
+          .refine((zone) => {
+            try {
+              new Intl.DateTimeFormat('en', { timeZone: zone });
+              return true;
+            } catch {
+              return false;
+            }
+          }, 'expected an IANA time zone, e.g. America/New_York')
+          .default('UTC')
+          .describe('IANA time zone of the program; attendance weeks (ISO, Monday first) are counted in it.'),
+        /** Hours a week a participant must attend (adult IOP: 9). Default 9. */
+        weeklyThresholdHours: z.coerce
+          .number()
+          .min(0)
+          .max(168)
+          .default(9)
+          .describe('Hours a week a participant must attend; weeks below are flagged.'),
       })
       .prefault({}),
     workers: z
@@ -310,6 +330,8 @@ export const envNames = {
   'turn.secret': 'HAVEN_TURN_SECRET',
   'turn.ttlS': 'HAVEN_TURN_TTL_S',
   'attendance.intervalS': 'HAVEN_ATTENDANCE_INTERVAL_S',
+  'attendance.timeZone': 'HAVEN_ATTENDANCE_TIME_ZONE',
+  'attendance.weeklyThresholdHours': 'HAVEN_ATTENDANCE_WEEKLY_THRESHOLD_HOURS',
   'workers.inProcess': 'HAVEN_WORKERS_IN_PROCESS',
   demo: 'HAVEN_DEMO',
   shutdownTimeoutMs: 'HAVEN_SHUTDOWN_TIMEOUT_MS',

@@ -13,7 +13,12 @@ import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Server as SocketServer } from 'socket.io';
 import { type Config, isDemoEnabled, isRoomAutoCreateEnabled } from '../config/schema.ts';
-import { AttendanceQueue, attendanceResultKey, startAttendanceWorker } from '../workers/attendance.ts';
+import {
+  AttendanceQueue,
+  attendanceResultKey,
+  participantSessions,
+  startAttendanceWorker,
+} from '../workers/attendance.ts';
 import { AttendanceRecorder } from './attendance/recorder.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
@@ -161,6 +166,11 @@ export class HavenNode {
               rooms,
               logger,
               audit,
+              sessionsOf: (participant, fromMs, toMs) => participantSessions(redis as Redis, participant, fromMs, toMs),
+              program: {
+                timeZone: config.attendance.timeZone,
+                weeklyThresholdHours: config.attendance.weeklyThresholdHours,
+              },
               attendanceOf: async (room) => {
                 const json = await (redis as Redis).get(attendanceResultKey(room));
                 return json ? JSON.parse(json) : undefined;

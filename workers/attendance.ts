@@ -19,6 +19,9 @@ export interface AttendanceJob {
 }
 
 export const attendanceResultKey = (room: string, prefix = 'haven:') => `${prefix}attendance-result:${room}`;
+/** Per participant: the rooms they have attendance in, scored by the session's time. */
+const participantSessionsKey = (participant: string, prefix = 'haven:') =>
+  `${prefix}participant-sessions:${participant}`;
 
 /** Reads a room's attendance events from its stream, oldest first. */
 export async function readAttendanceEvents(redis: Redis, room: string, prefix = 'haven:'): Promise<AttendanceEvent[]> {
@@ -56,8 +59,26 @@ export async function processAttendance(deps: AttendanceDeps, room: string): Pro
     reconnectGraceMs: deps.reconnectGraceMs,
     now: (deps.now ?? Date.now)(),
   });
-  await deps.redis.set(attendanceResultKey(room), JSON.stringify({ ...result, computedAt: new Date().toISOString() }));
+  const at = result.scheduled?.start ?? result.sessionStartedAt ?? (deps.now ?? Date.now)();
+  const writes = deps.redis
+    .multi()
+    .set(attendanceResultKey(room), JSON.stringify({ ...result, computedAt: new Date().toISOString() }));
+  for (const p of result.participants) writes.zadd(participantSessionsKey(p.participant), at, room);
+  await writes.exec();
   return result;
+}
+
+/** A participant's computed sessions with a time in [fromMs, toMs]. */
+export async function participantSessions(
+  redis: Redis,
+  participant: string,
+  fromMs: number,
+  toMs: number,
+): Promise<SessionAttendance[]> {
+  const rooms = await redis.zrangebyscore(participantSessionsKey(participant), fromMs, toMs);
+  if (rooms.length === 0) return [];
+  const results = await redis.mget(rooms.map((room) => attendanceResultKey(room)));
+  return results.flatMap((json) => (json ? [JSON.parse(json) as SessionAttendance] : []));
 }
 
 /** The producer side, used by the node: a job at session end, a schedule while a room is open. */

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { SessionAttendance } from '../attendance/compute.ts';
 import { attendanceCsv } from '../attendance/csv.ts';
+import { weeklyTotals } from '../attendance/weekly.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { HavenError, httpStatusOf, toProtocolError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -24,6 +25,10 @@ export interface AdminDeps {
   audit: AuditLog;
   /** The latest computed attendance of a room (by the attendance worker), if any. */
   attendanceOf: (room: string) => Promise<SessionAttendance | undefined>;
+  /** A participant's computed sessions in a time range. */
+  sessionsOf: (participant: string, fromMs: number, toMs: number) => Promise<SessionAttendance[]>;
+  /** The program's time zone (weeks) and weekly threshold, in hours. */
+  program: { timeZone: string; weeklyThresholdHours: number };
 }
 
 const idPattern = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -60,6 +65,12 @@ const createRoomSchema = z.strictObject({
 });
 
 const consentSchema = z.strictObject({ text: consentText });
+
+const participantQuery = z.strictObject({
+  from: z.iso.datetime({ offset: true }),
+  to: z.iso.datetime({ offset: true }),
+  timeZone: z.string().refine(isTimeZone, 'not an IANA time zone').optional(),
+});
 
 const listSchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -128,6 +139,26 @@ async function route(deps: AdminDeps, req: IncomingMessage, url: URL): Promise<O
   if (path === '/v1/rooms' && req.method === 'GET') {
     const { limit, cursor } = parse(listSchema, Object.fromEntries(url.searchParams));
     return { status: 200, data: await deps.store.list(limit, cursor) };
+  }
+  const participant = /^\/v1\/participants\/([^/]+)\/attendance$/.exec(path);
+  if (participant && req.method === 'GET') {
+    const id = decodeURIComponent(participant[1] as string);
+    if (!idPattern.test(id)) throw new HavenError('INVALID_REQUEST', 'not a participant id');
+    const query = parse(participantQuery, Object.fromEntries(url.searchParams));
+    const timeZone = query.timeZone ?? deps.program.timeZone;
+    const sessions = await deps.sessionsOf(id, Date.parse(query.from), Date.parse(query.to));
+    return {
+      status: 200,
+      data: {
+        participant: id,
+        timeZone,
+        sessions: sessions.map((s) => {
+          const p = s.participants.find((x) => x.participant === id);
+          return { room: s.room, scheduled: s.scheduled, status: p?.status, presentSeconds: p?.presentSeconds ?? 0 };
+        }),
+        weeks: weeklyTotals(sessions, id, timeZone, deps.program.weeklyThresholdHours),
+      },
+    };
   }
   const match = /^\/v1\/rooms\/([^/]+)(\/end|\/consent|\/attendance)?$/.exec(path);
   const roomId = match ? decodeURIComponent(match[1] as string) : undefined;

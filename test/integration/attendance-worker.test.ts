@@ -99,6 +99,22 @@ test('computed while the session runs, again at its end; JSON and CSV agree', as
     assert.is(csvB?.[2], 'no-show');
     const csvA = rows.find((r) => r[1] === 'pt-a');
     assert.is(Number(csvA?.[header?.indexOf('present_seconds') ?? -1]), byId['pt-a'].presentSeconds);
+    // The participant's view: sessions in a range, with ISO weeks in the program's time zone.
+    const from = new Date(Date.now() - 86_400_000).toISOString();
+    const to = new Date(Date.now() + 86_400_000).toISOString();
+    const q = `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}&timeZone=America%2FNew_York`;
+    const mine = await admin(node.url, 'GET', `/v1/participants/pt-a/attendance?${q}`);
+    assert.is(mine.status, 200);
+    assert.equal(
+      mine.body.data.sessions.map((x: { room: string }) => x.room),
+      [room],
+    );
+    assert.is(mine.body.data.weeks.length, 1);
+    assert.match(mine.body.data.weeks[0].week, /^\d{4}-W\d{2}$/);
+    assert.is(mine.body.data.weeks[0].presentSeconds, byId['pt-a'].presentSeconds);
+    assert.is(mine.body.data.weeks[0].meetsThreshold, false, 'far below 9 h');
+    const bad = await admin(node.url, 'GET', '/v1/participants/pt-a/attendance?from=yesterday&to=today');
+    assert.is(bad.status, 400);
   } finally {
     node.kill();
   }
