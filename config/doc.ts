@@ -14,6 +14,7 @@ const defaultsInWords: Partial<Record<ConfigKey, string>> = {
   'rooms.autoCreate': '`true` (development), `false` (production)',
   demo: '`true` (development), `false` (production)',
   'turn.urls': 'none',
+  'webhooks.urls': 'none',
 };
 
 type AnySchema = z.ZodType & { def: { type: string; innerType?: AnySchema; shape?: Record<string, AnySchema> } };

@@ -244,6 +244,24 @@ export const configSchema = z
           .describe('Hours a week a participant must attend; weeks below are flagged.'),
       })
       .prefault({}),
+    webhooks: z
+      .strictObject({
+        /** Endpoints that receive the events (session started/ended, attendance ready, participant removed). */
+        urls: list(z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }))
+          .default([])
+          .describe('Endpoints events are POSTed to (comma-separated in the environment).'),
+        /** HMAC-SHA256 key of the `Haven-Signature` header (at least 16 characters). */
+        secret: z
+          .string()
+          .min(16)
+          .optional()
+          .describe('Key the `Haven-Signature` HMAC-SHA256 is computed with (16+ characters).'),
+        /** Attempts before a delivery is dead-lettered. Default 8. */
+        maxAttempts: positiveInt.max(50).default(8).describe('Attempts before a delivery is dead-lettered.'),
+        /** First retry delay, doubled at each attempt, in ms. Default 1000. */
+        backoffMs: positiveInt.default(1000).describe('First retry delay in ms, doubled at each further attempt.'),
+      })
+      .prefault({}),
     workers: z
       .strictObject({
         /** Run the background workers (BullMQ) inside the node. Default true. */
@@ -276,6 +294,13 @@ export const configSchema = z
         code: 'custom',
         path: ['auth', 'publicKeyFile'],
         message: 'set auth.secret or auth.publicKeyFile, not both',
+      });
+    }
+    if (config.webhooks.urls.length > 0 && !config.webhooks.secret) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['webhooks', 'secret'],
+        message: 'webhooks.urls needs webhooks.secret to sign',
       });
     }
     if (config.turn.urls.length > 0 && !config.turn.secret) {
@@ -332,6 +357,10 @@ export const envNames = {
   'attendance.intervalS': 'HAVEN_ATTENDANCE_INTERVAL_S',
   'attendance.timeZone': 'HAVEN_ATTENDANCE_TIME_ZONE',
   'attendance.weeklyThresholdHours': 'HAVEN_ATTENDANCE_WEEKLY_THRESHOLD_HOURS',
+  'webhooks.urls': 'HAVEN_WEBHOOK_URLS',
+  'webhooks.secret': 'HAVEN_WEBHOOK_SECRET',
+  'webhooks.maxAttempts': 'HAVEN_WEBHOOK_MAX_ATTEMPTS',
+  'webhooks.backoffMs': 'HAVEN_WEBHOOK_BACKOFF_MS',
   'workers.inProcess': 'HAVEN_WORKERS_IN_PROCESS',
   demo: 'HAVEN_DEMO',
   shutdownTimeoutMs: 'HAVEN_SHUTDOWN_TIMEOUT_MS',

@@ -19,7 +19,8 @@ import {
   participantSessions,
   startAttendanceWorker,
 } from '../workers/attendance.ts';
-import { AttendanceRecorder } from './attendance/recorder.ts';
+import { listDeliveries, startWebhookWorker, type WebhookEventType, WebhookQueue } from '../workers/webhooks.ts';
+import { type AttendanceEventType, AttendanceRecorder } from './attendance/recorder.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { createHttpApp, type Readiness } from './http/app.ts';
@@ -88,6 +89,8 @@ export class HavenNode {
     let attendance: AttendanceRecorder | undefined;
     let attendanceQueue: AttendanceQueue | undefined;
     let attendanceWorker: Worker | undefined;
+    let webhookQueue: WebhookQueue | undefined;
+    let webhookWorker: Worker | undefined;
     try {
       if (!config.redis.url) {
         embeddedRedis = await EmbeddedRedis.start({
@@ -127,9 +130,25 @@ export class HavenNode {
       const store = new RoomStore(redis);
       const reconnectGraceMs = config.rooms.reconnectGraceS * 1000;
       attendanceQueue = new AttendanceQueue(redisUrl, config.attendance.intervalS * 1000);
+      webhookQueue = new WebhookQueue(redisUrl, redis, config.webhooks);
+      const hooks = webhookQueue;
+      const emit = (type: WebhookEventType, room: string, participant?: string) =>
+        hooks.emit(type, room, participant).catch((err: Error) => {
+          logger.error({ room, type, err: { message: err.message } }, 'webhook not queued');
+        });
       if (config.workers.inProcess) {
-        attendanceWorker = startAttendanceWorker(redisUrl, { redis, store, reconnectGraceMs }, logger);
+        attendanceWorker = startAttendanceWorker(
+          redisUrl,
+          { redis, store, reconnectGraceMs, onFinal: (room) => emit('attendance.ready', room) },
+          logger,
+        );
+        webhookWorker = startWebhookWorker(redisUrl, redis, config.webhooks, logger);
       }
+      const webhookOf: Partial<Record<AttendanceEventType, WebhookEventType>> = {
+        sessionStarted: 'session.started',
+        sessionEnded: 'session.ended',
+        removed: 'participant.removed',
+      };
       const audit = new AuditLog(redis, logger);
       attendance = new AttendanceRecorder(redis, logger, { spillFile: join(dataDir, 'attendance-spill.jsonl') });
       const recorder = attendance;
@@ -143,7 +162,11 @@ export class HavenNode {
           maxConsumersPerRouter: config.media.maxConsumersPerRouter,
           turn: config.turn,
           audit: (record) => audit.recordInBackground(record),
-          attendance: (event) => recorder.record(event),
+          attendance: (event) => {
+            recorder.record(event);
+            const hook = webhookOf[event.type];
+            if (hook) void emit(hook, event.room, event.participant);
+          },
           chatArchive: new ChatArchive(redis, logger),
           revoke: async (identity) => {
             if (identity.jti) await revocations.revoke(identity.jti, identity.expiresAtMs);
@@ -171,6 +194,7 @@ export class HavenNode {
                 timeZone: config.attendance.timeZone,
                 weeklyThresholdHours: config.attendance.weeklyThresholdHours,
               },
+              deliveries: (status) => listDeliveries(redis as Redis, status),
               attendanceOf: async (room) => {
                 const json = await (redis as Redis).get(attendanceResultKey(room));
                 return json ? JSON.parse(json) : undefined;
@@ -188,7 +212,12 @@ export class HavenNode {
         authSecret,
         attendance,
         // Jobs are idempotent: a worker closing does not wait for the one it runs.
-        background: [{ close: () => attendanceWorker?.close(true) ?? Promise.resolve() }, attendanceQueue],
+        background: [
+          { close: () => attendanceWorker?.close(true) ?? Promise.resolve() },
+          { close: () => webhookWorker?.close(true) ?? Promise.resolve() },
+          attendanceQueue,
+          webhookQueue,
+        ],
       });
       const queue = attendanceQueue;
       rooms.on('roomOpened', (room) => {
@@ -215,6 +244,8 @@ export class HavenNode {
       attendance?.close();
       await attendanceWorker?.close();
       await attendanceQueue?.close();
+      await webhookWorker?.close(true);
+      await webhookQueue?.close();
       await pool?.close();
       redis?.disconnect();
       await embeddedRedis?.stop();

@@ -46,6 +46,8 @@ export interface AttendanceDeps {
   store: RoomStore;
   reconnectGraceMs: number;
   now?: () => number;
+  /** Told when a session's final attendance is stored (for the `attendance.ready` webhook). */
+  onFinal?: (room: string) => Promise<void>;
 }
 
 /** Computes and stores one room's attendance; returns it. */
@@ -114,6 +116,7 @@ export function startAttendanceWorker(redisUrl: string, deps: AttendanceDeps, lo
     attendanceQueueName,
     async (job: Job<AttendanceJob>) => {
       const result = await processAttendance(deps, job.data.room);
+      if (result && job.name === 'session-end') await deps.onFinal?.(job.data.room);
       return { participants: result?.participants.length ?? 0 };
     },
     { connection: { url: redisUrl, maxRetriesPerRequest: null }, concurrency: 2 },

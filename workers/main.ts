@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from '../config/load.ts';
 import { createLogger } from '../server/logger.ts';
 import { RoomStore } from '../server/rooms/room-store.ts';
 import { startAttendanceWorker } from './attendance.ts';
+import { startWebhookWorker, WebhookQueue } from './webhooks.ts';
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -25,15 +26,25 @@ if (!config.redis.url) {
 const logger = createLogger(config);
 const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3 });
 redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis error'));
-const worker = startAttendanceWorker(
-  config.redis.url,
-  { redis, store: new RoomStore(redis), reconnectGraceMs: config.rooms.reconnectGraceS * 1000 },
-  logger,
-);
+const webhooks = new WebhookQueue(config.redis.url, redis, config.webhooks);
+const workers = [
+  startAttendanceWorker(
+    config.redis.url,
+    {
+      redis,
+      store: new RoomStore(redis),
+      reconnectGraceMs: config.rooms.reconnectGraceS * 1000,
+      onFinal: (room) => webhooks.emit('attendance.ready', room),
+    },
+    logger,
+  ),
+  startWebhookWorker(config.redis.url, redis, config.webhooks, logger),
+];
 logger.info('haven workers running');
 
 async function shutdown(): Promise<void> {
-  await worker.close();
+  await Promise.all(workers.map((w) => w.close(true)));
+  await webhooks.close();
   redis.disconnect();
   process.exit(0);
 }

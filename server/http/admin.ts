@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
+import type { Delivery } from '../../workers/webhooks.ts';
 import type { SessionAttendance } from '../attendance/compute.ts';
 import { attendanceCsv } from '../attendance/csv.ts';
 import { weeklyTotals } from '../attendance/weekly.ts';
@@ -27,6 +28,8 @@ export interface AdminDeps {
   attendanceOf: (room: string) => Promise<SessionAttendance | undefined>;
   /** A participant's computed sessions in a time range. */
   sessionsOf: (participant: string, fromMs: number, toMs: number) => Promise<SessionAttendance[]>;
+  /** Webhook deliveries, newest first. */
+  deliveries: (status?: Delivery['status']) => Promise<Delivery[]>;
   /** The program's time zone (weeks) and weekly threshold, in hours. */
   program: { timeZone: string; weeklyThresholdHours: number };
 }
@@ -71,6 +74,8 @@ const participantQuery = z.strictObject({
   to: z.iso.datetime({ offset: true }),
   timeZone: z.string().refine(isTimeZone, 'not an IANA time zone').optional(),
 });
+
+const deliveriesQuery = z.strictObject({ status: z.enum(['pending', 'delivered', 'retrying', 'dead']).optional() });
 
 const listSchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -139,6 +144,10 @@ async function route(deps: AdminDeps, req: IncomingMessage, url: URL): Promise<O
   if (path === '/v1/rooms' && req.method === 'GET') {
     const { limit, cursor } = parse(listSchema, Object.fromEntries(url.searchParams));
     return { status: 200, data: await deps.store.list(limit, cursor) };
+  }
+  if (path === '/v1/webhooks/deliveries' && req.method === 'GET') {
+    const { status } = parse(deliveriesQuery, Object.fromEntries(url.searchParams));
+    return { status: 200, data: { deliveries: await deps.deliveries(status) } };
   }
   const participant = /^\/v1\/participants\/([^/]+)\/attendance$/.exec(path);
   if (participant && req.method === 'GET') {

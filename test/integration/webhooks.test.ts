@@ -1,0 +1,139 @@
+/**
+ * Webhooks against a local HTTP receiver: events of a session arrive signed (HMAC-SHA256 over
+ * timestamp and body), are retried after a 500, and are dead-lettered after the last attempt,
+ * which the admin API shows.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { protocolVersion } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { waitFor } from '../helpers/processes.ts';
+import { admin, connect, next, ok, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
+
+const webhookSecret = 'clinic-webhook-secret-0123';
+
+interface Received {
+  path: string;
+  timestamp: string;
+  signature: string;
+  body: string;
+}
+
+const received: Received[] = [];
+const flakyAttempts = new Map<string, number>();
+const receiver = createServer(async (req: IncomingMessage, res) => {
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  const path = req.url ?? '/';
+  received.push({
+    path,
+    timestamp: String(req.headers['haven-timestamp']),
+    signature: String(req.headers['haven-signature']),
+    body,
+  });
+  const id = JSON.parse(body).id as string;
+  if (path === '/down') res.statusCode = 500;
+  else if (path === '/flaky') {
+    const attempt = (flakyAttempts.get(id) ?? 0) + 1;
+    flakyAttempts.set(id, attempt);
+    res.statusCode = attempt === 1 ? 500 : 200;
+  }
+  res.end();
+});
+
+/** What a clinic's receiver does: recompute the HMAC over "<timestamp>.<body>" and compare. */
+function verify(r: Received): boolean {
+  const expected = `v1=${createHmac('sha256', webhookSecret).update(`${r.timestamp}.${r.body}`).digest('hex')}`;
+  return (
+    expected.length === r.signature.length &&
+    timingSafeEqual(Buffer.from(expected), Buffer.from(r.signature)) &&
+    Math.abs(Date.now() / 1000 - Number(r.timestamp)) < 300
+  );
+}
+
+let node: NodeProcess;
+
+test.before(async () => {
+  receiver.listen(0, '127.0.0.1');
+  await once(receiver, 'listening');
+  const base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  node = await startNodeProcess({
+    HAVEN_AUTH_SECRET: testSecret,
+    HAVEN_ADMIN_API_KEY: testAdminKey,
+    HAVEN_MEDIA_WEBRTC_PORT: '0',
+    HAVEN_WEBHOOK_URLS: `${base}/ok,${base}/flaky,${base}/down`,
+    HAVEN_WEBHOOK_SECRET: webhookSecret,
+    HAVEN_WEBHOOK_MAX_ATTEMPTS: '3',
+    HAVEN_WEBHOOK_BACKOFF_MS: '100',
+  });
+});
+
+test.after(() => {
+  node?.kill();
+  receiver.close();
+});
+
+test('a session’s events arrive signed; a 500 is retried; a dead endpoint is dead-lettered', async () => {
+  const room = `hook-${process.pid}`;
+  await admin(node.url, 'POST', '/v1/rooms', { id: room, title: 'Group', waitingRoom: false });
+  const facilitator = await connect(node.url, token(room, 'fac', 'facilitator'));
+  const participant = await connect(node.url, token(room, 'pt-1'));
+  try {
+    await ok(facilitator, 'join', { protocolVersion });
+    await ok(participant, 'join', { protocolVersion });
+    const removed = next(participant, 'removed');
+    await ok(facilitator, 'remove', { participantId: 'pt-1' });
+    await removed;
+    await ok(facilitator, 'endSession', {});
+  } finally {
+    facilitator.close();
+    participant.close();
+  }
+  const types = ['session.started', 'participant.removed', 'session.ended', 'attendance.ready'];
+  const at = (path: string) => received.filter((r) => r.path === path);
+  await waitFor(
+    () => types.every((t) => at('/ok').some((r) => JSON.parse(r.body).type === t)),
+    15_000,
+    'every event at /ok',
+  );
+  for (const r of at('/ok')) {
+    assert.ok(verify(r), 'signature verifies');
+    const event = JSON.parse(r.body);
+    assert.is(event.room, room);
+    assert.not.match(r.body, /Name of/, 'ids only');
+  }
+  assert.is(
+    JSON.parse(at('/ok').find((r) => JSON.parse(r.body).type === 'participant.removed')?.body ?? '{}').participant,
+    'pt-1',
+  );
+  // /flaky answers 500 to each first attempt: every event arrives on its second.
+  await waitFor(
+    () => [...flakyAttempts.values()].filter((n) => n >= 2).length >= types.length,
+    15_000,
+    'retries at /flaky',
+  );
+  // /down never accepts: after 3 attempts each delivery is dead.
+  const dead = await waitFor(
+    async () => {
+      const res = await admin(node.url, 'GET', '/v1/webhooks/deliveries?status=dead');
+      const list = res.body.data.deliveries as { url: string; attempts: number; event: { type: string } }[];
+      return list.length >= types.length ? list : undefined;
+    },
+    20_000,
+    'dead-lettered deliveries',
+  );
+  for (const d of dead) {
+    assert.match(d.url, /\/down$/);
+    assert.is(d.attempts, 3);
+  }
+  assert.is(at('/down').length, types.length * 3, 'three attempts each, no more');
+  const delivered = await admin(node.url, 'GET', '/v1/webhooks/deliveries?status=delivered');
+  assert.ok(delivered.body.data.deliveries.length >= types.length * 2);
+  assert.is((await admin(node.url, 'GET', '/v1/webhooks/deliveries?status=lost')).status, 400);
+});
+
+test.run();
