@@ -46,7 +46,7 @@ function isTimeZone(zone: string): boolean {
   }
 }
 
-const createRoomSchema = z.strictObject({
+export const createRoomSchema = z.strictObject({
   id: z.string().regex(idPattern, 'letters, digits and . _ : - only, at most 128').optional(),
   kind: z.enum(['group', 'individual', 'education']).default('group'),
   title: z.string().trim().min(1).max(200),
