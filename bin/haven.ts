@@ -54,8 +54,10 @@ Environment:
 const auditUsage = `Usage: haven audit verify --room ROOM [--redis URL]
        haven audit show --room ROOM [--from SEQ] [--count N] [--redis URL]
 
-verify  Walks the room's audit chain (hashes, prev links, seq 1, 2, 3…, deletions).
-        Prints "ok: N entries" and exits 0, or "BROKEN at seq S: reason" and exits 1.
+verify  Walks the room's audit chain (hashes, prev links, seq 1, 2, 3…, deletions), from
+        its retention anchor once retention removed its oldest entries.
+        Prints "ok: N entries" (and how many retention removed before them) and exits 0,
+        or "BROKEN at seq S: reason" and exits 1.
 show    Prints the room's entries as JSON lines, in chain order.
 
 Options:
@@ -234,7 +236,8 @@ async function runAudit(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
     }
     const result = await log.verify(room);
     if (result.ok) {
-      process.stdout.write(`ok: ${result.entries} entries\n`);
+      const trimmed = result.trimmed ? ` (after ${result.trimmed} removed by retention)` : '';
+      process.stdout.write(`ok: ${result.entries} entries${trimmed}\n`);
       return 0;
     }
     process.stdout.write(`BROKEN at seq ${result.brokenAt}: ${result.reason}\n`);

@@ -12,10 +12,20 @@
  * still the one whose hash the caller chained to, else it answers with the fresh head and the
  * caller retries (bounded). Several processes may append to the same room concurrently.
  *
+ * Retention (`purgeBefore`, run by the retention worker) removes a room's oldest entries and keeps
+ * the rest verifiable: one Lua script XTRIMs them and records an anchor, `<prefix>audit-anchor:<room>`,
+ * holding the seq and hash of the last entry removed and how many retention removed in all. `verify`
+ * starts from the anchor (the first entry left must be seq anchor.seq + 1 with prev = anchor.hash)
+ * and counts the trimmed entries as deleted on purpose, so deleting or editing the anchor breaks
+ * the chain like any other edit. The entries to remove are checked first: a broken chain is left
+ * as it is, so retention never erases the evidence of tampering. When every entry of a room has
+ * expired, its stream and anchor go together (a later entry starts a new chain at seq 1).
+ *
  * What it does not prove: SHA-256 is unkeyed, so someone with write access to Redis who recomputes
- * every hash after the entry they change leaves a valid chain, and deleting the whole key leaves an
- * empty one. The `hash` in each pino audit line is the anchor against that: compare the chain's
- * hashes with the shipped logs (`haven audit show`).
+ * every hash after the entry they change (or cuts the chain's start and writes a matching anchor)
+ * leaves a valid chain, and deleting the whole key leaves an empty one. The `hash` in each pino
+ * audit line is the anchor against that: compare the chain's hashes with the shipped logs
+ * (`haven audit show`).
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -63,9 +73,31 @@ export interface AuditLogOptions {
   maxAttempts?: number;
 }
 
+/**
+ * What retention leaves of a room's removed entries (`<prefix>audit-anchor:<room>`): the chain
+ * that remains starts right after it.
+ */
+export interface AuditAnchor {
+  /** Seq of the last entry removed: the first one left is seq + 1. */
+  seq: number;
+  /** Hash of the last entry removed: the first one left has it as `prev`. */
+  hash: string;
+  /** `at` of the last entry removed. */
+  at: string;
+  /** Entries removed by retention in all (equal to `seq` while the chain is intact). */
+  trimmed: number;
+}
+
+/** `entries` counts the entries in the stream; `trimmed`, present once retention removed some, those before them. */
 export type AuditVerification =
-  | { ok: true; entries: number }
-  | { ok: false; entries: number; brokenAt: number; reason: string };
+  | { ok: true; entries: number; trimmed?: number }
+  | { ok: false; entries: number; brokenAt: number; reason: string; trimmed?: number };
+
+/** Where a chain stops being intact: the first seq that is not, and why. */
+interface ChainBreak {
+  brokenAt: number;
+  reason: string;
+}
 
 /** `prev` of a room's first entry. */
 export const genesisHash = '0'.repeat(64);
@@ -234,6 +266,60 @@ interface WithAppend {
   [commandName](key: string, ...args: string[]): Promise<AppendReply>;
 }
 
+/* ---- Retention ----------------------------------------------------------------------------------- */
+
+/**
+ * KEYS[1] the room's stream, KEYS[2] its anchor; ARGV[1] the stream id of the last entry to remove
+ * (checked by the caller), ARGV[2..4] its seq, hash and at; ARGV[5] the id of the first entry kept,
+ * or '' when none is. Answers how many entries went, or -1 if the stream changed since the caller
+ * checked it (the caller tries again). One script, so that no reader ever sees a trimmed stream
+ * without its anchor, nor an anchor without its trim.
+ */
+const purgeScript = `
+if ARGV[5] == '' then
+  local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  if #top == 0 or top[1][1] ~= ARGV[1] then return -1 end
+  local n = redis.call('XLEN', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return n
+end
+local before = redis.call('XREVRANGE', KEYS[1], '(' .. ARGV[5], '-', 'COUNT', 1)
+if #before == 0 or before[1][1] ~= ARGV[1] then return -1 end
+local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[5])
+redis.call('HSET', KEYS[2], 'seq', ARGV[2], 'hash', ARGV[3], 'at', ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'trimmed', n)
+return n
+`;
+
+const purgeCommandName = 'havenAuditPurge';
+interface WithPurge {
+  [purgeCommandName](key: string, anchorKey: string, ...args: string[]): Promise<number>;
+}
+const purgeAttempts = 3;
+
+/** Parses an anchor hash; undefined when there is none, a string saying what is wrong otherwise. */
+function parseAnchor(fields: Record<string, string>): AuditAnchor | undefined | string {
+  if (Object.keys(fields).length === 0) return undefined;
+  const { seq, hash, at, trimmed } = fields;
+  if (!seq || !/^\d{1,15}$/.test(seq) || !trimmed || !/^\d{1,15}$/.test(trimmed)) {
+    return 'retention anchor malformed: seq or trimmed is not a number';
+  }
+  if (!hash || !/^[0-9a-f]{64}$/.test(hash)) return 'retention anchor malformed: hash is not a SHA-256';
+  return { seq: Number(seq), hash, at: at ?? '', trimmed: Number(trimmed) };
+}
+
+/**
+ * Retention removes a chain's entries from seq 1 on, so the anchor's count of them is its seq: a
+ * count bumped to hide entries deleted from the end does not match.
+ */
+function checkAnchor(anchor: AuditAnchor | undefined): ChainBreak | undefined {
+  if (!anchor || anchor.trimmed === anchor.seq) return undefined;
+  return {
+    brokenAt: anchor.seq + 1,
+    reason: `retention anchor inconsistent: ${anchor.trimmed} entries trimmed through seq ${anchor.seq}`,
+  };
+}
+
 /* ---- The log ----------------------------------------------------------------------------------- */
 
 export class AuditLog {
@@ -254,11 +340,26 @@ export class AuditLog {
     if (typeof (redis as unknown as Partial<WithAppend>)[commandName] !== 'function') {
       redis.defineCommand(commandName, { numberOfKeys: 1, lua: appendScript });
     }
+    if (typeof (redis as unknown as Partial<WithPurge>)[purgeCommandName] !== 'function') {
+      redis.defineCommand(purgeCommandName, { numberOfKeys: 2, lua: purgeScript });
+    }
   }
 
   /** The room's stream key. */
   key(room: string): string {
     return `${this.#prefix}audit:${checkId('room', room)}`;
+  }
+
+  /** The key of the room's retention anchor. */
+  anchorKey(room: string): string {
+    return `${this.#prefix}audit-anchor:${checkId('room', room)}`;
+  }
+
+  /** The room's retention anchor: undefined until retention removed some of its entries. */
+  async anchor(room: string): Promise<AuditAnchor | undefined> {
+    const anchor = parseAnchor(await this.#redis.hgetall(this.anchorKey(room)));
+    if (typeof anchor === 'string') throw new Error(`audit chain of room ${room}: ${anchor}`);
+    return anchor;
   }
 
   /**
@@ -350,7 +451,10 @@ export class AuditLog {
     return { seq: parsed.seq, hash: parsed.hash };
   }
 
-  /** Entries of a room in chain order, from seq `from` (default 1), at most `count` (default 100). */
+  /**
+   * Entries of a room in chain order, from seq `from` (default: the first one kept), at most `count`
+   * (default 100). Entries removed by retention are gone: the first one kept follows the anchor.
+   */
   async entries(room: string, options: { from?: number; count?: number } = {}): Promise<AuditEntry[]> {
     const from = options.from ?? 1;
     const count = options.count ?? 100;
@@ -368,18 +472,97 @@ export class AuditLog {
   }
 
   /**
-   * Walks the room's chain: recomputes each hash, checks `prev` against the previous entry's hash,
-   * that `seq` goes 1, 2, 3… and that the entry is the room's; and that nothing was deleted from
-   * the stream's end (Redis counts entries ever added). `brokenAt` is the first seq that is not
-   * intact (for a removed entry, the seq that is missing).
+   * Walks the room's chain from its anchor (or from genesis): recomputes each hash, checks `prev`
+   * against the previous entry's hash, that `seq` goes on from the anchor's (1, 2, 3… without one)
+   * and that the entry is the room's; and that nothing was deleted from the stream's end (Redis
+   * counts entries ever added; retention's trims are counted in the anchor). `brokenAt` is the
+   * first seq that is not intact (for a removed entry, the seq that is missing).
    */
   async verify(room: string): Promise<AuditVerification> {
     const key = this.key(room);
+    const anchor = parseAnchor(await this.#redis.hgetall(this.anchorKey(room)));
+    if (typeof anchor === 'string') {
+      return { ok: false, entries: await this.#redis.xlen(key), brokenAt: 1, reason: anchor };
+    }
+    const trimmed = anchor ? { trimmed: anchor.trimmed } : {};
+    const check = await this.#checkChain(room, anchor);
+    const broken = check.broken ?? checkAnchor(anchor) ?? (await this.#checkEnd(key, anchor, check.nextSeq));
+    return broken
+      ? { ok: false, entries: check.entries, ...broken, ...trimmed }
+      : { ok: true, entries: check.entries, ...trimmed };
+  }
+
+  /**
+   * Retention: removes the room's entries recorded (`at`) before `cutoff`, atomically with the
+   * anchor that keeps the rest verifiable (see the module comment); returns how many went. The
+   * entries to remove, and the link to the first one kept, are checked first: a broken chain is
+   * left untouched, for inspection, and rejected with an Error saying where it breaks. Idempotent:
+   * run again with the same cutoff, it removes nothing more.
+   */
+  async purgeBefore(room: string, cutoff: Date): Promise<number> {
+    const key = this.key(room);
+    const cutoffMs = cutoff.getTime();
+    if (Number.isNaN(cutoffMs)) throw new TypeError('cutoff must be a valid Date');
+    const expired = (entry: AuditEntry) => Date.parse(entry.at) < cutoffMs;
+    for (let attempt = 1; attempt <= purgeAttempts; attempt++) {
+      // Cheap first look, for the many rooms with nothing old enough: their chains are not walked.
+      const [first] = (await this.#redis.xrange(key, '-', '+', 'COUNT', 1)) as [string, string[]][];
+      const head = first && fromFields(first[1]);
+      if (head === undefined || (typeof head !== 'string' && !expired(head))) return 0;
+      const anchor = parseAnchor(await this.#redis.hgetall(this.anchorKey(room)));
+      if (typeof anchor === 'string') throw new Error(`audit chain of room ${room}: ${anchor}; nothing purged`);
+      // Stops at (after checking) the first entry recorded at or after the cutoff: entries are in
+      // time order, and were they not (clocks of several nodes), an entry would be kept, never lost.
+      const check = await this.#checkChain(room, anchor, (entry) => !expired(entry));
+      // When everything goes, so would the evidence of entries deleted from its end: check that too.
+      const broken =
+        check.broken ??
+        checkAnchor(anchor) ??
+        (check.kept ? undefined : await this.#checkEnd(key, anchor, check.nextSeq));
+      if (broken) {
+        throw new Error(
+          `audit chain of room ${room} broken at seq ${broken.brokenAt}: ${broken.reason}; nothing purged`,
+        );
+      }
+      const last = check.last;
+      if (!last) return 0;
+      const removed = await (this.#redis as unknown as WithPurge)[purgeCommandName](
+        key,
+        this.anchorKey(room),
+        last.id,
+        String(last.entry.seq),
+        last.entry.hash,
+        last.entry.at,
+        check.kept ?? '',
+      );
+      if (removed >= 0) return removed;
+      // Appended to (or changed) since the check: check again.
+    }
+    throw new Error(`audit chain of room ${room} busy: not purged after ${purgeAttempts} attempts`);
+  }
+
+  /**
+   * Checks the chain from `anchor` (or genesis). Without `keep`, walks every entry (`entries`
+   * counts them all, after a break too). With it, stops at the first break or after checking the
+   * first entry `keep` accepts (its id is `kept`); `last` is the last intact entry before it.
+   */
+  async #checkChain(
+    room: string,
+    anchor: AuditAnchor | undefined,
+    keep?: (entry: AuditEntry) => boolean,
+  ): Promise<{
+    entries: number;
+    nextSeq: number;
+    last?: { id: string; entry: AuditEntry };
+    kept?: string;
+    broken?: ChainBreak;
+  }> {
     let entries = 0;
-    let expectedSeq = 1;
-    let prevHash = genesisHash;
-    let broken: { brokenAt: number; reason: string } | undefined;
-    for await (const [id, fields] of this.#walk(key)) {
+    let expectedSeq = (anchor?.seq ?? 0) + 1;
+    let prevHash = anchor?.hash ?? genesisHash;
+    let last: { id: string; entry: AuditEntry } | undefined;
+    let broken: ChainBreak | undefined;
+    for await (const [id, fields] of this.#walk(this.key(room))) {
       entries++;
       if (broken) continue;
       const entry = fromFields(fields);
@@ -395,38 +578,55 @@ export class AuditLog {
       } else if (entry.prev !== prevHash) {
         broken = {
           brokenAt: entry.seq,
-          reason: 'prev does not match the previous entry’s hash (entry removed, replaced or reordered)',
+          reason:
+            anchor && entry.seq === anchor.seq + 1
+              ? 'prev does not match the retention anchor’s hash (anchor edited, or entries removed)'
+              : 'prev does not match the previous entry’s hash (entry removed, replaced or reordered)',
         };
       } else {
         prevHash = entry.hash;
         expectedSeq++;
+        if (keep?.(entry)) return { entries, nextSeq: expectedSeq, last, kept: id };
+        last = { id, entry };
       }
+      if (broken && keep) break;
     }
-    if (!broken) {
-      const deleted = await this.#deletedCount(key);
-      if (deleted > 0) {
-        // The chain that is left is intact, so what was deleted was at its end.
-        broken = {
-          brokenAt: expectedSeq,
-          reason: `${deleted} entr${deleted === 1 ? 'y was' : 'ies were'} deleted from the end of the stream`,
-        };
-      }
-    }
-    return broken ? { ok: false, entries, ...broken } : { ok: true, entries };
+    return { entries, nextSeq: expectedSeq, last, ...(broken ? { broken } : {}) };
   }
 
-  /** Entries ever deleted from the stream: XINFO STREAM's `entries-added` (Redis 7+) minus its `length`. */
-  async #deletedCount(key: string): Promise<number> {
+  /**
+   * That nothing was deleted from the stream's end: Redis counts the entries ever added
+   * (XINFO STREAM's `entries-added`, Redis 7+); all but those left and those retention trimmed were
+   * deleted by hand. The chain before is intact, so they were at its end.
+   */
+  async #checkEnd(key: string, anchor: AuditAnchor | undefined, nextSeq: number): Promise<ChainBreak | undefined> {
     let info: unknown[];
     try {
       info = (await this.#redis.call('XINFO', 'STREAM', key)) as unknown[];
     } catch (err) {
-      if (/no such key/i.test(String(err))) return 0;
-      throw err;
+      if (!/no such key/i.test(String(err))) throw err;
+      // Retention deletes a stream together with its anchor: an anchor alone means the rest was deleted.
+      return anchor
+        ? { brokenAt: nextSeq, reason: `the stream was deleted; only its retention anchor (seq ${anchor.seq}) is left` }
+        : undefined;
     }
+    if (!info.includes('entries-added')) return undefined; // Redis < 7 does not count
     const field = (name: string) => Number(info[info.indexOf(name) + 1]);
-    if (!info.includes('entries-added')) return 0; // Redis < 7 does not count
-    return field('entries-added') - field('length');
+    const deleted = field('entries-added') - field('length') - (anchor?.trimmed ?? 0);
+    if (deleted > 0) {
+      return {
+        brokenAt: nextSeq,
+        reason: `${deleted} entr${deleted === 1 ? 'y was' : 'ies were'} deleted from the end of the stream`,
+      };
+    }
+    if (deleted < 0) {
+      // Redis counts a stream rebuilt by hand from scratch: it lost fewer than retention trimmed.
+      return {
+        brokenAt: nextSeq,
+        reason: `the stream lost ${-deleted} fewer entries than its retention anchor trimmed (stream rebuilt or anchor edited)`,
+      };
+    }
+    return undefined;
   }
 
   async *#walk(key: string): AsyncGenerator<[string, string[]]> {

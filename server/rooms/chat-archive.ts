@@ -1,7 +1,7 @@
 /**
  * Chat kept after a session, for rooms created with `keepChat` (off by default: chat normally
  * lives only in the room's memory). One Redis hash per room, message id → message, so that a
- * facilitator's deletion removes it here too; retention purges whole rooms.
+ * facilitator's deletion removes it here too; retention purges messages past their age.
  */
 import type { Redis } from 'ioredis';
 import type { ChatMessage } from '../../client-sdk/src/protocol.ts';
