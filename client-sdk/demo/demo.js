@@ -149,6 +149,28 @@ function renderHands() {
   }
 }
 
+/** Facilitators: present first (longest first), then absent; minutes tick locally between updates. */
+function renderAttendance() {
+  const view = demo.client?.moderation.attendance;
+  if (!view) return;
+  const now = Date.now();
+  const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  $('attendance').replaceChildren(
+    ...[...view.present, ...view.absent].map((entry) => {
+      const li = document.createElement('li');
+      li.dataset.attendance = entry.participantId;
+      li.classList.toggle('absent', !entry.present);
+      const name =
+        entry.participantId === demo.client.localParticipant?.id ? 'You' : (entry.name ?? entry.participantId);
+      const where = entry.present ? `since ${time(entry.presentSince)}` : 'absent';
+      const text = document.createElement('span');
+      text.textContent = `${name} · ${where} · ${entry.minutesSoFar(now)} min${entry.reconnecting ? ' · reconnecting' : ''}`;
+      li.append(text);
+      return li;
+    }),
+  );
+}
+
 function addMessage(message) {
   const li = document.createElement('li');
   li.dataset.message = message.id;
@@ -240,6 +262,7 @@ async function join({ room, name, role, token }) {
     notice(locked ? 'The room is locked: nobody new can join.' : '');
   });
   client.on('waitingRoomChanged', renderWaiting);
+  client.on('attendanceUpdated', renderAttendance);
   client.on('handRaised', renderHands);
   client.on('handLowered', renderHands);
   client.on('chatMessage', addMessage);
@@ -257,6 +280,8 @@ async function join({ room, name, role, token }) {
   if (client.localParticipant.role === 'facilitator') {
     $('console').hidden = false;
     renderWaiting(client.moderation.waiting);
+    client.moderation.liveAttendance().catch((err) => notice(err.message));
+    setInterval(renderAttendance, 1_000);
   }
   renderHands();
 

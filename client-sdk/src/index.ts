@@ -1,10 +1,11 @@
 /**
  * Haven's browser SDK: `SessionClient` joins a session (through the consent gate and the waiting
  * room), publishes the microphone, camera and screen, receives everyone else's tracks, and gives
- * facilitators their controls (`client.moderation`). The wire protocol's types are re-exported for
- * apps that want them (e.g. `TrackSource`, `ErrorCode`).
+ * facilitators their controls and live attendance (`client.moderation`). The wire protocol's
+ * types are re-exported for apps that want them (e.g. `TrackSource`, `ErrorCode`).
  */
 
+export { LiveAttendance, LiveAttendanceEntry } from './attendance.ts';
 export type { ReconnectOptions } from './backoff.ts';
 export { backoffDelay } from './backoff.ts';
 export type { ClientErrorCode } from './errors.ts';

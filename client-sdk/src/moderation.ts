@@ -1,11 +1,12 @@
 /**
  * `client.moderation`: what a facilitator does to run a session (admit from the waiting room,
  * mute, remove, lock, end, …), one method per moderation request of the protocol, and the
- * waiting room as facilitators see it. The server enforces who may do what: anyone but a
- * facilitator is refused with a `HavenRequestError` of code `FORBIDDEN`, and every action is
- * audited there. This module only checks arguments and sends requests.
+ * waiting room and live attendance as facilitators see them. The server enforces who may do
+ * what: anyone but a facilitator is refused with a `HavenRequestError` of code `FORBIDDEN`, and
+ * every action is audited there. This module only checks arguments and sends requests.
  */
-import type { AudioMode, RequestName, RequestOf, ResponseOf, WaitingEntry } from './protocol.ts';
+import type { LiveAttendance } from './attendance.ts';
+import type { AttendanceSnapshot, AudioMode, RequestName, RequestOf, ResponseOf, WaitingEntry } from './protocol.ts';
 
 /** The requests a {@link Moderation} sends: the moderation ones, and `lowerHand` for someone else's hand. */
 export type ModerationRequestSender = <K extends RequestName>(name: K, payload: RequestOf<K>) => Promise<ResponseOf<K>>;
@@ -14,7 +15,12 @@ export type ModerationRequestSender = <K extends RequestName>(name: K, payload: 
 export interface ModerationState {
   /** Who waits, oldest first (empty for anyone but a facilitator). */
   waiting: readonly WaitingEntry[];
+  /** The latest live attendance, once asked for or pushed. */
+  attendance: LiveAttendance | undefined;
 }
+
+/** @internal Takes a snapshot in (unless a newer one is there) and answers the current view. */
+export type AttendanceApplier = (snapshot: AttendanceSnapshot, receivedAt: number) => LiveAttendance;
 
 /** Options of {@link Moderation.remove}. */
 export interface RemoveOptions {
@@ -47,11 +53,13 @@ function checkText(value: unknown, name: string): string {
 export class Moderation {
   readonly #send: ModerationRequestSender;
   readonly #state: ModerationState;
+  readonly #applyAttendance: AttendanceApplier;
 
   /** @internal Created by the SessionClient. */
-  constructor(send: ModerationRequestSender, state: ModerationState) {
+  constructor(send: ModerationRequestSender, state: ModerationState, applyAttendance: AttendanceApplier) {
     this.#send = send;
     this.#state = state;
+    this.#applyAttendance = applyAttendance;
   }
 
   /**
@@ -60,6 +68,28 @@ export class Moderation {
    */
   get waiting(): ReadonlyArray<WaitingEntry> {
     return this.#state.waiting;
+  }
+
+  /**
+   * The latest live attendance (who is present, since when, minutes so far): undefined until
+   * {@link Moderation.liveAttendance} is called; then kept current by the server's pushes (event
+   * `attendanceUpdated`), and refreshed after each reconnection. A new object
+   * after each change; between changes, `entry.minutesSoFar()` keeps counting.
+   */
+  get attendance(): LiveAttendance | undefined {
+    return this.#state.attendance;
+  }
+
+  /**
+   * Asks the server who is present now, since when and for how long (billing's figures), and
+   * resolves with it; `attendance` and the `attendanceUpdated` event follow it from then on.
+   *
+   * @throws HavenRequestError `FORBIDDEN` for anyone but a facilitator; `INTERNAL` when the server
+   *   cannot read attendance right now (try again).
+   */
+  async liveAttendance(): Promise<LiveAttendance> {
+    const snapshot = await this.#send('liveAttendance', {});
+    return this.#applyAttendance(snapshot, Date.now());
   }
 
   /** Lets someone in from the waiting room. */

@@ -166,6 +166,34 @@ export interface WaitingEntry {
   waitingSince: number;
 }
 
+/**
+ * One person in a facilitator's live attendance view, with the figures billing uses (union of
+ * present intervals; a drop recovered within the reconnection grace counts as present).
+ */
+export interface AttendanceEntry {
+  participantId: string;
+  /** Display name while the room knows this person (in the session, waiting, or within the grace); else null. */
+  name: string | null;
+  /** While the room knows this person, their token's; after, their last admission's; else null (a no-show). */
+  role: Role | null;
+  /** In the session now (a dropped connection still inside its grace window counts, see `reconnecting`). */
+  present: boolean;
+  /** Server time (ms since the epoch) the current present stretch began; null if not present. */
+  presentSince: number | null;
+  /** Whole seconds present in this session so far, at the snapshot's `asOf`. */
+  secondsPresent: number;
+  /** The connection dropped and the room keeps the place for the grace window. */
+  reconnecting: boolean;
+}
+
+/** Who is present, since when, seconds so far: facilitators only. */
+export interface AttendanceSnapshot {
+  /** Server time (ms since the epoch) the figures are computed at. */
+  asOf: number;
+  /** Everyone seen in the session, and the roster's no-shows, sorted by participant id. */
+  participants: AttendanceEntry[];
+}
+
 export type ChatAudience = 'everyone' | 'facilitators';
 export interface ChatMessage {
   id: string;
@@ -315,8 +343,14 @@ export interface ModerationRequests {
 }
 export type ModerationRequestName = keyof ModerationRequests;
 
+/** Views only a facilitator may ask for (anyone else is answered FORBIDDEN); they change nothing. */
+export interface FacilitatorQueries {
+  /** Who is present now, since when, seconds so far (`INTERNAL` when the server cannot read attendance). */
+  liveAttendance: [Empty, AttendanceSnapshot];
+}
+
 /** Every request: its payload and the `data` of its successful acknowledgement. */
-export interface ClientRequests extends ModerationRequests {
+export interface ClientRequests extends ModerationRequests, FacilitatorQueries {
   join: [JoinRequest, JoinResponse];
   acceptConsent: [AcceptConsentRequest, JoinResponse];
   raiseHand: [Empty, Empty];
@@ -374,6 +408,8 @@ export interface ServerNotifications {
 
   /* Waiting room: to facilitators. */
   waitingRoomChanged: [{ waiting: WaitingEntry[] }];
+  /** Facilitators who asked for `liveAttendance`: it changed (about a second after, several changes in one). */
+  attendanceUpdated: [AttendanceSnapshot];
 
   /* Moderation: to the participant concerned. */
   /** A facilitator muted one of this participant's tracks (the server paused it). */

@@ -14,9 +14,10 @@
  * Facilitation: a join may pass through the consent gate (`consentRequired`, then
  * `acceptConsent()`) and the waiting room (`waiting`) before the client is admitted; a facilitator
  * may send it back to the waiting room (its media stops, and is set up again on readmission).
- * `moderation` (moderation.ts) holds a facilitator's controls.
+ * `moderation` (moderation.ts) holds a facilitator's controls and live attendance (attendance.ts).
  */
 import type { Consumer, Producer } from 'mediasoup-client/types';
+import { LiveAttendance } from './attendance.ts';
 import { backoffDelay } from './backoff.ts';
 import { HavenRequestError, InvalidStateError, isConnectionLoss } from './errors.ts';
 import { MediaSession } from './media-session.ts';
@@ -33,6 +34,7 @@ import {
   type RemoteTrackState,
 } from './participants.ts';
 import {
+  type AttendanceSnapshot,
   type AudioMode,
   type ChatAudience,
   type ChatMessage,
@@ -154,6 +156,12 @@ export type SessionClientEvents = {
   removed: [banned: boolean];
   /** Facilitators only: who waits changed (also in `moderation.waiting`). */
   waitingRoomChanged: [waiting: ReadonlyArray<WaitingEntry>];
+  /**
+   * Facilitators only, once they called `moderation.liveAttendance()`: a new live attendance view
+   * (also in `moderation.attendance`), about a second after each presence change, and after a
+   * reconnection. Between two, tick a display with `entry.minutesSoFar()`.
+   */
+  attendanceUpdated: [attendance: LiveAttendance];
   /**
    * A facilitator muted this client's microphone or camera (the local track is disabled, see
    * `localTrackUpdated`) or stopped its screen sharing (unpublished, see `localTrackUnpublished`).
@@ -329,7 +337,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   #locked = false;
   #spotlight: string | null = null;
   #hands: readonly RaisedHand[] = [];
-  readonly #moderationState: ModerationState = { waiting: [] };
+  readonly #moderationState: ModerationState = { waiting: [], attendance: undefined };
 
   /**
    * A facilitator's controls (admit, mute, remove, lock, end, …) and the waiting room as
@@ -338,6 +346,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   readonly moderation: Moderation = new Moderation(
     (name, payload) => this.#request(`moderation.${name}()`, name, payload),
     this.#moderationState,
+    (snapshot, receivedAt) => this.#applyAttendance(snapshot, receivedAt),
   );
 
   /**
@@ -698,6 +707,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       this.#moderationState.waiting = Object.freeze(waiting.map((entry) => ({ ...entry })));
       this.safeEmit('waitingRoomChanged', this.#moderationState.waiting);
     });
+    route('attendanceUpdated', (snapshot) => this.#applyAttendance(snapshot, Date.now()));
     route('mutedByFacilitator', ({ source, producerId }) => this.#onMutedByFacilitator(source, producerId));
     route('unmuteRequested', ({ by }) => this.safeEmit('unmuteRequested', by));
     route('roomLocked', ({ locked }) => {
@@ -935,6 +945,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     }
     if (this.#state !== 'joined') return;
     for (const subscription of this.#subscriptions.values()) void this.#consume(subscription);
+    this.#refreshAttendance(signaling);
   }
 
   /** Closes the media session and forgets every subscription (their tracks end). */
@@ -1053,6 +1064,30 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   }
 
   /* ---- facilitation ----------------------------------------------------------------------- */
+
+  /** Keeps the newest view (a push and an answer may cross); emits `attendanceUpdated` for a new one. */
+  #applyAttendance(snapshot: AttendanceSnapshot, receivedAt: number): LiveAttendance {
+    const current = this.#moderationState.attendance;
+    if (current && snapshot.asOf < current.asOf) return current;
+    const next = new LiveAttendance(snapshot, receivedAt, current);
+    this.#moderationState.attendance = next;
+    this.safeEmit('attendanceUpdated', next);
+    return next;
+  }
+
+  /**
+   * Back in the room with a live attendance view in use: changes pushed while the connection was
+   * down were lost, so ask again (a failure leaves the view as it was; the next push updates it).
+   */
+  #refreshAttendance(signaling: Signaling): void {
+    if (this.#self?.role !== 'facilitator' || !this.#moderationState.attendance) return;
+    signaling.request('liveAttendance', {}).then(
+      (snapshot) => {
+        if (signaling === this.#signaling && this.#state === 'joined') this.#applyAttendance(snapshot, Date.now());
+      },
+      () => {},
+    );
+  }
 
   #setHands(hands: RaisedHand[]): void {
     this.#hands = Object.freeze(hands.sort((a, b) => a.raisedAt - b.raisedAt));

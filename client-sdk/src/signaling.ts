@@ -37,6 +37,7 @@ const notifications = {
   admitted: true,
   denied: true,
   waitingRoomChanged: true,
+  attendanceUpdated: true,
   mutedByFacilitator: true,
   unmuteRequested: true,
   removed: true,

@@ -12,6 +12,9 @@
  * - waiting from `waiting` (or `movedToWaitingRoom`) until `admitted`, `denied`, `left`,
  *   `removed`, `sessionEnded`, or an unrecovered disconnection (same rule);
  * - intervals are merged (union), durations are whole seconds (floor of the exact ms length).
+ *
+ * `computeLiveAttendance` gives the same figures plus who is present at `now` and since when, for
+ * facilitators' live view (live.ts).
  */
 import type { AttendanceEvent } from './recorder.ts';
 
@@ -66,6 +69,13 @@ export interface ComputeAttendanceInput {
   now: number;
   /** Share of the expected duration a participant must be present to have attended. Default 0.75. */
   attendedRatio?: number;
+  /**
+   * A disconnection still inside its grace window at `now` (no `reconnected` yet, nothing that
+   * ends the place) counts as recovered: for a live view, where the outcome is not known yet and
+   * the room keeps the place. Default false (a report: absent from the disconnection until a
+   * `reconnected`). Once the grace has run out the two agree.
+   */
+  openGraceAsPresent?: boolean;
 }
 
 type Stage = 'out' | 'waiting' | 'present';
@@ -128,9 +138,14 @@ const ending = new Set(['disconnected', 'left', 'removed', 'denied']);
 /**
  * For each `disconnected` event (by index): whether a `reconnected` of the same participant came
  * within the grace, before anything that ends its place (another disconnection, leaving, removal,
- * denial) or the end of the session.
+ * denial) or the end of the session. With `openGraceUntil` (live views), one that nothing has
+ * decided yet and whose grace is still open at that time counts as recovered too.
  */
-function recoveredDisconnections(events: readonly AttendanceEvent[], graceMs: number): Set<number> {
+function recoveredDisconnections(
+  events: readonly AttendanceEvent[],
+  graceMs: number,
+  openGraceUntil?: number,
+): Set<number> {
   const recovered = new Set<number>();
   events.forEach((e, i) => {
     if (e.type !== 'disconnected' || !e.participant) return;
@@ -145,15 +160,47 @@ function recoveredDisconnections(events: readonly AttendanceEvent[], graceMs: nu
       }
       if (ending.has(next.type)) return;
     }
+    if (openGraceUntil !== undefined && openGraceUntil - e.at <= graceMs) recovered.add(i);
   });
   return recovered;
 }
 
 export function computeAttendance(input: ComputeAttendanceInput): SessionAttendance {
+  return computeSession(input).attendance;
+}
+
+/** A session's attendance, and who is present at `now`: for a live view. */
+export interface LiveSessionAttendance {
+  attendance: SessionAttendance;
+  /**
+   * Participants present at `now` (the session running), each with the start of their current
+   * stretch: the merged interval that reaches `now`, so a recovered disconnection does not break it.
+   */
+  presentSince: ReadonlyMap<string, number>;
+}
+
+/** `computeAttendance`, plus who is present now and since when (same rules, same figures). */
+export function computeLiveAttendance(input: ComputeAttendanceInput): LiveSessionAttendance {
+  const { attendance, openSince } = computeSession(input);
+  const presentSince = new Map<string, number>();
+  for (const p of attendance.participants) {
+    const from = openSince.get(p.participant);
+    if (from === undefined) continue;
+    const stretch = p.intervals.find((i) => i.from <= from && from <= i.to);
+    presentSince.set(p.participant, stretch?.from ?? from);
+  }
+  return { attendance, presentSince };
+}
+
+function computeSession(input: ComputeAttendanceInput): {
+  attendance: SessionAttendance;
+  /** Start of each presence interval still open at `now`. */
+  openSince: Map<string, number>;
+} {
   const { room, reconnectGraceMs, now } = input;
   const ratio = input.attendedRatio ?? 0.75;
   const events = sortEvents(input.events.filter((e) => e.room === room.id));
-  const recovered = recoveredDisconnections(events, reconnectGraceMs);
+  const recovered = recoveredDisconnections(events, reconnectGraceMs, input.openGraceAsPresent ? now : undefined);
   const states = new Map<string, State>();
   let sessionStartedAt: number | null = null;
   let sessionEndedAt: number | null = null;
@@ -252,6 +299,10 @@ export function computeAttendance(input: ComputeAttendanceInput): SessionAttenda
     }
   });
 
+  const openSince = new Map<string, number>();
+  for (const [participant, s] of states) {
+    if (sessionEndedAt === null && s.stage === 'present' && s.openFrom !== null) openSince.set(participant, s.openFrom);
+  }
   const end = sessionEndedAt ?? now;
   for (const s of states.values()) close(s, end, sessionEndedAt === null ? 'now' : 'sessionEnded');
 
@@ -317,7 +368,7 @@ export function computeAttendance(input: ComputeAttendanceInput): SessionAttenda
       };
     });
 
-  return { room: room.id, sessionStartedAt, sessionEndedAt, scheduled, participants };
+  return { attendance: { room: room.id, sessionStartedAt, sessionEndedAt, scheduled, participants }, openSince };
 }
 
 function scheduleOf(room: AttendanceRoom): { start: number; end: number } | null {

@@ -93,6 +93,16 @@ export class AttendanceRecorder {
     return this.#queue.length + this.#spilled;
   }
 
+  /**
+   * Copies of `room`'s events not yet known to be in Redis (queued or spilled), oldest first: a
+   * live view adds them to what it reads from the stream. The one being written may be in the
+   * stream already; readers deduplicate by id (as `computeAttendance` does).
+   */
+  pendingFor(room: string): AttendanceEvent[] {
+    const spilled = this.#spilled > 0 ? this.#readSpill() : [];
+    return [...this.#queue, ...spilled].filter((e) => e.room === room).map((e) => ({ ...e }));
+  }
+
   /** Records an event now (server time); it reaches Redis as soon as Redis answers. */
   record(input: NewAttendanceEvent): AttendanceEvent {
     const at = this.#now();

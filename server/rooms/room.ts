@@ -9,6 +9,7 @@
  */
 import type { ActiveSpeakerObserver, Consumer, Producer, Router, WebRtcTransport } from 'mediasoup/node/lib/types.js';
 import type {
+  AttendanceSnapshot,
   AudioMode,
   Capabilities,
   ChatAudience,
@@ -30,6 +31,7 @@ import type {
   WaitingInfo,
 } from '../../client-sdk/src/protocol.ts';
 import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
+import type { LiveFigures } from '../attendance/live.ts';
 import type { AttendanceEventType, NewAttendanceEvent } from '../attendance/recorder.ts';
 import type { VerifiedIdentity } from '../auth/tokens.ts';
 import { HavenError } from '../errors.ts';
@@ -66,6 +68,8 @@ export interface RoomSettings {
   chatArchive: { keep(room: string, message: ChatMessage): void; forget(room: string, messageId: string): void };
   /** Records a presence change for attendance (ids only; the recorder never blocks). */
   attendance: (event: NewAttendanceEvent) => void;
+  /** This room's live attendance figures (ids only), as billing computes them; throws a HavenError. */
+  liveAttendance: (room: RoomDefinition) => Promise<LiveFigures>;
 }
 
 /** A notification for one participant. */
@@ -123,6 +127,20 @@ export interface JoinResult {
 /** How long a room whose worker died waits for a replacement before the session ends. */
 const workerReplacementTimeoutMs = 10_000;
 
+/** Facilitators' live attendance is pushed this long after a presence change (later changes join it). */
+const attendancePushDelayMs = 1_000;
+/** Events that change what the live attendance view shows (consent and media do not). */
+const attendanceViewEvents: ReadonlySet<AttendanceEventType> = new Set([
+  'waiting',
+  'admitted',
+  'denied',
+  'disconnected',
+  'reconnected',
+  'movedToWaitingRoom',
+  'removed',
+  'left',
+]);
+
 const sourceKind: Record<TrackSource, 'audio' | 'video'> = { microphone: 'audio', camera: 'video', screen: 'video' };
 const sourceCapability: Record<TrackSource, keyof Capabilities> = {
   microphone: 'publishAudio',
@@ -148,6 +166,9 @@ export class Room extends TypedEmitter<RoomEvents> {
   #spotlight: string | null = null;
   #waitingMessage: string | undefined;
   #emptyTimer: NodeJS.Timeout | undefined;
+  #attendancePush: NodeJS.Timeout | undefined;
+  /** Facilitators who asked for live attendance: pushes go to them (rooms nobody watches read nothing). */
+  readonly #attendanceWatchers = new Set<string>();
   #closed = false;
 
   private constructor(definition: RoomDefinition, settings: RoomSettings) {
@@ -681,6 +702,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     clearTimeout(member.graceTimer);
     this.#closeMedia(member);
     this.#members.delete(participantId);
+    this.#attendanceWatchers.delete(participantId);
     this.#lowerHand(participantId);
     if (member.stage === 'admitted') this.#broadcast('participantLeft', [{ participantId, reason }], undefined, member);
     else if (member.stage === 'waiting') this.#waitingRoomChanged();
@@ -912,6 +934,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     await this.#moderate(actorId, 'setDisplayName', targetId, () => {
       const target = this.#target(targetId);
       target.alias = name;
+      this.#scheduleAttendancePush();
       if (target.stage === 'admitted')
         this.#broadcast('displayNameChanged', [{ participantId: targetId, name }], undefined, target);
       else if (target.stage === 'waiting') this.#waitingRoomChanged();
@@ -1060,6 +1083,62 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   #presence(type: AttendanceEventType, participant?: string, details?: NewAttendanceEvent['details']): void {
     this.#settings.attendance({ type, room: this.id, participant, details });
+    if (attendanceViewEvents.has(type)) this.#scheduleAttendancePush();
+  }
+
+  /* ---- Live attendance (facilitators) ------------------------------------------------------- */
+
+  /** Who is present now, since when, seconds so far; names as facilitators see them. Changes are pushed from then on. */
+  async liveAttendance(actorId: string, connectionId: string): Promise<AttendanceSnapshot> {
+    this.#facilitator(actorId, connectionId);
+    this.#attendanceWatchers.add(actorId);
+    return this.#attendanceSnapshot();
+  }
+
+  async #attendanceSnapshot(): Promise<AttendanceSnapshot> {
+    const { asOf, participants } = await this.#settings.liveAttendance(this.definition);
+    return {
+      asOf,
+      participants: participants.map((p) => {
+        const member = this.#members.get(p.participantId);
+        return {
+          ...p,
+          name: member ? (member.alias ?? member.identity.name) : null,
+          role: member?.identity.role ?? p.role,
+          reconnecting: member !== undefined && member.connectionId === undefined,
+        };
+      }),
+    };
+  }
+
+  #connectedWatchers(): Member[] {
+    return this.#admittedMembers().filter(
+      (m) =>
+        m.identity.role === 'facilitator' && m.connectionId && this.#attendanceWatchers.has(m.identity.participantId),
+    );
+  }
+
+  /** One push for the changes of the next second, so that a burst (admit all, an ending) costs one read. */
+  #scheduleAttendancePush(): void {
+    if (this.#attendancePush || this.#closed) return;
+    this.#attendancePush = setTimeout(() => {
+      this.#attendancePush = undefined;
+      void this.#pushAttendance();
+    }, attendancePushDelayMs);
+  }
+
+  async #pushAttendance(): Promise<void> {
+    if (this.#closed || this.#connectedWatchers().length === 0) return;
+    let snapshot: AttendanceSnapshot;
+    try {
+      snapshot = await this.#attendanceSnapshot();
+    } catch (err) {
+      // The next change pushes again; a facilitator may also ask.
+      this.#logger.warn({ err: { message: (err as Error).message } }, 'live attendance not pushed');
+      return;
+    }
+    if (this.#closed) return;
+    for (const m of this.#connectedWatchers()) this.#notify(m.identity.participantId, 'attendanceUpdated', [snapshot]);
   }
 
   #cancelEmptyTimer(): void {
@@ -1072,6 +1151,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#emptyTimer);
+    clearTimeout(this.#attendancePush);
     for (const member of this.#members.values()) clearTimeout(member.graceTimer);
     this.#members.clear();
     this.#chat.clear();

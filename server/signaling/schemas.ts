@@ -56,6 +56,7 @@ export const requestSchemas: { [K in RequestName]: z.ZodType<RequestOf<K>> } = {
   setDisplayName: z.strictObject({ participantId: id, name: z.string().trim().min(1).max(80) }),
   spotlight: z.strictObject({ participantId: id.nullable() }),
   deleteChatMessage: z.strictObject({ messageId: id }),
+  liveAttendance: z.strictObject({}),
 };
 
 export const requestNames = Object.keys(requestSchemas) as RequestName[];

@@ -141,6 +141,7 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     setDisplayName: (s, room, r) => done(room.setDisplayName(pid(s), s.id, r.participantId, r.name)),
     spotlight: (s, room, r) => done(room.spotlight(pid(s), s.id, r.participantId)),
     deleteChatMessage: (s, room, r) => done(room.deleteChatMessage(pid(s), s.id, r.messageId)),
+    liveAttendance: (s, room) => room.liveAttendance(pid(s), s.id),
     leave: async (s, room) => {
       room.leave(pid(s), 'left');
       s.data.room = undefined;

@@ -221,6 +221,7 @@ test('a group room refuses participants past its capacity', async () => {
 /* ---- validation, state, permissions ---- */
 
 const malformed: Record<RequestName, unknown> = {
+  liveAttendance: { extra: true },
   join: { protocolVersion: 'one' },
   createTransport: { direction: 'sideways' },
   connectTransport: { transportId: 42, dtlsParameters: {} },
