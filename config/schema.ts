@@ -270,6 +270,55 @@ export const configSchema = z
           .describe(
             'Run the background workers (BullMQ) in the node; `false` when they run apart (`npm run workers`).',
           ),
+        /** Seconds before a job whose worker died is run again by another. Default 30. */
+        stalledS: positiveInt
+          .max(3600)
+          .default(30)
+          .describe('Seconds after which a job whose worker died (crash, lost host) is run again by another worker.'),
+      })
+      .prefault({}),
+    retention: z
+      .strictObject({
+        /** Days raw attendance events are kept; 0 keeps them forever. Default 90. */
+        eventsDays: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(36_500)
+          .default(90)
+          .describe(
+            'Days raw attendance events are kept (computed attendance, the billing record, is kept regardless); `0` keeps them forever.',
+          ),
+        /** Days kept chat (rooms with `keepChat`) is kept; 0 keeps it forever. Default 30. */
+        chatDays: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(36_500)
+          .default(30)
+          .describe('Days chat of rooms created with `keepChat` is kept, per message; `0` keeps it forever.'),
+        /** Days audit entries are kept; 0 keeps them forever. Default 2190 (six years, as HIPAA asks of documentation). */
+        auditDays: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(36_500)
+          .default(2190)
+          .describe(
+            'Days audit log entries are kept (six years: HIPAA’s documentation retention); the chain stays verifiable; `0` keeps them forever.',
+          ),
+        /** Days webhook delivery records are kept; 0 keeps them forever. Default 30. */
+        deliveriesDays: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(36_500)
+          .default(30)
+          .describe('Days webhook delivery records are kept; `0` keeps them forever.'),
+        /** Seconds between retention runs. Default 3600. */
+        intervalS: positiveInt
+          .default(3600)
+          .describe('Seconds between retention runs (the first at the node’s start).'),
       })
       .prefault({}),
     /** Whether `/demo` serves the demo web app. Never in production. */
@@ -362,6 +411,12 @@ export const envNames = {
   'webhooks.maxAttempts': 'HAVEN_WEBHOOK_MAX_ATTEMPTS',
   'webhooks.backoffMs': 'HAVEN_WEBHOOK_BACKOFF_MS',
   'workers.inProcess': 'HAVEN_WORKERS_IN_PROCESS',
+  'workers.stalledS': 'HAVEN_WORKERS_STALLED_S',
+  'retention.eventsDays': 'HAVEN_RETENTION_EVENTS_DAYS',
+  'retention.chatDays': 'HAVEN_RETENTION_CHAT_DAYS',
+  'retention.auditDays': 'HAVEN_RETENTION_AUDIT_DAYS',
+  'retention.deliveriesDays': 'HAVEN_RETENTION_DELIVERIES_DAYS',
+  'retention.intervalS': 'HAVEN_RETENTION_INTERVAL_S',
   demo: 'HAVEN_DEMO',
   shutdownTimeoutMs: 'HAVEN_SHUTDOWN_TIMEOUT_MS',
 } as const;

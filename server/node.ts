@@ -19,7 +19,15 @@ import {
   participantSessions,
   startAttendanceWorker,
 } from '../workers/attendance.ts';
-import { listDeliveries, startWebhookWorker, type WebhookEventType, WebhookQueue } from '../workers/webhooks.ts';
+import { RetentionQueue, startRetentionWorker } from '../workers/retention.ts';
+import {
+  listDeliveries,
+  startWebhookWorker,
+  type WebhookEventInput,
+  type WebhookEventType,
+  WebhookQueue,
+} from '../workers/webhooks.ts';
+import { liveAttendanceReader } from './attendance/live.ts';
 import { type AttendanceEventType, AttendanceRecorder } from './attendance/recorder.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
@@ -91,6 +99,8 @@ export class HavenNode {
     let attendanceWorker: Worker | undefined;
     let webhookQueue: WebhookQueue | undefined;
     let webhookWorker: Worker | undefined;
+    let retentionQueue: RetentionQueue | undefined;
+    let retentionWorker: Worker | undefined;
     try {
       if (!config.redis.url) {
         embeddedRedis = await EmbeddedRedis.start({
@@ -130,19 +140,31 @@ export class HavenNode {
       const store = new RoomStore(redis);
       const reconnectGraceMs = config.rooms.reconnectGraceS * 1000;
       attendanceQueue = new AttendanceQueue(redisUrl, config.attendance.intervalS * 1000);
+      await attendanceQueue.scheduleWeeklyCheck();
       webhookQueue = new WebhookQueue(redisUrl, redis, config.webhooks);
       const hooks = webhookQueue;
-      const emit = (type: WebhookEventType, room: string, participant?: string) =>
-        hooks.emit(type, room, participant).catch((err: Error) => {
-          logger.error({ room, type, err: { message: err.message } }, 'webhook not queued');
+      const emit = (type: WebhookEventType, input: WebhookEventInput) =>
+        hooks.emit(type, input).catch((err: Error) => {
+          logger.error({ room: input.room, type, err: { message: err.message } }, 'webhook not queued');
         });
+      const workerSettings = { stalledMs: config.workers.stalledS * 1000 };
+      retentionQueue = new RetentionQueue(redisUrl, config.retention);
+      await retentionQueue.schedule();
       if (config.workers.inProcess) {
         attendanceWorker = startAttendanceWorker(
           redisUrl,
-          { redis, store, reconnectGraceMs, onFinal: (room) => emit('attendance.ready', room) },
+          {
+            redis,
+            store,
+            reconnectGraceMs,
+            emit: (type, input) => hooks.emit(type, input),
+            program: config.attendance,
+          },
+          workerSettings,
           logger,
         );
-        webhookWorker = startWebhookWorker(redisUrl, redis, config.webhooks, logger);
+        webhookWorker = startWebhookWorker(redisUrl, redis, config.webhooks, workerSettings, logger);
+        retentionWorker = startRetentionWorker(redisUrl, { redis, settings: config.retention }, workerSettings, logger);
       }
       const webhookOf: Partial<Record<AttendanceEventType, WebhookEventType>> = {
         sessionStarted: 'session.started',
@@ -165,9 +187,10 @@ export class HavenNode {
           attendance: (event) => {
             recorder.record(event);
             const hook = webhookOf[event.type];
-            if (hook) void emit(hook, event.room, event.participant);
+            if (hook) void emit(hook, { room: event.room, participant: event.participant });
           },
           chatArchive: new ChatArchive(redis, logger),
+          liveAttendance: liveAttendanceReader({ redis, recorder, reconnectGraceMs, logger }),
           revoke: async (identity) => {
             if (identity.jti) await revocations.revoke(identity.jti, identity.expiresAtMs);
           },
@@ -194,7 +217,7 @@ export class HavenNode {
                 timeZone: config.attendance.timeZone,
                 weeklyThresholdHours: config.attendance.weeklyThresholdHours,
               },
-              deliveries: (status) => listDeliveries(redis as Redis, status),
+              deliveries: (options) => listDeliveries(redis as Redis, options),
               attendanceOf: async (room) => {
                 const json = await (redis as Redis).get(attendanceResultKey(room));
                 return json ? JSON.parse(json) : undefined;
@@ -215,8 +238,10 @@ export class HavenNode {
         background: [
           { close: () => attendanceWorker?.close(true) ?? Promise.resolve() },
           { close: () => webhookWorker?.close(true) ?? Promise.resolve() },
+          { close: () => retentionWorker?.close(true) ?? Promise.resolve() },
           attendanceQueue,
           webhookQueue,
+          retentionQueue,
         ],
       });
       const queue = attendanceQueue;
@@ -246,6 +271,8 @@ export class HavenNode {
       await attendanceQueue?.close();
       await webhookWorker?.close(true);
       await webhookQueue?.close();
+      await retentionWorker?.close(true);
+      await retentionQueue?.close();
       await pool?.close();
       redis?.disconnect();
       await embeddedRedis?.stop();

@@ -10,6 +10,9 @@ import { computeAttendance, type SessionAttendance } from '../server/attendance/
 import type { AttendanceEvent } from '../server/attendance/recorder.ts';
 import type { Logger } from '../server/logger.ts';
 import type { RoomStore } from '../server/rooms/room-store.ts';
+import { type WorkerSettings, workerOptions } from './options.ts';
+import type { WebhookEventInput, WebhookEventType } from './webhooks.ts';
+import { checkClosedWeek, weeklyCheckEveryMs, weeklyJobName } from './weekly.ts';
 
 export const attendanceQueueName = 'haven-attendance';
 
@@ -23,9 +26,20 @@ export const attendanceResultKey = (room: string, prefix = 'haven:') => `${prefi
 const participantSessionsKey = (participant: string, prefix = 'haven:') =>
   `${prefix}participant-sessions:${participant}`;
 
-/** Reads a room's attendance events from its stream, oldest first. */
+/** Every computed session, scored by its time (for the weekly threshold check). */
+const sessionsIndexKey = (prefix = 'haven:') => `${prefix}attendance-sessions`;
+const readPageSize = 1_000;
+
+/** Reads a room's attendance events from its stream, oldest first, a page at a time. */
 export async function readAttendanceEvents(redis: Redis, room: string, prefix = 'haven:'): Promise<AttendanceEvent[]> {
-  const entries = await redis.xrange(`${prefix}attendance:${room}`, '-', '+');
+  const key = `${prefix}attendance:${room}`;
+  const entries: [string, string[]][] = [];
+  for (let start = '-'; ; ) {
+    const page = await redis.xrange(key, start, '+', 'COUNT', readPageSize);
+    entries.push(...page);
+    if (page.length < readPageSize) break;
+    start = `(${(page[page.length - 1] as [string, string[]])[0]}`;
+  }
   return entries.map(([id, fields]) => {
     const f = new Map<string, string>();
     for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i] as string, fields[i + 1] as string);
@@ -46,8 +60,10 @@ export interface AttendanceDeps {
   store: RoomStore;
   reconnectGraceMs: number;
   now?: () => number;
-  /** Told when a session's final attendance is stored (for the `attendance.ready` webhook). */
-  onFinal?: (room: string) => Promise<void>;
+  /** Queues a webhook event; rejects if it could not (the job is then retried). */
+  emit?: (type: WebhookEventType, input: WebhookEventInput) => Promise<void>;
+  /** The program's time zone (weeks) and weekly threshold, for the weekly check. */
+  program: { timeZone: string; weeklyThresholdHours: number };
 }
 
 /** Computes and stores one room's attendance; returns it. */
@@ -55,6 +71,8 @@ export async function processAttendance(deps: AttendanceDeps, room: string): Pro
   const definition = await deps.store.get(room);
   if (!definition) return undefined;
   const events = await readAttendanceEvents(deps.redis, room);
+  // Retention purged the events of an old session: its stored records are final, keep them.
+  if (events.length === 0 && (await deps.redis.exists(attendanceResultKey(room)))) return undefined;
   const result = computeAttendance({
     room: definition,
     events,
@@ -66,24 +84,37 @@ export async function processAttendance(deps: AttendanceDeps, room: string): Pro
     .multi()
     .set(attendanceResultKey(room), JSON.stringify({ ...result, computedAt: new Date().toISOString() }));
   for (const p of result.participants) writes.zadd(participantSessionsKey(p.participant), at, room);
+  writes.zadd(sessionsIndexKey(), at, room);
   await writes.exec();
   return result;
 }
 
 /** A participant's computed sessions with a time in [fromMs, toMs]. */
-export async function participantSessions(
+export function participantSessions(
   redis: Redis,
   participant: string,
   fromMs: number,
   toMs: number,
 ): Promise<SessionAttendance[]> {
-  const rooms = await redis.zrangebyscore(participantSessionsKey(participant), fromMs, toMs);
+  return sessionsIn(redis, participantSessionsKey(participant), fromMs, toMs);
+}
+
+/** Every computed session with a time in [fromMs, toMs]. */
+export function sessionsBetween(redis: Redis, fromMs: number, toMs: number): Promise<SessionAttendance[]> {
+  return sessionsIn(redis, sessionsIndexKey(), fromMs, toMs);
+}
+
+async function sessionsIn(redis: Redis, index: string, fromMs: number, toMs: number): Promise<SessionAttendance[]> {
+  const rooms = await redis.zrangebyscore(index, fromMs, toMs);
   if (rooms.length === 0) return [];
   const results = await redis.mget(rooms.map((room) => attendanceResultKey(room)));
   return results.flatMap((json) => (json ? [JSON.parse(json) as SessionAttendance] : []));
 }
 
-/** The producer side, used by the node: a job at session end, a schedule while a room is open. */
+/**
+ * The producer side, used by the node: a job at session end, a schedule while a room is open, and
+ * the hourly weekly threshold check.
+ */
 export class AttendanceQueue {
   readonly #queue: Queue<AttendanceJob>;
   readonly #intervalMs: number;
@@ -91,6 +122,11 @@ export class AttendanceQueue {
   constructor(redisUrl: string, intervalMs: number) {
     this.#queue = new Queue<AttendanceJob>(attendanceQueueName, { connection: { url: redisUrl } });
     this.#intervalMs = intervalMs;
+  }
+
+  /** Schedules the weekly threshold check (idempotent: every node may call it). */
+  async scheduleWeeklyCheck(): Promise<void> {
+    await this.#queue.upsertJobScheduler(weeklyJobName, { every: weeklyCheckEveryMs }, { name: weeklyJobName });
   }
 
   /** Recomputes every `intervalMs` while the room is open. */
@@ -110,16 +146,28 @@ export class AttendanceQueue {
 }
 
 /** The consumer side: runs in the node by default, or alone (`npm run workers`). */
-export function startAttendanceWorker(redisUrl: string, deps: AttendanceDeps, logger: Logger): Worker<AttendanceJob> {
+export function startAttendanceWorker(
+  redisUrl: string,
+  deps: AttendanceDeps,
+  settings: WorkerSettings,
+  logger: Logger,
+): Worker<AttendanceJob> {
   const log = logger.child({ component: 'attendance-worker' });
   const worker = new Worker<AttendanceJob>(
     attendanceQueueName,
     async (job: Job<AttendanceJob>) => {
+      if (job.name === weeklyJobName) {
+        const sessions = (fromMs: number, toMs: number) => sessionsBetween(deps.redis, fromMs, toMs);
+        return checkClosedWeek({ ...deps, sessionsBetween: sessions }, (deps.now ?? Date.now)());
+      }
       const result = await processAttendance(deps, job.data.room);
-      if (result && job.name === 'session-end') await deps.onFinal?.(job.data.room);
+      if (result && job.name === 'session-end') {
+        // Keyed by the session, so a job retried after a crash queues the webhook once.
+        await deps.emit?.('attendance.ready', { room: job.data.room, onceKey: String(result.sessionStartedAt) });
+      }
       return { participants: result?.participants.length ?? 0 };
     },
-    { connection: { url: redisUrl, maxRetriesPerRequest: null }, concurrency: 2 },
+    workerOptions(redisUrl, settings, 2),
   );
   worker.on('failed', (job, err) =>
     log.error({ job: job?.id, room: job?.data.room, err: { message: err.message } }, 'attendance job failed'),

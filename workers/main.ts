@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from '../config/load.ts';
 import { createLogger } from '../server/logger.ts';
 import { RoomStore } from '../server/rooms/room-store.ts';
 import { startAttendanceWorker } from './attendance.ts';
+import { startRetentionWorker } from './retention.ts';
 import { startWebhookWorker, WebhookQueue } from './webhooks.ts';
 
 let config: ReturnType<typeof loadConfig>;
@@ -27,6 +28,7 @@ const logger = createLogger(config);
 const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3 });
 redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis error'));
 const webhooks = new WebhookQueue(config.redis.url, redis, config.webhooks);
+const workerSettings = { stalledMs: config.workers.stalledS * 1000 };
 const workers = [
   startAttendanceWorker(
     config.redis.url,
@@ -34,11 +36,15 @@ const workers = [
       redis,
       store: new RoomStore(redis),
       reconnectGraceMs: config.rooms.reconnectGraceS * 1000,
-      onFinal: (room) => webhooks.emit('attendance.ready', room),
+      emit: (type, input) => webhooks.emit(type, input),
+      program: config.attendance,
     },
+    workerSettings,
     logger,
   ),
-  startWebhookWorker(config.redis.url, redis, config.webhooks, logger),
+  startWebhookWorker(config.redis.url, redis, config.webhooks, workerSettings, logger),
+  // Its schedule is upserted by the nodes at start.
+  startRetentionWorker(config.redis.url, { redis, settings: config.retention }, workerSettings, logger),
 ];
 logger.info('haven workers running');
 

@@ -6,22 +6,44 @@
  * Signature: `Haven-Signature: v1=<hex HMAC-SHA256(secret, "<Haven-Timestamp>.<body>")>` with
  * `Haven-Timestamp` in Unix seconds; a receiver recomputes it and refuses old timestamps.
  */
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../server/logger.ts';
+import { type WorkerSettings, workerOptions } from './options.ts';
 
 export const webhookQueueName = 'haven-webhooks';
 
-export type WebhookEventType = 'session.started' | 'session.ended' | 'attendance.ready' | 'participant.removed';
+export const webhookEventTypes = [
+  'session.started',
+  'session.ended',
+  'participant.removed',
+  'attendance.ready',
+  'threshold.missed',
+] as const;
+export type WebhookEventType = (typeof webhookEventTypes)[number];
 
 /** Job data and event body: ids, times and numbers only. */
 export interface WebhookEvent {
   id: string;
   type: WebhookEventType;
-  room: string;
+  /** The room (absent for `threshold.missed`, which is about a week). */
+  room?: string;
   participant?: string;
   occurredAt: string;
+  /** Facts of the event, e.g. `{ week, presentSeconds, thresholdHours }` for `threshold.missed`. */
+  data?: Record<string, string | number>;
+}
+
+export interface WebhookEventInput {
+  room?: string;
+  participant?: string;
+  data?: Record<string, string | number>;
+  /**
+   * Makes the event's id a function of its type, room, participant and this key, so that emitting
+   * the same event again (a job retried after a crash) queues nothing: every endpoint gets it once.
+   */
+  onceKey?: string;
 }
 
 interface WebhookJob {
@@ -47,7 +69,13 @@ export interface WebhookSettings {
   backoffMs: number;
 }
 
+const statuses: readonly Delivery['status'][] = ['pending', 'delivered', 'retrying', 'dead'];
+/**
+ * Deliveries: a hash (id → JSON), an index of every id and one per status, scored by when the
+ * event occurred (the admin API pages through them newest first; retention purges the oldest).
+ */
 const deliveriesKey = (prefix = 'haven:') => `${prefix}webhook-deliveries`;
+const indexKey = (status: Delivery['status'] | 'all', prefix = 'haven:') => `${prefix}webhook-deliveries:${status}`;
 const requestTimeoutMs = 10_000;
 
 /** The signature header value for a body sent at `timestamp` (Unix seconds). */
@@ -55,17 +83,59 @@ export function signWebhook(secret: string, timestamp: number, body: string): st
   return `v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
-async function saveDelivery(redis: Redis, delivery: Delivery): Promise<void> {
-  await redis.hset(deliveriesKey(), delivery.id, JSON.stringify(delivery));
+function eventId(type: WebhookEventType, input: WebhookEventInput): string {
+  if (input.onceKey === undefined) return randomUUID();
+  const hex = createHash('sha256')
+    .update(JSON.stringify([type, input.room ?? null, input.participant ?? null, input.onceKey]))
+    .digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
-/** Deliveries, newest first, optionally of one status. */
-export async function listDeliveries(redis: Redis, status?: Delivery['status'], limit = 50): Promise<Delivery[]> {
-  const all = Object.values(await redis.hgetall(deliveriesKey())).map((json) => JSON.parse(json) as Delivery);
-  return all
-    .filter((d) => !status || d.status === status)
-    .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))
-    .slice(0, limit);
+/** Stores a delivery's state and files it under its status. */
+async function saveDelivery(redis: Redis, delivery: Delivery): Promise<void> {
+  const score = Date.parse(delivery.event.occurredAt);
+  const writes = redis.multi().hset(deliveriesKey(), delivery.id, JSON.stringify(delivery));
+  writes.zadd(indexKey('all'), score, delivery.id);
+  for (const status of statuses) {
+    if (status === delivery.status) writes.zadd(indexKey(status), score, delivery.id);
+    else writes.zrem(indexKey(status), delivery.id);
+  }
+  await writes.exec();
+}
+
+export interface DeliveryPage {
+  deliveries: Delivery[];
+  /** Pass as `cursor` for the next page; null on the last. */
+  nextCursor: number | null;
+}
+
+/** Deliveries, newest event first, optionally of one status; `cursor` is where a page starts. */
+export async function listDeliveries(
+  redis: Redis,
+  options: { status?: Delivery['status']; limit?: number; cursor?: number } = {},
+): Promise<DeliveryPage> {
+  const limit = options.limit ?? 20;
+  const cursor = options.cursor ?? 0;
+  const ids = await redis.zrevrange(indexKey(options.status ?? 'all'), cursor, cursor + limit);
+  const page = ids.slice(0, limit);
+  const values = page.length ? await redis.hmget(deliveriesKey(), ...page) : [];
+  return {
+    deliveries: values.flatMap((json) => (json ? [JSON.parse(json) as Delivery] : [])),
+    nextCursor: ids.length > limit ? cursor + limit : null,
+  };
+}
+
+/** Deletes the deliveries of events that occurred before `beforeMs` (retention); returns how many. */
+export async function purgeDeliveries(redis: Redis, beforeMs: number): Promise<number> {
+  let purged = 0;
+  for (;;) {
+    const ids = await redis.zrangebyscore(indexKey('all'), '-inf', `(${beforeMs}`, 'LIMIT', 0, 500);
+    if (ids.length === 0) return purged;
+    const writes = redis.multi().hdel(deliveriesKey(), ...ids);
+    for (const status of ['all', ...statuses] as const) writes.zrem(indexKey(status), ...ids);
+    await writes.exec();
+    purged += ids.length;
+  }
 }
 
 /** The producer side: one job per configured endpoint. */
@@ -80,13 +150,23 @@ export class WebhookQueue {
     this.#settings = settings;
   }
 
-  async emit(type: WebhookEventType, room: string, participant?: string): Promise<void> {
+  async emit(type: WebhookEventType, input: WebhookEventInput = {}): Promise<void> {
     if (this.#settings.urls.length === 0 || !this.#settings.secret) return;
-    const event: WebhookEvent = { id: randomUUID(), type, room, participant, occurredAt: new Date().toISOString() };
-    for (const url of this.#settings.urls) {
-      const jobId = `${event.id}-${this.#settings.urls.indexOf(url)}`; // BullMQ ids may not contain ":"
-      const now = new Date().toISOString();
-      await saveDelivery(this.#redis, { id: jobId, event, url, status: 'pending', attempts: 0, updatedAt: now });
+    const { room, participant, data } = input;
+    const event: WebhookEvent = {
+      id: eventId(type, input),
+      type,
+      ...(room === undefined ? {} : { room }),
+      ...(participant === undefined ? {} : { participant }),
+      occurredAt: new Date().toISOString(),
+      ...(data === undefined ? {} : { data }),
+    };
+    for (const [index, url] of this.#settings.urls.entries()) {
+      const jobId = `${event.id}-${index}`; // BullMQ ids may not contain ":"
+      const pending: Delivery = { id: jobId, event, url, status: 'pending', attempts: 0, updatedAt: event.occurredAt };
+      // Claimed first: an event emitted again (same id) finds its delivery and is not queued twice.
+      if (!(await this.#redis.hsetnx(deliveriesKey(), jobId, JSON.stringify(pending)))) continue;
+      await saveDelivery(this.#redis, pending);
       await this.#queue.add(
         type,
         { event, url },
@@ -107,7 +187,13 @@ export class WebhookQueue {
 }
 
 /** The consumer side: POSTs each event, signed; records every outcome. */
-export function startWebhookWorker(redisUrl: string, redis: Redis, settings: WebhookSettings, logger: Logger) {
+export function startWebhookWorker(
+  redisUrl: string,
+  redis: Redis,
+  settings: WebhookSettings,
+  workerSettings: WorkerSettings,
+  logger: Logger,
+) {
   const log = logger.child({ component: 'webhooks' });
   const worker = new Worker<WebhookJob>(
     webhookQueueName,
@@ -137,7 +223,7 @@ export function startWebhookWorker(redisUrl: string, redis: Redis, settings: Web
         updatedAt: new Date().toISOString(),
       });
     },
-    { connection: { url: redisUrl, maxRetriesPerRequest: null }, concurrency: 4 },
+    workerOptions(redisUrl, workerSettings, 4),
   );
   worker.on('failed', (job, err) => {
     if (!job) return;

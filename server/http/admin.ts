@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import type { Delivery } from '../../workers/webhooks.ts';
+import type { Delivery, DeliveryPage } from '../../workers/webhooks.ts';
 import type { SessionAttendance } from '../attendance/compute.ts';
 import { attendanceCsv } from '../attendance/csv.ts';
 import { weeklyTotals } from '../attendance/weekly.ts';
@@ -28,8 +28,8 @@ export interface AdminDeps {
   attendanceOf: (room: string) => Promise<SessionAttendance | undefined>;
   /** A participant's computed sessions in a time range. */
   sessionsOf: (participant: string, fromMs: number, toMs: number) => Promise<SessionAttendance[]>;
-  /** Webhook deliveries, newest first. */
-  deliveries: (status?: Delivery['status']) => Promise<Delivery[]>;
+  /** A page of webhook deliveries, newest first. */
+  deliveries: (options: { status?: Delivery['status']; limit: number; cursor: number }) => Promise<DeliveryPage>;
   /** The program's time zone (weeks) and weekly threshold, in hours. */
   program: { timeZone: string; weeklyThresholdHours: number };
 }
@@ -75,11 +75,14 @@ const participantQuery = z.strictObject({
   timeZone: z.string().refine(isTimeZone, 'not an IANA time zone').optional(),
 });
 
-const deliveriesQuery = z.strictObject({ status: z.enum(['pending', 'delivered', 'retrying', 'dead']).optional() });
-
-const listSchema = z.strictObject({
+const pageQuery = {
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.coerce.number().int().min(0).default(0),
+};
+const listSchema = z.strictObject(pageQuery);
+const deliveriesQuery = z.strictObject({
+  status: z.enum(['pending', 'delivered', 'retrying', 'dead']).optional(),
+  ...pageQuery,
 });
 
 function sameKey(given: string, expected: string): boolean {
@@ -146,8 +149,8 @@ async function route(deps: AdminDeps, req: IncomingMessage, url: URL): Promise<O
     return { status: 200, data: await deps.store.list(limit, cursor) };
   }
   if (path === '/v1/webhooks/deliveries' && req.method === 'GET') {
-    const { status } = parse(deliveriesQuery, Object.fromEntries(url.searchParams));
-    return { status: 200, data: { deliveries: await deps.deliveries(status) } };
+    const query = parse(deliveriesQuery, Object.fromEntries(url.searchParams));
+    return { status: 200, data: await deps.deliveries(query) };
   }
   const participant = /^\/v1\/participants\/([^/]+)\/attendance$/.exec(path);
   if (participant && req.method === 'GET') {

@@ -134,6 +134,34 @@ test('a session’s events arrive signed; a 500 is retried; a dead endpoint is d
   const delivered = await admin(node.url, 'GET', '/v1/webhooks/deliveries?status=delivered');
   assert.ok(delivered.body.data.deliveries.length >= types.length * 2);
   assert.is((await admin(node.url, 'GET', '/v1/webhooks/deliveries?status=lost')).status, 400);
+  assert.is((await admin(node.url, 'GET', '/v1/webhooks/deliveries?limit=0')).status, 400);
+});
+
+test('deliveries are listed a page at a time, newest event first, each once', async () => {
+  const all = (await admin(node.url, 'GET', '/v1/webhooks/deliveries?limit=100')).body.data;
+  assert.is(all.nextCursor, null);
+  assert.ok(all.deliveries.length >= 12, 'four events to three endpoints');
+  const seen: string[] = [];
+  let cursor: number | null = 0;
+  while (cursor !== null) {
+    const page: { deliveries: { id: string }[]; nextCursor: number | null } = (
+      await admin(node.url, 'GET', `/v1/webhooks/deliveries?limit=5&cursor=${cursor}`)
+    ).body.data;
+    assert.ok(page.deliveries.length <= 5);
+    seen.push(...page.deliveries.map((d: { id: string }) => d.id));
+    cursor = page.nextCursor;
+  }
+  assert.equal(
+    seen,
+    all.deliveries.map((d: { id: string }) => d.id),
+  );
+  assert.is(new Set(seen).size, seen.length, 'no delivery twice');
+  const times = all.deliveries.map((d: { event: { occurredAt: string } }) => Date.parse(d.event.occurredAt));
+  assert.equal(
+    times,
+    [...times].sort((a: number, b: number) => b - a),
+    'newest first',
+  );
 });
 
 test.run();

@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { errorCodes } from '../../client-sdk/src/protocol.ts';
 import { createRoomSchema } from '../../server/http/admin.ts';
+import { webhookEventTypes } from '../../workers/webhooks.ts';
 
 const spec = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'openapi.json'), 'utf8'));
 
@@ -34,6 +35,11 @@ test('its room body has exactly the fields the API accepts', () => {
 
 test('its error codes are the protocol’s', () => {
   assert.equal(spec.components.schemas.ErrorAnswer.properties.error.properties.code.enum, [...errorCodes]);
+});
+
+test('it describes every webhook event', () => {
+  assert.equal(Object.keys(spec.webhooks), [...webhookEventTypes]);
+  assert.equal(spec.components.schemas.WebhookEvent.properties.type.enum, [...webhookEventTypes]);
 });
 
 test.run();
