@@ -21,6 +21,7 @@ import {
 } from '../workers/attendance.ts';
 import { RetentionQueue, startRetentionWorker } from '../workers/retention.ts';
 import {
+  endpointSummaries,
   listDeliveries,
   startWebhookWorker,
   type WebhookEventInput,
@@ -218,6 +219,7 @@ export class HavenNode {
                 weeklyThresholdHours: config.attendance.weeklyThresholdHours,
               },
               deliveries: (options) => listDeliveries(redis as Redis, options),
+              endpoints: () => endpointSummaries(redis as Redis, config.webhooks.urls),
               attendanceOf: async (room) => {
                 const json = await (redis as Redis).get(attendanceResultKey(room));
                 return json ? JSON.parse(json) : undefined;

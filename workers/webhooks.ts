@@ -125,6 +125,30 @@ export async function listDeliveries(
   };
 }
 
+export interface EndpointSummary {
+  url: string;
+  /** Deliveries to it now in each status. */
+  deliveries: Record<Delivery['status'], number>;
+}
+
+/**
+ * The configured endpoints (URLs only, never the secret) and how their deliveries stand. A
+ * delivery's id ends with its endpoint's position in `urls` (`<event id>-<index>`).
+ */
+export async function endpointSummaries(redis: Redis, urls: readonly string[]): Promise<EndpointSummary[]> {
+  const summaries = urls.map((url) => ({
+    url,
+    deliveries: Object.fromEntries(statuses.map((s) => [s, 0])) as Record<Delivery['status'], number>,
+  }));
+  for (const status of statuses) {
+    for (const id of await redis.zrange(indexKey(status), '0', '-1')) {
+      const summary = summaries[Number(id.slice(id.lastIndexOf('-') + 1))];
+      if (summary) summary.deliveries[status]++;
+    }
+  }
+  return summaries;
+}
+
 /** Deletes the deliveries of events that occurred before `beforeMs` (retention); returns how many. */
 export async function purgeDeliveries(redis: Redis, beforeMs: number): Promise<number> {
   let purged = 0;

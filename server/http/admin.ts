@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import type { Delivery, DeliveryPage } from '../../workers/webhooks.ts';
+import type { Delivery, DeliveryPage, EndpointSummary } from '../../workers/webhooks.ts';
 import type { SessionAttendance } from '../attendance/compute.ts';
 import { attendanceCsv } from '../attendance/csv.ts';
 import { weeklyTotals } from '../attendance/weekly.ts';
@@ -28,6 +28,8 @@ export interface AdminDeps {
   attendanceOf: (room: string) => Promise<SessionAttendance | undefined>;
   /** A participant's computed sessions in a time range. */
   sessionsOf: (participant: string, fromMs: number, toMs: number) => Promise<SessionAttendance[]>;
+  /** The configured webhook endpoints and how their deliveries stand. */
+  endpoints: () => Promise<EndpointSummary[]>;
   /** A page of webhook deliveries, newest first. */
   deliveries: (options: { status?: Delivery['status']; limit: number; cursor: number }) => Promise<DeliveryPage>;
   /** The program's time zone (weeks) and weekly threshold, in hours. */
@@ -147,6 +149,9 @@ async function route(deps: AdminDeps, req: IncomingMessage, url: URL): Promise<O
   if (path === '/v1/rooms' && req.method === 'GET') {
     const { limit, cursor } = parse(listSchema, Object.fromEntries(url.searchParams));
     return { status: 200, data: await deps.store.list(limit, cursor) };
+  }
+  if (path === '/v1/webhooks/endpoints' && req.method === 'GET') {
+    return { status: 200, data: { endpoints: await deps.endpoints() } };
   }
   if (path === '/v1/webhooks/deliveries' && req.method === 'GET') {
     const query = parse(deliveriesQuery, Object.fromEntries(url.searchParams));

@@ -137,6 +137,20 @@ test('a session’s events arrive signed; a 500 is retried; a dead endpoint is d
   assert.is((await admin(node.url, 'GET', '/v1/webhooks/deliveries?limit=0')).status, 400);
 });
 
+test('the endpoints are listed with how their deliveries stand, never the secret', async () => {
+  const res = await admin(node.url, 'GET', '/v1/webhooks/endpoints');
+  assert.is(res.status, 200);
+  const endpoints = res.body.data.endpoints as { url: string; deliveries: Record<string, number> }[];
+  assert.equal(
+    endpoints.map((e) => e.url.replace(/^http:\/\/127\.0\.0\.1:\d+/, '')),
+    ['/ok', '/flaky', '/down'],
+  );
+  assert.is(endpoints[0]?.deliveries.delivered, 4);
+  assert.is(endpoints[1]?.deliveries.delivered, 4, 'each after a retry');
+  assert.equal(endpoints[2]?.deliveries, { pending: 0, delivered: 0, retrying: 0, dead: 4 });
+  assert.not.match(JSON.stringify(res.body), new RegExp(webhookSecret));
+});
+
 test('deliveries are listed a page at a time, newest event first, each once', async () => {
   const all = (await admin(node.url, 'GET', '/v1/webhooks/deliveries?limit=100')).body.data;
   assert.is(all.nextCursor, null);

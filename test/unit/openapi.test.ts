@@ -20,6 +20,7 @@ test('the OpenAPI file describes every admin route', () => {
     'GET /v1/rooms/{id}',
     'GET /v1/rooms/{id}/attendance',
     'GET /v1/webhooks/deliveries',
+    'GET /v1/webhooks/endpoints',
     'POST /v1/rooms',
     'POST /v1/rooms/{id}/end',
     'PUT /v1/rooms/{id}/consent',
