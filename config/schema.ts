@@ -115,6 +115,12 @@ export const configSchema = z
         maxConsumersPerRouter: positiveInt
           .default(500)
           .describe('Consumers one router carries before a big room spreads to a router on another worker.'),
+        /** Plain RTP transports (SRTP, no ICE/DTLS) for the bench's load generator. Default false. */
+        plainTransports: flag
+          .default(false)
+          .describe(
+            'Allow plain RTP transports with SRTP (no ICE/DTLS) on `listenIp`: for the bench’s load generator, not for clients.',
+          ),
         /** Lowest UDP/TCP port the workers use for media. Default 40000. */
         rtcMinPort: port.min(1).default(40000).describe('Lowest UDP/TCP port the workers use for media.'),
         /** Highest UDP/TCP port the workers use for media. Default 49999. */
@@ -386,6 +392,7 @@ export const envNames = {
   'media.announcedIp': 'HAVEN_MEDIA_ANNOUNCED_IP',
   'media.webRtcPort': 'HAVEN_MEDIA_WEBRTC_PORT',
   'media.maxConsumersPerRouter': 'HAVEN_MEDIA_MAX_CONSUMERS_PER_ROUTER',
+  'media.plainTransports': 'HAVEN_MEDIA_PLAIN_TRANSPORTS',
   'media.rtcMinPort': 'HAVEN_MEDIA_RTC_MIN_PORT',
   'media.rtcMaxPort': 'HAVEN_MEDIA_RTC_MAX_PORT',
   'auth.issuer': 'HAVEN_AUTH_ISSUER',

@@ -183,6 +183,9 @@ export class HavenNode {
           reconnectGraceMs,
           emptyTimeoutMs: config.rooms.emptyTimeoutS * 1000,
           maxConsumersPerRouter: config.media.maxConsumersPerRouter,
+          plainTransports: config.media.plainTransports
+            ? { listenIp: config.media.listenIp, announcedIp: config.media.announcedIp }
+            : undefined,
           turn: config.turn,
           audit: (record) => audit.recordInBackground(record),
           attendance: (event) => {

@@ -222,6 +222,29 @@ export interface ConnectTransportRequest {
   transportId: string;
   dtlsParameters: unknown;
 }
+
+/** SRTP keying of a plain transport (RFC 4568 style: a 30-byte master key and salt). */
+export interface SrtpKeying {
+  cryptoSuite: 'AES_CM_128_HMAC_SHA1_80';
+  keyBase64: string;
+}
+/**
+ * A plain RTP transport (SRTP, no ICE or DTLS): where the node allows them, what a load
+ * generator or a media gateway sends RTP to. `srtpParameters` is the key the node encrypts with.
+ */
+export interface PlainTransportOptions {
+  id: string;
+  ip: string;
+  port: number;
+  srtpParameters: SrtpKeying;
+}
+/** Where the node sends this transport's RTP, and the key the caller encrypts with. */
+export interface ConnectPlainTransportRequest {
+  transportId: string;
+  ip: string;
+  port: number;
+  srtpParameters: SrtpKeying;
+}
 export interface RestartIceRequest {
   transportId: string;
 }
@@ -358,6 +381,9 @@ export interface ClientRequests extends ModerationRequests, FacilitatorQueries {
   sendChat: [SendChatRequest, { messageId: string }];
   createTransport: [CreateTransportRequest, TransportOptions];
   connectTransport: [ConnectTransportRequest, Empty];
+  /** Refused (FORBIDDEN) unless the node runs with `HAVEN_MEDIA_PLAIN_TRANSPORTS=true`. */
+  createPlainTransport: [CreateTransportRequest, PlainTransportOptions];
+  connectPlainTransport: [ConnectPlainTransportRequest, Empty];
   restartIce: [RestartIceRequest, RestartIceResponse];
   produce: [ProduceRequest, ProduceResponse];
   pauseProducer: [ProducerRequest, Empty];

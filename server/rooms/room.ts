@@ -7,19 +7,29 @@
  * `maxConsumersPerRouter` consumers, newcomers go to a new router on another worker, and
  * producers are piped (`pipeToRouter`) to the routers whose participants consume them.
  */
-import type { ActiveSpeakerObserver, Consumer, Producer, Router, WebRtcTransport } from 'mediasoup/node/lib/types.js';
+import type {
+  ActiveSpeakerObserver,
+  Consumer,
+  PlainTransport,
+  Producer,
+  Router,
+  Transport,
+  WebRtcTransport,
+} from 'mediasoup/node/lib/types.js';
 import type {
   AttendanceSnapshot,
   AudioMode,
   Capabilities,
   ChatAudience,
   ChatMessage,
+  ConnectPlainTransportRequest,
   ConsumeRequest,
   ConsumeResponse,
   JoinResponse,
   LeaveReason,
   NotificationName,
   ParticipantInfo,
+  PlainTransportOptions,
   ProduceRequest,
   ServerNotifications,
   SessionState,
@@ -68,6 +78,11 @@ export interface RoomSettings {
   chatArchive: { keep(room: string, message: ChatMessage): void; forget(room: string, messageId: string): void };
   /** Records a presence change for attendance (ids only; the recorder never blocks). */
   attendance: (event: NewAttendanceEvent) => void;
+  /**
+   * Plain RTP transports (SRTP, no ICE/DTLS) on this address, for the bench's load generator;
+   * absent: refused.
+   */
+  plainTransports?: { listenIp: string; announcedIp?: string };
   /** This room's live attendance figures (ids only), as billing computes them; throws a HavenError. */
   liveAttendance: (room: RoomDefinition) => Promise<LiveFigures>;
 }
@@ -112,7 +127,7 @@ interface Member {
   connectionId: string | undefined;
   /** The router this member's media is on (set when admitted). */
   home: RoomRouter;
-  transports: Map<string, WebRtcTransport>;
+  transports: Map<string, Transport>;
   tracks: Map<string, PublishedTrack>;
   consumers: Map<string, Consumer>;
   graceTimer?: NodeJS.Timeout;
@@ -487,16 +502,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     connectionId: string,
     direction: TransportDirection,
   ): Promise<TransportOptions> {
-    const member = this.#connected(participantId, connectionId);
-    // One transport per direction: a new one replaces the old (a client recovering from a
-    // media reset may ask again before it heard of the old one's end).
-    for (const old of member.transports.values()) if (old.appData.direction === direction) old.close();
-    if (
-      direction === 'send' &&
-      !Object.keys(sourceCapability).some((s) => this.#mayPublish(member, s as TrackSource))
-    ) {
-      throw new HavenError('FORBIDDEN', 'this participant may not publish');
-    }
+    const member = this.#memberForTransport(participantId, connectionId, direction);
     const { webRtcServer } = member.home.worker;
     if (!webRtcServer) throw new HavenError('INTERNAL', 'no WebRTC server on this worker');
     const transport = await member.home.router.createWebRtcTransport({
@@ -505,10 +511,9 @@ export class Room extends TypedEmitter<RoomEvents> {
       enableTcp: true,
       preferUdp: true,
       initialAvailableOutgoingBitrate: 1_000_000,
-      appData: { participantId, direction },
+      appData: { participantId, direction, kind: 'webrtc' },
     });
-    member.transports.set(transport.id, transport);
-    transport.observer.once('close', () => member.transports.delete(transport.id));
+    this.#keepTransport(member, transport);
     transport.on('dtlsstatechange', (dtlsState) => {
       if (dtlsState === 'connected') this.#presence('mediaConnected', participantId, { direction });
     });
@@ -520,7 +525,69 @@ export class Room extends TypedEmitter<RoomEvents> {
     };
   }
 
-  #transport(member: Member, transportId: string, direction?: TransportDirection): WebRtcTransport {
+  /**
+   * A plain RTP transport with SRTP (AES_CM_128_HMAC_SHA1_80), where the node allows them: what
+   * the bench's load generator sends synthetic media through (no ICE, no DTLS, no browser).
+   */
+  async createPlainTransport(
+    participantId: string,
+    connectionId: string,
+    direction: TransportDirection,
+  ): Promise<PlainTransportOptions> {
+    const listen = this.#settings.plainTransports;
+    if (!listen) throw new HavenError('FORBIDDEN', 'plain RTP transports are off on this node');
+    const member = this.#memberForTransport(participantId, connectionId, direction);
+    const transport = await member.home.router.createPlainTransport({
+      listenIp: { ip: listen.listenIp, announcedIp: listen.announcedIp },
+      rtcpMux: true,
+      comedia: false,
+      enableSrtp: true,
+      srtpCryptoSuite: 'AES_CM_128_HMAC_SHA1_80',
+      appData: { participantId, direction, kind: 'plain' },
+    });
+    this.#keepTransport(member, transport);
+    return {
+      id: transport.id,
+      ip: transport.tuple.localIp,
+      port: transport.tuple.localPort,
+      // Created with that one suite.
+      srtpParameters: transport.srtpParameters as PlainTransportOptions['srtpParameters'],
+    };
+  }
+
+  async connectPlainTransport(participantId: string, connectionId: string, request: ConnectPlainTransportRequest) {
+    const member = this.#connected(participantId, connectionId);
+    const transport = this.#transport(member, request.transportId);
+    if (transport.appData.kind !== 'plain') throw new HavenError('INVALID_REQUEST', 'not a plain transport');
+    await (transport as PlainTransport).connect({
+      ip: request.ip,
+      port: request.port,
+      srtpParameters: request.srtpParameters,
+    });
+    this.#presence('mediaConnected', participantId, { direction: String(transport.appData.direction) });
+  }
+
+  /** The member asking for a transport in `direction`, whose older one in that direction is closed. */
+  #memberForTransport(participantId: string, connectionId: string, direction: TransportDirection): Member {
+    const member = this.#connected(participantId, connectionId);
+    // One transport per direction: a new one replaces the old (a client recovering from a
+    // media reset may ask again before it heard of the old one's end).
+    for (const old of member.transports.values()) if (old.appData.direction === direction) old.close();
+    if (
+      direction === 'send' &&
+      !Object.keys(sourceCapability).some((s) => this.#mayPublish(member, s as TrackSource))
+    ) {
+      throw new HavenError('FORBIDDEN', 'this participant may not publish');
+    }
+    return member;
+  }
+
+  #keepTransport(member: Member, transport: Transport): void {
+    member.transports.set(transport.id, transport);
+    transport.observer.once('close', () => member.transports.delete(transport.id));
+  }
+
+  #transport(member: Member, transportId: string, direction?: TransportDirection): Transport {
     const transport = member.transports.get(transportId);
     if (!transport) throw new HavenError('NOT_FOUND', 'no such transport');
     if (direction && transport.appData.direction !== direction) {
@@ -531,12 +598,18 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   async connectTransport(participantId: string, connectionId: string, transportId: string, dtlsParameters: unknown) {
     const member = this.#connected(participantId, connectionId);
-    await this.#transport(member, transportId).connect({ dtlsParameters: dtlsParameters as never });
+    await this.#webRtcTransport(member, transportId).connect({ dtlsParameters: dtlsParameters as never });
   }
 
   async restartIce(participantId: string, connectionId: string, transportId: string) {
     const member = this.#connected(participantId, connectionId);
-    return { iceParameters: await this.#transport(member, transportId).restartIce() };
+    return { iceParameters: await this.#webRtcTransport(member, transportId).restartIce() };
+  }
+
+  #webRtcTransport(member: Member, transportId: string): WebRtcTransport {
+    const transport = this.#transport(member, transportId);
+    if (transport.appData.kind !== 'webrtc') throw new HavenError('INVALID_REQUEST', 'not a WebRTC transport');
+    return transport as WebRtcTransport;
   }
 
   #mayPublish(member: Member, source: TrackSource): boolean {

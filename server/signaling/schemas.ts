@@ -17,6 +17,16 @@ export const requestSchemas: { [K in RequestName]: z.ZodType<RequestOf<K>> } = {
   createTransport: z.strictObject({ direction: z.enum(['send', 'recv']) }),
   connectTransport: z.strictObject({ transportId: id, dtlsParameters: mediasoupObject }),
   restartIce: z.strictObject({ transportId: id }),
+  createPlainTransport: z.strictObject({ direction: z.enum(['send', 'recv']) }),
+  connectPlainTransport: z.strictObject({
+    transportId: id,
+    ip: z.union([z.ipv4(), z.ipv6()]),
+    port: z.number().int().min(1).max(65_535),
+    srtpParameters: z.strictObject({
+      cryptoSuite: z.literal('AES_CM_128_HMAC_SHA1_80'),
+      keyBase64: z.base64().length(40),
+    }),
+  }),
   produce: z.strictObject({
     transportId: id,
     kind: z.enum(['audio', 'video']),

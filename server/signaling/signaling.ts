@@ -84,6 +84,11 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
       return {};
     },
     restartIce: (s, room, r) => room.restartIce(pid(s), s.id, r.transportId),
+    createPlainTransport: (s, room, r) => room.createPlainTransport(pid(s), s.id, r.direction),
+    connectPlainTransport: async (s, room, r) => {
+      await room.connectPlainTransport(pid(s), s.id, r);
+      return {};
+    },
     produce: (s, room, r) => room.produce(pid(s), s.id, r),
     pauseProducer: async (s, room, r) => {
       await room.setProducerPaused(pid(s), s.id, r.producerId, true);

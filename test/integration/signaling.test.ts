@@ -222,6 +222,8 @@ test('a group room refuses participants past its capacity', async () => {
 
 const malformed: Record<RequestName, unknown> = {
   liveAttendance: { extra: true },
+  createPlainTransport: { direction: 'both' },
+  connectPlainTransport: { transportId: 't', ip: 'example.org', port: 5004, srtpParameters: {} },
   join: { protocolVersion: 'one' },
   createTransport: { direction: 'sideways' },
   connectTransport: { transportId: 42, dtlsParameters: {} },
@@ -306,6 +308,22 @@ test('unknown ids are NOT_FOUND; mediasoup-invalid parameters are INVALID_REQUES
   const stale = await request(socket, 'connectTransport', { transportId: send.id, dtlsParameters: {} });
   assert.is(stale.ok ? '' : stale.error.code, 'NOT_FOUND', 'the first is gone');
   assert.is.not(second.id, send.id);
+});
+
+test('plain RTP transports are refused unless the node allows them; a WebRTC transport is not one', async () => {
+  const socket = await client(await newRoom(), 'pt-plain');
+  await join(socket);
+  const refused = await request(socket, 'createPlainTransport', { direction: 'recv' });
+  assert.is(refused.ok ? '' : refused.error.code, 'FORBIDDEN');
+  const webRtc = await ok(socket, 'createTransport', { direction: 'recv' });
+  const keying = { cryptoSuite: 'AES_CM_128_HMAC_SHA1_80', keyBase64: Buffer.alloc(30, 7).toString('base64') };
+  const wrong = await request(socket, 'connectPlainTransport', {
+    transportId: webRtc.id,
+    ip: '127.0.0.1',
+    port: 5004,
+    srtpParameters: keying,
+  });
+  assert.is(wrong.ok ? '' : wrong.error.code, 'INVALID_REQUEST');
 });
 
 test('permissions: an observer cannot publish; a participant cannot share a screen; a kind must match its source', async () => {
