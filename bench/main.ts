@@ -1,0 +1,446 @@
+/**
+ * `npm run bench -- <scenario> [options]`: loads a Haven node with synthetic participants from a
+ * separate load-generator process and measures what it carries. See bench/README.md.
+ *
+ * A run is a list of steps (load levels). For each, the generator joins the rooms, media flows
+ * for a ramp-up, then a window is measured: forwarded packets and bits, loss, one-way delay, and
+ * the CPU and memory of the mediasoup workers, the node and the generator, read from /proc.
+ * `--baseline` measures the same levels again on bare mediasoup; `--find-capacity` adds rooms
+ * until loss passes 1 % or a worker passes 90 % of a core.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { version as mediasoupVersion } from 'mediasoup';
+import { type NodeProcess, startNodeProcess } from '../test/helpers/node-process.ts';
+import { BaselineTopology } from './baseline.ts';
+import type { HavenTarget } from './haven-client.ts';
+import type { Command, Reply, RoomPlan } from './loadgen-protocol.ts';
+import { CpuSampler, mediasoupWorkerPids, sumLoads } from './proc-stats.ts';
+import { formatProgress, writeReport } from './report.ts';
+import { type BenchResult, type ProcessLoad, percentiles, type StepMeasures } from './result.ts';
+
+const scenarios = ['groups', 'education', 'joinstorm', 'moderation'] as const;
+type Scenario = (typeof scenarios)[number];
+
+const usage = `usage: npm run bench -- <${scenarios.join('|')}> [options]
+  --rooms N          rooms (groups, moderation: 4 and 2; joinstorm: 1)
+  --size N           people per room, a facilitator included (groups 8, moderation 16)
+  --publishers N     education: facilitators publishing audio and video (1–2, default 1)
+  --receivers N      education: participants receiving them (default 60)
+  --joiners N        joinstorm: participants joining at once (default 50)
+  --rounds N         moderation: rounds of mute all, admit all and remove per room (default 5)
+  --workers N        mediasoup workers of the node under test (default 1)
+  --seconds N        measuring window of each step (default 15)
+  --ramp N           seconds of media before a window starts (default 4)
+  --video-bitrate N  bits/s of each synthetic camera (default 800000)
+  --baseline         measure the same steps on bare mediasoup too
+  --find-capacity    add --step rooms at a time until loss > 1 % or a worker > 90 % of a core
+  --step N           rooms added per capacity step (default 2)
+  --max-rooms N      stop the capacity search here (default 60)
+  --out DIR          where result.json, report.html and capacity.png go (default bench/results/<time>)
+  --no-png           skip the PNG (no Chromium needed)`;
+
+function options() {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      rooms: { type: 'string' },
+      size: { type: 'string' },
+      publishers: { type: 'string', default: '1' },
+      receivers: { type: 'string', default: '60' },
+      joiners: { type: 'string', default: '50' },
+      rounds: { type: 'string', default: '5' },
+      workers: { type: 'string', default: '1' },
+      seconds: { type: 'string', default: '15' },
+      ramp: { type: 'string', default: '4' },
+      'video-bitrate': { type: 'string', default: '800000' },
+      baseline: { type: 'boolean', default: false },
+      'find-capacity': { type: 'boolean', default: false },
+      step: { type: 'string', default: '2' },
+      'max-rooms': { type: 'string', default: '60' },
+      out: { type: 'string' },
+      'no-png': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  const scenario = positionals[0] as Scenario;
+  if (values.help || !scenarios.includes(scenario)) throw new UsageError(usage);
+  const int = (name: string, value: string | undefined, min: number, max: number): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new UsageError(`--${name}: a whole number from ${min} to ${max}`);
+    return n;
+  };
+  const defaults = { groups: [4, 8], education: [1, 0], joinstorm: [1, 0], moderation: [2, 16] }[scenario];
+  return {
+    scenario,
+    rooms: int('rooms', values.rooms ?? String(defaults[0]), 1, 500),
+    size: int('size', values.size ?? String(defaults[1] || 8), 2, 200),
+    publishers: int('publishers', values.publishers, 1, 2),
+    receivers: int('receivers', values.receivers, 1, 2_000),
+    joiners: int('joiners', values.joiners, 1, 2_000),
+    rounds: int('rounds', values.rounds, 1, 100),
+    workers: int('workers', values.workers, 1, 64),
+    seconds: int('seconds', values.seconds, 1, 3_600),
+    ramp: int('ramp', values.ramp, 0, 600),
+    videoBitrate: int('video-bitrate', values['video-bitrate'], 50_000, 10_000_000),
+    baseline: values.baseline,
+    findCapacity: values['find-capacity'],
+    step: int('step', values.step, 1, 100),
+    maxRooms: int('max-rooms', values['max-rooms'], 1, 1_000),
+    out: values.out ?? join('bench', 'results', new Date().toISOString().replace(/[:.]/g, '-')),
+    png: !values['no-png'],
+  };
+}
+type Options = ReturnType<typeof options>;
+
+class UsageError extends Error {}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The load generator process and a request/answer channel to it. */
+class LoadGenerator {
+  readonly child: ChildProcess;
+  latest: Extract<Reply, { type: 'progress' }> | undefined;
+  #seq = 0;
+  readonly #waiting = new Map<number, (answer: Reply) => void>();
+
+  constructor() {
+    this.child = fork(join(import.meta.dirname, 'loadgen.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child.on('message', (message: { seq?: number; answer?: Reply } & Partial<Reply>) => {
+      if (message.type === 'progress') this.latest = message as Extract<Reply, { type: 'progress' }>;
+      else if (message.seq !== undefined) this.#waiting.get(message.seq)?.(message.answer as Reply);
+    });
+    this.child.on('exit', (code) => {
+      for (const resolve of this.#waiting.values())
+        resolve({ type: 'error', message: `load generator exited (${code})` });
+    });
+  }
+
+  ask<T extends Reply['type']>(command: Command, expect: T): Promise<Extract<Reply, { type: T }>> {
+    const seq = ++this.#seq;
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(seq, (answer) => {
+        this.#waiting.delete(seq);
+        if (answer.type === expect) resolve(answer as Extract<Reply, { type: T }>);
+        else reject(new Error(answer.type === 'error' ? answer.message : `unexpected ${answer.type}`));
+      });
+      this.child.send({ seq, command });
+    });
+  }
+
+  stop(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+/** What one step puts in place, per scenario. */
+function roomPlans(o: Options, prefix: string, from: number, count: number): RoomPlan[] {
+  return Array.from({ length: count }, (_, i) => {
+    const id = `${prefix}-${from + i}`;
+    switch (o.scenario) {
+      case 'education':
+        return {
+          id,
+          size: o.publishers + o.receivers,
+          facilitators: o.publishers,
+          publishing: 'none',
+          facilitatorPublishing: 'av',
+        };
+      case 'joinstorm':
+        // Joiners publish nothing: the storm measures signaling, admission and the first packet.
+        return {
+          id,
+          size: 1 + Math.ceil(o.joiners / o.rooms),
+          facilitators: 1,
+          publishing: 'none',
+          facilitatorPublishing: 'av',
+        };
+      default:
+        return { id, size: o.size, facilitators: 1, publishing: 'av', facilitatorPublishing: 'av' };
+    }
+  });
+}
+
+interface Measured {
+  target: StepMeasures['target'];
+  rooms: number;
+  participantsPerRoom: number;
+  workerPids: number[];
+  /** The Haven node's pid; absent for the baseline (mediasoup's Node side idles in the bench process). */
+  nodePid?: number;
+  join?: StepMeasures['join'];
+  moderation?: StepMeasures['moderation'];
+}
+
+/** Ramp-up, then one measuring window with a live progress line. */
+async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<StepMeasures> {
+  await sleep(o.ramp * 1000);
+  const workers = new CpuSampler(m.workerPids);
+  const node = m.nodePid ? new CpuSampler([m.nodePid]) : undefined;
+  const loadgen = new CpuSampler([gen.child.pid as number]);
+  await gen.ask({ type: 'window-start' }, 'ok');
+  let last = gen.latest;
+  for (let s = 0; s < o.seconds; s++) {
+    await sleep(1_000);
+    const now = gen.latest;
+    if (process.stdout.isTTY && now && last) {
+      process.stdout.write(
+        `\r${formatProgress({
+          target: m.target,
+          rooms: m.rooms,
+          producers: now.producers,
+          consumers: now.consumers,
+          forwardedPacketsPerSecond: now.received - last.received,
+          loss: now.expected > 0 ? 1 - now.received / now.expected : 0,
+          workersCpu: workers.sample().map((l) => l.cpu),
+          nodeCpu: node?.sample()[0]?.cpu,
+          loadGeneratorCpu: loadgen.sample()[0]?.cpu,
+          errors: now.errors,
+        })}   `,
+      );
+    }
+    last = now;
+  }
+  const workerLoads = workers.stop();
+  const nodeLoad = node?.stop()[0];
+  const loadgenLoad = loadgen.stop()[0] as ProcessLoad;
+  const window = await gen.ask({ type: 'window-end' }, 'window');
+  const forwarded = window.totals.received / window.seconds;
+  const workersTotal = sumLoads(workerLoads);
+  const step: StepMeasures = {
+    target: m.target,
+    rooms: m.rooms,
+    participantsPerRoom: m.participantsPerRoom,
+    producers: gen.latest?.producers ?? 0,
+    consumers: window.totals.streams,
+    seconds: Math.round(window.seconds * 10) / 10,
+    forwardedPacketsPerSecond: Math.round(forwarded),
+    forwardedBitsPerSecond: Math.round((window.totals.bytes * 8) / window.seconds),
+    sentPacketsPerSecond: Math.round(window.sentPackets / window.seconds),
+    loss: window.totals.loss,
+    maxConsumerLoss: window.totals.maxStreamLoss,
+    oneWayDelayMs: window.totals.oneWayDelayMs,
+    workers: workerLoads,
+    workersTotal,
+    ...(nodeLoad ? { node: nodeLoad } : {}),
+    loadGenerator: loadgenLoad,
+    workerCpuPerKiloPacket: forwarded > 0 ? workersTotal.cpu / (forwarded / 1000) : 0,
+    ...(m.join ? { join: m.join } : {}),
+    ...(m.moderation ? { moderation: m.moderation } : {}),
+    errors: window.errors,
+  };
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  const pct = (x: number) => `${(x * 100).toFixed(x < 0.01 ? 2 : 1)} %`;
+  console.log(
+    `${m.target} · ${m.rooms} rooms · ${step.consumers} consumers · ${step.forwardedPacketsPerSecond} pkt/s · loss ${pct(step.loss)} · workers ${workerLoads.map((l) => pct(l.cpu)).join('+')} ${nodeLoad ? ` · node ${pct(nodeLoad.cpu)}` : ''} · loadgen ${pct(loadgenLoad.cpu)}`,
+  );
+  return step;
+}
+
+/** The step held: loss within 1 %, every worker within 90 % of a core, the generator not saturated. */
+function verdict(step: StepMeasures): string | undefined {
+  if (step.loss > 0.01) return `loss ${(step.loss * 100).toFixed(2)} % > 1 %`;
+  const busiest = Math.max(...step.workers.map((w) => w.cpu));
+  if (busiest > 0.9) return `a worker at ${(busiest * 100).toFixed(0)} % of a core > 90 %`;
+  if (step.loadGenerator.cpu > 0.95) return 'the load generator saturated (its own CPU at 95 %+): the SFU was not';
+  if (step.errors > 0) return `${step.errors} errors`;
+  return undefined;
+}
+
+async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Promise<number[]> {
+  const secret = randomBytes(24).toString('hex');
+  const adminKey = randomBytes(24).toString('hex');
+  const consumersPerRoom = o.scenario === 'education' ? o.publishers * 2 * o.receivers : o.size * (o.size - 1) * 2;
+  const node: NodeProcess = await startNodeProcess({
+    HAVEN_AUTH_SECRET: secret,
+    HAVEN_ADMIN_API_KEY: adminKey,
+    HAVEN_MEDIA_WORKERS: String(o.workers),
+    HAVEN_MEDIA_PLAIN_TRANSPORTS: 'true',
+    HAVEN_MEDIA_WEBRTC_PORT: '0',
+    // An education room spreads over the workers; a group stays on one.
+    HAVEN_MEDIA_MAX_CONSUMERS_PER_ROUTER: String(
+      o.scenario === 'education' ? Math.ceil(consumersPerRoom / o.workers) + 1 : Math.max(500, consumersPerRoom),
+    ),
+  });
+  const target: HavenTarget = { url: node.url, secret };
+  const levels: number[] = [];
+  try {
+    const workerPids = mediasoupWorkerPids(node.child.pid as number);
+    let rooms = 0;
+    for (let level = o.rooms; level <= o.maxRooms; level += o.step) {
+      const plans = roomPlans(o, 'bench', rooms, level - rooms);
+      for (const plan of plans) {
+        const res = await fetch(`${node.url}/v1/rooms`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            id: plan.id,
+            title: 'Bench room',
+            kind: o.scenario === 'education' ? 'education' : 'group',
+            capacity: Math.min(500, plan.size + 4),
+            waitingRoom: true,
+            consentText: 'This is a synthetic bench session.',
+          }),
+        });
+        if (res.status !== 201) throw new Error(`room not created: HTTP ${res.status}`);
+      }
+      const joined = await gen.ask({ type: 'join-haven', target, rooms: plans }, 'joined');
+      if (joined.failed > 0) throw new Error(`${joined.failed} synthetic participants could not join`);
+      rooms = level;
+      const moderation =
+        o.scenario === 'moderation'
+          ? await (async () => {
+              const m = await gen.ask({ type: 'moderate', target, rounds: o.rounds }, 'moderated');
+              return { muteAll: m.muteAll, admitAll: m.admitAll, remove: m.remove };
+            })()
+          : undefined;
+      const step = await measure(o, gen, {
+        target: 'haven',
+        rooms,
+        participantsPerRoom: plans[0]?.size ?? o.size,
+        workerPids,
+        nodePid: node.child.pid as number,
+        join: { admitted: percentiles(joined.admitted), firstPacket: percentiles(joined.firstPacket) },
+        moderation,
+      });
+      result.steps.push(step);
+      levels.push(rooms);
+      const failed = verdict(step);
+      if (!o.findCapacity) break;
+      if (failed) {
+        result.capacity = capacityOf(result, o, failed);
+        break;
+      }
+    }
+    if (o.findCapacity && !result.capacity)
+      result.capacity = capacityOf(result, o, `reached --max-rooms ${o.maxRooms}`);
+  } finally {
+    await gen.ask({ type: 'close-all' }, 'ok').catch(() => {});
+    node.kill();
+  }
+  return levels;
+}
+
+/** The largest Haven step that held. */
+function capacityOf(result: BenchResult, o: Options, stoppedBecause: string): BenchResult['capacity'] {
+  const held = result.steps.filter((s) => s.target === 'haven' && !verdict(s)).at(-1);
+  const rooms = held?.rooms ?? 0;
+  const consumers = held?.consumers ?? 0;
+  return {
+    rooms,
+    consumers,
+    workers: o.workers,
+    roomsPerWorker: rooms / o.workers,
+    consumersPerWorker: consumers / o.workers,
+    stoppedBecause,
+  };
+}
+
+async function runBaseline(o: Options, gen: LoadGenerator, result: BenchResult, levels: number[]): Promise<void> {
+  const topology = await BaselineTopology.create(o.workers);
+  try {
+    let rooms = 0;
+    for (const level of levels) {
+      const plans = roomPlans(o, 'base', rooms, level - rooms);
+      const { endpoints } = await gen.ask({ type: 'baseline-peers', rooms: plans }, 'baseline-endpoints');
+      const wiring = await topology.addRooms(endpoints);
+      await gen.ask({ type: 'baseline-wire', wiring }, 'ok');
+      rooms = level;
+      result.steps.push(
+        await measure(o, gen, {
+          target: 'baseline',
+          rooms,
+          participantsPerRoom: plans[0]?.size ?? o.size,
+          workerPids: topology.workerPids,
+        }),
+      );
+    }
+  } finally {
+    await gen.ask({ type: 'close-all' }, 'ok').catch(() => {});
+    topology.close();
+  }
+  result.comparison = levels.flatMap((rooms) => {
+    const haven = result.steps.find((s) => s.target === 'haven' && s.rooms === rooms);
+    const base = result.steps.find((s) => s.target === 'baseline' && s.rooms === rooms);
+    if (!haven || !base) return [];
+    return [
+      {
+        rooms,
+        cpuPerPacketRatio: cpuPerPacket(haven) / cpuPerPacket(base),
+        lossHaven: haven.loss,
+        lossBaseline: base.loss,
+      },
+    ];
+  });
+}
+
+/** Everything the server side spends per forwarded packet: the workers, and the Node process that drives them. */
+function cpuPerPacket(step: StepMeasures): number {
+  return (step.workersTotal.cpu + (step.node?.cpu ?? 0)) / Math.max(1, step.forwardedPacketsPerSecond);
+}
+
+async function main(): Promise<number> {
+  let o: Options;
+  try {
+    o = options();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(err.message);
+    return 2;
+  }
+  const cpu = cpus();
+  const result: BenchResult = {
+    scenario: o.scenario,
+    startedAt: new Date().toISOString(),
+    machine: {
+      cpus: cpu.length,
+      cpuModel: cpu[0]?.model ?? 'unknown',
+      memoryBytes: totalmem(),
+      node: process.version,
+      mediasoup: mediasoupVersion,
+    },
+    options: Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'out')) as BenchResult['options'],
+    steps: [],
+  };
+  const gen = new LoadGenerator();
+  try {
+    await gen.ask({ type: 'configure', videoBitrate: o.videoBitrate }, 'ok');
+    const levels = await runHaven(o, gen, result);
+    if (o.baseline && o.scenario !== 'joinstorm' && o.scenario !== 'moderation')
+      await runBaseline(o, gen, result, levels);
+  } catch (err) {
+    result.failure = (err as Error).message;
+    console.error(`bench failed: ${result.failure}`);
+  } finally {
+    gen.stop();
+  }
+  const files = await writeReport(result, o.out, { png: o.png });
+  console.log(`result: ${files.json}\nreport: ${files.html}${files.png ? `\nplot:   ${files.png}` : ''}`);
+  for (const c of result.comparison ?? []) {
+    console.log(
+      `${c.rooms} rooms: Haven ÷ bare mediasoup, CPU per forwarded packet ${c.cpuPerPacketRatio.toFixed(2)}×`,
+    );
+  }
+  if (result.capacity) {
+    const c = result.capacity;
+    console.log(
+      `capacity: ${c.rooms} rooms (${c.consumersPerWorker.toFixed(0)} consumers per worker); stopped because ${c.stoppedBecause}`,
+    );
+  }
+  return result.failure ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
