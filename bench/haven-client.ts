@@ -44,6 +44,8 @@ export class HavenClient {
   readonly room: string;
   readonly times: JoinTimes = { connectAt: 0 };
   session: SessionState | undefined;
+  /** Set up media once admitted (latecomers of the moderation scenario only come and go). */
+  media = true;
   /** Admit whoever waits as soon as they do (a facilitator's default). */
   autoAdmit: boolean;
   /** Who waits to be admitted (a facilitator's view). */
@@ -123,7 +125,7 @@ export class HavenClient {
     const session = response.stage === 'admitted' ? response.session : (await admitted)[0];
     this.times.admittedAt = epochMs();
     this.session = session;
-    await this.#startMedia(session);
+    if (this.media) await this.#startMedia(session);
   }
 
   /** Admits one waiting person (once, however many waiting-room updates name them). */

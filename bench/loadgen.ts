@@ -73,6 +73,8 @@ async function joinHaven(target: HavenTarget, rooms: RoomPlan[]): Promise<Reply>
   const joined: HavenClient[] = [];
   const join = async (room: RoomPlan, m: ReturnType<typeof members>[number]) => {
     const client = new HavenClient(target, room.id, m.role, newPeer(m.id, m.publishing), fail);
+    // One facilitator admits (two clicking "admit" for the same person is a race, not load).
+    client.autoAdmit = m.id.endsWith('-f0');
     clients.push(client);
     try {
       await client.join();
@@ -141,6 +143,7 @@ async function moderate(target: HavenTarget, rounds: number): Promise<Reply> {
           const late = [0, 1].map(
             (i) => new HavenClient(target, room, 'participant', newPeer(`${room}-late${round}-${i}`, 'none'), fail),
           );
+          for (const c of late) c.media = false;
           clients.push(...late);
           const waiting = late.map((c) => c.join());
           await waitUntil(() => late.every((c) => facilitator.waiting.has(c.id)));

@@ -323,6 +323,10 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
       result.capacity = capacityOf(result, o, `reached --max-rooms ${o.maxRooms}`);
   } finally {
     await gen.ask({ type: 'close-all' }, 'ok').catch(() => {});
+    // What went wrong on the node's side, if anything did (its log lines at error level and above).
+    for (const line of node.logs.filter((l) => Number(l.level) >= 50).slice(0, 5)) {
+      console.error(`node: ${line.msg} ${JSON.stringify(line.err ?? '')}`);
+    }
     node.kill();
   }
   return levels;

@@ -171,6 +171,8 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly #members = new Map<string, Member>();
   /** `${producerId}>${routerId}` → the pipe being or already set up. */
   readonly #pipes = new Map<string, Promise<unknown>>();
+  /** A router being added for the room on another worker, while people are placed. */
+  #spreading: Promise<RoomRouter> | undefined;
   readonly #chat = new ChatLog();
   /** Raised hands: participant id → when (insertion order is the queue). */
   readonly #hands = new Map<string, number>();
@@ -282,12 +284,32 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   /** The router a newcomer's media goes on: the first with room for more consumers. */
   async #routerForNewcomer(): Promise<RoomRouter> {
-    const roomy = this.#routers.find((r) => !r.router.closed && r.consumers < this.#settings.maxConsumersPerRouter);
+    const roomy = this.#routers.find(
+      (r) => !r.router.closed && this.#expectedConsumers(r) < this.#settings.maxConsumersPerRouter,
+    );
     if (roomy) return roomy;
     const usedWorkers = new Set(this.#routers.map((r) => r.worker));
-    if (this.#settings.pool.workers.some((w) => !usedWorkers.has(w))) return this.#addRouter();
+    if (this.#settings.pool.workers.some((w) => !usedWorkers.has(w))) {
+      // One new router however many people are placed meanwhile: two on one worker would pipe
+      // the same producer into that worker twice.
+      this.#spreading ??= this.#addRouter().finally(() => {
+        this.#spreading = undefined;
+      });
+      return this.#spreading;
+    }
     // Every worker already carries this room: the least busy of its routers.
     return [...this.#routers].sort((a, b) => a.consumers - b.consumers)[0] as RoomRouter;
+  }
+
+  /**
+   * The consumers a router carries, or what its people will soon ask for (every published track
+   * but their own) if that is more: people admitted at once are placed before they consume.
+   */
+  #expectedConsumers(router: RoomRouter): number {
+    const admitted = this.#admittedMembers();
+    const published = admitted.reduce((n, m) => n + m.tracks.size, 0);
+    const expected = admitted.filter((m) => m.home === router).reduce((n, m) => n + published - m.tracks.size, 0);
+    return Math.max(router.consumers, expected);
   }
 
   #member(participantId: string): Member {
@@ -944,11 +966,13 @@ export class Room extends TypedEmitter<RoomEvents> {
   async muteAll(actorId: string, connectionId: string): Promise<{ muted: number }> {
     this.#facilitator(actorId, connectionId);
     return this.#moderate(actorId, 'muteAll', undefined, async () => {
-      let muted = 0;
-      for (const m of this.#admittedMembers()) {
-        if (m.identity.role !== 'facilitator' && (await this.#silence(m, 'microphone'))) muted++;
-      }
-      return { muted };
+      // All at once: each person is told without waiting for the others' producers to pause.
+      const silenced = await Promise.all(
+        this.#admittedMembers()
+          .filter((m) => m.identity.role !== 'facilitator')
+          .map((m) => this.#silence(m, 'microphone')),
+      );
+      return { muted: silenced.filter(Boolean).length };
     });
   }
 

@@ -40,6 +40,7 @@ test('groups with --baseline: the same topology measured on Haven and on bare me
     assert.ok(step.forwardedPacketsPerSecond > 0);
     assert.ok(step.workersTotal.cpu > 0 && step.loadGenerator.cpu > 0);
     assert.ok((step.oneWayDelayMs.count ?? 0) > 0, 'delays sampled');
+    assert.is(step.errors, 0);
   }
   const haven = result.steps[0] as BenchResult['steps'][number];
   assert.is(haven.join?.admitted.count, 2, 'both participants admitted from the waiting room');
@@ -55,16 +56,20 @@ test('education, joinstorm and moderation run', () => {
   // Four receivers of two publishers' audio and video, and each publisher of the other's.
   assert.is(education.result.steps[0]?.consumers, 4 * 4 + 2 * 2);
   assert.is(education.result.steps[0]?.workers.length, 2);
+  assert.ok((education.result.steps[0]?.workers[1]?.cpu ?? 0) > 0, 'the room spread to the second worker');
+  assert.is(education.result.steps[0]?.errors, 0);
 
   const storm = bench('joinstorm', ['joinstorm', '--joiners', '6']);
   assert.is(storm.status, 0, storm.output);
   assert.is(storm.result.steps[0]?.join?.admitted.count, 6);
   assert.is(storm.result.steps[0]?.join?.firstPacket.count, 6);
+  assert.is(storm.result.steps[0]?.errors, 0);
 
   const moderation = bench('moderation', ['moderation', '--rooms', '1', '--size', '3', '--rounds', '1']);
   assert.is(moderation.status, 0, moderation.output);
   const actions = moderation.result.steps[0]?.moderation ?? {};
   for (const action of ['muteAll', 'admitAll', 'remove']) assert.is(actions[action]?.count, 1, action);
+  assert.is(moderation.result.steps[0]?.errors, 0);
 });
 
 test('a bad option is refused with the usage, exit 2', () => {
