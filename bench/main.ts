@@ -428,8 +428,9 @@ async function main(): Promise<number> {
   const files = await writeReport(result, o.out, { png: o.png });
   console.log(`result: ${files.json}\nreport: ${files.html}${files.png ? `\nplot:   ${files.png}` : ''}`);
   for (const c of result.comparison ?? []) {
+    const loss = (x: number) => `${(x * 100).toFixed(2)} %`;
     console.log(
-      `${c.rooms} rooms: Haven ÷ bare mediasoup, CPU per forwarded packet ${c.cpuPerPacketRatio.toFixed(2)}×`,
+      `${c.rooms} rooms: Haven ÷ bare mediasoup, CPU per forwarded packet ${c.cpuPerPacketRatio.toFixed(2)}×; loss ${loss(c.lossHaven)} on Haven, ${loss(c.lossBaseline)} bare`,
     );
   }
   if (result.capacity) {
