@@ -12,9 +12,11 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { Capabilities, Role } from '../client-sdk/src/protocol.ts';
+import { loadConfig } from '../config/load.ts';
 import { AuditLog } from '../server/audit/audit-log.ts';
 import { mintAccessToken } from '../server/auth/mint.ts';
 import type { TokenAlgorithm } from '../server/auth/tokens.ts';
+import { type RedisConnection, redisConnectionOf, redisOptions } from '../server/redis/connection.ts';
 
 const usage = `Usage: haven <command> [options]
 
@@ -63,8 +65,10 @@ show    Prints the room's entries as JSON lines, in chain order.
 Options:
   --room ROOM        Room id
   --redis URL        Redis holding the audit log (redis://[:password@]host:port[/db]);
-                     default $REDIS_URL. Required one way or the other: a node's embedded
-                     Redis generates a new password at each start, so give its URL explicitly.
+                     default $REDIS_URL, else the Sentinel set in $HAVEN_REDIS_SENTINELS
+                     (with $HAVEN_REDIS_SENTINEL_NAME, $HAVEN_REDIS_PASSWORD…). Required one way
+                     or another: a node's embedded Redis generates a new password at each
+                     start, so give its URL explicitly.
   --prefix PREFIX    Redis key prefix (default "haven:")
   --from SEQ         show: first seq to print (default 1)
   --count N          show: most entries to print (default 50)
@@ -212,13 +216,20 @@ async function runAudit(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
   const room = values.room;
   if (room === undefined) throw new UsageError('missing --room');
   if (!/^[A-Za-z0-9._:-]{1,128}$/.test(room)) throw new UsageError('--room must be a room id');
-  const url = values.redis ?? env.REDIS_URL;
-  if (!url) throw new UsageError('give --redis redis://… or set REDIS_URL (the embedded Redis has no fixed password)');
-  if (!/^rediss?:\/\//.test(url)) throw new UsageError('--redis must be a redis:// or rediss:// URL');
+  const connection = auditConnection(values.redis, env);
   const from = wholeNumber('from', values.from, 1);
   const count = wholeNumber('count', values.count, 50);
 
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  // A command line fails fast: no waiting for Redis (or a failover) to come back.
+  const redis = new Redis(
+    redisOptions(connection, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => null,
+      sentinelRetryStrategy: () => null,
+      failoverDetector: false,
+    }),
+  );
   redis.on('error', () => {}); // reported below, through the command that fails
   try {
     try {
@@ -245,6 +256,26 @@ async function runAudit(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
   } finally {
     redis.disconnect();
   }
+}
+
+/** `--redis`, else `REDIS_URL`, else the Sentinel set the nodes use (`HAVEN_REDIS_SENTINELS`…). */
+function auditConnection(url: string | undefined, env: NodeJS.ProcessEnv): RedisConnection {
+  url ??= env.REDIS_URL;
+  if (url) {
+    if (!/^rediss?:\/\//.test(url)) throw new UsageError('--redis must be a redis:// or rediss:// URL');
+    return { url };
+  }
+  if (env.HAVEN_REDIS_SENTINELS) {
+    try {
+      const connection = redisConnectionOf(loadConfig(env).redis);
+      if (connection) return connection;
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  throw new UsageError(
+    'give --redis redis://…, or set REDIS_URL or HAVEN_REDIS_SENTINELS (the embedded Redis has no fixed password)',
+  );
 }
 
 function parseAudit(args: string[]) {

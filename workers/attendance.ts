@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { computeAttendance, type SessionAttendance } from '../server/attendance/compute.ts';
 import type { AttendanceEvent } from '../server/attendance/recorder.ts';
 import type { Logger } from '../server/logger.ts';
+import { bullConnection, type RedisConnection } from '../server/redis/connection.ts';
 import type { RoomStore } from '../server/rooms/room-store.ts';
 import { type WorkerSettings, workerOptions } from './options.ts';
 import type { WebhookEventInput, WebhookEventType } from './webhooks.ts';
@@ -119,8 +120,8 @@ export class AttendanceQueue {
   readonly #queue: Queue<AttendanceJob>;
   readonly #intervalMs: number;
 
-  constructor(redisUrl: string, intervalMs: number) {
-    this.#queue = new Queue<AttendanceJob>(attendanceQueueName, { connection: { url: redisUrl } });
+  constructor(connection: RedisConnection, intervalMs: number) {
+    this.#queue = new Queue<AttendanceJob>(attendanceQueueName, { connection: bullConnection(connection) });
     this.#intervalMs = intervalMs;
   }
 
@@ -147,7 +148,7 @@ export class AttendanceQueue {
 
 /** The consumer side: runs in the node by default, or alone (`npm run workers`). */
 export function startAttendanceWorker(
-  redisUrl: string,
+  connection: RedisConnection,
   deps: AttendanceDeps,
   settings: WorkerSettings,
   logger: Logger,
@@ -167,7 +168,7 @@ export function startAttendanceWorker(
       }
       return { participants: result?.participants.length ?? 0 };
     },
-    workerOptions(redisUrl, settings, 2),
+    workerOptions(connection, settings, 2),
   );
   worker.on('failed', (job, err) =>
     log.error({ job: job?.id, room: job?.data.room, err: { message: err.message } }, 'attendance job failed'),

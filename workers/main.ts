@@ -1,11 +1,12 @@
 /**
  * The background workers as their own process (`npm run workers`), for deployments that scale
  * them apart from the nodes (then set `HAVEN_WORKERS_IN_PROCESS=false` on the nodes). Needs
- * `REDIS_URL`: the embedded Redis belongs to a node.
+ * `REDIS_URL` or `HAVEN_REDIS_SENTINELS`: the embedded Redis belongs to a node.
  */
 import { Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { createLogger } from '../server/logger.ts';
+import { redisConnectionOf, redisOptions } from '../server/redis/connection.ts';
 import { RoomStore } from '../server/rooms/room-store.ts';
 import { startAttendanceWorker } from './attendance.ts';
 import { startRetentionWorker } from './retention.ts';
@@ -19,19 +20,20 @@ try {
   process.stderr.write(`haven workers: ${err.message}\n`);
   process.exit(2);
 }
-if (!config.redis.url) {
-  process.stderr.write('haven workers: set REDIS_URL to the Redis the nodes use\n');
+const connection = redisConnectionOf(config.redis);
+if (!connection) {
+  process.stderr.write('haven workers: set REDIS_URL or HAVEN_REDIS_SENTINELS to the Redis the nodes use\n');
   process.exit(2);
 }
 
 const logger = createLogger(config);
-const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3 });
+const redis = new Redis(redisOptions(connection));
 redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis error'));
-const webhooks = new WebhookQueue(config.redis.url, redis, config.webhooks);
+const webhooks = new WebhookQueue(connection, redis, config.webhooks);
 const workerSettings = { stalledMs: config.workers.stalledS * 1000 };
 const workers = [
   startAttendanceWorker(
-    config.redis.url,
+    connection,
     {
       redis,
       store: new RoomStore(redis),
@@ -42,9 +44,9 @@ const workers = [
     workerSettings,
     logger,
   ),
-  startWebhookWorker(config.redis.url, redis, config.webhooks, workerSettings, logger),
+  startWebhookWorker(connection, redis, config.webhooks, workerSettings, logger),
   // Its schedule is upserted by the nodes at start.
-  startRetentionWorker(config.redis.url, { redis, settings: config.retention }, workerSettings, logger),
+  startRetentionWorker(connection, { redis, settings: config.retention }, workerSettings, logger),
 ];
 logger.info('haven workers running');
 

@@ -1,5 +1,6 @@
 /** What every Haven BullMQ worker shares: its connection and how fast a dead worker's job is retaken. */
 import type { WorkerOptions } from 'bullmq';
+import { bullConnection, type RedisConnection } from '../server/redis/connection.ts';
 
 export interface WorkerSettings {
   /**
@@ -9,9 +10,10 @@ export interface WorkerSettings {
   stalledMs: number;
 }
 
-export function workerOptions(redisUrl: string, settings: WorkerSettings, concurrency: number): WorkerOptions {
+export function workerOptions(redis: RedisConnection, settings: WorkerSettings, concurrency: number): WorkerOptions {
   return {
-    connection: { url: redisUrl, maxRetriesPerRequest: null },
+    // null: a worker's blocking reads wait for Redis however long it is away (BullMQ requires it).
+    connection: { ...bullConnection(redis), maxRetriesPerRequest: null },
     concurrency,
     lockDuration: settings.stalledMs,
     stalledInterval: settings.stalledMs,

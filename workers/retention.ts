@@ -18,6 +18,7 @@ import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { AuditLog } from '../server/audit/audit-log.ts';
 import type { Logger } from '../server/logger.ts';
+import { bullConnection, type RedisConnection } from '../server/redis/connection.ts';
 import { type WorkerSettings, workerOptions } from './options.ts';
 import { purgeDeliveries } from './webhooks.ts';
 
@@ -175,8 +176,8 @@ export class RetentionQueue {
   readonly #queue: Queue;
   readonly #intervalMs: number;
 
-  constructor(redisUrl: string, settings: Pick<RetentionSettings, 'intervalS'>) {
-    this.#queue = new Queue(retentionQueueName, { connection: { url: redisUrl } });
+  constructor(connection: RedisConnection, settings: Pick<RetentionSettings, 'intervalS'>) {
+    this.#queue = new Queue(retentionQueueName, { connection: bullConnection(connection) });
     this.#intervalMs = settings.intervalS * 1000;
   }
 
@@ -197,7 +198,7 @@ export class RetentionQueue {
 
 /** The consumer side: runs in the node by default, or alone (`npm run workers`). */
 export function startRetentionWorker(
-  redisUrl: string,
+  connection: RedisConnection,
   deps: Omit<RetentionDeps, 'logger'>,
   settings: WorkerSettings,
   logger: Logger,
@@ -211,7 +212,7 @@ export function startRetentionWorker(
       log.info({ ...result, ms: Date.now() - started }, 'retention run');
       return result;
     },
-    workerOptions(redisUrl, settings, 1),
+    workerOptions(connection, settings, 1),
   );
   worker.on('failed', (job, err) => log.error({ job: job?.id, err: { message: err.message } }, 'retention job failed'));
   worker.on('error', (err) => log.warn({ err: { message: err.message } }, 'retention worker error'));

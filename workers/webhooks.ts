@@ -10,6 +10,7 @@ import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../server/logger.ts';
+import { bullConnection, type RedisConnection } from '../server/redis/connection.ts';
 import { type WorkerSettings, workerOptions } from './options.ts';
 
 export const webhookQueueName = 'haven-webhooks';
@@ -168,8 +169,8 @@ export class WebhookQueue {
   readonly #settings: WebhookSettings;
   readonly #redis: Redis;
 
-  constructor(redisUrl: string, redis: Redis, settings: WebhookSettings) {
-    this.#queue = new Queue<WebhookJob>(webhookQueueName, { connection: { url: redisUrl } });
+  constructor(connection: RedisConnection, redis: Redis, settings: WebhookSettings) {
+    this.#queue = new Queue<WebhookJob>(webhookQueueName, { connection: bullConnection(connection) });
     this.#redis = redis;
     this.#settings = settings;
   }
@@ -212,7 +213,7 @@ export class WebhookQueue {
 
 /** The consumer side: POSTs each event, signed; records every outcome. */
 export function startWebhookWorker(
-  redisUrl: string,
+  connection: RedisConnection,
   redis: Redis,
   settings: WebhookSettings,
   workerSettings: WorkerSettings,
@@ -247,7 +248,7 @@ export function startWebhookWorker(
         updatedAt: new Date().toISOString(),
       });
     },
-    workerOptions(redisUrl, workerSettings, 4),
+    workerOptions(connection, workerSettings, 4),
   );
   worker.on('failed', (job, err) => {
     if (!job) return;

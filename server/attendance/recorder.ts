@@ -9,7 +9,11 @@
  * - each event's stream id is fixed when it is recorded (`<server ms>-<seq>`, increasing per
  *   room), so a write retried after a lost reply is refused by Redis as "not greater than the
  *   top" instead of being doubled. This relies on one writer per room stream: a room lives on
- *   exactly one node.
+ *   exactly one node;
+ * - through Sentinel, an event counts as written once a replica has it too (`WAIT`): a master
+ *   answers before its replica has the write, and if it dies then, the promoted replica never
+ *   had it (shown by test/integration/redis-sentinel.test.ts). A master with no replica
+ *   connected at all is all there is: its word is taken, with a warning.
  */
 import { appendFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
@@ -52,12 +56,17 @@ export interface AttendanceRecorderOptions {
   /** Redis key prefix. Default `haven:`. */
   prefix?: string;
   now?: () => number;
+  /** Count an event as written only once a replica has it. Default: when `redis` goes through Sentinel. */
+  waitForReplica?: boolean;
 }
 
 const retryDelayMs = 500;
+/** Longest a write waits for a replica's acknowledgement before it is tried again. */
+const replicaWaitMs = 1_000;
 
 export class AttendanceRecorder {
   readonly #redis: Redis;
+  readonly #ownConnection: boolean;
   readonly #logger: Logger;
   readonly #spillFile: string;
   readonly #maxBuffered: number;
@@ -71,9 +80,26 @@ export class AttendanceRecorder {
   #writing: Promise<void> | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #waitForReplica: boolean;
+  /** Counts the client's (re)connections: a WAIT answered on another connection proves nothing. */
+  #connections = 0;
+  readonly #onReady = () => {
+    this.#connections++;
+  };
+  /** No replica was connected when last asked. */
+  #alone = false;
 
   constructor(redis: Redis, logger: Logger, options: AttendanceRecorderOptions) {
-    this.#redis = redis;
+    const waitForReplica = options.waitForReplica ?? (redis.options.sentinels?.length ?? 0) > 0;
+    // Its own connection then: WAIT holds up the connection it is sent on, and a lagging replica
+    // must not hold up the node's other commands.
+    this.#redis = waitForReplica ? redis.duplicate() : redis;
+    this.#ownConnection = waitForReplica;
+    this.#waitForReplica = waitForReplica;
+    if (waitForReplica) {
+      this.#redis.on('ready', this.#onReady);
+      this.#redis.on('error', () => {}); // the node's own client reports the outage; writes are retried
+    }
     this.#logger = logger.child({ component: 'attendance' });
     this.#spillFile = options.spillFile;
     this.#maxBuffered = options.maxBuffered ?? 10_000;
@@ -135,6 +161,7 @@ export class AttendanceRecorder {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    if (this.#ownConnection) this.#redis.disconnect();
     if (this.#queue.length === 0) return;
     const spilled = this.#spilled > 0 ? this.#readSpill() : [];
     const all = [...this.#queue, ...spilled].map((e) => `${JSON.stringify(e)}\n`).join('');
@@ -202,14 +229,42 @@ export class AttendanceRecorder {
     } catch (err) {
       if (!/equal or smaller than the target stream top item/.test((err as Error).message)) throw err;
       // Written already by an attempt whose answer was lost: not twice.
-      if ((await this.#redis.xrange(key, event.id, event.id)).length > 0) return;
-      // Not written, but the stream is ahead of this id (a restart, a clock step back): next id after the top.
-      const [top] = await this.#redis.xrevrange(key, '+', '-', 'COUNT', 1);
-      const [ms, seq] = (top?.[0] ?? '0-0').split('-').map(Number) as [number, number];
-      event.id = `${ms}-${seq + 1}`;
-      const [lastMs, lastSeq] = this.#lastIds.get(event.room) ?? [0, -1];
-      if (ms > lastMs || (ms === lastMs && seq + 1 > lastSeq)) this.#lastIds.set(event.room, [ms, seq + 1]);
-      await this.#redis.xadd(key, event.id, ...fields);
+      if ((await this.#redis.xrange(key, event.id, event.id)).length === 0) {
+        // Not written, but the stream is ahead of this id (a restart, a clock step back): next id after the top.
+        const [top] = await this.#redis.xrevrange(key, '+', '-', 'COUNT', 1);
+        const [ms, seq] = (top?.[0] ?? '0-0').split('-').map(Number) as [number, number];
+        event.id = `${ms}-${seq + 1}`;
+        const [lastMs, lastSeq] = this.#lastIds.get(event.room) ?? [0, -1];
+        if (ms > lastMs || (ms === lastMs && seq + 1 > lastSeq)) this.#lastIds.set(event.room, [ms, seq + 1]);
+        await this.#redis.xadd(key, event.id, ...fields);
+      }
     }
+    // The connection that answered, kept to check that WAIT's answer is about the same one.
+    await this.#onReplica(this.#connections);
+  }
+
+  /** Throws (the write is tried again) until a replica has what this connection wrote, if one is connected. */
+  async #onReplica(connection: number): Promise<void> {
+    if (!this.#waitForReplica) return;
+    const sameConnection = () => {
+      if (this.#connections !== connection) throw new Error('Redis reconnected before a replica had the event');
+    };
+    // Alone when last asked: look again before waiting a whole second for no one.
+    const waited = !this.#alone || (await this.#connectedReplicas()) > 0;
+    const acked = waited ? await this.#redis.wait(1, replicaWaitMs) : 0;
+    sameConnection();
+    if (acked > 0) {
+      this.#alone = false;
+      return;
+    }
+    if (waited && (await this.#connectedReplicas()) > 0) throw new Error('no Redis replica has the event yet');
+    sameConnection();
+    if (!this.#alone) this.#logger.warn('no Redis replica connected: attendance events are on the master alone');
+    this.#alone = true;
+  }
+
+  async #connectedReplicas(): Promise<number> {
+    const [role, , replicas] = await this.#redis.role();
+    return role === 'master' && Array.isArray(replicas) ? replicas.length : 0;
   }
 }

@@ -124,7 +124,7 @@ test('a worker killed mid-job: the next one stores the same records, once', asyn
   const start = await seedSession();
   const webhookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
   const queue = new Queue(attendanceQueueName, { connection: { url: embedded.url } });
-  const producer = new AttendanceQueue(embedded.url, 60_000);
+  const producer = new AttendanceQueue({ url: embedded.url }, 60_000);
   let first: ChildProcess | undefined;
   let second: ChildProcess | undefined;
   try {

@@ -109,7 +109,7 @@ async function seedAudit(room: string, times: number[]): Promise<AuditLog> {
 
 /** Two webhook deliveries a few ms apart (pending: no worker here); their event times. */
 async function seedDeliveries(): Promise<[number, number]> {
-  const hooks = new WebhookQueue(redisServer.url, redis, {
+  const hooks = new WebhookQueue({ url: redisServer.url }, redis, {
     urls: ['http://127.0.0.1:9/hook'],
     secret: 'x'.repeat(16),
     maxAttempts: 1,
@@ -441,10 +441,10 @@ test('the node’s schedule runs it through BullMQ; the job carries no data, its
   await seedEvents(room, [Date.now() - 100 * day, Date.now() - 99 * day]);
   await seedChat(room, [Date.now() - 31 * day]);
   const settings: RetentionSettings = { ...defaults, intervalS: 1 };
-  const schedule = new RetentionQueue(redisServer.url, settings);
+  const schedule = new RetentionQueue({ url: redisServer.url }, settings);
   const inspect = new Queue(retentionQueueName, { connection: { url: redisServer.url } });
   const { logger, lines } = capture();
-  const worker = startRetentionWorker(redisServer.url, { redis, settings }, { stalledMs: 30_000 }, logger);
+  const worker = startRetentionWorker({ url: redisServer.url }, { redis, settings }, { stalledMs: 30_000 }, logger);
   try {
     // Every node upserts it at start: one scheduler however many times.
     await schedule.schedule();

@@ -55,8 +55,8 @@ test.before(async () => {
     maxAttempts: 3,
     backoffMs: 100,
   };
-  hooks = new WebhookQueue(embedded.url, redis, settings);
-  worker = startWebhookWorker(embedded.url, redis, settings, { stalledMs: 30_000 }, pino({ level: 'silent' }));
+  hooks = new WebhookQueue({ url: embedded.url }, redis, settings);
+  worker = startWebhookWorker({ url: embedded.url }, redis, settings, { stalledMs: 30_000 }, pino({ level: 'silent' }));
 });
 
 test.after(async () => {
@@ -132,10 +132,10 @@ test('participants below the weekly hours get one threshold.missed each', async 
 });
 
 test('the node’s hourly schedule runs the check on the attendance worker', async () => {
-  const queue = new AttendanceQueue(embedded.url, 60_000);
+  const queue = new AttendanceQueue({ url: embedded.url }, 60_000);
   const now = Date.parse('2026-11-24T15:00:00-05:00');
   const attendance = startAttendanceWorker(
-    embedded.url,
+    { url: embedded.url },
     {
       redis,
       store: new RoomStore(redis),

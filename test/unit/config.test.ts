@@ -6,6 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import { isDemoEnabled, isRoomAutoCreateEnabled } from '../../config/schema.ts';
+import { redisConnectionOf, redisOptions } from '../../server/redis/connection.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -135,6 +136,51 @@ test('a REDIS_URL that is not redis:// is refused', () => {
   const [problem] = problemsOf({ REDIS_URL: 'http://localhost:6379' });
   assert.is(problem?.env, 'REDIS_URL');
   assert.match(problem?.message ?? '', /redis:\/\//);
+});
+
+test('Redis through Sentinel: the sentinels, the master group name (default mymaster) and passwords', () => {
+  const config = loadConfig({
+    HAVEN_REDIS_SENTINELS: '10.0.0.1:26379, 10.0.0.2:26379,[fd00::3]:26380',
+    HAVEN_REDIS_PASSWORD: 'master-pw',
+    HAVEN_REDIS_SENTINEL_PASSWORD: 'sentinel-pw',
+  });
+  assert.equal(config.redis.sentinels, ['10.0.0.1:26379', '10.0.0.2:26379', '[fd00::3]:26380']);
+  assert.is(config.redis.sentinelName, 'mymaster');
+  assert.is(config.redis.url, undefined);
+  assert.equal(redisConnectionOf(config.redis), {
+    sentinels: [
+      { host: '10.0.0.1', port: 26379 },
+      { host: '10.0.0.2', port: 26379 },
+      { host: 'fd00::3', port: 26380 },
+    ],
+    name: 'mymaster',
+    password: 'master-pw',
+    sentinelPassword: 'sentinel-pw',
+  });
+  const named = loadConfig({ HAVEN_REDIS_SENTINELS: 's1:26379', HAVEN_REDIS_SENTINEL_NAME: 'haven' });
+  assert.is(named.redis.sentinelName, 'haven');
+  assert.is(redisConnectionOf(loadConfig({}).redis), undefined, 'neither: the embedded Redis');
+  // A URL, as ioredis reads it.
+  const options = redisOptions({ url: 'rediss://user:p%40ss@[::1]:6380/2?family=6' });
+  assert.equal(
+    [options.host, options.port, options.username, options.password, options.db, options.tls, options.family],
+    ['::1', 6380, 'user', 'p@ss', 2, {}, 6],
+  );
+});
+
+test('redis.url and redis.sentinels together, a password without sentinels, a bad sentinel are refused', () => {
+  const [both] = problemsOf({ REDIS_URL: 'redis://localhost:6379', HAVEN_REDIS_SENTINELS: 's1:26379' });
+  assert.is(both?.env, 'HAVEN_REDIS_SENTINELS');
+  assert.match(both?.message ?? '', /not both/);
+  const [password] = problemsOf({ REDIS_URL: 'redis://localhost:6379', HAVEN_REDIS_PASSWORD: 'pw' });
+  assert.is(password?.env, 'HAVEN_REDIS_PASSWORD');
+  assert.match(password?.message ?? '', /in the URL/);
+  const [sentinelPassword] = problemsOf({ HAVEN_REDIS_SENTINEL_PASSWORD: 'pw' });
+  assert.is(sentinelPassword?.key, 'redis.sentinelPassword');
+  for (const bad of ['s1', 's1:port', 's1:70000', '::1:26379']) {
+    const [problem] = problemsOf({ HAVEN_REDIS_SENTINELS: bad });
+    assert.match(problem?.key ?? '', /^redis\.sentinels/, bad);
+  }
 });
 
 test('several bad values are all reported at once', () => {
