@@ -1,7 +1,8 @@
 /**
  * The rooms open on this node: opens a room when its first participant arrives (from its stored
- * definition, or — if `autoCreate` — a new group room for a facilitator), forgets it when it
- * closes, and ends sessions on request.
+ * definition, or — if `autoCreate` — a new group room for a facilitator; restoring the session's
+ * facilitation state if another node was running it), forgets it when it closes, and ends
+ * sessions on request.
  */
 import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
 import type { VerifiedIdentity } from '../auth/tokens.ts';
@@ -51,7 +52,9 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
   async #open(identity: VerifiedIdentity): Promise<Room> {
     const definition = (await this.#store.get(identity.roomId)) ?? (await this.#autoCreateFor(identity));
     if (definition.endedAt) throw new HavenError('INVALID_STATE', 'the session has ended');
-    const room = await Room.open(definition, this.#settings);
+    // State stored for this room: its session was running on a node that died (or stopped); it goes on here.
+    const saved = await this.#settings.roomState?.store.load(definition.id);
+    const room = await Room.open(definition, this.#settings, saved);
     this.#rooms.set(room.id, room);
     room.once('closed', () => this.#rooms.delete(room.id));
     this.safeEmit('roomOpened', room);

@@ -43,7 +43,7 @@ import type {
 import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
 import type { LiveFigures } from '../attendance/live.ts';
 import type { AttendanceEventType, NewAttendanceEvent } from '../attendance/recorder.ts';
-import type { VerifiedIdentity } from '../auth/tokens.ts';
+import { defaultCapabilities, type VerifiedIdentity } from '../auth/tokens.ts';
 import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { mediaCodecs } from '../media/codecs.ts';
@@ -51,6 +51,7 @@ import type { TurnSettings } from '../media/turn.ts';
 import { turnIceServers } from '../media/turn.ts';
 import type { PoolWorker, WorkerPool } from '../media/worker-pool.ts';
 import { ChatLog } from './chat.ts';
+import type { ConsentRecord, RoomStateSnapshot, RoomStateStore, RoomStateWriter, StoredMember } from './room-state.ts';
 import type { RoomDefinition } from './room-store.ts';
 
 /** What the room asks the audit log to record (ids only). */
@@ -85,6 +86,12 @@ export interface RoomSettings {
   plainTransports?: { listenIp: string; announcedIp?: string };
   /** This room's live attendance figures (ids only), as billing computes them; throws a HavenError. */
   liveAttendance: (room: RoomDefinition) => Promise<LiveFigures>;
+  /**
+   * Where rooms write their facilitation state through, and are restored from when they open
+   * again after their node died (absent: memory only). `canWrite` is the cluster's fencing check
+   * (does this node still hold the room's lease?): a refused write is skipped.
+   */
+  roomState?: { store: RoomStateStore; canWrite?: (room: string) => boolean };
 }
 
 /** A notification for one participant. */
@@ -131,6 +138,12 @@ interface Member {
   tracks: Map<string, PublishedTrack>;
   consumers: Map<string, Consumer>;
   graceTimer?: NodeJS.Timeout;
+  /**
+   * Restored from the room's stored state (its node died): the identity holds only what the store
+   * keeps (id, role, token id), no display name, until the person rejoins with their token.
+   * Meanwhile lists show the alias, or else the participant id, and live attendance `null`.
+   */
+  restored?: boolean;
 }
 
 export interface JoinResult {
@@ -138,6 +151,9 @@ export interface JoinResult {
   /** An older connection of the same participant, now replaced: signaling closes it. */
   replacedConnectionId?: string;
 }
+
+/** How long after a failed state write the room writes its whole state again (and between tries). */
+const stateResyncDelayMs = 1_000;
 
 /** How long a room whose worker died waits for a replacement before the session ends. */
 const workerReplacementTimeoutMs = 10_000;
@@ -178,6 +194,15 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly #hands = new Map<string, number>();
   /** Removed with a ban: refused for the rest of the session. */
   readonly #banned = new Set<string>();
+  /** Who accepted which consent version in this session: they are not asked again for it. */
+  readonly #consents = new Map<string, ConsentRecord>();
+  /** Write-through of the facilitation state (undefined: memory only). */
+  readonly #stateWriter: RoomStateWriter | undefined;
+  /** The whole state is to be written again (after a failed write). */
+  #stateResync: NodeJS.Timeout | undefined;
+  /** Failed write-throughs so far: one during a rewrite calls for another. */
+  #stateFailures = 0;
+  #stateRewriting = false;
   #locked = false;
   #audioMode: AudioMode = 'open';
   #spotlight: string | null = null;
@@ -193,16 +218,170 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.definition = definition;
     this.#settings = settings;
     this.#logger = settings.logger.child({ room: definition.id });
+    const canWrite = settings.roomState?.canWrite;
+    this.#stateWriter = settings.roomState?.store.writer(definition.id, {
+      canWrite: canWrite && (() => canWrite(definition.id)),
+      onFailure: () => this.#stateLost(),
+    });
   }
 
-  /** Opens a room on its first router. */
-  static async open(definition: RoomDefinition, settings: RoomSettings): Promise<Room> {
+  /**
+   * Opens a room on its first router. With `saved` (the session's state, stored by a node that
+   * died while running it), the session goes on: its state is restored and everyone it held is a
+   * dropped member within the reconnection grace; no second `sessionStarted` is recorded.
+   */
+  static async open(definition: RoomDefinition, settings: RoomSettings, saved?: RoomStateSnapshot): Promise<Room> {
     const room = new Room(definition, settings);
     await room.#addRouter();
-    room.#presence('sessionStarted');
-    room.#logger.info({ kind: definition.kind }, 'room opened');
+    if (saved) room.#restore(saved);
+    else room.#presence('sessionStarted');
+    room.#logger.info({ kind: definition.kind, restored: saved !== undefined }, 'room opened');
     room.#armEmptyTimer();
     return room;
+  }
+
+  /** The write-through handle while the room is open: a closed room writes nothing more. */
+  get #state(): RoomStateWriter | undefined {
+    return this.#closed ? undefined : this.#stateWriter;
+  }
+
+  /**
+   * Takes back a session whose node died. Everyone it held (consent gate, waiting, admitted)
+   * comes back as after a dropped connection: no connection, the grace timer running, and a
+   * `disconnected` event (unless their drop was recorded before the node died). Rejoining within
+   * the grace gives them their place as any reconnection does; otherwise they leave as usual.
+   */
+  #restore(saved: RoomStateSnapshot): void {
+    this.#locked = saved.locked;
+    this.#audioMode = saved.audioMode;
+    for (const id of saved.bans) this.#banned.add(id);
+    for (const [id, record] of saved.consents) this.#consents.set(id, record);
+    const granted = new Set(saved.unmuteGranted);
+    for (const stored of saved.members) {
+      const id = stored.participantId;
+      // A ban written just before its member's removal was.
+      if (this.#banned.has(id)) continue;
+      const identity: VerifiedIdentity = {
+        participantId: id,
+        name: id,
+        roomId: this.id,
+        role: stored.role,
+        capabilities: defaultCapabilities(stored.role),
+        expiresAtMs: stored.expiresAtMs ?? 0,
+        tokenHash: '',
+        ...(stored.jti === undefined ? {} : { jti: stored.jti }),
+      };
+      const member: Member = {
+        identity,
+        capabilities: this.#capabilitiesOf(identity),
+        stage: stored.stage,
+        waitingSince: stored.waitingSince,
+        alias: saved.aliases.get(id),
+        unmuteGranted: granted.has(id),
+        connectionId: undefined,
+        home: this.#routers[0] as RoomRouter,
+        transports: new Map(),
+        tracks: new Map(),
+        consumers: new Map(),
+        restored: true,
+      };
+      this.#members.set(id, member);
+      member.graceTimer = setTimeout(() => this.leave(id, 'disconnected'), this.#settings.reconnectGraceMs);
+      if (!stored.dropped) this.#presence('disconnected', id, { stage: stored.stage });
+    }
+    for (const { participantId, raisedAt } of saved.hands) {
+      if (this.#members.get(participantId)?.stage === 'admitted') this.#hands.set(participantId, raisedAt);
+    }
+    const spotlit = saved.spotlight && this.#members.get(saved.spotlight);
+    this.#spotlight = spotlit && spotlit.stage === 'admitted' ? spotlit.identity.participantId : null;
+    this.#logger.info(
+      {
+        members: this.#members.size,
+        waiting: this.#waitingList().length,
+        hands: this.#hands.size,
+        bans: this.#banned.size,
+        locked: this.#locked,
+        audioMode: this.#audioMode,
+      },
+      'room state restored',
+    );
+    // Stored again as restored: everyone dropped (so a further restore records no second
+    // disconnection), and nothing of what was left out (hands or a spotlight of people gone).
+    void this.#rewriteState();
+  }
+
+  /**
+   * A write-through failed (Redis unreachable, a failover): what is stored lags behind. The whole
+   * state is written again shortly, and again until Redis takes it (writes after it build on it).
+   */
+  #stateLost(): void {
+    this.#stateFailures++;
+    this.#scheduleStateRewrite();
+  }
+
+  #scheduleStateRewrite(): void {
+    if (this.#stateResync || this.#stateRewriting || this.#closed) return;
+    this.#stateResync = setTimeout(() => {
+      this.#stateResync = undefined;
+      void this.#rewriteState();
+    }, stateResyncDelayMs);
+  }
+
+  /** Writes the whole state at once (replacing what is stored); tried again until Redis takes it. */
+  async #rewriteState(): Promise<void> {
+    const writer = this.#state;
+    if (!writer || this.#stateRewriting) return;
+    this.#stateRewriting = true;
+    const failures = this.#stateFailures;
+    const written = await writer.replace(this.#snapshot()).then(
+      () => true,
+      () => false,
+    );
+    this.#stateRewriting = false;
+    // A write that failed meanwhile may hold a change made after this snapshot: once more.
+    if (!written || failures !== this.#stateFailures) this.#scheduleStateRewrite();
+    else if (failures > 0) this.#logger.info('room state written again after failed writes');
+  }
+
+  /** The facilitation state as the store keeps it. */
+  #snapshot(): RoomStateSnapshot {
+    const aliases = new Map<string, string>();
+    for (const [id, m] of this.#members) if (m.alias !== undefined) aliases.set(id, m.alias);
+    return {
+      locked: this.#locked,
+      audioMode: this.#audioMode,
+      spotlight: this.#spotlight,
+      members: [...this.#members.values()].map((m) => this.#stored(m)),
+      hands: [...this.#hands].map(([participantId, raisedAt]) => ({ participantId, raisedAt })),
+      bans: [...this.#banned],
+      unmuteGranted: [...this.#members].filter(([, m]) => m.unmuteGranted).map(([id]) => id),
+      aliases,
+      consents: new Map(this.#consents),
+    };
+  }
+
+  #stored(member: Member): StoredMember {
+    const { participantId, role, jti, expiresAtMs } = member.identity;
+    return {
+      participantId,
+      role,
+      stage: member.stage,
+      waitingSince: member.waitingSince,
+      dropped: member.connectionId === undefined,
+      ...(jti === undefined ? {} : { jti, expiresAtMs }),
+    };
+  }
+
+  /** Writes a member's stage through (fire and forget). */
+  #saveMember(member: Member): void {
+    this.#state?.member(this.#stored(member));
+  }
+
+  /** The current consent text was accepted by this participant earlier in the session. */
+  #acceptedConsent(participantId: string): boolean {
+    const consent = this.definition.consent;
+    const record = this.#consents.get(participantId);
+    return consent !== undefined && record?.version === consent.version && record.hash === consent.hash;
   }
 
   get id(): string {
@@ -363,7 +542,14 @@ export class Room extends TypedEmitter<RoomEvents> {
       if (!existing.connectionId) this.#presence('reconnected', identity.participantId, { stage: existing.stage });
       existing.connectionId = connectionId;
       existing.identity = identity;
+      const named = existing.restored === true;
+      if (named) {
+        existing.restored = false;
+        existing.capabilities = this.#capabilitiesOf(identity);
+      }
+      this.#saveMember(existing);
       this.#cancelEmptyTimer();
+      if (named) this.#nameKnown(existing);
       if (existing.stage === 'admitted' && existing.identity.role === 'facilitator') this.#waitingRoomUpdated();
       return { replacedConnectionId: replaced, response: this.#stageResponse(existing, true) };
     }
@@ -382,9 +568,11 @@ export class Room extends TypedEmitter<RoomEvents> {
     };
     this.#capacityCheck(member);
     const isParticipant = identity.role === 'participant';
-    if (isParticipant && this.definition.consent) member.stage = 'consent';
+    const consentAsked = this.definition.consent && !this.#acceptedConsent(identity.participantId);
+    if (isParticipant && consentAsked) member.stage = 'consent';
     else if (isParticipant && this.definition.waitingRoom) member.stage = 'waiting';
     this.#members.set(identity.participantId, member);
+    if (member.stage === 'consent') this.#saveMember(member);
     this.#cancelEmptyTimer();
     this.#logger.info(
       { participant: identity.participantId, role: identity.role, stage: member.stage },
@@ -393,6 +581,15 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (member.stage === 'admitted') await this.#admit(member, false);
     else if (member.stage === 'waiting') this.#enteredWaitingRoom(member);
     return { response: this.#stageResponse(member, false) };
+  }
+
+  /** A restored member rejoined with their token: those who see them learn their name. */
+  #nameKnown(member: Member): void {
+    if (member.alias !== undefined) return;
+    const participantId = member.identity.participantId;
+    if (member.stage === 'admitted')
+      this.#broadcast('displayNameChanged', [{ participantId, name: member.identity.name }], participantId, member);
+    else if (member.stage === 'waiting') this.#waitingRoomChanged();
   }
 
   #stageResponse(member: Member, resumed: boolean): JoinResponse {
@@ -427,6 +624,7 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   #enteredWaitingRoom(member: Member): void {
     this.#presence('waiting', member.identity.participantId);
+    this.#saveMember(member);
     this.#waitingRoomChanged();
   }
 
@@ -436,6 +634,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     member.stage = 'admitted';
     const id = member.identity.participantId;
     this.#presence('admitted', id, { role: member.identity.role });
+    this.#saveMember(member);
     this.#broadcast('participantJoined', [this.#info(member)], id, member);
     if (notify && member.connectionId) this.#notify(id, 'admitted', [this.#sessionState(member, false)]);
     if (member.identity.role === 'facilitator') this.#waitingRoomUpdated();
@@ -451,6 +650,8 @@ export class Room extends TypedEmitter<RoomEvents> {
     const accepted = { version: consent.version, hash: consent.hash };
     this.#settings.audit({ room: this.id, actor: participantId, action: 'consent.accept', details: accepted });
     this.#presence('consented', participantId, accepted);
+    this.#consents.set(participantId, accepted);
+    this.#state?.consent(participantId, accepted);
     if (this.definition.waitingRoom) {
       member.stage = 'waiting';
       member.waitingSince = Date.now();
@@ -786,6 +987,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     member.connectionId = undefined;
     this.#logger.info({ participant: participantId, stage: member.stage }, 'participant disconnected; place kept');
     this.#presence('disconnected', participantId, { stage: member.stage });
+    this.#saveMember(member);
     member.graceTimer = setTimeout(() => this.leave(participantId, 'disconnected'), this.#settings.reconnectGraceMs);
     if (member.identity.role === 'facilitator') this.#waitingRoomUpdated();
   }
@@ -797,6 +999,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     clearTimeout(member.graceTimer);
     this.#closeMedia(member);
     this.#members.delete(participantId);
+    this.#state?.memberGone(participantId);
     this.#attendanceWatchers.delete(participantId);
     this.#lowerHand(participantId);
     if (member.stage === 'admitted') this.#broadcast('participantLeft', [{ participantId, reason }], undefined, member);
@@ -895,6 +1098,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.#presence('denied', targetId);
       this.#notify(targetId, 'denied', [{ reason }]);
       this.#members.delete(targetId);
+      this.#state?.memberGone(targetId);
       this.#waitingRoomChanged();
       this.safeEmit('evict', targetId);
       this.#armEmptyTimer();
@@ -918,6 +1122,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       target.stage = 'waiting';
       target.waitingSince = Date.now();
       this.#presence('movedToWaitingRoom', targetId);
+      this.#saveMember(target);
       this.#lowerHand(targetId);
       this.#broadcast('participantLeft', [{ participantId: targetId, reason: 'movedToWaitingRoom' }], targetId, target);
       if (target.connectionId) this.#notify(targetId, 'waiting', [this.#waitingInfo('movedByFacilitator')]);
@@ -934,7 +1139,10 @@ export class Room extends TypedEmitter<RoomEvents> {
   /** Pauses (microphone, camera) or closes (screen) a participant's track, and tells them. */
   async #silence(target: Member, source: TrackSource): Promise<boolean> {
     const track = this.#trackOf(target, source);
-    if (source === 'microphone') target.unmuteGranted = false;
+    if (source === 'microphone' && target.unmuteGranted) {
+      target.unmuteGranted = false;
+      this.#state?.unmuteGranted(target.identity.participantId, false);
+    }
     if (!track || (source !== 'screen' && track.producer.paused)) return false;
     const id = target.identity.participantId;
     this.#notify(id, 'mutedByFacilitator', [{ source, producerId: track.producer.id }]);
@@ -981,6 +1189,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     await this.#moderate(actorId, 'setAudioMode', undefined, () => {
       this.#audioMode = mode;
       for (const m of this.#members.values()) m.unmuteGranted = false;
+      this.#state?.audioMode(mode);
       this.#broadcast('audioModeChanged', [{ mode }]);
     });
   }
@@ -991,6 +1200,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     await this.#moderate(actorId, 'requestUnmute', targetId, () => {
       const target = this.#target(targetId, 'admitted');
       target.unmuteGranted = true;
+      this.#state?.unmuteGranted(targetId, true);
       this.#notify(targetId, 'unmuteRequested', [{ by: actorId }]);
     });
   }
@@ -1005,7 +1215,11 @@ export class Room extends TypedEmitter<RoomEvents> {
       if (target.identity.role === 'facilitator') throw new HavenError('FORBIDDEN', 'a facilitator cannot be removed');
       // The token that brought them in is spent either way; a ban also refuses any new one.
       await this.#settings.revoke(target.identity);
-      if (ban) this.#banned.add(targetId);
+      if (ban) {
+        // Stored before it takes effect: the answer "banned" must hold on a node taking over.
+        await this.#state?.ban(targetId);
+        this.#banned.add(targetId);
+      }
       this.#notify(targetId, 'removed', [{ banned: ban }]);
       this.leave(targetId, 'removed');
       this.safeEmit('evict', targetId);
@@ -1014,7 +1228,9 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   async lock(actorId: string, connectionId: string, locked: boolean): Promise<void> {
     this.#facilitator(actorId, connectionId);
-    await this.#moderate(actorId, locked ? 'lock' : 'unlock', undefined, () => {
+    await this.#moderate(actorId, locked ? 'lock' : 'unlock', undefined, async () => {
+      // Stored before it takes effect: the answer must hold on a node taking over.
+      await this.#state?.locked(locked);
       this.#locked = locked;
       this.#broadcast('roomLocked', [{ locked }]);
     });
@@ -1031,6 +1247,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     await this.#moderate(actorId, 'setDisplayName', targetId, () => {
       const target = this.#target(targetId);
       target.alias = name;
+      this.#state?.alias(targetId, name);
       this.#scheduleAttendancePush();
       if (target.stage === 'admitted')
         this.#broadcast('displayNameChanged', [{ participantId: targetId, name }], undefined, target);
@@ -1048,6 +1265,7 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   #setSpotlight(participantId: string | null): void {
     this.#spotlight = participantId;
+    this.#state?.spotlight(participantId);
     this.#broadcast('spotlightChanged', [{ participantId }]);
   }
 
@@ -1070,6 +1288,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (this.#hands.has(participantId)) return;
     const raisedAt = Date.now();
     this.#hands.set(participantId, raisedAt);
+    this.#state?.hand(participantId, raisedAt);
     this.#notifyHand(participantId, 'handRaised', [{ participantId, raisedAt }]);
   }
 
@@ -1088,7 +1307,9 @@ export class Room extends TypedEmitter<RoomEvents> {
   }
 
   #lowerHand(participantId: string): void {
-    if (this.#hands.delete(participantId)) this.#notifyHand(participantId, 'handLowered', [{ participantId }]);
+    if (!this.#hands.delete(participantId)) return;
+    this.#state?.hand(participantId, null);
+    this.#notifyHand(participantId, 'handLowered', [{ participantId }]);
   }
 
   /* ---- Chat --------------------------------------------------------------------------------- */
@@ -1180,6 +1401,8 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   #presence(type: AttendanceEventType, participant?: string, details?: NewAttendanceEvent['details']): void {
     this.#settings.attendance({ type, room: this.id, participant, details });
+    // The session is over: nothing of it is to be restored (a node stopping closes rooms without this).
+    if (type === 'sessionEnded') this.#state?.clear();
     if (attendanceViewEvents.has(type)) this.#scheduleAttendancePush();
   }
 
@@ -1200,7 +1423,8 @@ export class Room extends TypedEmitter<RoomEvents> {
         const member = this.#members.get(p.participantId);
         return {
           ...p,
-          name: member ? (member.alias ?? member.identity.name) : null,
+          // A restored member's name is unknown until they rejoin (the SDK keeps one it saw).
+          name: member ? (member.alias ?? (member.restored ? null : member.identity.name)) : null,
           role: member?.identity.role ?? p.role,
           reconnecting: member !== undefined && member.connectionId === undefined,
         };
@@ -1249,6 +1473,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.#closed = true;
     clearTimeout(this.#emptyTimer);
     clearTimeout(this.#attendancePush);
+    clearTimeout(this.#stateResync);
     for (const member of this.#members.values()) clearTimeout(member.graceTimer);
     this.#members.clear();
     this.#chat.clear();

@@ -1,0 +1,297 @@
+/**
+ * One room's facilitation state in Redis, written through by its `Room`, so that a session
+ * survives the node running it (issue 7): when the room opens again on another node, it is
+ * restored from here. Ids and small values only — never a token's display name, a token, or
+ * free text (the waiting room's message stays in memory). Keys, under `haven:room-state:<room>:`:
+ *
+ * - `meta`     hash: `locked` (`0`/`1`), `audioMode`, `spotlight` (participant id or empty)
+ * - `members`  hash: participant id → `{ stage, role, since, dropped?, jti?, exp? }` (everyone at
+ *              the consent gate, waiting or admitted; `since`: in the waiting room since)
+ * - `hands`    zset: participant id, scored by when the hand went up (the queue's order)
+ * - `bans`     set: participant ids removed with a ban
+ * - `unmute`   set: participant ids a facilitator asked to unmute (controlled audio mode)
+ * - `aliases`  hash: participant id → the alias a facilitator set (a label a facilitator chose
+ *              to show, e.g. a pseudonym the person asked for; the token's name is never stored)
+ * - `consents` hash: participant id → `{ version, hash }` of the consent text accepted
+ *
+ * Every write refreshes the TTL of all of them (24 h by default), so a room whose node died and
+ * that nobody reopens does not linger; `clear` removes them when the session ends.
+ *
+ * Fencing: the cluster layer passes `canWrite` (does this node still hold the room's lease?); a
+ * write it refuses is skipped and logged at warn, so a node that lost a room cannot overwrite
+ * the state its new owner restored. The check is the node's own view of its lease, checked
+ * when the write is issued.
+ */
+import type { ChainableCommander, Redis } from 'ioredis';
+import type { AudioMode, Role } from '../../client-sdk/src/protocol.ts';
+import type { Logger } from '../logger.ts';
+
+export type StoredStage = 'consent' | 'waiting' | 'admitted';
+
+export interface StoredMember {
+  participantId: string;
+  role: Role;
+  stage: StoredStage;
+  /** When this person entered the waiting room (ms since the epoch). */
+  waitingSince: number;
+  /** Their connection had dropped (its `disconnected` attendance event is recorded already). */
+  dropped: boolean;
+  /** The token's `jti` and expiry: what a removal revokes for someone who has not rejoined yet. */
+  jti?: string;
+  expiresAtMs?: number;
+}
+
+export interface ConsentRecord {
+  version: number;
+  hash: string;
+}
+
+export interface RoomStateSnapshot {
+  locked: boolean;
+  audioMode: AudioMode;
+  spotlight: string | null;
+  /** Oldest in the waiting room first. */
+  members: StoredMember[];
+  /** The raised hands' queue, in order. */
+  hands: { participantId: string; raisedAt: number }[];
+  bans: string[];
+  unmuteGranted: string[];
+  aliases: Map<string, string>;
+  consents: Map<string, ConsentRecord>;
+}
+
+/**
+ * What a `Room` writes through. Presence-driven writes (joins, stages, hands, …) are fire and
+ * forget: they follow connections and must never wait for, or fail because of, Redis; a failure
+ * is logged (ids only) and reported to `onFailure`, and the room writes its whole state again
+ * (`replace`) once Redis answers. `locked` and `ban` are awaited: the facilitator's answer says
+ * that nobody new gets in / that this person stays out, and that must hold on the node that takes
+ * the room over, so the request fails (`INTERNAL`) rather than answer ok for a decision only this
+ * node's memory holds.
+ */
+export interface RoomStateWriter {
+  member(member: StoredMember): void;
+  /** Left, denied or removed: the member, its hand, alias and unmute grant go (consent records stay). */
+  memberGone(participantId: string): void;
+  /** A new mode also withdraws every unmute grant. */
+  audioMode(mode: AudioMode): void;
+  unmuteGranted(participantId: string, granted: boolean): void;
+  spotlight(participantId: string | null): void;
+  alias(participantId: string, alias: string): void;
+  /** `raisedAt` null: lowered. */
+  hand(participantId: string, raisedAt: number | null): void;
+  consent(participantId: string, record: ConsentRecord): void;
+  locked(locked: boolean): Promise<void>;
+  ban(participantId: string): Promise<void>;
+  /** The whole state at once, replacing what is stored (after failed writes). */
+  replace(state: RoomStateSnapshot): Promise<void>;
+  /** The session ended: nothing of it is restored again (fire and forget; the TTL is the fallback). */
+  clear(): void;
+}
+
+export interface RoomStateWriterOptions {
+  /** The cluster's fencing check: false (this node lost the room's lease) skips the write. */
+  canWrite?: () => boolean;
+  /** A fire-and-forget write failed (logged already): what is stored lags behind the room. */
+  onFailure?: () => void;
+}
+
+export interface RoomStateStoreOptions {
+  /** Redis key prefix. Default `haven:`. */
+  prefix?: string;
+  /** Seconds the state outlives its last write. Default 86,400 (24 h). */
+  ttlS?: number;
+}
+
+const keyNames = ['meta', 'members', 'hands', 'bans', 'unmute', 'aliases', 'consents'] as const;
+type KeyName = (typeof keyNames)[number];
+
+interface MemberJson {
+  stage: StoredStage;
+  role: Role;
+  since: number;
+  dropped?: 1;
+  jti?: string;
+  exp?: number;
+}
+
+export class RoomStateStore {
+  readonly #redis: Redis;
+  readonly #logger: Logger;
+  readonly #prefix: string;
+  readonly #ttlS: number;
+
+  constructor(redis: Redis, logger: Logger, options: RoomStateStoreOptions = {}) {
+    this.#redis = redis;
+    this.#logger = logger.child({ component: 'room-state' });
+    this.#prefix = options.prefix ?? 'haven:';
+    this.#ttlS = options.ttlS ?? 86_400;
+  }
+
+  /** The room's keys, by name. */
+  keys(room: string): Record<KeyName, string> {
+    const base = `${this.#prefix}room-state:${room}:`;
+    return Object.fromEntries(keyNames.map((k) => [k, `${base}${k}`])) as Record<KeyName, string>;
+  }
+
+  /** The room's stored state (one consistent read), or undefined if none is stored. */
+  async load(room: string): Promise<RoomStateSnapshot | undefined> {
+    const k = this.keys(room);
+    const results = await this.#redis
+      .multi()
+      .hgetall(k.meta)
+      .hgetall(k.members)
+      .zrange(k.hands, '0', '-1', 'WITHSCORES')
+      .smembers(k.bans)
+      .smembers(k.unmute)
+      .hgetall(k.aliases)
+      .hgetall(k.consents)
+      .exec();
+    if (!results) throw new Error('room state read aborted');
+    const failed = results.find(([err]) => err);
+    if (failed) throw failed[0];
+    const [meta, members, hands, bans, unmute, aliases, consents] = results.map(([, value]) => value) as [
+      Record<string, string>,
+      Record<string, string>,
+      string[],
+      string[],
+      string[],
+      Record<string, string>,
+      Record<string, string>,
+    ];
+    const stored =
+      Object.keys(meta).length +
+      Object.keys(members).length +
+      hands.length +
+      bans.length +
+      Object.keys(consents).length;
+    if (stored === 0) return undefined;
+    const queue: RoomStateSnapshot['hands'] = [];
+    for (let i = 0; i < hands.length; i += 2) {
+      queue.push({ participantId: hands[i] as string, raisedAt: Number(hands[i + 1]) });
+    }
+    return {
+      locked: meta.locked === '1',
+      audioMode: meta.audioMode === 'controlled' ? 'controlled' : 'open',
+      spotlight: meta.spotlight || null,
+      members: Object.entries(members)
+        .map(([participantId, json]) => {
+          const m = JSON.parse(json) as MemberJson;
+          const member: StoredMember = {
+            participantId,
+            role: m.role,
+            stage: m.stage,
+            waitingSince: m.since,
+            dropped: m.dropped === 1,
+          };
+          if (m.jti !== undefined) member.jti = m.jti;
+          if (m.exp !== undefined) member.expiresAtMs = m.exp;
+          return member;
+        })
+        .sort((a, b) => a.waitingSince - b.waitingSince),
+      hands: queue,
+      bans,
+      unmuteGranted: unmute,
+      aliases: new Map(Object.entries(aliases)),
+      consents: new Map(Object.entries(consents).map(([id, json]) => [id, JSON.parse(json) as ConsentRecord])),
+    };
+  }
+
+  /** Removes the room's state (fenced by `canWrite` like any write). */
+  clear(room: string, canWrite?: () => boolean): Promise<void> {
+    return this.#write(room, canWrite, 'clear', (tx, k) => tx.del(...Object.values(k)), false);
+  }
+
+  /** The write-through handle a `Room` uses; `canWrite` is the cluster's fencing check. */
+  writer(room: string, options: RoomStateWriterOptions = {}): RoomStateWriter {
+    const { canWrite, onFailure } = options;
+    const write = (what: string, build: (tx: ChainableCommander, k: Record<KeyName, string>) => void) =>
+      this.#write(room, canWrite, what, build);
+    /** Fire and forget: a failure is logged with ids only, and reported. */
+    const background = (what: string, participant: string | undefined, build: Parameters<typeof write>[1]) => {
+      write(what, build).catch((err: Error) => {
+        this.#logger.error({ room, write: what, participant, err: { message: err.message } }, 'room state not written');
+        onFailure?.();
+      });
+    };
+    return {
+      member: (m) =>
+        background('member', m.participantId, (tx, k) => tx.hset(k.members, m.participantId, memberJson(m))),
+      memberGone: (id) =>
+        background('memberGone', id, (tx, k) =>
+          tx.hdel(k.members, id).zrem(k.hands, id).srem(k.unmute, id).hdel(k.aliases, id),
+        ),
+      audioMode: (mode) =>
+        background('audioMode', undefined, (tx, k) => tx.hset(k.meta, 'audioMode', mode).del(k.unmute)),
+      unmuteGranted: (id, granted) =>
+        background('unmuteGranted', id, (tx, k) => (granted ? tx.sadd(k.unmute, id) : tx.srem(k.unmute, id))),
+      spotlight: (id) => background('spotlight', id ?? undefined, (tx, k) => tx.hset(k.meta, 'spotlight', id ?? '')),
+      alias: (id, alias) => background('alias', id, (tx, k) => tx.hset(k.aliases, id, alias)),
+      hand: (id, raisedAt) =>
+        background('hand', id, (tx, k) => (raisedAt === null ? tx.zrem(k.hands, id) : tx.zadd(k.hands, raisedAt, id))),
+      consent: (id, record) =>
+        background('consent', id, (tx, k) =>
+          tx.hset(k.consents, id, JSON.stringify({ version: record.version, hash: record.hash })),
+        ),
+      locked: (locked) => write('locked', (tx, k) => tx.hset(k.meta, 'locked', locked ? '1' : '0')),
+      ban: (id) => write('ban', (tx, k) => tx.sadd(k.bans, id)),
+      replace: (state) => write('replace', (tx, k) => replaceAll(tx, k, state)),
+      clear: () => {
+        this.clear(room, canWrite).catch((err: Error) => {
+          this.#logger.error({ room, write: 'clear', err: { message: err.message } }, 'room state not cleared');
+        });
+      },
+    };
+  }
+
+  /**
+   * One MULTI: the change, then the TTL of every key of the room (those it did not touch too, so
+   * they all expire together). Issued at once, in call order, on the one connection: writes reach
+   * Redis in the order the room made its changes.
+   */
+  #write(
+    room: string,
+    canWrite: (() => boolean) | undefined,
+    what: string,
+    build: (tx: ChainableCommander, k: Record<KeyName, string>) => void,
+    refresh = true,
+  ): Promise<void> {
+    if (canWrite && !canWrite()) {
+      this.#logger.warn({ room, write: what }, 'room state not written: this node may no longer write this room');
+      return Promise.resolve();
+    }
+    const k = this.keys(room);
+    const tx = this.#redis.multi();
+    build(tx, k);
+    if (refresh) for (const key of Object.values(k)) tx.expire(key, this.#ttlS);
+    return tx.exec().then((results) => {
+      if (!results) throw new Error('room state transaction aborted');
+      const failed = results.find(([err]) => err);
+      if (failed) throw failed[0];
+    });
+  }
+}
+
+function memberJson(m: StoredMember): string {
+  const json: MemberJson = { stage: m.stage, role: m.role, since: m.waitingSince };
+  if (m.dropped) json.dropped = 1;
+  if (m.jti !== undefined) json.jti = m.jti;
+  if (m.expiresAtMs !== undefined) json.exp = m.expiresAtMs;
+  return JSON.stringify(json);
+}
+
+/** Every key rewritten from `state` (HSET/SADD/ZADD take no empty lists: those keys stay deleted). */
+function replaceAll(tx: ChainableCommander, k: Record<KeyName, string>, state: RoomStateSnapshot): void {
+  tx.del(...Object.values(k));
+  tx.hset(k.meta, { locked: state.locked ? '1' : '0', audioMode: state.audioMode, spotlight: state.spotlight ?? '' });
+  if (state.members.length)
+    tx.hset(k.members, Object.fromEntries(state.members.map((m) => [m.participantId, memberJson(m)])));
+  if (state.hands.length) tx.zadd(k.hands, ...state.hands.flatMap((h) => [h.raisedAt, h.participantId]));
+  if (state.bans.length) tx.sadd(k.bans, ...state.bans);
+  if (state.unmuteGranted.length) tx.sadd(k.unmute, ...state.unmuteGranted);
+  if (state.aliases.size) tx.hset(k.aliases, Object.fromEntries(state.aliases));
+  if (state.consents.size) {
+    const consents = [...state.consents].map(([id, c]) => [id, JSON.stringify({ version: c.version, hash: c.hash })]);
+    tx.hset(k.consents, Object.fromEntries(consents));
+  }
+}

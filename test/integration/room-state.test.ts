@@ -1,0 +1,474 @@
+/**
+ * A room's facilitation state survives its node (issue 7, item 5): the store on its own (write
+ * and read back, TTL, fencing, clear), then two node processes sharing one Redis — node A runs a
+ * session and is killed (SIGKILL), node B takes the room back when its people reconnect: the
+ * admitted straight in, the waiting still waiting since the same time, the hand up, the room
+ * locked, the banned refused, controlled audio; attendance shows a reconnection, not a second
+ * admission; who does not come back leaves after the grace.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { type JoinResponse, protocolVersion, type SessionState } from '../../client-sdk/src/protocol.ts';
+import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
+import { RoomStateStore } from '../../server/rooms/room-state.ts';
+import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { waitFor } from '../helpers/processes.ts';
+import {
+  admin,
+  collect,
+  connect,
+  next,
+  ok,
+  request,
+  type TestSocket,
+  testAdminKey,
+  testSecret,
+  token,
+} from '../helpers/signaling-client.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'haven-room-state-'));
+let redis: EmbeddedRedis;
+let client: Redis;
+const sockets: TestSocket[] = [];
+const nodes: NodeProcess[] = [];
+/** Log lines of the store under test (pino JSON). */
+const logLines: Record<string, unknown>[] = [];
+const logger = pino({ level: 'info' }, { write: (line: string) => logLines.push(JSON.parse(line)) });
+
+test.before(async () => {
+  redis = await EmbeddedRedis.start({ dataDir: join(dir, 'redis') });
+  client = new Redis(redis.url, { maxRetriesPerRequest: 2 });
+  client.on('error', () => {});
+});
+
+test.after(async () => {
+  for (const s of sockets) s.close();
+  for (const n of nodes) n.kill();
+  client?.disconnect();
+  await redis?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/* ---- the store ---- */
+
+test('store: what a room writes is read back; every key has the TTL', async () => {
+  const store = new RoomStateStore(client, logger, { ttlS: 3_600 });
+  const room = `rs-unit-${process.pid}`;
+  assert.is(await store.load(room), undefined, 'nothing stored yet');
+  const w = store.writer(room);
+  w.member({ participantId: 'pt-1', role: 'participant', stage: 'admitted', waitingSince: 1_000, dropped: false });
+  w.member({
+    participantId: 'pt-2',
+    role: 'participant',
+    stage: 'waiting',
+    waitingSince: 2_000,
+    dropped: true,
+    jti: 'j-2',
+    expiresAtMs: 9_999_999_999_999,
+  });
+  w.member({ participantId: 'fac', role: 'facilitator', stage: 'admitted', waitingSince: 500, dropped: false });
+  w.hand('pt-2', 30);
+  w.hand('pt-1', 20);
+  w.audioMode('controlled');
+  w.unmuteGranted('pt-1', true);
+  w.spotlight('pt-1');
+  w.alias('pt-1', 'J.');
+  w.consent('pt-1', { version: 1, hash: 'a'.repeat(64) });
+  await w.locked(true);
+  await w.ban('pt-3');
+  const saved = await store.load(room);
+  assert.ok(saved);
+  assert.is(saved.locked, true);
+  assert.is(saved.audioMode, 'controlled');
+  assert.is(saved.spotlight, 'pt-1');
+  assert.equal(
+    saved.members.map((m) => [m.participantId, m.stage, m.role, m.waitingSince, m.dropped]),
+    [
+      ['fac', 'admitted', 'facilitator', 500, false],
+      ['pt-1', 'admitted', 'participant', 1_000, false],
+      ['pt-2', 'waiting', 'participant', 2_000, true],
+    ],
+    'oldest in the waiting room first',
+  );
+  assert.is(saved.members[2]?.jti, 'j-2');
+  assert.equal(saved.hands, [
+    { participantId: 'pt-1', raisedAt: 20 },
+    { participantId: 'pt-2', raisedAt: 30 },
+  ]);
+  assert.equal(saved.bans, ['pt-3']);
+  assert.equal(saved.unmuteGranted, ['pt-1']);
+  assert.equal([...saved.aliases], [['pt-1', 'J.']]);
+  assert.equal([...saved.consents], [['pt-1', { version: 1, hash: 'a'.repeat(64) }]]);
+
+  for (const key of Object.values(store.keys(room))) {
+    assert.ok(key.startsWith(`haven:room-state:${room}:`), key);
+    const ttl = await client.ttl(key);
+    assert.ok(ttl > 3_500 && ttl <= 3_600, `${key}: ttl ${ttl}`);
+  }
+  // Someone leaves: their member, hand, alias and unmute grant go; the consent record stays.
+  w.memberGone('pt-1');
+  // A new audio mode withdraws every grant.
+  w.unmuteGranted('pt-2', true);
+  w.audioMode('open');
+  await w.locked(false);
+  const after = await store.load(room);
+  assert.equal(
+    after?.members.map((m) => m.participantId),
+    ['fac', 'pt-2'],
+  );
+  assert.equal(
+    after?.hands.map((h) => h.participantId),
+    ['pt-2'],
+  );
+  assert.equal(after?.unmuteGranted, []);
+  assert.is(after?.aliases.size, 0);
+  assert.is(after?.consents.get('pt-1')?.version, 1);
+  assert.is(after?.audioMode, 'open');
+  assert.is(after?.locked, false);
+
+  // The session ends: nothing left.
+  await store.clear(room);
+  assert.is(await store.load(room), undefined);
+  assert.is(await client.exists(...Object.values(store.keys(room))), 0);
+});
+
+test('store: a node that may not write (fencing hook false) writes nothing and says so at warn', async () => {
+  const store = new RoomStateStore(client, logger);
+  const room = `rs-fenced-${process.pid}`;
+  let allowed = true;
+  const w = store.writer(room, { canWrite: () => allowed });
+  allowed = false;
+  logLines.length = 0;
+  w.member({ participantId: 'pt-1', role: 'participant', stage: 'admitted', waitingSince: 1, dropped: false });
+  w.hand('pt-1', 1);
+  w.consent('pt-1', { version: 1, hash: 'b'.repeat(64) });
+  w.clear();
+  await w.locked(true);
+  await w.ban('pt-1');
+  await store.clear(room, () => allowed);
+  await client.ping(); // anything issued is in Redis by now
+  assert.is(await client.exists(...Object.values(store.keys(room))), 0, 'nothing written');
+  assert.is(await store.load(room), undefined);
+  const warned = logLines.filter((l) => l.level === 40 && l.room === room);
+  assert.is(warned.length, 7, 'each skipped write logged at warn, with the room id');
+  // With the lease back, writes go through again.
+  allowed = true;
+  await w.locked(true);
+  assert.is((await store.load(room))?.locked, true);
+  await store.clear(room);
+});
+
+test('store: a failed write is logged (ids only) and reported; replace writes the whole state again', async () => {
+  const room = `rs-replace-${process.pid}`;
+  // A Redis that is not there: writes fail at once.
+  const down = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+  down.on('error', () => {});
+  let failures = 0;
+  logLines.length = 0;
+  new RoomStateStore(down, logger).writer(room, { onFailure: () => failures++ }).alias('pt-1', 'Secret Alias');
+  await waitFor(() => failures === 1, 2_000, 'the failure reported');
+  const line = logLines.find((l) => l.level === 50 && l.room === room);
+  assert.is(line?.participant, 'pt-1');
+  assert.not.match(JSON.stringify(logLines), /Secret Alias/, 'no alias in the log');
+  down.disconnect();
+
+  const store = new RoomStateStore(client, logger);
+  const w = store.writer(room);
+  w.hand('pt-old', 1);
+  await w.ban('pt-old');
+  const state = {
+    locked: true,
+    audioMode: 'controlled' as const,
+    spotlight: 'pt-1',
+    members: [
+      {
+        participantId: 'pt-1',
+        role: 'participant' as const,
+        stage: 'admitted' as const,
+        waitingSince: 5,
+        dropped: true,
+      },
+    ],
+    hands: [{ participantId: 'pt-1', raisedAt: 7 }],
+    bans: ['pt-9'],
+    unmuteGranted: ['pt-1'],
+    aliases: new Map([['pt-1', 'J.']]),
+    consents: new Map([['pt-1', { version: 2, hash: 'c'.repeat(64) }]]),
+  };
+  await w.replace(state);
+  assert.equal(await store.load(room), state, 'what was there before is gone');
+  assert.ok((await client.ttl(store.keys(room).members)) > 86_000);
+  await store.clear(room);
+});
+
+test('store: the default TTL is 24 h, refreshed by every write', async () => {
+  const store = new RoomStateStore(client, logger);
+  const room = `rs-ttl-${process.pid}`;
+  const { meta, bans } = store.keys(room);
+  await store.writer(room).ban('pt-x');
+  await client.expire(bans, 60);
+  await store.writer(room).locked(true);
+  for (const key of [meta, bans]) {
+    const ttl = await client.ttl(key);
+    assert.ok(ttl > 86_300 && ttl <= 86_400, `${key}: ttl ${ttl}`);
+  }
+  await store.clear(room);
+});
+
+/* ---- a session across a node's death ---- */
+
+const opusAudio = {
+  codecs: [
+    { mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: {}, rtcpFeedback: [] },
+  ],
+  encodings: [{ ssrc: 22222222 }],
+  headerExtensions: [],
+  rtcp: { cname: 'haven-room-state', reducedSize: true },
+};
+
+function startNode(graceS: number): Promise<NodeProcess> {
+  return startNodeProcess({
+    REDIS_URL: redis.url,
+    HAVEN_AUTH_SECRET: testSecret,
+    HAVEN_ADMIN_API_KEY: testAdminKey,
+    HAVEN_MEDIA_WEBRTC_PORT: '0',
+    HAVEN_ROOMS_RECONNECT_GRACE_S: String(graceS),
+  }).then((n) => {
+    nodes.push(n);
+    return n;
+  });
+}
+
+/**
+ * Connects; while the room is still held by the dead node (a cluster layer refusing with
+ * `UNAVAILABLE`, or redirecting to the dead node, until its lease runs out), tries again.
+ */
+async function connectTo(node: NodeProcess, accessToken: string): Promise<TestSocket> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      const socket = await connect(node.url, accessToken);
+      sockets.push(socket);
+      return socket;
+    } catch (err) {
+      const code = (err as { data?: { code?: string } }).data?.code;
+      if (Date.now() > deadline || (code !== 'UNAVAILABLE' && code !== 'REDIRECT')) throw err;
+      await sleep(200);
+    }
+  }
+}
+
+const joinAs = (socket: TestSocket): Promise<JoinResponse> => ok(socket, 'join', { protocolVersion });
+
+function session(response: JoinResponse): SessionState {
+  if (response.stage !== 'admitted') throw new Error(`expected admitted, got ${response.stage}`);
+  return response.session;
+}
+
+const codeOf = async (socket: TestSocket, name: string, payload: unknown) => {
+  const res = await request(socket, name as never, payload);
+  return res.ok ? 'ok' : res.error.code;
+};
+
+async function streamOf(room: string): Promise<{ type: string; participant?: string; details?: string }[]> {
+  const entries = await client.xrange(`haven:attendance:${room}`, '-', '+');
+  return entries.map(([, fields]) => {
+    const f: Record<string, string> = {};
+    for (let i = 0; i < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string;
+    return { type: f.type as string, participant: f.participant, details: f.details };
+  });
+}
+
+const typesOf = (events: { type: string; participant?: string }[], participant: string) =>
+  events.filter((e) => e.participant === participant && e.type !== 'mediaConnected').map((e) => e.type);
+
+test('kill -9 of the node running a session: another node takes it back, state and all', async () => {
+  const graceS = 5;
+  const room = `rs-${process.pid}`;
+  const a = await startNode(graceS);
+  const created = await admin(a.url, 'POST', '/v1/rooms', {
+    id: room,
+    title: 'Thursday group',
+    consentText: 'What is said in group stays in group.',
+  });
+  assert.is(created.status, 201, JSON.stringify(created.body));
+
+  /* Node A: the session. Each person's token is kept: they reconnect to node B with it. */
+  const tokens = new Map<string, string>();
+  const tokenOf = (sub: string, role: 'facilitator' | 'participant' = 'participant') => {
+    if (!tokens.has(sub)) tokens.set(sub, token(room, sub, role));
+    return tokens.get(sub) as string;
+  };
+  const onA = async (sub: string, role: 'facilitator' | 'participant' = 'participant') => {
+    const s = await connect(a.url, tokenOf(sub, role));
+    sockets.push(s);
+    return s;
+  };
+  const fac = await onA('fac', 'facilitator');
+  session(await joinAs(fac));
+  const waitingLists = collect(fac, 'waitingRoomChanged');
+  /** Through consent into the waiting room; admitted by the facilitator unless `stay`. */
+  const enter = async (sub: string, stay = false) => {
+    const s = await onA(sub);
+    assert.is((await joinAs(s)).stage, 'consent');
+    assert.is((await ok(s, 'acceptConsent', { version: 1 })).stage, 'waiting');
+    if (!stay) {
+      const admitted = next(s, 'admitted');
+      await ok(fac, 'admit', { participantId: sub });
+      await admitted;
+    }
+    return s;
+  };
+  const ptA = await enter('pt-a');
+  await ok(fac, 'setAudioMode', { mode: 'controlled' });
+  await ok(fac, 'requestUnmute', { participantId: 'pt-a' });
+  await ok(ptA, 'raiseHand', {});
+  await enter('pt-gone');
+  await enter('pt-b');
+  await ok(fac, 'remove', { participantId: 'pt-b', ban: true });
+  const ptW = await onA('pt-w');
+  await joinAs(ptW);
+  await ok(ptW, 'acceptConsent', { version: 1 });
+  await ok(fac, 'lockRoom', { locked: true });
+  const waitingSince = await waitFor(
+    () => waitingLists.flatMap(([l]) => l.waiting).find((w) => w.participantId === 'pt-w')?.waitingSince,
+    5_000,
+    'pt-w in the waiting list',
+  );
+
+  // What a kill -9 may lose is the last instant's writes: wait until the state is in Redis.
+  const key = (k: string) => `haven:room-state:${room}:${k}`;
+  await waitFor(
+    async () =>
+      (await client.hget(key('meta'), 'locked')) === '1' &&
+      (await client.sismember(key('bans'), 'pt-b')) === 1 &&
+      (await client.zscore(key('hands'), 'pt-a')) !== null &&
+      (await client.hexists(key('members'), 'pt-w')) === 1 &&
+      (await client.hexists(key('members'), 'pt-b')) === 0 &&
+      typesOf(await streamOf(room), 'pt-w').includes('waiting'),
+    5_000,
+    'the session state in Redis',
+  );
+  const raisedAt = Number(await client.zscore(key('hands'), 'pt-a'));
+  // Ids only in the stored state.
+  for (const k of ['members', 'hands', 'bans', 'unmute', 'consents', 'meta']) {
+    const type = await client.type(key(k));
+    const content =
+      type === 'hash'
+        ? await client.hgetall(key(k))
+        : type === 'set'
+          ? await client.smembers(key(k))
+          : await client.zrange(key(k), '0', '-1');
+    assert.not.match(JSON.stringify(content), /Name of/, k);
+  }
+
+  /* Node A dies. */
+  a.kill();
+  for (const s of sockets.splice(0)) s.close();
+
+  /* Node B: everyone reconnects with the same tokens. */
+  const b = await startNode(graceS);
+  const facB = await connectTo(b, tokenOf('fac'));
+  const restored = session(await joinAs(facB));
+  const gone = next(facB, 'participantLeft', (graceS + 5) * 1000);
+  gone.catch(() => {}); // awaited below; no unhandled rejection if the test fails before
+
+  assert.is(restored.resumed, true, 'the facilitator takes their place back');
+  assert.is(restored.locked, true);
+  assert.is(restored.audioMode, 'controlled');
+  assert.equal(restored.hands, [{ participantId: 'pt-a', raisedAt }]);
+  assert.equal(
+    restored.participants.map((p) => [p.id, p.name, p.role]).sort(),
+    [
+      ['pt-a', 'pt-a', 'participant'],
+      ['pt-gone', 'pt-gone', 'participant'],
+    ],
+    'the admitted are still in, shown by id until they rejoin',
+  );
+  assert.equal(restored.waiting, [{ participantId: 'pt-w', name: 'pt-w', waitingSince }]);
+  const live = await ok(facB, 'liveAttendance', {});
+  const liveA = live.participants.find((p) => p.participantId === 'pt-a');
+  assert.is(liveA?.present, true);
+  assert.is(liveA?.reconnecting, true);
+  assert.is(liveA?.name, null, 'the name is unknown until they rejoin');
+
+  // The admitted participant: straight back in (no consent, no waiting room), hand still up.
+  const renamed = next(facB, 'displayNameChanged');
+  const ptAB = await connectTo(b, tokenOf('pt-a'));
+  const back = session(await joinAs(ptAB));
+  assert.is(back.resumed, true);
+  assert.equal(back.hands, [{ participantId: 'pt-a', raisedAt }]);
+  assert.is(back.audioMode, 'controlled');
+  assert.equal((await renamed)[0], { participantId: 'pt-a', name: 'Name of pt-a' });
+  // Controlled audio, and pt-a was asked to unmute on A: their microphone goes live.
+  const published = next(facB, 'trackPublished');
+  const send = await ok(ptAB, 'createTransport', { direction: 'send' });
+  await ok(ptAB, 'produce', { transportId: send.id, kind: 'audio', source: 'microphone', rtpParameters: opusAudio });
+  assert.is((await published)[0].paused, false, 'the unmute grant survived');
+
+  // The one waiting: still waiting, since the same time.
+  const waitingNamed = next(facB, 'waitingRoomChanged');
+  const ptWB = await connectTo(b, tokenOf('pt-w'));
+  assert.equal(await joinAs(ptWB), { stage: 'waiting', waiting: { facilitatorPresent: true } });
+  assert.equal((await waitingNamed)[0].waiting, [{ participantId: 'pt-w', name: 'Name of pt-w', waitingSince }]);
+  assert.is(await codeOf(ptWB, 'createTransport', { direction: 'recv' }), 'FORBIDDEN', 'still not in the session');
+
+  // Locked for a newcomer.
+  const newcomer = await connectTo(b, token(room, 'pt-new'));
+  assert.is(await codeOf(newcomer, 'join', { protocolVersion }), 'ROOM_LOCKED');
+
+  // The banned one: their token is revoked, and a new token is refused too.
+  const revoked = await connect(b.url, tokenOf('pt-b')).then(
+    (s) => {
+      sockets.push(s);
+      return 'connected';
+    },
+    (err: { data?: { code?: string } }) => err.data?.code,
+  );
+  assert.is(revoked, 'UNAUTHORIZED');
+  const banned = await connectTo(b, token(room, 'pt-b'));
+  assert.is(await codeOf(banned, 'join', { protocolVersion }), 'FORBIDDEN');
+
+  // The one who does not come back leaves after the grace, as after any dropped connection.
+  assert.equal((await gone)[0], { participantId: 'pt-gone', reason: 'disconnected' });
+
+  // Attendance: one session; pt-a and pt-w reconnected (no second admission), pt-gone left.
+  const events = await waitFor(
+    async () => {
+      const all = await streamOf(room);
+      return typesOf(all, 'pt-gone').includes('left') && typesOf(all, 'pt-w').includes('reconnected') ? all : undefined;
+    },
+    5_000,
+    'the attendance events from node B',
+  );
+  assert.is(events.filter((e) => e.type === 'sessionStarted').length, 1, 'one session, not two');
+  assert.equal(typesOf(events, 'pt-a'), ['consented', 'waiting', 'admitted', 'disconnected', 'reconnected']);
+  assert.equal(typesOf(events, 'pt-w'), ['consented', 'waiting', 'disconnected', 'reconnected']);
+  assert.equal(typesOf(events, 'pt-gone'), ['consented', 'waiting', 'admitted', 'disconnected', 'left']);
+  assert.equal(typesOf(events, 'fac'), ['admitted', 'disconnected', 'reconnected']);
+  assert.not.ok(typesOf(events, 'pt-new').length, 'a newcomer refused at the lock is not in attendance');
+
+  // Consent records survived too: back after the grace, pt-gone is not asked again.
+  await ok(facB, 'lockRoom', { locked: false });
+  const again = await connectTo(b, token(room, 'pt-gone'));
+  assert.is((await joinAs(again)).stage, 'waiting', 'accepted version 1 on node A: no consent gate');
+
+  // The session ends: its state is cleared.
+  await ok(facB, 'endSession', {});
+  await waitFor(
+    async () =>
+      (await client.exists(...['meta', 'members', 'hands', 'bans', 'unmute', 'aliases', 'consents'].map(key))) === 0,
+    5_000,
+    'the state cleared at the end',
+  );
+  b.kill();
+});
+
+test.run();
