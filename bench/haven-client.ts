@@ -38,6 +38,30 @@ export interface JoinTimes {
   firstPacketAt?: number;
 }
 
+/** Connects as the SDK does: a node that does not serve the room redirects to the one that does. */
+async function connectFollowingRedirects(url: string, token: string): Promise<Socket> {
+  let target = url;
+  for (let hop = 0; ; hop++) {
+    const socket = io(target, {
+      path: socketPath,
+      auth: { token },
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+    });
+    const redirect = await new Promise<string | undefined>((resolve, reject) => {
+      socket.once('connect', () => resolve(undefined));
+      socket.once('connect_error', (err: Error & { data?: { code?: string; url?: string } }) => {
+        socket.close();
+        if (err.data?.code === 'REDIRECT' && err.data.url && hop < 3) resolve(err.data.url);
+        else reject(err);
+      });
+    });
+    if (!redirect) return socket;
+    target = redirect;
+  }
+}
+
 export class HavenClient {
   readonly peer: MediaPeer;
   readonly role: Role;
@@ -98,18 +122,8 @@ export class HavenClient {
       role: this.role,
       ttlS: 4 * 3600,
     });
-    const socket = io(this.#target.url, {
-      path: socketPath,
-      auth: { token },
-      transports: ['websocket'],
-      reconnection: false,
-      forceNew: true,
-    });
+    const socket = await connectFollowingRedirects(this.#target.url, token);
     this.#socket = socket;
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', () => resolve());
-      socket.once('connect_error', (err: Error) => reject(err));
-    });
     const admitted = this.next('admitted', () => true, requestTimeoutMs * 4);
     admitted.catch(() => {}); // awaited below only when the join lands in the waiting room
     this.on('trackPublished', (track) => this.#consume(track));

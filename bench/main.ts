@@ -8,12 +8,14 @@
  * `--baseline` measures the same levels again on bare mediasoup; `--find-capacity` adds rooms
  * until loss passes 1 % or a worker passes 90 % of a core.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpus, totalmem } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { version as mediasoupVersion } from 'mediasoup';
+import { EmbeddedRedis } from '../server/redis/embedded-redis.ts';
 import { type NodeProcess, startNodeProcess } from '../test/helpers/node-process.ts';
 import { BaselineTopology } from './baseline.ts';
 import type { HavenTarget } from './haven-client.ts';
@@ -32,7 +34,9 @@ const usage = `usage: npm run bench -- <${scenarios.join('|')}> [options]
   --receivers N      education: participants receiving them (default 60)
   --joiners N        joinstorm: participants joining at once (default 50)
   --rounds N         moderation: rounds of mute all, admit all and remove per room (default 5)
-  --workers N        mediasoup workers of the node under test (default 1)
+  --workers N        mediasoup workers of each node under test (default 1)
+  --nodes N          Haven nodes sharing one Redis (default 1); rooms spread over them
+  --pin              pin node i (and its workers) to core i, with taskset
   --seconds N        measuring window of each step (default 15)
   --ramp N           seconds of media before a window starts (default 4)
   --video-bitrate N  bits/s of each synthetic camera (default 800000)
@@ -54,6 +58,8 @@ function options() {
       joiners: { type: 'string', default: '50' },
       rounds: { type: 'string', default: '5' },
       workers: { type: 'string', default: '1' },
+      nodes: { type: 'string', default: '1' },
+      pin: { type: 'boolean', default: false },
       seconds: { type: 'string', default: '15' },
       ramp: { type: 'string', default: '4' },
       'video-bitrate': { type: 'string', default: '800000' },
@@ -84,6 +90,8 @@ function options() {
     joiners: int('joiners', values.joiners, 1, 2_000),
     rounds: int('rounds', values.rounds, 1, 100),
     workers: int('workers', values.workers, 1, 64),
+    nodes: int('nodes', values.nodes, 1, 16),
+    pin: values.pin,
     seconds: int('seconds', values.seconds, 1, 3_600),
     ramp: int('ramp', values.ramp, 0, 600),
     videoBitrate: int('video-bitrate', values['video-bitrate'], 50_000, 10_000_000),
@@ -173,8 +181,8 @@ interface Measured {
   rooms: number;
   participantsPerRoom: number;
   workerPids: number[];
-  /** The Haven node's pid; absent for the baseline (mediasoup's Node side idles in the bench process). */
-  nodePid?: number;
+  /** The Haven nodes' pids; absent for the baseline (mediasoup's Node side idles in the bench process). */
+  nodePids?: number[];
   join?: StepMeasures['join'];
   moderation?: StepMeasures['moderation'];
 }
@@ -183,7 +191,7 @@ interface Measured {
 async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<StepMeasures> {
   await sleep(o.ramp * 1000);
   const workers = new CpuSampler(m.workerPids);
-  const node = m.nodePid ? new CpuSampler([m.nodePid]) : undefined;
+  const node = m.nodePids ? new CpuSampler(m.nodePids) : undefined;
   const loadgen = new CpuSampler([gen.child.pid as number]);
   await gen.ask({ type: 'window-start' }, 'ok');
   let last = gen.latest;
@@ -200,7 +208,7 @@ async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<Ste
           forwardedPacketsPerSecond: now.received - last.received,
           loss: now.expected > 0 ? 1 - now.received / now.expected : 0,
           workersCpu: workers.sample().map((l) => l.cpu),
-          nodeCpu: node?.sample()[0]?.cpu,
+          nodeCpu: node ? sumLoads(node.sample()).cpu : undefined,
           loadGeneratorCpu: loadgen.sample()[0]?.cpu,
           errors: now.errors,
         })}   `,
@@ -209,7 +217,7 @@ async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<Ste
     last = now;
   }
   const workerLoads = workers.stop();
-  const nodeLoad = node?.stop()[0];
+  const nodeLoad = node ? sumLoads(node.stop()) : undefined;
   const loadgenLoad = loadgen.stop()[0] as ProcessLoad;
   const window = await gen.ask({ type: 'window-end' }, 'window');
   const forwarded = window.totals.received / window.seconds;
@@ -258,7 +266,7 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
   const secret = randomBytes(24).toString('hex');
   const adminKey = randomBytes(24).toString('hex');
   const consumersPerRoom = o.scenario === 'education' ? o.publishers * 2 * o.receivers : o.size * (o.size - 1) * 2;
-  const node: NodeProcess = await startNodeProcess({
+  const cluster = await startNodes(o, {
     HAVEN_AUTH_SECRET: secret,
     HAVEN_ADMIN_API_KEY: adminKey,
     HAVEN_MEDIA_WORKERS: String(o.workers),
@@ -269,10 +277,12 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
       o.scenario === 'education' ? Math.ceil(consumersPerRoom / o.workers) + 1 : Math.max(500, consumersPerRoom),
     ),
   });
+  // The first node is the entry: the generator's clients are redirected from it to each room's node.
+  const node = cluster.nodes[0] as NodeProcess;
   const target: HavenTarget = { url: node.url, secret };
   const levels: number[] = [];
   try {
-    const workerPids = mediasoupWorkerPids(node.child.pid as number);
+    const workerPids = cluster.nodes.flatMap((n) => mediasoupWorkerPids(n.child.pid as number));
     let rooms = 0;
     for (let level = o.rooms; level <= o.maxRooms; level += o.step) {
       const plans = roomPlans(o, 'bench', rooms, level - rooms);
@@ -306,7 +316,7 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
         rooms,
         participantsPerRoom: plans[0]?.size ?? o.size,
         workerPids,
-        nodePid: node.child.pid as number,
+        nodePids: cluster.nodes.map((n) => n.child.pid as number),
         join: { admitted: percentiles(joined.admitted), firstPacket: percentiles(joined.firstPacket) },
         moderation,
       });
@@ -324,12 +334,46 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
   } finally {
     await gen.ask({ type: 'close-all' }, 'ok').catch(() => {});
     // What went wrong on the node's side, if anything did (its log lines at error level and above).
-    for (const line of node.logs.filter((l) => Number(l.level) >= 50).slice(0, 5)) {
+    for (const line of cluster.nodes.flatMap((n) => n.logs.filter((l) => Number(l.level) >= 50)).slice(0, 5)) {
       console.error(`node: ${line.msg} ${JSON.stringify(line.err ?? '')}`);
     }
-    node.kill();
+    await cluster.stop();
   }
   return levels;
+}
+
+/**
+ * The nodes under test: one with its own Redis, or `--nodes` sharing a Redis the bench starts;
+ * with `--pin`, node i and its media workers run on core i only.
+ */
+async function startNodes(o: Options, env: Record<string, string>) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'haven-bench-'));
+  const redis = o.nodes > 1 ? await EmbeddedRedis.start({ dataDir }) : undefined;
+  const nodes: NodeProcess[] = [];
+  const stop = async () => {
+    for (const n of nodes) n.kill();
+    await redis?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < o.nodes; i++) {
+      const node = await startNodeProcess({
+        ...env,
+        ...(redis ? { REDIS_URL: redis.url, HAVEN_NODE_ID: `bench-${i + 1}` } : {}),
+      });
+      nodes.push(node);
+      if (o.pin) {
+        const core = String(i % cpus().length);
+        for (const pid of [node.child.pid as number, ...mediasoupWorkerPids(node.child.pid as number)]) {
+          execFileSync('taskset', ['-a', '-cp', core, String(pid)], { stdio: 'ignore' });
+        }
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { nodes, stop };
 }
 
 /** The largest Haven step that held. */
@@ -340,9 +384,9 @@ function capacityOf(result: BenchResult, o: Options, stoppedBecause: string): Be
   return {
     rooms,
     consumers,
-    workers: o.workers,
-    roomsPerWorker: rooms / o.workers,
-    consumersPerWorker: consumers / o.workers,
+    workers: o.workers * o.nodes,
+    roomsPerWorker: rooms / (o.workers * o.nodes),
+    consumersPerWorker: consumers / (o.workers * o.nodes),
     stoppedBecause,
   };
 }

@@ -50,11 +50,44 @@ export const configSchema = z
       .describe('Folder for the node’s own data (the embedded Redis keeps its AOF here).'),
     redis: z
       .strictObject({
-        /** Redis to use. Unset: the node starts its own `redis-server` in `dataDir`. */
+        /** Redis to use. Unset (and no `sentinels`): the node starts its own `redis-server` in `dataDir`. */
         url: z
           .url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' })
           .optional()
-          .describe('Redis to use (`redis://[:password@]host:port[/db]`). Unset: the node starts its own.'),
+          .describe(
+            'Redis to use (`redis://[:password@]host:port[/db]`). Unset, and no sentinels: the node starts its own (for a single node only).',
+          ),
+        /** Redis Sentinels that name the current master, instead of `url`: Redis with automatic failover. */
+        sentinels: list(
+          z
+            .string()
+            .regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port (an IPv6 address in brackets)')
+            .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port above 65535'),
+        )
+          .optional()
+          .describe(
+            'Redis Sentinels (`host:port`, comma-separated in the environment) asked for the current master, instead of `REDIS_URL`: Redis with a replica and automatic failover.',
+          ),
+        /** The master group the sentinels monitor (`sentinel monitor <name> …`). Default `mymaster`. */
+        sentinelName: z
+          .string()
+          .min(1)
+          .default('mymaster')
+          .describe('Name of the master group the sentinels monitor (`sentinel monitor <name> …`).'),
+        /** Password of the master and replicas found through the sentinels (their `requirepass`). */
+        password: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'Password of the Redis master and replicas found through the sentinels (`requirepass`); with `REDIS_URL`, put it in the URL.',
+          ),
+        /** Password of the sentinels themselves, when they have one (`requirepass` in sentinel.conf). */
+        sentinelPassword: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Password of the sentinels themselves (`requirepass` in their sentinel.conf), when they have one.'),
         /** The `redis-server` binary for the embedded Redis. Default `redis-server`. */
         serverBin: z
           .string()
@@ -273,6 +306,28 @@ export const configSchema = z
         backoffMs: positiveInt.default(1000).describe('First retry delay in ms, doubled at each further attempt.'),
       })
       .prefault({}),
+    cluster: z
+      .strictObject({
+        /** This node's id among the nodes sharing the Redis. Default: a random one per start. */
+        nodeId: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits and . _ - only, at most 64')
+          .optional()
+          .describe('This node’s id among the nodes sharing the Redis. Unset: a random one at each start.'),
+        /** URL clients and the other nodes reach this node at. Default: its own listen address. */
+        publicUrl: z
+          .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+          .optional()
+          .describe(
+            'URL clients and the other nodes reach this node at (redirects point there). Unset: the listen address.',
+          ),
+        /** Seconds without a heartbeat before a node is gone and its rooms move. Default 5. */
+        nodeTimeoutS: positiveInt
+          .max(120)
+          .default(5)
+          .describe('Seconds without a heartbeat before a node counts as gone; also how long a room’s lease lasts.'),
+      })
+      .prefault({}),
     workers: z
       .strictObject({
         /** Run the background workers (BullMQ) inside the node. Default true. */
@@ -342,6 +397,23 @@ export const configSchema = z
       .describe('Longest a graceful shutdown (SIGTERM/SIGINT) may take, in ms, before the exit is forced.'),
   })
   .superRefine((config, ctx) => {
+    const sentinels = (config.redis.sentinels?.length ?? 0) > 0;
+    if (config.redis.url && sentinels) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redis', 'sentinels'],
+        message: 'set redis.url (one Redis) or redis.sentinels (a Sentinel set), not both',
+      });
+    }
+    for (const key of ['password', 'sentinelPassword'] as const) {
+      if (config.redis[key] !== undefined && !sentinels) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['redis', key],
+          message: `redis.${key} is for a Sentinel set (redis.sentinels); with redis.url, put the password in the URL`,
+        });
+      }
+    }
     if (config.env === 'production' && !config.auth.secret && !config.auth.publicKeyFile) {
       ctx.addIssue({
         code: 'custom',
@@ -388,6 +460,10 @@ export const envNames = {
   'http.port': 'HAVEN_HTTP_PORT',
   dataDir: 'HAVEN_DATA_DIR',
   'redis.url': 'REDIS_URL',
+  'redis.sentinels': 'HAVEN_REDIS_SENTINELS',
+  'redis.sentinelName': 'HAVEN_REDIS_SENTINEL_NAME',
+  'redis.password': 'HAVEN_REDIS_PASSWORD',
+  'redis.sentinelPassword': 'HAVEN_REDIS_SENTINEL_PASSWORD',
   'redis.serverBin': 'HAVEN_REDIS_SERVER_BIN',
   'log.level': 'HAVEN_LOG_LEVEL',
   'log.format': 'HAVEN_LOG_FORMAT',
@@ -422,6 +498,9 @@ export const envNames = {
   'webhooks.secret': 'HAVEN_WEBHOOK_SECRET',
   'webhooks.maxAttempts': 'HAVEN_WEBHOOK_MAX_ATTEMPTS',
   'webhooks.backoffMs': 'HAVEN_WEBHOOK_BACKOFF_MS',
+  'cluster.nodeId': 'HAVEN_NODE_ID',
+  'cluster.publicUrl': 'HAVEN_PUBLIC_URL',
+  'cluster.nodeTimeoutS': 'HAVEN_CLUSTER_NODE_TIMEOUT_S',
   'workers.inProcess': 'HAVEN_WORKERS_IN_PROCESS',
   'workers.stalledS': 'HAVEN_WORKERS_STALLED_S',
   'retention.eventsDays': 'HAVEN_RETENTION_EVENTS_DAYS',

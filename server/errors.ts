@@ -7,16 +7,23 @@ import type { ErrorCode, ProtocolError } from '../client-sdk/src/protocol.ts';
 
 export class HavenError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string) {
+  /** With `REDIRECT`: where to go. */
+  readonly url: string | undefined;
+  constructor(code: ErrorCode, message: string, details: { url?: string } = {}) {
     super(message);
     this.name = 'HavenError';
     this.code = code;
+    this.url = details.url;
   }
 }
 
 /** The protocol form of any error: its own code for a `HavenError`, `INTERNAL` for the rest. */
 export function toProtocolError(err: unknown): ProtocolError {
-  if (err instanceof HavenError) return { code: err.code, message: err.message };
+  if (err instanceof HavenError) {
+    return err.url === undefined
+      ? { code: err.code, message: err.message }
+      : { code: err.code, message: err.message, url: err.url };
+  }
   return { code: 'INTERNAL', message: 'internal error; nothing was changed' };
 }
 
@@ -32,4 +39,6 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   INVALID_STATE: 409,
   UNKNOWN_EVENT: 400,
   INTERNAL: 500,
+  REDIRECT: 307,
+  UNAVAILABLE: 503,
 };

@@ -32,18 +32,23 @@ import { liveAttendanceReader } from './attendance/live.ts';
 import { type AttendanceEventType, AttendanceRecorder } from './attendance/recorder.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
+import { Cluster } from './cluster/cluster.ts';
 import { createHttpApp, type Readiness } from './http/app.ts';
 import { createDemoHandler } from './http/demo.ts';
 import type { Logger } from './logger.ts';
 import { WorkerPool } from './media/worker-pool.ts';
+import { type RedisConnection, redisConnectionOf, redisOptions } from './redis/connection.ts';
 import { EmbeddedRedis } from './redis/embedded-redis.ts';
 import { ChatArchive } from './rooms/chat-archive.ts';
 import { RoomManager } from './rooms/room-manager.ts';
+import { RoomStateStore } from './rooms/room-state.ts';
 import { RoomStore } from './rooms/room-store.ts';
-import { attachSignaling, type HavenSocketServer } from './signaling/signaling.ts';
+import { attachSignaling, type HavenSocketServer, type SignalingHandle } from './signaling/signaling.ts';
 
 const redisPingTimeoutMs = 1_000;
 const backgroundCloseTimeoutMs = 2_000;
+/** A lease taken for a connection whose room never opened here is given up after this. */
+const unusedLeaseMs = 30_000;
 
 export class HavenNode {
   readonly config: Config;
@@ -57,6 +62,10 @@ export class HavenNode {
   /** The HS256 secret tokens are verified with (random per start in development when unset). */
   readonly authSecret: string | undefined;
   readonly attendance: AttendanceRecorder;
+  /** This node among the nodes sharing the Redis: heartbeats, room leases, placement. */
+  readonly cluster: Cluster;
+  #signaling: SignalingHandle | undefined;
+  #leaseSweep: NodeJS.Timeout | undefined;
   /** BullMQ workers and queues, closed before Redis. */
   readonly #background: { close(): Promise<void> }[];
   readonly #embeddedRedis: EmbeddedRedis | undefined;
@@ -74,6 +83,7 @@ export class HavenNode {
     revocations: RevocationStore;
     authSecret: string | undefined;
     attendance: AttendanceRecorder;
+    cluster: Cluster;
     background: { close(): Promise<void> }[];
   }) {
     this.config = parts.config;
@@ -87,6 +97,7 @@ export class HavenNode {
     this.revocations = parts.revocations;
     this.authSecret = parts.authSecret;
     this.attendance = parts.attendance;
+    this.cluster = parts.cluster;
     this.#background = parts.background;
   }
 
@@ -103,15 +114,16 @@ export class HavenNode {
     let retentionQueue: RetentionQueue | undefined;
     let retentionWorker: Worker | undefined;
     try {
-      if (!config.redis.url) {
+      let redisConnection = redisConnectionOf(config.redis);
+      if (!redisConnection) {
         embeddedRedis = await EmbeddedRedis.start({
           dataDir: join(dataDir, 'redis'),
           serverBin: config.redis.serverBin,
           logger,
         });
+        redisConnection = { url: embeddedRedis.url };
       }
-      const redisUrl = config.redis.url ?? (embeddedRedis as EmbeddedRedis).url;
-      redis = await connectRedis(redisUrl, logger);
+      redis = await connectRedis(redisConnection, logger);
       pool = await WorkerPool.create({
         size: config.media.workers,
         logLevel: config.media.logLevel,
@@ -140,20 +152,20 @@ export class HavenNode {
       );
       const store = new RoomStore(redis);
       const reconnectGraceMs = config.rooms.reconnectGraceS * 1000;
-      attendanceQueue = new AttendanceQueue(redisUrl, config.attendance.intervalS * 1000);
+      attendanceQueue = new AttendanceQueue(redisConnection, config.attendance.intervalS * 1000);
       await attendanceQueue.scheduleWeeklyCheck();
-      webhookQueue = new WebhookQueue(redisUrl, redis, config.webhooks);
+      webhookQueue = new WebhookQueue(redisConnection, redis, config.webhooks);
       const hooks = webhookQueue;
       const emit = (type: WebhookEventType, input: WebhookEventInput) =>
         hooks.emit(type, input).catch((err: Error) => {
           logger.error({ room: input.room, type, err: { message: err.message } }, 'webhook not queued');
         });
       const workerSettings = { stalledMs: config.workers.stalledS * 1000 };
-      retentionQueue = new RetentionQueue(redisUrl, config.retention);
+      retentionQueue = new RetentionQueue(redisConnection, config.retention);
       await retentionQueue.schedule();
       if (config.workers.inProcess) {
         attendanceWorker = startAttendanceWorker(
-          redisUrl,
+          redisConnection,
           {
             redis,
             store,
@@ -164,8 +176,13 @@ export class HavenNode {
           workerSettings,
           logger,
         );
-        webhookWorker = startWebhookWorker(redisUrl, redis, config.webhooks, workerSettings, logger);
-        retentionWorker = startRetentionWorker(redisUrl, { redis, settings: config.retention }, workerSettings, logger);
+        webhookWorker = startWebhookWorker(redisConnection, redis, config.webhooks, workerSettings, logger);
+        retentionWorker = startRetentionWorker(
+          redisConnection,
+          { redis, settings: config.retention },
+          workerSettings,
+          logger,
+        );
       }
       const webhookOf: Partial<Record<AttendanceEventType, WebhookEventType>> = {
         sessionStarted: 'session.started',
@@ -198,9 +215,19 @@ export class HavenNode {
           revoke: async (identity) => {
             if (identity.jti) await revocations.revoke(identity.jti, identity.expiresAtMs);
           },
+          // A node that lost a room's lease (frozen, cut off) must not write its state over the new node's.
+          roomState: { store: new RoomStateStore(redis, logger), canWrite: (room): boolean => cluster.serves(room) },
         },
         isRoomAutoCreateEnabled(config),
       );
+      const workerPool = pool;
+      const cluster: Cluster = new Cluster({
+        redis,
+        logger,
+        nodeId: config.cluster.nodeId ?? `node-${randomBytes(4).toString('hex')}`,
+        nodeTimeoutMs: config.cluster.nodeTimeoutS * 1000,
+        load: () => ({ rooms: rooms.rooms.length, consumers: workerPool.workers.reduce((n, w) => n + w.load, 0) }),
+      });
       const node: HavenNode = new HavenNode({
         config,
         logger,
@@ -223,6 +250,7 @@ export class HavenNode {
               },
               deliveries: (options) => listDeliveries(redis as Redis, options),
               endpoints: () => endpointSummaries(redis as Redis, config.webhooks.urls),
+              remoteOwnerUrl: (room) => cluster.remoteOwnerUrl(room),
               attendanceOf: async (room) => {
                 const json = await (redis as Redis).get(attendanceResultKey(room));
                 return json ? JSON.parse(json) : undefined;
@@ -239,6 +267,7 @@ export class HavenNode {
         revocations,
         authSecret,
         attendance,
+        cluster,
         // Jobs are idempotent: a worker closing does not wait for the one it runs.
         background: [
           { close: () => attendanceWorker?.close(true) ?? Promise.resolve() },
@@ -258,16 +287,18 @@ export class HavenNode {
         scheduled(queue.roomOpened(room.id));
         room.once('closed', () => scheduled(queue.roomClosed(room.id)));
       });
-      attachSignaling(node.io, {
+      node.#signaling = attachSignaling(node.io, {
         verifier,
         rooms,
         logger,
         rateLimit: config.signaling.rateLimit,
         rateBurst: config.signaling.rateBurst,
+        cluster,
       });
       node.io.attach(node.http);
       node.http.listen(config.http.port, config.http.host);
       await once(node.http, 'listening');
+      await node.#joinCluster();
       logger.info({ url: node.url, workers: pool.workers.length, embeddedRedis: !!embeddedRedis }, 'haven node ready');
       return node;
     } catch (err) {
@@ -283,6 +314,32 @@ export class HavenNode {
       await embeddedRedis?.stop();
       throw err;
     }
+  }
+
+  /**
+   * Joins the cluster at this node's URL. A room whose lease is lost (another node took it over
+   * while this one was unreachable or frozen) is closed here at once and its clients are moved.
+   */
+  async #joinCluster(): Promise<void> {
+    const { cluster, rooms } = this;
+    cluster.on('lost', (roomId) => this.#moveRoom(roomId, 'failover'));
+    rooms.on('roomOpened', (room) => {
+      room.once('closed', () => void cluster.leases.release(room.id).catch(() => {}));
+    });
+    await cluster.start(this.config.cluster.publicUrl ?? this.url);
+    this.#leaseSweep = setInterval(() => {
+      cluster.releaseUnused((id) => rooms.get(id) !== undefined, unusedLeaseMs).catch(() => {});
+    }, 10_000);
+    this.#leaseSweep.unref();
+  }
+
+  /**
+   * Closes a room here without ending its session (its state stays in Redis) and tells its
+   * clients to reconnect: they land on the node that serves it now.
+   */
+  #moveRoom(roomId: string, reason: 'draining' | 'failover'): void {
+    this.rooms.get(roomId)?.close();
+    this.#signaling?.moveRoom(roomId, reason);
   }
 
   /** The base URL clients reach this node at. */
@@ -309,6 +366,12 @@ export class HavenNode {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.logger.info('haven node stopping');
+      // Drain: no new rooms here; each room's lease is given up and its clients move to another node.
+      clearInterval(this.#leaseSweep);
+      const served = this.rooms.rooms.map((room) => room.id);
+      await this.cluster.drain(served).catch(() => {});
+      for (const roomId of served) this.#moveRoom(roomId, 'draining');
+      await this.cluster.stop().catch(() => {});
       this.rooms.closeAll();
       this.io.disconnectSockets(true);
       await new Promise<void>((r) => this.io.close(() => r()));
@@ -340,9 +403,9 @@ function developmentSecret(logger: Logger): string {
   return randomBytes(32).toString('hex');
 }
 
-/** Connects to Redis and waits until it answers; the URL (it may hold a password) is never logged. */
-async function connectRedis(url: string, logger: Logger): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3 });
+/** Connects to Redis and waits until it answers; passwords (in the URL or not) are never logged. */
+async function connectRedis(connection: RedisConnection, logger: Logger): Promise<Redis> {
+  const redis = new Redis(redisOptions(connection, { lazyConnect: true }));
   redis.on('error', (err: Error) => logger.warn({ component: 'redis', err: { message: err.message } }, 'redis error'));
   await redis.connect();
   return redis;

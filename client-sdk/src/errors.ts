@@ -22,12 +22,15 @@ export class HavenRequestError extends Error {
   readonly code: ErrorCode | ClientErrorCode;
   /** The request that failed (`'connect'` for the connection handshake). */
   readonly request: string;
+  /** With `REDIRECT`: the node serving the room (the SDK follows it by itself). */
+  readonly url: string | undefined;
 
-  constructor(code: ErrorCode | ClientErrorCode, message: string, request: string) {
+  constructor(code: ErrorCode | ClientErrorCode, message: string, request: string, url?: string) {
     super(message);
     this.name = 'HavenRequestError';
     this.code = code;
     this.request = request;
+    this.url = url;
   }
 }
 

@@ -35,12 +35,18 @@ export const errorCodes = [
   'UNKNOWN_EVENT',
   /** Something failed on the server; nothing was changed. */
   'INTERNAL',
+  /** The room is served by another node: connect to `url` (the SDK does by itself). */
+  'REDIRECT',
+  /** Not now, try again in a few seconds: the room is moving to another node, or nodes are shutting down. */
+  'UNAVAILABLE',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 
 export interface ProtocolError {
   code: ErrorCode;
   message: string;
+  /** With `REDIRECT`: the node serving the room. */
+  url?: string;
 }
 
 export type Ack<T> = { ok: true; data: T } | { ok: false; error: ProtocolError };
@@ -423,6 +429,11 @@ export interface ServerNotifications {
   sessionEnded: [{ reason: string }];
   /** The same identity joined from another connection; this one is closed. */
   replaced: [Empty];
+  /**
+   * This node stops serving the room (it shuts down, or another node took the room over): the
+   * connection closes and the SDK reconnects, to whichever node serves the room now.
+   */
+  moved: [{ reason: 'draining' | 'failover' }];
 
   /* Waiting room: to the person waiting. */
   /** In the waiting room (first arrival, or moved back), or what it says changed. */

@@ -194,6 +194,9 @@ export type SessionClientEvents = {
   error: [error: Error];
 };
 
+/** Redirects followed per connection: a room moving while the client follows it may need two. */
+const maxRedirects = 3;
+
 /** Codes a rejoin cannot overcome by retrying. */
 const fatalRejoinCodes: readonly string[] = [
   'UNAUTHORIZED',
@@ -323,6 +326,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   #held: (() => void)[] | undefined;
   #activeSpeakerId: string | null = null;
   #leaving = false;
+  /** The node said it hands the room over (`moved`): its disconnect is a drop, not an eviction. */
+  #moved = false;
   /** Ends the current reconnection wait early. */
   #wake: (() => void) | undefined;
   /** The `join()` call waiting to be admitted, if any. */
@@ -650,7 +655,24 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     if (typeof value !== 'string' || value.length === 0) {
       throw new TypeError('the token function must resolve to a non-empty string');
     }
-    return Signaling.open({ url, path: socketPath, token: value, connectTimeoutMs, requestTimeoutMs });
+    // Always from `url` (the entry, e.g. a load balancer): a node that does not serve the room
+    // redirects to the one that does, wherever the room moved since the last connection.
+    let target = url;
+    for (let hop = 0; ; hop++) {
+      try {
+        return await Signaling.open({
+          url: target,
+          path: socketPath,
+          token: value,
+          connectTimeoutMs,
+          requestTimeoutMs,
+        });
+      } catch (error) {
+        const redirect = error instanceof HavenRequestError && error.code === 'REDIRECT' ? error.url : undefined;
+        if (!redirect || hop >= maxRedirects) throw error;
+        target = redirect;
+      }
+    }
   }
 
   /** Sends a request that needs the client in the room. */
@@ -663,6 +685,10 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   #attach(signaling: Signaling): void {
     this.#signaling = signaling;
     signaling.on('disconnected', (reason) => this.#onDisconnected(signaling, reason));
+    // The node hands the room over: the disconnect that follows is a drop to recover from.
+    signaling.on('moved', () => {
+      if (signaling === this.#signaling) this.#moved = true;
+    });
     const current = () => signaling === this.#signaling && this.#state !== 'closed';
     /** Notifications about the room: held while a join answer is applied, dropped unless in the room. */
     const route = <K extends NotificationName>(name: K, handler: (...args: ServerNotifications[K]) => void) => {
@@ -754,7 +780,9 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     if (signaling !== this.#signaling) return;
     this.#signaling = undefined;
     if (this.#state === 'closed') return;
-    if (this.#leaving || reason === 'io server disconnect') {
+    const moved = this.#moved;
+    this.#moved = false;
+    if (this.#leaving || (reason === 'io server disconnect' && !moved)) {
       this.#close(this.#leaving ? 'left' : 'serverDisconnect');
       return;
     }

@@ -49,6 +49,7 @@ const notifications = {
   handLowered: true,
   chatMessage: true,
   chatMessageDeleted: true,
+  moved: true,
 } satisfies Record<NotificationName, true>;
 const notificationNames = Object.keys(notifications) as NotificationName[];
 
@@ -88,10 +89,11 @@ function isAck(value: unknown): value is Ack<unknown> {
 
 /** The error a failed handshake (socket.io `connect_error`) stands for. */
 function connectError(error: Error & { data?: unknown }): HavenRequestError {
-  const data = error.data as { code?: unknown; message?: unknown } | undefined;
+  const data = error.data as { code?: unknown; message?: unknown; url?: unknown } | undefined;
   if (typeof data?.code === 'string') {
     const message = typeof data.message === 'string' ? data.message : error.message;
-    return new HavenRequestError(data.code as ErrorCode, message, 'connect');
+    const url = typeof data.url === 'string' ? data.url : undefined;
+    return new HavenRequestError(data.code as ErrorCode, message, 'connect', url);
   }
   if (error.message === 'UNAUTHORIZED') return new HavenRequestError('UNAUTHORIZED', 'access token refused', 'connect');
   if (error.message === 'timeout')

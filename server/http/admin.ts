@@ -16,7 +16,7 @@ import type { Logger } from '../logger.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
 import type { RoomStore } from '../rooms/room-store.ts';
 import { describeIssues } from '../signaling/schemas.ts';
-import { readJsonBody, sendJson } from './json.ts';
+import { readBody, readJsonBody, sendJson } from './json.ts';
 
 export interface AdminDeps {
   apiKey: string | undefined;
@@ -32,6 +32,8 @@ export interface AdminDeps {
   endpoints: () => Promise<EndpointSummary[]>;
   /** A page of webhook deliveries, newest first. */
   deliveries: (options: { status?: Delivery['status']; limit: number; cursor: number }) => Promise<DeliveryPage>;
+  /** The URL of the node serving a live room, when it is another node (calls about it are forwarded there). */
+  remoteOwnerUrl?: (room: string) => Promise<string | undefined>;
   /** The program's time zone (weeks) and weekly threshold, in hours. */
   program: { timeZone: string; weeklyThresholdHours: number };
 }
@@ -87,6 +89,9 @@ const deliveriesQuery = z.strictObject({
   ...pageQuery,
 });
 
+const forwardedHeader = 'haven-forwarded';
+const forwardTimeoutMs = 10_000;
+
 function sameKey(given: string, expected: string): boolean {
   const digest = (s: string) => createHash('sha256').update(s).digest();
   return timingSafeEqual(digest(given), digest(expected));
@@ -109,8 +114,11 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 export function handleAdmin(deps: AdminDeps, req: IncomingMessage, res: ServerResponse, url: URL): boolean {
   if (!url.pathname.startsWith('/v1/')) return false;
   const log = deps.logger.child({ component: 'admin-api' });
-  route(deps, req, url).then(
-    ({ status, data, action, roomId, csv }) => {
+  forwarded(deps, req, res, url)
+    .then((answered) => (answered ? undefined : route(deps, req, url)))
+    .then((outcome) => {
+      if (!outcome) return;
+      const { status, data, action, roomId, csv } = outcome;
       if (action && roomId) deps.audit.recordInBackground({ room: roomId, actor: 'admin', action });
       if (csv !== undefined) {
         res.writeHead(status, { 'content-type': 'text/csv; charset=utf-8', 'cache-control': 'no-store' });
@@ -118,13 +126,41 @@ export function handleAdmin(deps: AdminDeps, req: IncomingMessage, res: ServerRe
         return;
       }
       sendJson(res, status, { ok: true, data });
-    },
-    (err: unknown) => {
+    })
+    .catch((err: unknown) => {
       const error = toProtocolError(err);
       if (error.code === 'INTERNAL') log.error({ err, path: url.pathname }, 'admin request failed');
       sendJson(res, httpStatusOf[error.code], { ok: false, error });
+    });
+  return true;
+}
+
+/**
+ * Calls that act on a live room (end it, change its consent text, read its live figures) go to
+ * the node serving it; the answer is passed back as it is. Marked, so it is never forwarded twice.
+ */
+async function forwarded(deps: AdminDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+  const match = /^\/v1\/rooms\/([^/]+)(\/end|\/consent)?$/.exec(url.pathname);
+  if (!match || !deps.remoteOwnerUrl || req.headers[forwardedHeader]) return false;
+  authorize(req, deps.apiKey);
+  const roomId = decodeURIComponent(match[1] as string);
+  if (!idPattern.test(roomId)) return false;
+  const owner = await deps.remoteOwnerUrl(roomId);
+  if (!owner) return false;
+  const body = req.method === 'GET' ? undefined : (await readBody(req)) || undefined;
+  const answer = await fetch(new URL(url.pathname + url.search, owner), {
+    method: req.method,
+    headers: {
+      authorization: req.headers.authorization ?? '',
+      'content-type': req.headers['content-type'] ?? 'application/json',
+      [forwardedHeader]: '1',
     },
-  );
+    body,
+    signal: AbortSignal.timeout(forwardTimeoutMs),
+  });
+  const text = await answer.text();
+  res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(text);
   return true;
 }
 

@@ -14,10 +14,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-/** Reads a JSON body of at most 64 KiB; INVALID_REQUEST when it is too big or not JSON. */
-export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const type = req.headers['content-type'] ?? '';
-  if (!type.startsWith('application/json')) throw new HavenError('INVALID_REQUEST', 'send application/json');
+/** Reads a body of at most 64 KiB as text; INVALID_REQUEST when it is bigger. */
+export async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -25,8 +23,16 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
     if (size > maxBodyBytes) throw new HavenError('INVALID_REQUEST', `body over ${maxBodyBytes} bytes`);
     chunks.push(chunk);
   }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads a JSON body of at most 64 KiB; INVALID_REQUEST when it is too big or not JSON. */
+export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const type = req.headers['content-type'] ?? '';
+  if (!type.startsWith('application/json')) throw new HavenError('INVALID_REQUEST', 'send application/json');
+  const text = await readBody(req);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(text);
   } catch {
     throw new HavenError('INVALID_REQUEST', 'body is not valid JSON');
   }

@@ -18,6 +18,7 @@ import {
   type ServerToClientEvents,
 } from '../../client-sdk/src/protocol.ts';
 import type { TokenVerifier, VerifiedIdentity } from '../auth/tokens.ts';
+import type { Cluster } from '../cluster/cluster.ts';
 import { HavenError, toProtocolError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Room } from '../rooms/room.ts';
@@ -31,6 +32,13 @@ export interface SignalingOptions {
   logger: Logger;
   rateLimit: number;
   rateBurst: number;
+  /** Where connections for a room belong among the nodes; absent: every room is served here. */
+  cluster?: Pick<Cluster, 'route' | 'serves'>;
+}
+
+export interface SignalingHandle {
+  /** Tells a room's connections the node hands the room over, then closes them: the SDK reconnects. */
+  moveRoom(roomId: string, reason: 'draining' | 'failover'): void;
 }
 
 interface SocketData {
@@ -49,8 +57,10 @@ type Handler<K extends RequestName> = (
 ) => Promise<ResponseOf<K>>;
 
 const participantChannel = (roomId: string, participantId: string) => `p:${roomId}:${participantId}`;
+/** Every connection joined to a room (to move them all when the room leaves this node). */
+const roomChannel = (roomId: string) => `r:${roomId}`;
 
-export function attachSignaling(io: HavenSocketServer, options: SignalingOptions): void {
+export function attachSignaling(io: HavenSocketServer, options: SignalingOptions): SignalingHandle {
   const logger = options.logger.child({ component: 'signaling' });
 
   options.rooms.on('roomOpened', (room) => {
@@ -63,18 +73,25 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
 
   io.use((socket, next) => {
     const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
-    options.verifier.verify(token).then(
-      (identity) => {
-        socket.data.identity = identity;
-        socket.data.bucket = new TokenBucket(options.rateLimit, options.rateBurst);
-        next();
-      },
-      (err) => {
-        const error = toProtocolError(err);
-        // The verifier logged the reason with the token's hash; socket.io carries `data` to the client.
-        next(Object.assign(new Error(error.code), { data: error }));
-      },
-    );
+    options.verifier
+      .verify(token)
+      .then(async (identity) => {
+        // A room served by another node: REDIRECT there (the SDK follows), before anything else.
+        await options.cluster?.route(identity.roomId);
+        return identity;
+      })
+      .then(
+        (identity) => {
+          socket.data.identity = identity;
+          socket.data.bucket = new TokenBucket(options.rateLimit, options.rateBurst);
+          next();
+        },
+        (err) => {
+          const error = toProtocolError(err);
+          // The verifier logged the reason with the token's hash; socket.io carries `data` to the client.
+          next(Object.assign(new Error(error.code), { data: error }));
+        },
+      );
   });
 
   const sessionHandlers: { [K in Exclude<RequestName, 'join'>]: Handler<K> } = {
@@ -170,7 +187,7 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
       io.in(replacedConnectionId).disconnectSockets(true);
     }
     socket.data.room = room;
-    await socket.join(channel);
+    await socket.join([channel, roomChannel(room.id)]);
     room.once('closed', () => {
       if (socket.data.room === room) socket.data.room = undefined;
     });
@@ -184,6 +201,10 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     if (name === 'join') return join(socket, parsed.data as RequestOf<'join'>);
     const room = socket.data.room;
     if (!room || room.closed) throw new HavenError('INVALID_STATE', 'join the room first');
+    // A node that lost the room (its lease ran out while it was frozen, say) serves nothing more of it.
+    if (options.cluster && !options.cluster.serves(room.id)) {
+      throw new HavenError('UNAVAILABLE', 'the room moved to another node; reconnecting will find it');
+    }
     const handler = sessionHandlers[name] as Handler<typeof name>;
     return handler(socket, room, parsed.data as never);
   }
@@ -223,6 +244,13 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
       socket.data.room?.disconnected(identity.participantId, socket.id);
     });
   });
+
+  return {
+    moveRoom(roomId, reason) {
+      io.to(roomChannel(roomId)).emit('moved', { reason });
+      io.in(roomChannel(roomId)).disconnectSockets(true);
+    },
+  };
 }
 
 /** The empty acknowledgement of a request that returns nothing, once it is done. */

@@ -7,7 +7,7 @@
  */
 import { createServer, type Socket as NetSocket, connect as netConnect } from 'node:net';
 import wrtc from '@roamhq/wrtc';
-import { SessionClient, type SessionClientOptions } from '../../client-sdk/src/index.ts';
+import { type RemoteTrack, SessionClient, type SessionClientOptions } from '../../client-sdk/src/index.ts';
 
 const { RTCAudioSink, RTCAudioSource, RTCVideoSink, RTCVideoSource } = wrtc.nonstandard;
 
@@ -301,5 +301,31 @@ export async function startSignalingProxy(targetUrl: string): Promise<SignalingP
       });
       return closed;
     },
+  };
+}
+
+/** What a listener receives from one publisher: frames and audible samples, across reconnections. */
+export interface Reception {
+  frames(): number;
+  audible(): number;
+}
+
+/** Counts what `listener` receives from `publisherId`, whatever track objects come and go. */
+export function receiveFrom(listener: NodeSession, publisherId: string): Reception {
+  const counters = { video: [] as { frames: number }[], audio: [] as { audibleSamples: number }[] };
+  const count = (track: RemoteTrack) => {
+    if (track.participantId !== publisherId) return;
+    // A wrtc sink made inside the SDK's event (itself inside a native callback) deadlocks: defer it.
+    setImmediate(() => {
+      if (track.kind === 'video') counters.video.push(listener.countVideoFrames(track.track));
+      else counters.audio.push(listener.countAudioSamples(track.track));
+    });
+  };
+  for (const participant of listener.client.participants.values())
+    for (const t of participant.tracks.values()) count(t);
+  listener.client.on('trackSubscribed', count);
+  return {
+    frames: () => counters.video.reduce((n, c) => n + c.frames, 0),
+    audible: () => counters.audio.reduce((n, c) => n + c.audibleSamples, 0),
   };
 }

@@ -9,7 +9,13 @@ import type { RemoteTrack } from '../../client-sdk/src/index.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { commandOf, descendants, isAlive, waitFor } from '../helpers/processes.ts';
 import { admin, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
-import { createNodeSessionClient, type NodeSession, startSignalingProxy } from '../helpers/wrtc-session.ts';
+import {
+  createNodeSessionClient,
+  type NodeSession,
+  type Reception,
+  receiveFrom,
+  startSignalingProxy,
+} from '../helpers/wrtc-session.ts';
 
 let node: NodeProcess;
 const sessions: NodeSession[] = [];
@@ -50,27 +56,7 @@ async function joined(
   return session;
 }
 
-/** Counts what `listener` receives from `publisherId`, whatever track objects come and go. */
-function receiver(listener: NodeSession, publisherId: string) {
-  const counters = { video: [] as { frames: number }[], audio: [] as { audibleSamples: number }[] };
-  const count = (track: RemoteTrack) => {
-    if (track.participantId !== publisherId) return;
-    // A wrtc sink made inside the SDK's event (itself inside a native callback) deadlocks: defer it.
-    setImmediate(() => {
-      if (track.kind === 'video') counters.video.push(listener.countVideoFrames(track.track));
-      else counters.audio.push(listener.countAudioSamples(track.track));
-    });
-  };
-  for (const participant of listener.client.participants.values())
-    for (const t of participant.tracks.values()) count(t);
-  listener.client.on('trackSubscribed', count);
-  return {
-    frames: () => counters.video.reduce((n, c) => n + c.frames, 0),
-    audible: () => counters.audio.reduce((n, c) => n + c.audibleSamples, 0),
-  };
-}
-
-async function flowing(rx: ReturnType<typeof receiver>, what: string): Promise<void> {
+async function flowing(rx: Reception, what: string): Promise<void> {
   const frames = rx.frames();
   const audible = rx.audible();
   await waitFor(() => rx.frames() > frames + 5 && rx.audible() > audible + 4_800, 15_000, what);
@@ -80,7 +66,7 @@ test('audio and video published by one participant reach another (real RTP, deco
   const room = await newRoom('group');
   const facilitator = await joined(room, 'fac-m', 'facilitator');
   const participant = await joined(room, 'pt-m');
-  const rx = receiver(participant, 'fac-m');
+  const rx = receiveFrom(participant, 'fac-m');
   const speakers: (string | null)[] = [];
   participant.client.on('activeSpeakerChanged', (id) => speakers.push(id));
   await facilitator.client.publishMicrophone(facilitator.audioTrack());
@@ -94,11 +80,11 @@ test('a room that outgrows a router spreads to the other worker; piped media arr
   const teacher = await joined(room, 'teacher', 'facilitator');
   await teacher.client.publishMicrophone(teacher.audioTrack());
   await teacher.client.publishCamera(teacher.videoTrack());
-  const students: { student: NodeSession; rx: ReturnType<typeof receiver> }[] = [];
+  const students: { student: NodeSession; rx: Reception }[] = [];
   for (const sub of ['st-1', 'st-2', 'st-3']) {
     const student = await joined(room, sub);
     assert.is(student.client.localParticipant?.capabilities.publishAudio, false, 'education: receive only');
-    students.push({ student, rx: receiver(student, 'teacher') });
+    students.push({ student, rx: receiveFrom(student, 'teacher') });
     await waitFor(() => students.at(-1)?.rx.frames(), 15_000, `${sub} to receive`);
   }
   const live = (await admin(node.url, 'GET', `/v1/rooms/${room}`)).body.data.live;
@@ -134,7 +120,7 @@ test('signaling cut mid-session: the SDK reconnects and restores media; nobody s
     const listener = await joined(room, 'pt-rc1');
     const leaves: string[] = [];
     listener.client.on('participantLeft', (p) => leaves.push(p.id));
-    const rx = receiver(listener, 'pt-rc2');
+    const rx = receiveFrom(listener, 'pt-rc2');
     const dropper = createNodeSessionClient(proxy.url, token(room, 'pt-rc2'));
     sessions.push(dropper);
     await dropper.client.connect();
@@ -159,7 +145,7 @@ test('the media worker of a room killed: media comes back, nobody leaves', async
   const b = await joined(room, 'pt-k2');
   const leaves: string[] = [];
   b.client.on('participantLeft', (p) => leaves.push(p.id));
-  const rx = receiver(b, 'pt-k1');
+  const rx = receiveFrom(b, 'pt-k1');
   await a.client.publishMicrophone(a.audioTrack());
   await a.client.publishCamera(a.videoTrack());
   await flowing(rx, 'media before the crash');

@@ -1,0 +1,205 @@
+/**
+ * Room ownership: a room is served by the one node holding its lease in Redis
+ * (`haven:room-owner:<room>` = `<node>|<fence>`, expiring after `leaseMs`), renewed every third
+ * of that while the node lives. Each new lease takes the next fencing token
+ * (`haven:room-fence:<room>`), so anything stamped with an older token is known to be stale.
+ *
+ * A node that cannot renew in time has lost the room and stops serving it at once: it also checks
+ * its own clock before serving (`holds`), so a node frozen past its lease (SIGSTOP, a long GC, a
+ * VM paused) finds out when it wakes, before it answers anything, not at its next renewal.
+ */
+import type { Redis } from 'ioredis';
+import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
+import type { Logger } from '../logger.ts';
+import { nodeRoomsKey } from './registry.ts';
+
+const ownerKey = (room: string) => `haven:room-owner:${room}`;
+const fenceKey = (room: string) => `haven:room-fence:${room}`;
+
+/**
+ * KEYS: owner, fence, this node's room set. ARGV: node id, lease ms, room.
+ * `{1, fence}` when this node holds the lease (new or already), `{0, owner}` when another does.
+ */
+const acquireScript = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local owner, fence = string.match(current, '^(.*)|(%d+)$')
+  if owner == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {1, fence}
+  end
+  return {0, owner}
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. fence, 'PX', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+return {1, tostring(fence)}
+`;
+
+/** KEYS: owner. ARGV: `<node>|<fence>`, lease ms. 1 if still held (and extended), else 0. */
+const renewScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`;
+
+/** KEYS: owner, this node's room set. ARGV: `<node>|<fence>`, room. Releases only our own lease. */
+const releaseScript = `
+redis.call('SREM', KEYS[2], ARGV[2])
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`;
+
+interface WithScripts {
+  havenLeaseAcquire(
+    owner: string,
+    fence: string,
+    rooms: string,
+    node: string,
+    ms: string,
+    room: string,
+  ): Promise<[number, string]>;
+  havenLeaseRenew(owner: string, value: string, ms: string): Promise<number>;
+  havenLeaseRelease(owner: string, rooms: string, value: string, room: string): Promise<number>;
+}
+
+interface Held {
+  fence: number;
+  /** Local monotonic time (ms) it was taken. */
+  since: number;
+  /** Local monotonic time (ms) until which the lease is surely ours. */
+  validUntil: number;
+}
+
+export type LeaseEvents = {
+  /** The lease on `room` was lost (not renewed in time, or taken): stop serving it. */
+  lost: [room: string];
+};
+
+export type Acquired = { held: true; fence: number } | { held: false; owner: string };
+
+export class RoomLeases extends TypedEmitter<LeaseEvents> {
+  readonly #redis: Redis & WithScripts;
+  readonly #node: string;
+  readonly #leaseMs: number;
+  readonly #logger: Logger;
+  readonly #held = new Map<string, Held>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(redis: Redis, node: string, leaseMs: number, logger: Logger) {
+    super();
+    this.#redis = redis as Redis & WithScripts;
+    this.#node = node;
+    this.#leaseMs = leaseMs;
+    this.#logger = logger.child({ component: 'cluster', node });
+    if (typeof this.#redis.havenLeaseAcquire !== 'function') {
+      redis.defineCommand('havenLeaseAcquire', { numberOfKeys: 3, lua: acquireScript });
+      redis.defineCommand('havenLeaseRenew', { numberOfKeys: 1, lua: renewScript });
+      redis.defineCommand('havenLeaseRelease', { numberOfKeys: 2, lua: releaseScript });
+    }
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.#renewAll(), Math.max(50, Math.floor(this.#leaseMs / 3)));
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /**
+   * Takes the room's lease if nobody holds it (or keeps ours); else says who holds it. For another
+   * node (`node`): placement reserves the room for the node it redirects to, which adopts the
+   * lease when the client arrives, or lets it run out if none does.
+   */
+  async acquire(room: string, node = this.#node): Promise<Acquired> {
+    const askedAt = performance.now();
+    const [held, value] = await this.#redis.havenLeaseAcquire(
+      ownerKey(room),
+      fenceKey(room),
+      nodeRoomsKey(node),
+      node,
+      String(this.#leaseMs),
+      room,
+    );
+    if (held !== 1) return { held: false, owner: value };
+    if (node !== this.#node) return { held: true, fence: Number(value) };
+    const fence = Number(value);
+    const since = this.#held.get(room)?.since ?? askedAt;
+    this.#held.set(room, { fence, since, validUntil: askedAt + this.#leaseMs });
+    return { held: true, fence };
+  }
+
+  /** The node holding the room's lease, if any. */
+  async ownerOf(room: string): Promise<string | undefined> {
+    const value = await this.#redis.get(ownerKey(room));
+    return value ? value.slice(0, value.lastIndexOf('|')) : undefined;
+  }
+
+  /** Whether this node surely holds the room's lease now (by its own clock: no Redis round trip). */
+  holds(room: string): boolean {
+    const held = this.#held.get(room);
+    if (!held) return false;
+    if (performance.now() < held.validUntil) return true;
+    this.#lose(room, 'expired before it was renewed');
+    return false;
+  }
+
+  /** This node's fencing token for the room (undefined when it does not hold it). */
+  fenceOf(room: string): number | undefined {
+    return this.holds(room) ? this.#held.get(room)?.fence : undefined;
+  }
+
+  /** How long this node has held the room's lease (0 if it does not). */
+  heldForMs(room: string): number {
+    const held = this.#held.get(room);
+    return held ? performance.now() - held.since : 0;
+  }
+
+  get rooms(): string[] {
+    return [...this.#held.keys()];
+  }
+
+  /** Gives the room up (it closed here, or the node drains). */
+  async release(room: string): Promise<void> {
+    const held = this.#held.get(room);
+    this.#held.delete(room);
+    if (!held) return;
+    await this.#redis.havenLeaseRelease(ownerKey(room), nodeRoomsKey(this.#node), `${this.#node}|${held.fence}`, room);
+  }
+
+  async #renewAll(): Promise<void> {
+    await Promise.all(
+      [...this.#held].map(async ([room, held]) => {
+        if (!this.holds(room)) return; // lost already: `holds` said so
+        const askedAt = performance.now();
+        try {
+          const renewed = await this.#redis.havenLeaseRenew(
+            ownerKey(room),
+            `${this.#node}|${held.fence}`,
+            String(this.#leaseMs),
+          );
+          if (this.#held.get(room) !== held) return; // released meanwhile
+          if (renewed === 1) held.validUntil = askedAt + this.#leaseMs;
+          else this.#lose(room, 'taken by another node');
+        } catch (err) {
+          // Redis unreachable: the lease runs out by the clock unless a renewal gets through in time.
+          this.#logger.warn({ room, err: { message: (err as Error).message } }, 'lease not renewed');
+        }
+      }),
+    );
+  }
+
+  #lose(room: string, why: string): void {
+    if (!this.#held.delete(room)) return;
+    this.#redis.srem(nodeRoomsKey(this.#node), room).catch(() => {});
+    this.#logger.warn({ room, why }, 'room lease lost: no longer serving the room');
+    this.safeEmit('lost', room);
+  }
+}
