@@ -320,6 +320,7 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
         join: { admitted: percentiles(joined.admitted), firstPacket: percentiles(joined.firstPacket) },
         moderation,
       });
+      step.routers = await routersOf(node.url, adminKey, rooms);
       result.steps.push(step);
       levels.push(rooms);
       const failed = verdict(step);
@@ -340,6 +341,17 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
     await cluster.stop();
   }
   return levels;
+}
+
+/** The routers of rooms `bench-0` … `bench-<rooms − 1>`, from the admin API (any node answers for all). */
+async function routersOf(url: string, adminKey: string, rooms: number): Promise<number> {
+  let routers = 0;
+  for (let i = 0; i < rooms; i++) {
+    const res = await fetch(`${url}/v1/rooms/bench-${i}`, { headers: { authorization: `Bearer ${adminKey}` } });
+    const body = (await res.json()) as { data?: { live?: { routers?: number } | null } };
+    routers += body.data?.live?.routers ?? 0;
+  }
+  return routers;
 }
 
 /**

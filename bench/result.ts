@@ -58,6 +58,8 @@ export interface StepMeasures {
   loadGenerator: ProcessLoad;
   /** Workers' CPU (share of a core) per 1,000 forwarded packets/s. */
   workerCpuPerKiloPacket: number;
+  /** Media routers the rooms use, all nodes together (Haven only): more than the rooms when a room spread. */
+  routers?: number;
   /** connect → admitted → first remote packet, ms (Haven only). */
   join?: { admitted: Percentiles; firstPacket: Percentiles };
   /** Action sent → every target notified, ms, per action (the `moderation` scenario). */
