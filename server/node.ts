@@ -41,7 +41,7 @@ import { type RedisConnection, redisConnectionOf, redisOptions } from './redis/c
 import { EmbeddedRedis } from './redis/embedded-redis.ts';
 import { ChatArchive } from './rooms/chat-archive.ts';
 import { RoomManager } from './rooms/room-manager.ts';
-import { RoomStateStore } from './rooms/room-state.ts';
+import { type Fence, RoomStateStore } from './rooms/room-state.ts';
 import { RoomStore } from './rooms/room-store.ts';
 import { attachSignaling, type HavenSocketServer, type SignalingHandle } from './signaling/signaling.ts';
 
@@ -216,7 +216,10 @@ export class HavenNode {
             if (identity.jti) await revocations.revoke(identity.jti, identity.expiresAtMs);
           },
           // A node that lost a room's lease (frozen, cut off) must not write its state over the new node's.
-          roomState: { store: new RoomStateStore(redis, logger), canWrite: (room): boolean => cluster.serves(room) },
+          roomState: {
+            store: new RoomStateStore(redis, logger),
+            fence: (room): Fence | null => cluster.leases.fence(room),
+          },
         },
         isRoomAutoCreateEnabled(config),
       );

@@ -151,9 +151,10 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
     return false;
   }
 
-  /** This node's fencing token for the room (undefined when it does not hold it). */
-  fenceOf(room: string): number | undefined {
-    return this.holds(room) ? this.#held.get(room)?.fence : undefined;
+  /** What a write for the room must find in Redis to be applied: this node's lease, or null without one. */
+  fence(room: string): { key: string; value: string } | null {
+    const held = this.holds(room) ? this.#held.get(room) : undefined;
+    return held ? { key: ownerKey(room), value: `${this.#node}|${held.fence}` } : null;
   }
 
   /** How long this node has held the room's lease (0 if it does not). */

@@ -17,12 +17,13 @@
  * Every write refreshes the TTL of all of them (24 h by default), so a room whose node died and
  * that nobody reopens does not linger; `clear` removes them when the session ends.
  *
- * Fencing: the cluster layer passes `canWrite` (does this node still hold the room's lease?); a
- * write it refuses is skipped and logged at warn, so a node that lost a room cannot overwrite
- * the state its new owner restored. The check is the node's own view of its lease, checked
- * when the write is issued.
+ * Fencing: the cluster layer passes `fence`, this node's lease on the room (the owner key and
+ * the `<node>|<token>` it must still hold). Each write is one Lua script that applies the change
+ * only if Redis still names that lease, so a node that lost the room — even one frozen between
+ * checking its lease and sending the write — cannot overwrite the state its new owner restored.
+ * No lease (`fence` answers null) skips the write at once; both are logged at warn.
  */
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { AudioMode, Role } from '../../client-sdk/src/protocol.ts';
 import type { Logger } from '../logger.ts';
 
@@ -89,9 +90,15 @@ export interface RoomStateWriter {
   clear(): void;
 }
 
+/** A lease a write depends on: applied only while `key` holds `value`. */
+export interface Fence {
+  key: string;
+  value: string;
+}
+
 export interface RoomStateWriterOptions {
-  /** The cluster's fencing check: false (this node lost the room's lease) skips the write. */
-  canWrite?: () => boolean;
+  /** This node's lease on the room (null: it holds none, the write is skipped). Absent: unfenced. */
+  fence?: () => Fence | null;
   /** A fire-and-forget write failed (logged already): what is stored lags behind the room. */
   onFailure?: () => void;
 }
@@ -123,6 +130,9 @@ export class RoomStateStore {
 
   constructor(redis: Redis, logger: Logger, options: RoomStateStoreOptions = {}) {
     this.#redis = redis;
+    if (typeof (redis as unknown as Partial<WithFencedWrite>).havenFencedWrite !== 'function') {
+      redis.defineCommand('havenFencedWrite', { numberOfKeys: 1, lua: fencedWriteScript });
+    }
     this.#logger = logger.child({ component: 'room-state' });
     this.#prefix = options.prefix ?? 'haven:';
     this.#ttlS = options.ttlS ?? 86_400;
@@ -197,16 +207,16 @@ export class RoomStateStore {
     };
   }
 
-  /** Removes the room's state (fenced by `canWrite` like any write). */
-  clear(room: string, canWrite?: () => boolean): Promise<void> {
-    return this.#write(room, canWrite, 'clear', (tx, k) => tx.del(...Object.values(k)), false);
+  /** Removes the room's state (fenced like any write). */
+  clear(room: string, fence?: () => Fence | null): Promise<void> {
+    return this.#write(room, fence, 'clear', (tx, k) => tx.del(...Object.values(k)), false);
   }
 
-  /** The write-through handle a `Room` uses; `canWrite` is the cluster's fencing check. */
+  /** The write-through handle a `Room` uses; `fence` is the cluster's lease on the room. */
   writer(room: string, options: RoomStateWriterOptions = {}): RoomStateWriter {
-    const { canWrite, onFailure } = options;
-    const write = (what: string, build: (tx: ChainableCommander, k: Record<KeyName, string>) => void) =>
-      this.#write(room, canWrite, what, build);
+    const { fence, onFailure } = options;
+    const write = (what: string, build: (tx: Commands, k: Record<KeyName, string>) => void) =>
+      this.#write(room, fence, what, build);
     /** Fire and forget: a failure is logged with ids only, and reported. */
     const background = (what: string, participant: string | undefined, build: Parameters<typeof write>[1]) => {
       write(what, build).catch((err: Error) => {
@@ -237,7 +247,7 @@ export class RoomStateStore {
       ban: (id) => write('ban', (tx, k) => tx.sadd(k.bans, id)),
       replace: (state) => write('replace', (tx, k) => replaceAll(tx, k, state)),
       clear: () => {
-        this.clear(room, canWrite).catch((err: Error) => {
+        this.clear(room, fence).catch((err: Error) => {
           this.#logger.error({ room, write: 'clear', err: { message: err.message } }, 'room state not cleared');
         });
       },
@@ -245,30 +255,79 @@ export class RoomStateStore {
   }
 
   /**
-   * One MULTI: the change, then the TTL of every key of the room (those it did not touch too, so
-   * they all expire together). Issued at once, in call order, on the one connection: writes reach
-   * Redis in the order the room made its changes.
+   * One script: the lease check, the change, then the TTL of every key of the room (those it did
+   * not touch too, so they all expire together). Issued at once, in call order, on the one
+   * connection: writes reach Redis in the order the room made its changes.
    */
   #write(
     room: string,
-    canWrite: (() => boolean) | undefined,
+    fence: (() => Fence | null) | undefined,
     what: string,
-    build: (tx: ChainableCommander, k: Record<KeyName, string>) => void,
+    build: (tx: Commands, k: Record<KeyName, string>) => void,
     refresh = true,
   ): Promise<void> {
-    if (canWrite && !canWrite()) {
-      this.#logger.warn({ room, write: what }, 'room state not written: this node may no longer write this room');
-      return Promise.resolve();
-    }
+    const lease = fence ? fence() : undefined;
+    if (lease === null) return Promise.resolve(this.#notOwner(room, what));
     const k = this.keys(room);
-    const tx = this.#redis.multi();
+    const tx = new Commands();
     build(tx, k);
     if (refresh) for (const key of Object.values(k)) tx.expire(key, this.#ttlS);
-    return tx.exec().then((results) => {
-      if (!results) throw new Error('room state transaction aborted');
-      const failed = results.find(([err]) => err);
-      if (failed) throw failed[0];
-    });
+    return (this.#redis as Redis & WithFencedWrite)
+      .havenFencedWrite(lease?.key ?? k.meta, lease?.value ?? '', JSON.stringify(tx.list))
+      .then((applied) => {
+        if (applied !== 1) this.#notOwner(room, what);
+      });
+  }
+
+  #notOwner(room: string, what: string): void {
+    this.#logger.warn({ room, write: what }, 'room state not written: this node no longer holds the room');
+  }
+}
+
+/**
+ * KEYS[1]: the lease's key; ARGV[1]: the value it must hold ('' for an unfenced write); ARGV[2]:
+ * the commands, a JSON list of argument lists. 1 when applied, 0 when the lease moved on.
+ */
+const fencedWriteScript = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for _, command in ipairs(cjson.decode(ARGV[2])) do redis.call(unpack(command)) end
+return 1
+`;
+interface WithFencedWrite {
+  havenFencedWrite(leaseKey: string, leaseValue: string, commands: string): Promise<number>;
+}
+
+/** The writes of one change, as argument lists for the fenced script (the commands the store uses). */
+class Commands {
+  readonly list: (string | number)[][] = [];
+  #add(...command: (string | number)[]): this {
+    this.list.push(command);
+    return this;
+  }
+  del(...keys: string[]): this {
+    return this.#add('DEL', ...keys);
+  }
+  expire(key: string, seconds: number): this {
+    return this.#add('EXPIRE', key, seconds);
+  }
+  hset(key: string, ...fields: [Record<string, string>] | string[]): this {
+    const pairs = typeof fields[0] === 'object' ? Object.entries(fields[0]).flat() : (fields as string[]);
+    return this.#add('HSET', key, ...pairs);
+  }
+  hdel(key: string, ...fields: string[]): this {
+    return this.#add('HDEL', key, ...fields);
+  }
+  sadd(key: string, ...members: string[]): this {
+    return this.#add('SADD', key, ...members);
+  }
+  srem(key: string, ...members: string[]): this {
+    return this.#add('SREM', key, ...members);
+  }
+  zadd(key: string, ...scoreMembers: (string | number)[]): this {
+    return this.#add('ZADD', key, ...scoreMembers);
+  }
+  zrem(key: string, ...members: string[]): this {
+    return this.#add('ZREM', key, ...members);
   }
 }
 
@@ -281,7 +340,7 @@ function memberJson(m: StoredMember): string {
 }
 
 /** Every key rewritten from `state` (HSET/SADD/ZADD take no empty lists: those keys stay deleted). */
-function replaceAll(tx: ChainableCommander, k: Record<KeyName, string>, state: RoomStateSnapshot): void {
+function replaceAll(tx: Commands, k: Record<KeyName, string>, state: RoomStateSnapshot): void {
   tx.del(...Object.values(k));
   tx.hset(k.meta, { locked: state.locked ? '1' : '0', audioMode: state.audioMode, spotlight: state.spotlight ?? '' });
   if (state.members.length)

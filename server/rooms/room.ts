@@ -51,7 +51,14 @@ import type { TurnSettings } from '../media/turn.ts';
 import { turnIceServers } from '../media/turn.ts';
 import type { PoolWorker, WorkerPool } from '../media/worker-pool.ts';
 import { ChatLog } from './chat.ts';
-import type { ConsentRecord, RoomStateSnapshot, RoomStateStore, RoomStateWriter, StoredMember } from './room-state.ts';
+import type {
+  ConsentRecord,
+  Fence,
+  RoomStateSnapshot,
+  RoomStateStore,
+  RoomStateWriter,
+  StoredMember,
+} from './room-state.ts';
 import type { RoomDefinition } from './room-store.ts';
 
 /** What the room asks the audit log to record (ids only). */
@@ -88,10 +95,10 @@ export interface RoomSettings {
   liveAttendance: (room: RoomDefinition) => Promise<LiveFigures>;
   /**
    * Where rooms write their facilitation state through, and are restored from when they open
-   * again after their node died (absent: memory only). `canWrite` is the cluster's fencing check
-   * (does this node still hold the room's lease?): a refused write is skipped.
+   * again after their node died (absent: memory only). `fence` is this node's lease on the room
+   * (the cluster's): a write is applied only while Redis still names it, else skipped.
    */
-  roomState?: { store: RoomStateStore; canWrite?: (room: string) => boolean };
+  roomState?: { store: RoomStateStore; fence?: (room: string) => Fence | null };
 }
 
 /** A notification for one participant. */
@@ -218,9 +225,9 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.definition = definition;
     this.#settings = settings;
     this.#logger = settings.logger.child({ room: definition.id });
-    const canWrite = settings.roomState?.canWrite;
+    const fence = settings.roomState?.fence;
     this.#stateWriter = settings.roomState?.store.writer(definition.id, {
-      canWrite: canWrite && (() => canWrite(definition.id)),
+      fence: fence && (() => fence(definition.id)),
       onFailure: () => this.#stateLost(),
     });
   }

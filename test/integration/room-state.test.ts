@@ -139,11 +139,13 @@ test('store: what a room writes is read back; every key has the TTL', async () =
   assert.is(await client.exists(...Object.values(store.keys(room))), 0);
 });
 
-test('store: a node that may not write (fencing hook false) writes nothing and says so at warn', async () => {
+test('store: a node without the lease, or whose lease moved on in Redis, writes nothing and says so', async () => {
   const store = new RoomStateStore(client, logger);
   const room = `rs-fenced-${process.pid}`;
+  const lease = { key: `haven:room-owner:${room}`, value: 'node-a|7' };
   let allowed = true;
-  const w = store.writer(room, { canWrite: () => allowed });
+  const fence = () => (allowed ? lease : null);
+  const w = store.writer(room, { fence });
   allowed = false;
   logLines.length = 0;
   w.member({ participantId: 'pt-1', role: 'participant', stage: 'admitted', waitingSince: 1, dropped: false });
@@ -152,17 +154,25 @@ test('store: a node that may not write (fencing hook false) writes nothing and s
   w.clear();
   await w.locked(true);
   await w.ban('pt-1');
-  await store.clear(room, () => allowed);
+  await store.clear(room, fence);
   await client.ping(); // anything issued is in Redis by now
   assert.is(await client.exists(...Object.values(store.keys(room))), 0, 'nothing written');
   assert.is(await store.load(room), undefined);
   const warned = logLines.filter((l) => l.level === 40 && l.room === room);
   assert.is(warned.length, 7, 'each skipped write logged at warn, with the room id');
-  // With the lease back, writes go through again.
+  // The node believes it holds the lease, but Redis names a newer one (another node took over):
+  // the token does not match, nothing is applied.
   allowed = true;
+  await client.set(lease.key, 'node-b|8');
+  await w.locked(true);
+  await w.ban('pt-1');
+  assert.is(await store.load(room), undefined, 'a stale token writes nothing');
+  // With its lease in Redis, writes go through again.
+  await client.set(lease.key, lease.value);
   await w.locked(true);
   assert.is((await store.load(room))?.locked, true);
   await store.clear(room);
+  await client.del(lease.key);
 });
 
 test('store: a failed write is logged (ids only) and reported; replace writes the whole state again', async () => {
