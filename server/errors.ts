@@ -9,20 +9,27 @@ export class HavenError extends Error {
   readonly code: ErrorCode;
   /** With `REDIRECT`: where to go. */
   readonly url: string | undefined;
-  constructor(code: ErrorCode, message: string, details: { url?: string } = {}) {
+  /** With `UNAVAILABLE`: when trying again makes sense, in ms. */
+  readonly retryAfterMs: number | undefined;
+  constructor(code: ErrorCode, message: string, details: { url?: string; retryAfterMs?: number } = {}) {
     super(message);
     this.name = 'HavenError';
     this.code = code;
     this.url = details.url;
+    this.retryAfterMs = details.retryAfterMs;
   }
 }
 
 /** The protocol form of any error: its own code for a `HavenError`, `INTERNAL` for the rest. */
 export function toProtocolError(err: unknown): ProtocolError {
   if (err instanceof HavenError) {
-    return err.url === undefined
-      ? { code: err.code, message: err.message }
-      : { code: err.code, message: err.message, url: err.url };
+    const { code, message, url, retryAfterMs } = err;
+    return {
+      code,
+      message,
+      ...(url === undefined ? {} : { url }),
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    };
   }
   return { code: 'INTERNAL', message: 'internal error; nothing was changed' };
 }

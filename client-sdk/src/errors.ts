@@ -24,13 +24,21 @@ export class HavenRequestError extends Error {
   readonly request: string;
   /** With `REDIRECT`: the node serving the room (the SDK follows it by itself). */
   readonly url: string | undefined;
+  /** With `UNAVAILABLE`: in how many ms trying again makes sense. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode | ClientErrorCode, message: string, request: string, url?: string) {
+  constructor(
+    code: ErrorCode | ClientErrorCode,
+    message: string,
+    request: string,
+    details: { url?: string; retryAfterMs?: number } = {},
+  ) {
     super(message);
     this.name = 'HavenRequestError';
     this.code = code;
     this.request = request;
-    this.url = url;
+    this.url = details.url;
+    this.retryAfterMs = details.retryAfterMs;
   }
 }
 

@@ -47,6 +47,8 @@ export interface ProtocolError {
   message: string;
   /** With `REDIRECT`: the node serving the room. */
   url?: string;
+  /** With `UNAVAILABLE`: in how many ms trying again makes sense (the SDK waits that long). */
+  retryAfterMs?: number;
 }
 
 export type Ack<T> = { ok: true; data: T } | { ok: false; error: ProtocolError };

@@ -813,7 +813,9 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     const graceMs = this.#graceMs > 0 ? this.#graceMs : defaultGraceMs;
     let lastError: Error | undefined;
     for (let attempt = 0; attempt < policy.maxAttempts; attempt++) {
-      const delay = backoffDelay(attempt, policy);
+      // A room between nodes says when it will be served again: no need to guess with backoff.
+      const retryAfterMs = lastError instanceof HavenRequestError ? lastError.retryAfterMs : undefined;
+      const delay = retryAfterMs ?? backoffDelay(attempt, policy);
       if (Date.now() + delay - droppedAt >= graceMs) break;
       await this.#sleep(delay);
       if (this.#state !== 'reconnecting') return;

@@ -89,11 +89,14 @@ function isAck(value: unknown): value is Ack<unknown> {
 
 /** The error a failed handshake (socket.io `connect_error`) stands for. */
 function connectError(error: Error & { data?: unknown }): HavenRequestError {
-  const data = error.data as { code?: unknown; message?: unknown; url?: unknown } | undefined;
+  const data = error.data as { code?: unknown; message?: unknown; url?: unknown; retryAfterMs?: unknown } | undefined;
   if (typeof data?.code === 'string') {
     const message = typeof data.message === 'string' ? data.message : error.message;
-    const url = typeof data.url === 'string' ? data.url : undefined;
-    return new HavenRequestError(data.code as ErrorCode, message, 'connect', url);
+    const details = {
+      ...(typeof data.url === 'string' ? { url: data.url } : {}),
+      ...(typeof data.retryAfterMs === 'number' ? { retryAfterMs: data.retryAfterMs } : {}),
+    };
+    return new HavenRequestError(data.code as ErrorCode, message, 'connect', details);
   }
   if (error.message === 'UNAUTHORIZED') return new HavenRequestError('UNAUTHORIZED', 'access token refused', 'connect');
   if (error.message === 'timeout')

@@ -72,7 +72,7 @@ export class Cluster extends TypedEmitter<ClusterEvents> {
   async route(room: string): Promise<void> {
     if (this.leases.holds(room)) return;
     const owner = await this.leases.ownerOf(room);
-    if (owner && owner !== this.nodeId) return this.#redirectTo(owner);
+    if (owner && owner !== this.nodeId) return this.#redirectTo(room, owner);
     // Placements one at a time here, each counted at once: rooms placed together spread evenly.
     const placing = this.#placing.then(() => this.#place(room, owner));
     this.#placing = placing.catch(() => {});
@@ -88,8 +88,8 @@ export class Cluster extends TypedEmitter<ClusterEvents> {
     }
     // The lease is taken for the chosen node now (it adopts it when the client arrives).
     const taken = await this.leases.acquire(room, node);
-    if (!taken.held) return this.#redirectTo(taken.owner);
-    if (node !== this.nodeId) return this.#redirectTo(node);
+    if (!taken.held) return this.#redirectTo(room, taken.owner);
+    if (node !== this.nodeId) return this.#redirectTo(room, node);
   }
 
   /** Whether this node serves `room` now (checked before every request). */
@@ -115,10 +115,12 @@ export class Cluster extends TypedEmitter<ClusterEvents> {
     return leastLoaded(nodes, this.nodeId);
   }
 
-  async #redirectTo(owner: string): Promise<never> {
+  async #redirectTo(room: string, owner: string): Promise<never> {
     const url = await this.registry.urlOf(owner);
     if (url) throw redirect(url);
-    throw new HavenError('UNAVAILABLE', 'the room is moving to another node; try again in a few seconds');
+    // Its node is gone: the room is placed again once that node's lease runs out.
+    const retryAfterMs = Math.max(100, (await this.leases.expiresInMs(room)) + 50);
+    throw new HavenError('UNAVAILABLE', 'the room is moving to another node; try again shortly', { retryAfterMs });
   }
 
   /** Stops taking rooms and gives up the leases of `rooms` (which the node then closes). */

@@ -136,6 +136,11 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
     return { held: true, fence };
   }
 
+  /** How long the room's current lease has left, in ms (0 when there is none). */
+  async expiresInMs(room: string): Promise<number> {
+    return Math.max(0, await this.#redis.pttl(ownerKey(room)));
+  }
+
   /** The node holding the room's lease, if any. */
   async ownerOf(room: string): Promise<string | undefined> {
     const value = await this.#redis.get(ownerKey(room));

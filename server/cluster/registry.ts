@@ -68,12 +68,9 @@ export class NodeRegistry {
   async start(url: string): Promise<void> {
     this.url = url;
     await this.beat();
-    this.#timer = setInterval(
-      () => {
-        this.beat().catch((err: Error) => this.#logger.warn({ err: { message: err.message } }, 'heartbeat failed'));
-      },
-      Math.max(100, Math.floor(this.#options.nodeTimeoutMs / 5)),
-    );
+    this.#timer = setInterval(() => {
+      this.beat().catch((err: Error) => this.#logger.warn({ err: { message: err.message } }, 'heartbeat failed'));
+    }, this.#beatMs);
     this.#timer.unref();
     this.#logger.info({ url: this.url }, 'node registered');
   }
@@ -116,11 +113,22 @@ export class NodeRegistry {
     return live.map((n, i) => ({ ...n, leases: counts[i] ?? 0 }));
   }
 
-  /** A live node's URL, or undefined if it is gone. */
+  /**
+   * A live node's URL, or undefined if it is gone — or has missed two heartbeats in a row (its
+   * key has not expired yet, but sending a client there would most likely cost it a failed try).
+   */
   async urlOf(id: string): Promise<string | undefined> {
     if (id === this.id) return this.url;
-    const json = await this.#options.redis.get(nodeKey(id));
-    return json ? (JSON.parse(json) as NodeInfo).url : undefined;
+    const [json, ttlMs] = await Promise.all([
+      this.#options.redis.get(nodeKey(id)),
+      this.#options.redis.pttl(nodeKey(id)),
+    ]);
+    if (!json || ttlMs < this.#options.nodeTimeoutMs - 2 * this.#beatMs) return undefined;
+    return (JSON.parse(json) as NodeInfo).url;
+  }
+
+  get #beatMs(): number {
+    return Math.max(100, Math.floor(this.#options.nodeTimeoutMs / 5));
   }
 
   #sampleCpu(): number {

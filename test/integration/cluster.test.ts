@@ -28,7 +28,7 @@ import {
 import { createNodeSessionClient, type NodeSession, type Reception, receiveFrom } from '../helpers/wrtc-session.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'haven-cluster-'));
-const nodeTimeoutS = 3;
+const nodeTimeoutS = 5; // the default
 let embedded: EmbeddedRedis;
 let redis: Redis;
 const nodes = new Map<string, NodeProcess>();
