@@ -11,6 +11,7 @@
  * that sends no receiver reports (checked in test/integration/bench-media.test.ts).
  */
 import type { Percentiles } from './result.ts';
+import { readUint32, rtpHeaderLength } from './rtp.ts';
 
 /** Milliseconds since the epoch with sub-millisecond resolution: the clock of stamps and delays. */
 export function epochMs(): number {
@@ -21,12 +22,7 @@ export const stampLength = 12;
 const stampMagic = 0x48764e31; // "HvN1"
 
 /** Offset of an RTP packet's payload (after CSRCs and a header extension). */
-export function rtpPayloadOffset(packet: Uint8Array): number {
-  const b0 = packet[0] ?? 0;
-  let offset = 12 + 4 * (b0 & 0x0f);
-  if (b0 & 0x10) offset += 4 + 4 * (((packet[offset + 2] ?? 0) << 8) | (packet[offset + 3] ?? 0));
-  return offset;
-}
+export const rtpPayloadOffset = rtpHeaderLength;
 
 /** The send time stamped at the end of a (decrypted) RTP packet's payload, or undefined if none. */
 export function readSendTime(packet: Buffer): number | undefined {
@@ -41,16 +37,6 @@ export function readSendTime(packet: Buffer): number | undefined {
 export function isRtcp(packet: Uint8Array): boolean {
   const type = packet[1] ?? 0;
   return packet.length >= 8 && type >= 192 && type <= 223;
-}
-
-function readUint32(packet: Uint8Array, offset: number): number {
-  return (
-    (((packet[offset] ?? 0) << 24) |
-      ((packet[offset + 1] ?? 0) << 16) |
-      ((packet[offset + 2] ?? 0) << 8) |
-      (packet[offset + 3] ?? 0)) >>>
-    0
-  );
 }
 
 /** The media SSRCs a (decrypted, compound) RTCP packet asks key frames of: PLI (206/1) and FIR (206/4). */

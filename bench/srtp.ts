@@ -10,6 +10,7 @@
  * packet.
  */
 import { type Cipher, createCipheriv, hash, randomBytes } from 'node:crypto';
+import { readUint32, rtpHeaderLength } from './rtp.ts';
 
 export const srtpCryptoSuite = 'AES_CM_128_HMAC_SHA1_80';
 
@@ -200,24 +201,6 @@ function streamState(map: Map<number, RtpStreamState>, ssrc: number, seq: number
     map.set(ssrc, state);
   }
   return state;
-}
-
-/** Where an RTP packet's payload starts (after CSRCs and a header extension). */
-function rtpHeaderLength(packet: Uint8Array): number {
-  const b0 = packet[0] ?? 0;
-  let length = 12 + 4 * (b0 & 0x0f);
-  if (b0 & 0x10) length += 4 + 4 * (((packet[length + 2] ?? 0) << 8) | (packet[length + 3] ?? 0));
-  return length;
-}
-
-function readUint32(packet: Uint8Array, offset: number): number {
-  return (
-    (((packet[offset] ?? 0) << 24) |
-      ((packet[offset + 1] ?? 0) << 16) |
-      ((packet[offset + 2] ?? 0) << 8) |
-      (packet[offset + 3] ?? 0)) >>>
-    0
-  );
 }
 
 /** Constant-time comparison of the first `tagLength` bytes of `mac` with `packet[at, at + tagLength)`. */
