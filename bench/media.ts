@@ -10,7 +10,7 @@
  * No RTCP is sent: mediasoup forwards without sender reports, and keeps forwarding to a receiver
  * that sends no receiver reports (checked in test/integration/bench-media.test.ts).
  */
-import type { Percentiles } from './result.ts';
+import { type Percentiles, percentiles } from './result.ts';
 import { readUint32, rtpHeaderLength } from './rtp.ts';
 
 /** Milliseconds since the epoch with sub-millisecond resolution: the clock of stamps and delays. */
@@ -320,11 +320,11 @@ class Reservoir {
     this.#max = Number.NEGATIVE_INFINITY;
   }
 
+  /** Percentiles of the sample; the count and the maximum are of every value seen. */
   percentiles(): Percentiles {
-    if (this.#seen === 0) return { count: 0, p50: null, p95: null, p99: null, max: null };
-    const sorted = this.#samples.slice(0, Math.min(this.#seen, this.#samples.length)).sort();
-    const at = (p: number) => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] ?? null;
-    return { count: this.#seen, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: this.#max };
+    if (this.#seen === 0) return percentiles([]);
+    const sample = Array.from(this.#samples.subarray(0, Math.min(this.#seen, this.#samples.length)));
+    return { ...percentiles(sample), count: this.#seen, max: this.#max };
   }
 }
 
