@@ -468,8 +468,11 @@ export class Room extends TypedEmitter<RoomEvents> {
     }
   }
 
-  /** The router a newcomer's media goes on: the first with room for more consumers. */
-  async #routerForNewcomer(): Promise<RoomRouter> {
+  /**
+   * The router a newcomer's media goes on: the first with room for more consumers, found at once
+   * (no await), or a new one on another worker.
+   */
+  #routerForNewcomer(): RoomRouter | Promise<RoomRouter> {
     const roomy = this.#routers.find(
       (r) => !r.router.closed && this.#expectedConsumers(r) < this.#settings.maxConsumersPerRouter,
     );
@@ -637,7 +640,10 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   /** Puts a member in the session: a router for its media, and everyone who may see it is told. */
   async #admit(member: Member, notify: boolean): Promise<void> {
-    member.home = await this.#routerForNewcomer();
+    // Placed in the same tick when a router has room, so that the next person admitted in that
+    // tick (several admits in one read) counts this one.
+    const home = this.#routerForNewcomer();
+    member.home = home instanceof Promise ? await home : home;
     member.stage = 'admitted';
     const id = member.identity.participantId;
     this.#presence('admitted', id, { role: member.identity.role });
