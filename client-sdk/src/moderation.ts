@@ -6,7 +6,15 @@
  * every action is audited there. This module only checks arguments and sends requests.
  */
 import type { LiveAttendance } from './attendance.ts';
-import type { AttendanceSnapshot, AudioMode, RequestName, RequestOf, ResponseOf, WaitingEntry } from './protocol.ts';
+import type {
+  AdmitAllResponse,
+  AttendanceSnapshot,
+  AudioMode,
+  RequestName,
+  RequestOf,
+  ResponseOf,
+  WaitingEntry,
+} from './protocol.ts';
 
 /** The requests a {@link Moderation} sends: the moderation ones, and `lowerHand` for someone else's hand. */
 export type ModerationRequestSender = <K extends RequestName>(name: K, payload: RequestOf<K>) => Promise<ResponseOf<K>>;
@@ -97,9 +105,12 @@ export class Moderation {
     await this.#send('admit', { participantId: checkId(participantId) });
   }
 
-  /** Lets everyone waiting in; resolves with how many were admitted. */
-  async admitAll(): Promise<number> {
-    return (await this.#send('admitAll', {})).admitted;
+  /**
+   * Lets everyone waiting in, in arrival order, up to the room's capacity. Resolves with who was
+   * admitted and who was left waiting (`ROOM_FULL`; they are told the session is full).
+   */
+  async admitAll(): Promise<AdmitAllResponse> {
+    return this.#send('admitAll', {});
   }
 
   /**

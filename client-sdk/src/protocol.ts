@@ -120,8 +120,22 @@ export interface WaitingInfo {
   facilitatorPresent: boolean;
   /** The facilitators' latest message to everyone waiting ("we start in 5 minutes"). */
   message?: string;
-  /** Why this person waits again, when a facilitator moved them back. */
-  reason?: 'movedByFacilitator';
+  /**
+   * Why this person is told again: a facilitator moved them back (`movedByFacilitator`), or the
+   * session holds as many participants as it admits and they stay waiting until a place frees
+   * up (`sessionFull`).
+   */
+  reason?: 'movedByFacilitator' | 'sessionFull';
+}
+
+/** The answer to `admitAll`: who came in, and who was left waiting and why. */
+export interface AdmitAllResponse {
+  /** How many were admitted (`admittedIds.length`). */
+  admitted: number;
+  /** Those admitted, in the order they had arrived. */
+  admittedIds: string[];
+  /** Those still waiting, in arrival order: `ROOM_FULL` when the room is at its capacity. */
+  leftWaiting: { participantId: string; reason: 'ROOM_FULL' }[];
 }
 
 /**
@@ -355,7 +369,7 @@ export interface LowerHandRequest {
  */
 export interface ModerationRequests {
   admit: [TargetRequest, Empty];
-  admitAll: [Empty, { admitted: number }];
+  admitAll: [Empty, AdmitAllResponse];
   deny: [DenyRequest, Empty];
   messageWaitingRoom: [TextRequest, Empty];
   moveToWaitingRoom: [TargetRequest, Empty];

@@ -17,6 +17,7 @@ import type {
   WebRtcTransport,
 } from 'mediasoup/node/lib/types.js';
 import type {
+  AdmitAllResponse,
   AttendanceSnapshot,
   AudioMode,
   Capabilities,
@@ -511,14 +512,21 @@ export class Room extends TypedEmitter<RoomEvents> {
     return [...this.#members.values()].filter((m) => m.identity.role === role && m.stage === stage).length;
   }
 
-  #capacityCheck(member: Member): void {
+  /** ROOM_FULL when admitting `member` now would go over the room's capacity. */
+  #capacityRefusal(member: Member): HavenError | undefined {
     const { role } = member.identity;
     if (role === 'participant' && this.#count('participant') >= this.definition.capacity) {
-      throw new HavenError('ROOM_FULL', `the room admits ${this.definition.capacity} participant(s)`);
+      return new HavenError('ROOM_FULL', `the room admits ${this.definition.capacity} participant(s)`);
     }
     if (role === 'facilitator' && this.definition.kind === 'individual' && this.#count('facilitator') >= 1) {
-      throw new HavenError('ROOM_FULL', 'an individual session has one facilitator');
+      return new HavenError('ROOM_FULL', 'an individual session has one facilitator');
     }
+    return undefined;
+  }
+
+  #capacityCheck(member: Member): void {
+    const refusal = this.#capacityRefusal(member);
+    if (refusal) throw refusal;
   }
 
   /** Education rooms: participants receive only, unless their token grants publishing. */
@@ -1084,24 +1092,52 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.#facilitator(actorId, connectionId);
     await this.#moderate(actorId, 'admit', targetId, async () => {
       const target = this.#target(targetId, 'waiting');
-      this.#capacityCheck(target);
+      const refusal = this.#capacityRefusal(target);
+      if (refusal) {
+        this.#toldSessionFull([target]);
+        throw refusal;
+      }
       await this.#admit(target, true);
       this.#waitingRoomChanged();
+      this.#toldSessionFull(this.#waitingMembers());
     });
   }
 
-  async admitAll(actorId: string, connectionId: string): Promise<{ admitted: number }> {
+  /** Admits everyone waiting, in arrival order, up to the room's capacity; names who is left. */
+  async admitAll(actorId: string, connectionId: string): Promise<AdmitAllResponse> {
     this.#facilitator(actorId, connectionId);
     return this.#moderate(actorId, 'admitAll', undefined, async () => {
-      let admitted = 0;
-      for (const target of [...this.#members.values()].filter((m) => m.stage === 'waiting')) {
-        if (target.identity.role === 'participant' && this.#count('participant') >= this.definition.capacity) break;
+      const admittedIds: string[] = [];
+      for (const target of this.#waitingMembers()) {
+        if (this.#capacityRefusal(target)) continue;
         await this.#admit(target, true);
-        admitted++;
+        admittedIds.push(target.identity.participantId);
       }
       this.#waitingRoomChanged();
-      return { admitted };
+      const left = this.#waitingMembers();
+      this.#toldSessionFull(left);
+      return {
+        admitted: admittedIds.length,
+        admittedIds,
+        leftWaiting: left.map((m) => ({ participantId: m.identity.participantId, reason: 'ROOM_FULL' as const })),
+      };
     });
+  }
+
+  /** Those in the waiting room, in the order they arrived there. */
+  #waitingMembers(): Member[] {
+    return [...this.#members.values()]
+      .filter((m) => m.stage === 'waiting')
+      .sort((a, b) => a.waitingSince - b.waitingSince);
+  }
+
+  /** Tells each of `waiting` who cannot come in now that the session is full. */
+  #toldSessionFull(waiting: Member[]): void {
+    for (const m of waiting) {
+      if (m.connectionId && this.#capacityRefusal(m)) {
+        this.#notify(m.identity.participantId, 'waiting', [this.#waitingInfo('sessionFull')]);
+      }
+    }
   }
 
   async deny(actorId: string, connectionId: string, targetId: string, reason?: string): Promise<void> {

@@ -207,7 +207,11 @@ test('deny: the person is told why and disconnected; admitAll admits everyone wa
   assert.equal((await denied)[0], { reason: 'Please join Tuesday’s group' });
   await gone;
   const admittedNotes = [next(b, 'admitted'), next(c, 'admitted')];
-  assert.equal(await ok(facilitator, 'admitAll', {}), { admitted: 2 });
+  assert.equal(await ok(facilitator, 'admitAll', {}), {
+    admitted: 2,
+    admittedIds: ['pt-d2', 'pt-d3'],
+    leftWaiting: [],
+  });
   await Promise.all(admittedNotes);
 });
 
