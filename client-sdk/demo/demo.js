@@ -238,9 +238,12 @@ async function join({ room, name, role, token }) {
     showOnly('consent');
   });
   client.on('waiting', (info) => {
-    $('waiting-status').textContent = info.facilitatorPresent
-      ? 'A facilitator will let you in shortly.'
-      : 'No facilitator has arrived yet. You will be let in when the session starts.';
+    $('waiting-status').textContent =
+      info.reason === 'sessionFull'
+        ? 'The session is full right now. You will be let in when a place frees up.'
+        : info.facilitatorPresent
+          ? 'A facilitator will let you in shortly.'
+          : 'No facilitator has arrived yet. You will be let in when the session starts.';
     $('waiting-message').textContent = info.message ?? '';
     showOnly('waiting');
   });
