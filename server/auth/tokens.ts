@@ -215,10 +215,17 @@ export class TokenVerifier {
 
     // The header is checked by hand first so `alg: none` and algorithm swaps get their own reason.
     const parts = token.split('.');
-    const header = parts.length === 3 ? parseSegment(parts[0] as string) : undefined;
+    // One encoding per token: base64 decoders ignore stray characters and a last character's spare
+    // bits, which would let one RS256/ES256 signature verify under several token strings.
+    if (parts.length !== 3 || !parts.every(isCanonicalBase64url)) throw this.#reject('malformed token', tokenHash);
+    const header = parseSegment(parts[0] as string);
     if (typeof header?.alg !== 'string') throw this.#reject('malformed token', tokenHash);
-    if (header.alg.toLowerCase() === 'none' || parts[2] === '') throw this.#reject('unsigned token', tokenHash);
+    if (header.alg.trim().toLowerCase() === 'none' || parts[2] === '') throw this.#reject('unsigned token', tokenHash);
     if (header.alg !== this.#algorithm) throw this.#reject('wrong algorithm', tokenHash);
+    // The key is Haven's configuration, never the token's; `crit` names extensions Haven does not implement.
+    if (refusedHeaders.some((name) => Object.hasOwn(header, name))) {
+      throw this.#reject('key or critical header not accepted', tokenHash);
+    }
 
     let payload: unknown;
     try {
@@ -274,6 +281,14 @@ export class TokenVerifier {
     this.#logger?.warn({ reason, tokenHash }, 'access token rejected');
     return new HavenError('UNAUTHORIZED', reason);
   }
+}
+
+/** JOSE headers that carry or point to a key (RFC 7515 §4.1), and `crit`. `kid` is ignored: there is one key. */
+const refusedHeaders = ['jwk', 'jku', 'x5u', 'x5c', 'crit'];
+
+/** Unpadded base64url that decodes and re-encodes to itself (no stray characters, no spare bits set). */
+function isCanonicalBase64url(segment: string): boolean {
+  return /^[A-Za-z0-9_-]*$/.test(segment) && Buffer.from(segment, 'base64url').toString('base64url') === segment;
 }
 
 /** A base64url JSON object, or undefined. */

@@ -322,6 +322,31 @@ test('rejects non-string, empty, malformed and oversized tokens', async () => {
   await rejected(hs256(claims({ padding: 'x'.repeat(8192) })), 'token too large');
 });
 
+test('one encoding per token: spare bits, stray characters or padding in a segment are refused', async () => {
+  const v = verifier({ secret: undefined, publicKeyPem: rsaPublic });
+  const token = mint({ secret: undefined, privateKeyPem: rsaPrivate });
+  assert.ok(await v.verify(token), 'control');
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  // A 256-byte signature leaves 4 unused bits in its last character: the same bytes, another string.
+  const spare = token.slice(0, -1) + alphabet[alphabet.indexOf(token.at(-1) as string) ^ 1];
+  for (const forged of [spare, `${token}=`, `${token.slice(0, -4)}!${token.slice(-4)}`, ` ${token}`]) {
+    await rejected(forged, 'malformed token', v);
+  }
+});
+
+test('headers that carry or point to a key, and crit, are refused even when the signature is right', async () => {
+  for (const extra of [
+    { jwk: { kty: 'oct', k: 'AAAA' } },
+    { jku: 'http://127.0.0.1:9/k' },
+    { x5u: 'x' },
+    { x5c: ['MIIB'] },
+    { crit: ['b64'] },
+  ]) {
+    await rejected(hs256(claims(), secret, { alg: 'HS256', ...extra }), 'key or critical header not accepted');
+  }
+  assert.ok(await verifier().verify(hs256(claims(), secret, { alg: 'HS256', kid: 'one' })), 'kid is ignored');
+});
+
 test('logs of rejections carry the reason and the token hash, never the token or the name', async () => {
   const lines: string[] = [];
   const sink = new Writable({
