@@ -77,6 +77,10 @@ export class HavenClient {
   /** SSRCs whose producer a facilitator muted: the generator stops sending them. */
   readonly paused = new Set<number>();
   consumers = 0;
+  /** What it publishes (producer id → kind) and consumes (producer id → consumer SSRC), for the track check. */
+  readonly produces = new Map<string, 'audio' | 'video'>();
+  readonly consumes = new Map<string, number>();
+  closed = false;
   readonly #target: HavenTarget;
   readonly #onError: (what: string, err: unknown) => void;
   #socket: Socket | undefined;
@@ -142,6 +146,11 @@ export class HavenClient {
     if (this.media) await this.#startMedia(session);
   }
 
+  /** What the track check needs of this participant. */
+  trackView() {
+    return { room: this.room, produces: this.produces, consumes: this.consumes, receives: this.media };
+  }
+
   /** Admits one waiting person (once, however many waiting-room updates name them). */
   admit(participantId: string): void {
     if (this.#admitting.has(participantId)) return;
@@ -163,6 +172,7 @@ export class HavenClient {
           rtpParameters: producerRtpParameters(source.kind, source.ssrc, this.id),
         });
         this.#producerSsrcs.set(producerId, source.ssrc);
+        this.produces.set(producerId, source.kind);
       }
       this.on('mutedByFacilitator', ({ producerId }) => {
         const ssrc = this.#producerSsrcs.get(producerId);
@@ -201,6 +211,8 @@ export class HavenClient {
     })
       .then((consumer) => {
         this.consumers++;
+        const ssrc = (consumer.rtpParameters as { encodings?: { ssrc?: number }[] }).encodings?.[0]?.ssrc;
+        if (ssrc !== undefined) this.consumes.set(track.producerId, ssrc);
         return this.request('resumeConsumer', { consumerId: consumer.id });
       })
       .catch((err) => this.#onError('consume', err));
@@ -255,6 +267,7 @@ export class HavenClient {
   }
 
   close(): void {
+    this.closed = true;
     this.#socket?.close();
     this.peer.close();
   }

@@ -4,6 +4,7 @@ import type { HavenTarget } from './haven-client.ts';
 import type { ReceiverTotals } from './media.ts';
 import type { Publishing } from './peer.ts';
 import type { Percentiles } from './result.ts';
+import type { MissingTrack } from './track-check.ts';
 
 /** A room to fill: its first `facilitators` members are facilitators. */
 export interface RoomPlan {
@@ -42,7 +43,15 @@ export type Reply =
   | { type: 'error'; message: string }
   | { type: 'joined'; admitted: number[]; firstPacket: number[]; failed: number }
   | { type: 'baseline-endpoints'; endpoints: BaselineEndpoint[] }
-  | { type: 'window'; seconds: number; totals: ReceiverTotals; sentPackets: number; errors: number }
+  | {
+      type: 'window';
+      seconds: number;
+      totals: ReceiverTotals;
+      sentPackets: number;
+      errors: number;
+      /** Haven only: tracks some participant should receive and does not. */
+      missing: MissingTrack[];
+    }
   | { type: 'moderated'; muteAll: Percentiles; admitAll: Percentiles; remove: Percentiles }
   | {
       type: 'progress';

@@ -10,6 +10,7 @@ import type { Command, Reply, RoomPlan } from './loadgen-protocol.ts';
 import { epochMs, ReceiverStats } from './media.ts';
 import { MediaPeer } from './peer.ts';
 import { percentiles } from './result.ts';
+import { missingTracks } from './track-check.ts';
 
 const tickMs = 10;
 let stats = new ReceiverStats();
@@ -226,7 +227,16 @@ async function handle(command: Command): Promise<Reply> {
       return { type: 'ok' };
     case 'window-end': {
       const seconds = (epochMs() - windowStartedAt) / 1000;
-      return { type: 'window', seconds, totals: stats.snapshot(), sentPackets: sent - sentAtWindowStart, errors };
+      const members = clients.filter((c) => c.session && !c.closed).map((c) => ({ ...c.trackView(), id: c.id }));
+      const missing = missingTracks(members, (ssrc) => stats.stream(ssrc)?.received ?? 0);
+      return {
+        type: 'window',
+        seconds,
+        totals: stats.snapshot(),
+        sentPackets: sent - sentAtWindowStart,
+        errors,
+        missing,
+      };
     }
     case 'moderate':
       return moderate(command.target, command.rounds);

@@ -23,11 +23,12 @@ import type { Command, Reply, RoomPlan } from './loadgen-protocol.ts';
 import { CpuSampler, mediasoupWorkerPids, sumLoads } from './proc-stats.ts';
 import { formatProgress, writeReport } from './report.ts';
 import { type BenchResult, type ProcessLoad, percentiles, type StepMeasures } from './result.ts';
+import { describeMissing } from './track-check.ts';
 
 const scenarios = ['groups', 'education', 'joinstorm', 'moderation'] as const;
 type Scenario = (typeof scenarios)[number];
 
-const usage = `usage: npm run bench -- <${scenarios.join('|')}> [options]
+const usage = `usage: npm run bench -- <${scenarios.join('|')}|signaling> [options]   (signaling --help: its own)
   --rooms N          rooms (groups, moderation: 4 and 2; joinstorm: 1)
   --size N           people per room, a facilitator included (groups 8, moderation 16)
   --publishers N     education: facilitators publishing audio and video (1–2, default 1)
@@ -243,6 +244,9 @@ async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<Ste
     ...(m.join ? { join: m.join } : {}),
     ...(m.moderation ? { moderation: m.moderation } : {}),
     errors: window.errors,
+    ...(window.missing.length > 0
+      ? { missingTracks: window.missing.slice(0, 50), missingTrackCount: window.missing.length }
+      : {}),
   };
   if (process.stdout.isTTY) process.stdout.write('\n');
   const pct = (x: number) => `${(x * 100).toFixed(x < 0.01 ? 2 : 1)} %`;
@@ -254,6 +258,7 @@ async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<Ste
 
 /** The step held: loss within 1 %, every worker within 90 % of a core, the generator not saturated. */
 function verdict(step: StepMeasures): string | undefined {
+  if (step.missingTracks?.length) return describeMissing(step.missingTracks, step.missingTrackCount);
   if (step.loss > 0.01) return `loss ${(step.loss * 100).toFixed(2)} % > 1 %`;
   const busiest = Math.max(...step.workers.map((w) => w.cpu));
   if (busiest > 0.9) return `a worker at ${(busiest * 100).toFixed(0)} % of a core > 90 %`;
@@ -323,6 +328,8 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
       step.routers = await routersOf(node.url, adminKey, rooms);
       result.steps.push(step);
       levels.push(rooms);
+      // Someone not receiving a track they should is a broken run, not a capacity limit.
+      if (step.missingTracks?.length) throw new Error(describeMissing(step.missingTracks, step.missingTrackCount));
       const failed = verdict(step);
       if (!o.findCapacity) break;
       if (failed) {
@@ -447,6 +454,8 @@ function cpuPerPacket(step: StepMeasures): number {
 }
 
 async function main(): Promise<number> {
+  // Signaling without media has its own module (its own processes, options and result).
+  if (process.argv[2] === 'signaling') return (await import('./signaling.ts')).runSignaling(process.argv.slice(3));
   let o: Options;
   try {
     o = options();

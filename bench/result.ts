@@ -4,6 +4,8 @@
  * twice, on Haven and on bare mediasoup (same worker binary, same topology), one after the other.
  */
 
+import type { MissingTrack } from './track-check.ts';
+
 /** Percentiles of a set of durations, in ms (null when there were no samples). */
 export interface Percentiles {
   count: number;
@@ -65,6 +67,10 @@ export interface StepMeasures {
   /** Action sent → every target notified, ms, per action (the `moderation` scenario). */
   moderation?: Record<string, Percentiles>;
   errors: number;
+  /** Tracks a participant should have received in the window and did not (Haven only; the first 50). */
+  missingTracks?: MissingTrack[];
+  /** How many there were in all. */
+  missingTrackCount?: number;
 }
 
 export interface BenchResult {
