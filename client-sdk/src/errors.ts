@@ -9,13 +9,18 @@ import type { ErrorCode } from './protocol.ts';
  * Codes the SDK itself gives a {@link HavenRequestError} when the server could not answer:
  * - `TIMEOUT`: no answer within `requestTimeoutMs` (or no connection within `connectTimeoutMs`);
  * - `DISCONNECTED`: the server could not be reached, or the connection dropped before the answer;
- * - `DENIED`: a facilitator turned this client away from the waiting room (`join()` rejects with it).
+ * - `DENIED`: a facilitator turned this client away from the waiting room (`join()` rejects with it);
+ * - `TOKEN_UNAVAILABLE`: the `token` function threw, rejected or resolved to no token (`cause`
+ *   holds what it threw), so no connection was attempted;
+ * - `GRACE_EXPIRED`: the connection dropped and no reconnection got the place back within the
+ *   server's grace window, counted from the drop (`cause` holds the last attempt's error).
  */
-export type ClientErrorCode = 'TIMEOUT' | 'DISCONNECTED' | 'DENIED';
+export type ClientErrorCode = 'TIMEOUT' | 'DISCONNECTED' | 'DENIED' | 'TOKEN_UNAVAILABLE' | 'GRACE_EXPIRED';
 
 /**
  * A request the server refused (`code` from the protocol), that got no answer (`TIMEOUT`,
- * `DISCONNECTED`), or a join a facilitator turned away (`DENIED`).
+ * `DISCONNECTED`), a join a facilitator turned away (`DENIED`), a token that could not be had
+ * (`TOKEN_UNAVAILABLE`), or a place lost after a drop (`GRACE_EXPIRED`).
  */
 export class HavenRequestError extends Error {
   /** Stable code: one of the protocol's `errorCodes`, or a {@link ClientErrorCode}. */
@@ -32,8 +37,11 @@ export class HavenRequestError extends Error {
     message: string,
     request: string,
     details: { url?: string; retryAfterMs?: number } = {},
+    cause?: unknown,
   ) {
     super(message);
+    // The standard `cause` (ES2022), set by hand: the bundle targets ES2020.
+    if (cause !== undefined) Object.defineProperty(this, 'cause', { value: cause, configurable: true, writable: true });
     this.name = 'HavenRequestError';
     this.code = code;
     this.request = request;

@@ -25,6 +25,8 @@ export interface ModerationState {
   waiting: readonly WaitingEntry[];
   /** The latest live attendance, once asked for or pushed. */
   attendance: LiveAttendance | undefined;
+  /** The server said the session has ended (a `sessionEnded` notification came). */
+  sessionEnded: boolean;
 }
 
 /** @internal Takes a snapshot in (unless a newer one is there) and answers the current view. */
@@ -184,9 +186,18 @@ export class Moderation {
     await this.#send('lockRoom', { locked });
   }
 
-  /** Ends the session for everyone (each client closes with reason `sessionEnded`). */
+  /**
+   * Ends the session for everyone (each client, this one too, gets `sessionEnded` and closes with
+   * reason `sessionEnded`). Resolves once the server has ended it.
+   */
   async endSession(): Promise<void> {
-    await this.#send('endSession', {});
+    try {
+      await this.#send('endSession', {});
+    } catch (error) {
+      // The server's `sessionEnded` may come before its answer, and this client closes on it: the
+      // answer is then lost with the connection, but the session did end.
+      if (!this.#state.sessionEnded) throw error;
+    }
   }
 
   /** Gives someone another display name (e.g. an alias they asked for); everyone gets `displayNameChanged`. */

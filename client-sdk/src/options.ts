@@ -1,5 +1,6 @@
 /** Options of a {@link SessionClient}, their defaults and their validation. */
 import { defaultReconnectOptions, type ReconnectOptions } from './backoff.ts';
+import { HavenRequestError } from './errors.ts';
 import { socketPath as defaultSocketPath } from './protocol.ts';
 
 /** mediasoup-client's built-in WebRTC handlers (its `BuiltinHandlerName`). */
@@ -12,7 +13,10 @@ export interface SessionClientOptions {
   /**
    * Access token minted by the embedding app's backend, or a function that fetches a fresh one.
    * A function is called before every connection attempt (so reconnections after a long outage
-   * get an unexpired token); with a plain string, a refused token ends reconnection. Required.
+   * get an unexpired token); with a plain string, a refused token ends reconnection. A function
+   * that throws, rejects, resolves to no string or takes longer than `connectTimeoutMs` fails the
+   * attempt with `TOKEN_UNAVAILABLE` (`cause`: what it threw); while reconnecting the SDK keeps
+   * calling it until the grace window has passed. Required.
    */
   token: string | (() => Promise<string>);
   /** Automatic reconnection after a dropped connection; `false` turns it off. Default: on, see {@link ReconnectOptions}. */
@@ -99,4 +103,39 @@ export function resolveOptions(options: SessionClientOptions): ResolvedOptions {
     connectTimeoutMs: positiveNumber(options.connectTimeoutMs, 'connectTimeoutMs', 10_000),
     mediasoupHandlerName,
   };
+}
+
+/**
+ * The token for one connection attempt: the string, or what the function resolves to within
+ * `timeoutMs`. Anything else is a `HavenRequestError` `TOKEN_UNAVAILABLE` (e.g. the embedding
+ * app's `fetch` failed), never a bare error without a code.
+ */
+export async function obtainToken(token: ResolvedOptions['token'], timeoutMs: number): Promise<string> {
+  if (typeof token === 'string') return token;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(new HavenRequestError('TOKEN_UNAVAILABLE', `the token function took over ${timeoutMs} ms`, 'connect')),
+      timeoutMs,
+    );
+  });
+  let value: unknown;
+  try {
+    value = await Promise.race([Promise.resolve().then(token), late]);
+  } catch (error) {
+    if (error instanceof HavenRequestError) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    throw new HavenRequestError('TOKEN_UNAVAILABLE', `the token function failed: ${message}`, 'connect', {}, error);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new HavenRequestError(
+      'TOKEN_UNAVAILABLE',
+      'the token function must resolve to a non-empty string',
+      'connect',
+    );
+  }
+  return value;
 }

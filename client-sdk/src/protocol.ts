@@ -141,12 +141,13 @@ export interface AdmitAllResponse {
 /**
  * Where a join lands: in the session (`admitted`, with everything needed to set up media), at the
  * consent gate (`consent`: call `acceptConsent`), or in the waiting room (`waiting`: the
- * `admitted` notification follows when a facilitator admits).
+ * `admitted` notification follows when a facilitator admits). `reconnectGraceMs`: how long the
+ * server keeps this place after a connection drops (in the session: `session.reconnectGraceMs`).
  */
 export type JoinResponse =
   | { stage: 'admitted'; session: SessionState }
-  | { stage: 'consent'; consent: ConsentInfo }
-  | { stage: 'waiting'; waiting: WaitingInfo };
+  | { stage: 'consent'; consent: ConsentInfo; reconnectGraceMs?: number }
+  | { stage: 'waiting'; waiting: WaitingInfo; reconnectGraceMs?: number };
 
 /** The session as an admitted participant sees it when entering. */
 export interface SessionState {

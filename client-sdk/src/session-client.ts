@@ -18,11 +18,10 @@
  */
 import type { Consumer, Producer } from 'mediasoup-client/types';
 import { LiveAttendance } from './attendance.ts';
-import { backoffDelay } from './backoff.ts';
 import { HavenRequestError, InvalidStateError, isConnectionLoss } from './errors.ts';
 import { MediaSession } from './media-session.ts';
 import { Moderation, type ModerationState } from './moderation.ts';
-import { type ResolvedOptions, resolveOptions, type SessionClientOptions } from './options.ts';
+import { obtainToken, type ResolvedOptions, resolveOptions, type SessionClientOptions } from './options.ts';
 import {
   LocalParticipant,
   type LocalParticipantState,
@@ -60,6 +59,7 @@ import {
   type WaitingInfo,
 } from './protocol.ts';
 import { captureTrack, type PublishPreset, publishPresets } from './publish-presets.ts';
+import { graceExpired, ReconnectDeadline } from './reconnect-policy.ts';
 import { Signaling } from './signaling.ts';
 import { TypedEmitter } from './typed-emitter.ts';
 
@@ -210,10 +210,7 @@ const fatalRejoinCodes: readonly string[] = [
 
 const sources: readonly TrackSource[] = ['microphone', 'camera', 'screen'];
 
-/**
- * The reconnection window used before the client was ever admitted (at the consent gate or in the
- * waiting room), when the server's `reconnectGraceMs` is not known yet: the server's default.
- */
+/** The reconnection window when the server did not announce one (`reconnectGraceMs`): its default. */
 const defaultGraceMs = 30_000;
 
 /** Longest chat message the protocol takes, in characters. */
@@ -328,8 +325,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   #leaving = false;
   /** The node said it hands the room over (`moved`): its disconnect is a drop, not an eviction. */
   #moved = false;
-  /** Ends the current reconnection wait early. */
-  #wake: (() => void) | undefined;
+  /** The reconnection in progress, if any (closing the client stops it). */
+  #reconnection: ReconnectDeadline | undefined;
   /** The `join()` call waiting to be admitted, if any. */
   #admission: Deferred | undefined;
   /** Whether the server gave this client a place (a stage) at least once: a drop then reconnects. */
@@ -342,7 +339,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   #locked = false;
   #spotlight: string | null = null;
   #hands: readonly RaisedHand[] = [];
-  readonly #moderationState: ModerationState = { waiting: [], attendance: undefined };
+  readonly #moderationState: ModerationState = { waiting: [], attendance: undefined, sessionEnded: false };
 
   /**
    * A facilitator's controls (admit, mute, remove, lock, end, …) and the waiting room as
@@ -651,10 +648,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   /** Fetches a token and opens a connection with it. */
   async #open(): Promise<Signaling> {
     const { token, url, socketPath, connectTimeoutMs, requestTimeoutMs } = this.#options;
-    const value = typeof token === 'string' ? token : await token();
-    if (typeof value !== 'string' || value.length === 0) {
-      throw new TypeError('the token function must resolve to a non-empty string');
-    }
+    const value = await obtainToken(token, connectTimeoutMs);
     // Always from `url` (the entry, e.g. a load balancer): a node that does not serve the room
     // redirects to the one that does, wherever the room moved since the last connection.
     let target = url;
@@ -770,6 +764,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       this.#close('removed');
     });
     final('sessionEnded', ({ reason }) => {
+      this.#moderationState.sessionEnded = true;
       this.safeEmit('sessionEnded', reason);
       this.#close('sessionEnded');
     });
@@ -801,7 +796,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
 
   /**
    * Gets the place back: new connections with backoff until a rejoin gets an answer (admitted,
-   * consent or waiting) or the grace window ends.
+   * consent or waiting), a refusal retrying cannot fix, or the end of the server's grace window
+   * counted from the drop (`GRACE_EXPIRED`; an attempt still in flight then is dropped).
    */
   async #reconnect(): Promise<void> {
     const policy = this.#options.reconnect;
@@ -809,59 +805,55 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     this.#held = undefined;
     this.#early = undefined;
     this.#setState('reconnecting');
-    const droppedAt = Date.now();
     const graceMs = this.#graceMs > 0 ? this.#graceMs : defaultGraceMs;
     let lastError: Error | undefined;
-    for (let attempt = 0; attempt < policy.maxAttempts; attempt++) {
-      // A room between nodes says when it will be served again: no need to guess with backoff.
-      const retryAfterMs = lastError instanceof HavenRequestError ? lastError.retryAfterMs : undefined;
-      const delay = retryAfterMs ?? backoffDelay(attempt, policy);
-      if (Date.now() + delay - droppedAt >= graceMs) break;
-      await this.#sleep(delay);
-      if (this.#state !== 'reconnecting') return;
-      let signaling: Signaling | undefined;
-      try {
-        signaling = await this.#open();
-        if (this.#state !== 'reconnecting') {
-          signaling.close();
-          return;
-        }
-        this.#attach(signaling);
-        const opened = signaling;
-        await this.#requestStage(opened, () => opened.request('join', { protocolVersion }));
-        return;
-      } catch (error) {
+    const expire = () =>
+      this.#state === 'reconnecting' && this.#close('reconnectFailed', graceExpired(graceMs, lastError));
+    const deadline = new ReconnectDeadline(policy, graceMs, expire);
+    this.#reconnection = deadline;
+    try {
+      for (let delay = deadline.nextDelay(lastError); delay !== undefined; delay = deadline.nextDelay(lastError)) {
+        await deadline.wait(delay);
         if (this.#state !== 'reconnecting') return;
-        lastError = toError(error);
-        if (signaling && this.#signaling === signaling) {
-          this.#signaling = undefined;
-          signaling.close();
+        if (!deadline.open) return void expire();
+        let signaling: Signaling | undefined;
+        try {
+          signaling = await this.#open();
+          if (this.#state !== 'reconnecting') {
+            signaling.close();
+            return;
+          }
+          this.#attach(signaling);
+          const opened = signaling;
+          // Once the server answers the rejoin, the place is back: the window no longer applies.
+          await this.#requestStage(opened, () =>
+            opened.request('join', { protocolVersion }).then((answer) => {
+              deadline.stop();
+              return answer;
+            }),
+          );
+          return;
+        } catch (error) {
+          if (this.#state !== 'reconnecting') return;
+          lastError = toError(error);
+          if (signaling && this.#signaling === signaling) {
+            this.#signaling = undefined;
+            signaling.close();
+          }
+          if (this.#isFatal(error)) break;
         }
-        if (this.#isFatal(error)) break;
       }
+      this.#close('reconnectFailed', lastError ?? graceExpired(graceMs, lastError));
+    } finally {
+      deadline.stop();
+      if (this.#reconnection === deadline) this.#reconnection = undefined;
     }
-    this.#close(
-      'reconnectFailed',
-      lastError ?? new HavenRequestError('TIMEOUT', 'no reconnection within the grace window', 'connect'),
-    );
   }
 
   #isFatal(error: unknown): boolean {
     if (!(error instanceof HavenRequestError) || !fatalRejoinCodes.includes(error.code)) return false;
     // A token function may mint a valid token next time.
     return !(error.code === 'UNAUTHORIZED' && typeof this.#options.token === 'function');
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        if (this.#wake === done) this.#wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#wake = done;
-    });
   }
 
   /* ---- joining: consent, waiting room, admission ------------------------------------------ */
@@ -886,6 +878,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       if (this.#early === early) this.#early = undefined;
     }
     this.#assertCurrent(signaling);
+    if (response.stage !== 'admitted' && response.reconnectGraceMs) this.#graceMs = response.reconnectGraceMs;
     switch (response.stage) {
       case 'admitted':
         await this.#enterSession(signaling, response.session);
@@ -1543,7 +1536,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   /** Releases everything and enters `closed` for good. Idempotent. */
   #close(reason: CloseReason, error?: Error): void {
     if (this.#state === 'closed') return;
-    this.#wake?.();
+    this.#reconnection?.stop();
     this.#held = undefined;
     const signaling = this.#signaling;
     this.#signaling = undefined;

@@ -113,7 +113,7 @@ export type RoomEvents = {
 };
 
 /** Where someone stands: at the consent gate, in the waiting room, or in the session. */
-type Stage = 'consent' | 'waiting' | 'admitted';
+export type Stage = 'consent' | 'waiting' | 'admitted';
 
 interface RoomRouter {
   router: Router;
@@ -414,6 +414,11 @@ export class Room extends TypedEmitter<RoomEvents> {
     return this.#members.has(participantId);
   }
 
+  /** Where the participant stands in this room; undefined when not in it. */
+  stageOf(participantId: string): Stage | undefined {
+    return this.#members.get(participantId)?.stage;
+  }
+
   async #addRouter(): Promise<RoomRouter> {
     const avoid = new Set(this.#routers.map((r) => r.worker));
     const { router, worker } = await this.#settings.pool.createRouter({ mediaCodecs }, avoid);
@@ -611,9 +616,10 @@ export class Room extends TypedEmitter<RoomEvents> {
   }
 
   #stageResponse(member: Member, resumed: boolean): JoinResponse {
+    const { reconnectGraceMs } = this.#settings;
     if (member.stage === 'consent' && this.definition.consent)
-      return { stage: 'consent', consent: this.definition.consent };
-    if (member.stage === 'waiting') return { stage: 'waiting', waiting: this.#waitingInfo() };
+      return { stage: 'consent', consent: this.definition.consent, reconnectGraceMs };
+    if (member.stage === 'waiting') return { stage: 'waiting', waiting: this.#waitingInfo(), reconnectGraceMs };
     return { stage: 'admitted', session: this.#sessionState(member, resumed) };
   }
 
