@@ -23,6 +23,7 @@ import type { Command, Reply, RoomPlan } from './loadgen-protocol.ts';
 import { CpuSampler, mediasoupWorkerPids, sumLoads } from './proc-stats.ts';
 import { formatProgress, writeReport } from './report.ts';
 import { type BenchResult, type ProcessLoad, percentiles, type StepMeasures } from './result.ts';
+import { describeSoak, parseDuration, soak } from './soak.ts';
 import { describeMissing } from './track-check.ts';
 
 const scenarios = ['groups', 'education', 'joinstorm', 'moderation'] as const;
@@ -46,6 +47,7 @@ const usage = `usage: npm run bench -- <${scenarios.join('|')}|signaling> [optio
   --step N           rooms added per capacity step (default 2)
   --max-rooms N      stop the capacity search here (default 60)
   --out DIR          where result.json, report.html and capacity.png go (default bench/results/<time>)
+  --soak DURATION    hold the load (e.g. 30m) sampling memory and open descriptors; fail on growth
   --no-png           skip the PNG (no Chromium needed)`;
 
 function options() {
@@ -70,6 +72,7 @@ function options() {
       'max-rooms': { type: 'string', default: '60' },
       out: { type: 'string' },
       'no-png': { type: 'boolean', default: false },
+      soak: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -102,11 +105,19 @@ function options() {
     maxRooms: int('max-rooms', values['max-rooms'], 1, 1_000),
     out: values.out ?? join('bench', 'results', new Date().toISOString().replace(/[:.]/g, '-')),
     png: !values['no-png'],
+    soakSeconds: soakSeconds(values.soak),
   };
 }
 type Options = ReturnType<typeof options>;
 
 class UsageError extends Error {}
+
+function soakSeconds(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const seconds = parseDuration(value);
+  if (seconds === undefined) throw new UsageError('--soak: a duration such as 90s, 30m or 1h');
+  return seconds;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -316,6 +327,15 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
               return { muteAll: m.muteAll, admitAll: m.admitAll, remove: m.remove };
             })()
           : undefined;
+      if (o.soakSeconds) {
+        result.soak = await soak({
+          seconds: o.soakSeconds,
+          nodePids: cluster.nodes.map((n) => n.child.pid as number),
+          workerPids,
+          errors: () => gen.latest?.errors ?? 0,
+        });
+        console.log(describeSoak(result.soak));
+      }
       const step = await measure(o, gen, {
         target: 'haven',
         rooms,
@@ -330,6 +350,8 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
       levels.push(rooms);
       // Someone not receiving a track they should is a broken run, not a capacity limit.
       if (step.missingTracks?.length) throw new Error(describeMissing(step.missingTracks, step.missingTrackCount));
+      if (result.soak && !result.soak.held)
+        throw new Error(`memory or descriptors grew in the soak: ${describeSoak(result.soak)}`);
       const failed = verdict(step);
       if (!o.findCapacity) break;
       if (failed) {

@@ -4,6 +4,7 @@
  * twice, on Haven and on bare mediasoup (same worker binary, same topology), one after the other.
  */
 
+import type { SoakResult } from './soak.ts';
 import type { MissingTrack } from './track-check.ts';
 
 /** Percentiles of a set of durations, in ms (null when there were no samples). */
@@ -90,6 +91,8 @@ export interface BenchResult {
     consumersPerWorker: number;
     stoppedBecause: string;
   };
+  /** With `--soak`: memory and descriptors sampled through the held load. */
+  soak?: SoakResult;
   /** Why the run failed, if it did (the command then exits non-zero). */
   failure?: string;
 }
