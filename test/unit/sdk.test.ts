@@ -17,10 +17,13 @@ import {
   InvalidStateError,
   RemoteTrack,
   SessionClient,
+  type SessionClientEvents,
   type SessionClientOptions,
   type SessionState,
   type WaitingEntry,
 } from '../../client-sdk/src/index.ts';
+import { obtainToken } from '../../client-sdk/src/options.ts';
+import { graceExpired, ReconnectDeadline } from '../../client-sdk/src/reconnect-policy.ts';
 import { buildSdk, bundleProblems } from '../../scripts/build-sdk.ts';
 import { createNodeSessionClient } from '../helpers/wrtc-session.ts';
 
@@ -37,6 +40,27 @@ async function throwsAsync(fn: () => Promise<unknown>, type: new (...args: never
   }
   assert.unreachable(`expected a ${type.name}`);
   throw new Error('unreachable');
+}
+
+/** The next `event` of `client`, with its arguments: what a test waits for instead of a timer. */
+function nextEvent<K extends keyof SessionClientEvents>(
+  client: SessionClient,
+  event: K,
+): Promise<SessionClientEvents[K]> {
+  return new Promise((resolve) => client.once(event, (...args) => resolve(args)));
+}
+
+/** Resolves once `client` is in `state` (at once if it is already). */
+function inState(client: SessionClient, state: ConnectionState): Promise<void> {
+  if (client.connectionState === state) return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = (now: ConnectionState) => {
+      if (now !== state) return;
+      client.off('connectionStateChanged', check);
+      resolve();
+    };
+    client.on('connectionStateChanged', check);
+  });
 }
 
 /** A bare socket.io server on a free port, standing in for Haven's signaling. */
@@ -220,6 +244,69 @@ test('backoffDelay: full jitter under a cap that doubles up to maxDelayMs', () =
   assert.throws(() => backoffDelay(0.5, policy), TypeError);
 });
 
+test('ReconnectDeadline: waits never run past the grace; retryAfterMs waited exactly; maxAttempts; expiry once', async () => {
+  let now = 1_000;
+  const policy = { maxAttempts: 3, baseDelayMs: 500, maxDelayMs: 5_000 };
+  let expired = 0;
+  const window = new ReconnectDeadline(
+    policy,
+    4_000,
+    () => expired++,
+    () => now,
+  );
+  assert.is(window.remainingMs, 4_000);
+  const unavailable = new HavenRequestError('UNAVAILABLE', 'moving', 'connect', { retryAfterMs: 1_234 });
+  assert.is(window.nextDelay(unavailable), 1_234, 'retryAfterMs as the server said');
+  now += 3_900;
+  const delay = window.nextDelay(new Error('refused'));
+  assert.ok(delay !== undefined && delay <= 100, `cut to the 100 ms left, not ${delay}`);
+  assert.ok(window.open);
+  now += 100;
+  assert.is(window.nextDelay(undefined), 0);
+  assert.not.ok(window.open, 'no time left');
+  assert.is(window.nextDelay(undefined), undefined, 'maxAttempts used up');
+  window.stop();
+  assert.is(expired, 0, 'stopped before its timer');
+
+  // The timer: called once when the grace has passed; stop() ends a wait at once.
+  const fired = new Promise<void>((resolve) => new ReconnectDeadline(policy, 10, resolve));
+  await fired;
+  const idle = new ReconnectDeadline(policy, 60_000, () => expired++);
+  const waiting = idle.wait(60_000);
+  idle.stop();
+  await waiting;
+  assert.is(expired, 0);
+  const error = graceExpired(8_000, new HavenRequestError('DISCONNECTED', 'refused', 'connect'));
+  assert.is(error.code, 'GRACE_EXPIRED');
+  assert.match(error.message, /8000 ms grace window \(last attempt: refused\)/);
+  assert.is((error.cause as HavenRequestError).code, 'DISCONNECTED');
+});
+
+test('obtainToken: a string as is; a function that throws, hangs or gives no string is TOKEN_UNAVAILABLE', async () => {
+  assert.is(await obtainToken('abc', 10), 'abc');
+  assert.is(await obtainToken(async () => 'minted', 1_000), 'minted');
+  const failed = new TypeError('Failed to fetch');
+  const cases: [() => Promise<string>, RegExp][] = [
+    [() => Promise.reject(failed), /token function failed: Failed to fetch/],
+    [
+      () => {
+        throw failed;
+      },
+      /Failed to fetch/,
+    ],
+    [async () => '', /non-empty string/],
+    [async () => 42 as unknown as string, /non-empty string/],
+    [() => new Promise<string>(() => {}), /took over 20 ms/],
+  ];
+  for (const [token, pattern] of cases) {
+    const error = (await throwsAsync(() => obtainToken(token, 20), HavenRequestError, pattern)) as HavenRequestError;
+    assert.is(error.code, 'TOKEN_UNAVAILABLE');
+    assert.is(error.request, 'connect');
+  }
+  const error = (await throwsAsync(() => obtainToken(() => Promise.reject(failed), 20), HavenRequestError)) as Error;
+  assert.is(error.cause, failed, 'what the function threw is the cause');
+});
+
 test('connect() to nothing fails with DISCONNECTED and goes back to disconnected', async () => {
   const client = new SessionClient({ url, token: 't', connectTimeoutMs: 3000 });
   const states: ConnectionState[] = [];
@@ -301,9 +388,9 @@ test('requests: refusals carry the server code, no answer is TIMEOUT, RATE_LIMIT
 
     const silent = new SessionClient({ url: server.url, token: 'silent', requestTimeoutMs: 200 });
     await silent.connect();
-    const started = Date.now();
-    assert.is(((await throwsAsync(() => silent.join(), HavenRequestError)) as HavenRequestError).code, 'TIMEOUT');
-    assert.ok(Date.now() - started < 2000);
+    const timedOut = (await throwsAsync(() => silent.join(), HavenRequestError)) as HavenRequestError;
+    assert.is(timedOut.code, 'TIMEOUT');
+    assert.match(timedOut.message, /within 200 ms/, 'the request timeout, not the default');
     assert.is(silent.connectionState, 'connected');
     await silent.leave();
     assert.equal(tokens, ['locked', 'limited', 'garbage', 'silent']);
@@ -313,13 +400,10 @@ test('requests: refusals carry the server code, no answer is TIMEOUT, RATE_LIMIT
 });
 
 test('a connection lost before join goes back to disconnected; a server disconnect closes the client', async () => {
+  let connected: Socket | undefined;
   const server = await fakeServer((io) => {
     io.on('connection', (socket) => {
-      setTimeout(() => {
-        // A network drop (the transport closes) or the server closing this connection on purpose.
-        if (socket.handshake.auth.token === 'drop') socket.conn.close();
-        else socket.disconnect(true);
-      }, 100);
+      connected = socket;
     });
   });
   try {
@@ -335,7 +419,11 @@ test('a connection lost before join goes back to disconnected; a server disconne
         closedWith = why;
       });
       await client.connect();
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      const last = inState(client, expected[2]);
+      // A network drop (the transport closes) or the server closing this connection on purpose.
+      if (token === 'drop') connected?.conn.close();
+      else connected?.disconnect(true);
+      await last;
       assert.equal(states, [...expected], token);
       assert.is(closedWith, reason, token);
       await client.leave();
@@ -350,7 +438,6 @@ test('a connection lost before join goes back to disconnected; a server disconne
 type AckFn = (response: unknown) => void;
 const ok = (data: unknown) => ({ ok: true, data });
 const refuse = (code: string, message: string) => ({ ok: false, error: { code, message } });
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Router capabilities enough for mediasoup-client's Device to load. */
 const routerRtpCapabilities = {
@@ -395,17 +482,22 @@ function sessionState(overrides: Partial<SessionState> = {}): SessionState {
   };
 }
 
-/** A fake server whose every connection runs `script`; `requests` records what clients sent. */
+/**
+ * A fake server whose every connection runs `script`; `requests` records what clients sent,
+ * `sockets` every connection, so that the test sends notifications when it is ready for them.
+ */
 async function stageServer(script: (socket: Socket, requests: [string, unknown][]) => void) {
   const requests: [string, unknown][] = [];
+  const sockets: Socket[] = [];
   const server = await fakeServer((io) =>
     io.on('connection', (socket) => {
+      sockets.push(socket);
       script(socket, requests);
       // leave() waits for this answer (best effort, up to requestTimeoutMs).
       if (socket.listeners('leave').length === 0) socket.on('leave', (_payload: unknown, ack: AckFn) => ack(ok({})));
     }),
   );
-  return { ...server, requests };
+  return { ...server, requests, sockets, last: () => sockets[sockets.length - 1] as Socket };
 }
 
 /** Answers `name` with `answer(payload)` (an Ack) and records it. */
@@ -426,8 +518,6 @@ test('join() passes the consent gate and the waiting room, and resolves once adm
       acceptances++;
       if (acceptances === 1) return refuse('INVALID_REQUEST', 'the consent text changed: join again');
       assert.equal(payload, { version: 3 });
-      setTimeout(() => socket.emit('waiting', { facilitatorPresent: true, message: 'We start in 5 minutes' }), 50);
-      setTimeout(() => socket.emit('admitted', sessionState({ audioMode: 'controlled', locked: true })), 100);
       return ok({ stage: 'waiting', waiting: { facilitatorPresent: false } });
     });
   });
@@ -448,10 +538,11 @@ test('join() passes the consent gate and the waiting room, and resolves once adm
     client.on('error', (error) => errors.push(error));
     await client.connect();
     let admitted = false;
+    const gate = nextEvent(client, 'consentRequired');
     const joining = client.join().then(() => {
       admitted = true;
     });
-    await wait(100);
+    await gate;
     assert.is(client.connectionState, 'consent');
     assert.not.ok(admitted);
     await throwsAsync(() => client.publishMicrophone(fakeAudioTrack), InvalidStateError);
@@ -462,6 +553,11 @@ test('join() passes the consent gate and the waiting room, and resolves once adm
     await client.acceptConsent();
     assert.is(client.connectionState, 'waiting');
     assert.equal(client.waitingInfo, { facilitatorPresent: false });
+    const update = nextEvent(client, 'waiting');
+    server.last().emit('waiting', { facilitatorPresent: true, message: 'We start in 5 minutes' });
+    await update;
+    assert.not.ok(admitted);
+    server.last().emit('admitted', sessionState({ audioMode: 'controlled', locked: true }));
     await joining;
     assert.equal(events, [
       'consent 3',
@@ -495,13 +591,7 @@ test('join() passes the consent gate and the waiting room, and resolves once adm
 
 test('denied: join() rejects with DENIED, the client closes with reason denied', async () => {
   const server = await stageServer((socket, requests) => {
-    answer(socket, requests, 'join', () => {
-      setTimeout(() => {
-        socket.emit('denied', { reason: 'This group is full today' });
-        socket.disconnect(true);
-      }, 50);
-      return ok({ stage: 'waiting', waiting: { facilitatorPresent: true } });
-    });
+    answer(socket, requests, 'join', () => ok({ stage: 'waiting', waiting: { facilitatorPresent: true } }));
   });
   const session = createNodeSessionClient(server.url, 'p-1');
   const { client } = session;
@@ -511,7 +601,11 @@ test('denied: join() rejects with DENIED, the client closes with reason denied',
     client.on('denied', (reason) => denied.push(reason));
     client.on('closed', (reason) => closed.push(reason));
     await client.connect();
-    const error = (await throwsAsync(() => client.join(), HavenRequestError)) as HavenRequestError;
+    const joining = client.join();
+    await inState(client, 'waiting');
+    server.last().emit('denied', { reason: 'This group is full today' });
+    server.last().disconnect(true);
+    const error = (await throwsAsync(() => joining, HavenRequestError)) as HavenRequestError;
     assert.is(error.code, 'DENIED');
     assert.is(error.message, 'This group is full today');
     assert.equal(denied, ['This group is full today']);
@@ -533,8 +627,7 @@ test('leave() in the waiting room rejects the pending join() and closes', async 
   try {
     await client.connect();
     const joining = client.join();
-    await wait(100);
-    assert.is(client.connectionState, 'waiting');
+    await inState(client, 'waiting');
     await client.leave();
     await throwsAsync(() => joining, InvalidStateError, /left/);
     assert.is(client.connectionState, 'closed');
@@ -587,22 +680,18 @@ test('facilitators: moderation.waiting follows the join answer and waitingRoomCh
   const first: WaitingEntry = { participantId: 'p-2', name: 'Sam', waitingSince: 1 };
   const second: WaitingEntry = { participantId: 'p-3', name: 'Alex', waitingSince: 2 };
   const server = await stageServer((socket, requests) => {
-    answer(socket, requests, 'join', () => {
-      setTimeout(() => socket.emit('waitingRoomChanged', { waiting: [first, second] }), 50);
-      return ok({
+    answer(socket, requests, 'join', () =>
+      ok({
         stage: 'admitted',
         session: sessionState({
           self: { id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [] },
           participants: [],
           waiting: [first],
         }),
-      });
-    });
-    answer(socket, requests, 'admit', (payload) => {
-      setTimeout(() => socket.emit('waitingRoomChanged', { waiting: [first] }), 10);
-      return ok(payload && {});
-    });
-    answer(socket, requests, 'admitAll', () => ok({ admitted: 1 }));
+      }),
+    );
+    answer(socket, requests, 'admit', () => ok({}));
+    answer(socket, requests, 'admitAll', () => ok({ admitted: 1, admittedIds: ['p-2'], leftWaiting: [] }));
   });
   const session = createNodeSessionClient(server.url, 'f-1');
   const { client } = session;
@@ -612,13 +701,17 @@ test('facilitators: moderation.waiting follows the join answer and waitingRoomCh
     await client.connect();
     await client.join();
     assert.equal(client.moderation.waiting, [first]);
-    await wait(150);
+    let changed = nextEvent(client, 'waitingRoomChanged');
+    server.last().emit('waitingRoomChanged', { waiting: [first, second] });
+    await changed;
     assert.equal(client.moderation.waiting, [first, second]);
     await client.moderation.admit('p-3');
-    await wait(100);
+    changed = nextEvent(client, 'waitingRoomChanged');
+    server.last().emit('waitingRoomChanged', { waiting: [first] });
+    await changed;
     assert.equal(client.moderation.waiting, [first]);
     assert.equal(changes, [2, 1]);
-    assert.is(await client.moderation.admitAll(), 1);
+    assert.equal(await client.moderation.admitAll(), { admitted: 1, admittedIds: ['p-2'], leftWaiting: [] });
     assert.equal(server.requests[1], ['admit', { participantId: 'p-3' }]);
   } finally {
     await session.close();
@@ -628,11 +721,7 @@ test('facilitators: moderation.waiting follows the join answer and waitingRoomCh
 
 test('moved to the waiting room and readmitted: everyone leaves the view, admitted again', async () => {
   const server = await stageServer((socket, requests) => {
-    answer(socket, requests, 'join', () => {
-      setTimeout(() => socket.emit('waiting', { facilitatorPresent: true, reason: 'movedByFacilitator' }), 50);
-      setTimeout(() => socket.emit('admitted', sessionState({ participants: [] })), 150);
-      return ok({ stage: 'admitted', session: sessionState() });
-    });
+    answer(socket, requests, 'join', () => ok({ stage: 'admitted', session: sessionState() }));
   });
   const session = createNodeSessionClient(server.url, 'p-1');
   const { client } = session;
@@ -645,10 +734,14 @@ test('moved to the waiting room and readmitted: everyone leaves the view, admitt
     await client.connect();
     await client.join();
     assert.is(client.participants.size, 1);
-    await wait(100);
+    const moved = nextEvent(client, 'waiting');
+    server.last().emit('waiting', { facilitatorPresent: true, reason: 'movedByFacilitator' });
+    await moved;
     assert.is(client.connectionState, 'waiting');
     assert.is(client.participants.size, 0);
-    await wait(150);
+    const readmitted = nextEvent(client, 'admitted');
+    server.last().emit('admitted', sessionState({ participants: [] }));
+    await readmitted;
     assert.is(client.connectionState, 'joined');
     assert.equal(events, [
       'admitted',
@@ -705,17 +798,15 @@ test('hands, chat, names, lock, audio mode, spotlight: requests sent, notificati
     await client.connect();
     await client.join();
     assert.equal(client.hands, [{ participantId: 'p-1', raisedAt: 5 }]);
+    // The fake server notifies before it answers: each call's effects are in by the time it resolves.
     await client.lowerHand();
-    await wait(50);
     assert.equal(client.hands, []);
     await client.raiseHand();
-    await wait(50);
     assert.equal(client.hands, [{ participantId: 'p-1', raisedAt: 9 }]);
     await throwsAsync(() => client.sendChat(''), TypeError);
     await throwsAsync(() => client.sendChat('x'.repeat(2001)), TypeError);
     await throwsAsync(() => client.sendChat('hi', ''), TypeError);
     assert.is(await client.sendChat('hello', 'facilitators'), 'm-1');
-    await wait(100);
     assert.equal(events, [
       'lowered p-1',
       'hand p-1',
@@ -747,13 +838,7 @@ test('removed: the client closes with reason removed and does not reconnect', as
   let connections = 0;
   const server = await stageServer((socket, requests) => {
     connections++;
-    answer(socket, requests, 'join', () => {
-      setTimeout(() => {
-        socket.emit('removed', { banned: true });
-        socket.disconnect(true);
-      }, 50);
-      return ok({ stage: 'admitted', session: sessionState() });
-    });
+    answer(socket, requests, 'join', () => ok({ stage: 'admitted', session: sessionState() }));
   });
   const session = createNodeSessionClient(server.url, 'p-1', { reconnect: { baseDelayMs: 10 } });
   const { client } = session;
@@ -764,9 +849,14 @@ test('removed: the client closes with reason removed and does not reconnect', as
     client.on('closed', (reason) => closed.push(reason));
     await client.connect();
     await client.join();
-    await wait(300);
+    const closing = nextEvent(client, 'closed');
+    server.last().emit('removed', { banned: true });
+    server.last().disconnect(true);
+    await closing;
     assert.equal(removed, [true]);
     assert.equal(closed, ['removed']);
+    // Closed for good: the disconnect that followed started no reconnection.
+    assert.is(client.connectionState, 'closed');
     assert.is(connections, 1);
   } finally {
     await session.close();
@@ -779,11 +869,7 @@ test('a connection dropped in the waiting room reconnects and waits again; admis
   const server = await stageServer((socket, requests) => {
     connections++;
     const attempt = connections;
-    answer(socket, requests, 'join', () => {
-      if (attempt === 1) setTimeout(() => socket.conn.close(), 50);
-      else setTimeout(() => socket.emit('admitted', sessionState()), 50);
-      return ok({ stage: 'waiting', waiting: { facilitatorPresent: attempt > 1 } });
-    });
+    answer(socket, requests, 'join', () => ok({ stage: 'waiting', waiting: { facilitatorPresent: attempt > 1 } }));
   });
   const session = createNodeSessionClient(server.url, 'p-1', { reconnect: { baseDelayMs: 10, maxDelayMs: 20 } });
   const { client } = session;
@@ -791,7 +877,14 @@ test('a connection dropped in the waiting room reconnects and waits again; admis
     const states: ConnectionState[] = [];
     client.on('connectionStateChanged', (state) => states.push(state));
     await client.connect();
-    await client.join();
+    const joining = client.join();
+    await inState(client, 'waiting');
+    const back = nextEvent(client, 'waiting');
+    server.last().conn.close();
+    const [info] = await back;
+    assert.is(info.facilitatorPresent, true, 'waiting again, on the second connection');
+    server.last().emit('admitted', sessionState());
+    await joining;
     assert.is(connections, 2);
     assert.equal(states, [
       'connecting',
@@ -803,6 +896,50 @@ test('a connection dropped in the waiting room reconnects and waits again; admis
       'joining',
       'joined',
     ]);
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
+test('a drop in the waiting room: the SDK tries for the grace the waiting answer announced, then GRACE_EXPIRED', async () => {
+  let refusing = false;
+  let refused = 0;
+  const sockets: Socket[] = [];
+  const server = await fakeServer((io) => {
+    io.use((_socket, next) => {
+      if (!refusing) return next();
+      refused++;
+      next(new Error('node down'));
+    });
+    io.on('connection', (socket) => {
+      sockets.push(socket);
+      socket.on('join', (_payload: unknown, ack: AckFn) =>
+        ack(ok({ stage: 'waiting', waiting: { facilitatorPresent: false }, reconnectGraceMs: 300 })),
+      );
+    });
+  });
+  const session = createNodeSessionClient(server.url, 'p-1', { reconnect: { baseDelayMs: 10, maxDelayMs: 50 } });
+  const { client } = session;
+  try {
+    let droppedAt = 0;
+    client.on('connectionStateChanged', (state) => {
+      if (state === 'reconnecting') droppedAt = Date.now();
+    });
+    await client.connect();
+    const joining = client.join();
+    await inState(client, 'waiting');
+    const closing = nextEvent(client, 'closed');
+    refusing = true;
+    for (const socket of sockets) socket.conn.close();
+    const [reason, error] = await closing;
+    const afterDrop = Date.now() - droppedAt;
+    assert.is(reason, 'reconnectFailed');
+    assert.is((error as HavenRequestError).code, 'GRACE_EXPIRED');
+    assert.match((error as Error).message, /300 ms grace/, 'the grace of the waiting answer, not a default');
+    assert.ok(afterDrop >= 300, `closed ${afterDrop} ms after the drop`);
+    assert.ok(refused >= 2, `${refused} attempts`);
+    await throwsAsync(() => joining, HavenRequestError, /grace/);
   } finally {
     await session.close();
     await server.close();
