@@ -5,7 +5,8 @@ export interface ReconnectOptions {
   /**
    * Most reconnection attempts after a drop. Default `Infinity`: the SDK keeps trying until the
    * server's grace window (`reconnectGraceMs` of the join answer) has passed since the drop, after
-   * which the server has given the place away and the client closes with reason `'reconnectFailed'`.
+   * which the server has given the place away and the client closes with reason `'reconnectFailed'`
+   * and a `HavenRequestError` of code `GRACE_EXPIRED`. No wait between attempts runs past the window.
    */
   maxAttempts?: number;
   /** Base of the exponential backoff, in ms. Default `500`. */
