@@ -143,7 +143,7 @@ test('consent → waiting → admitted, with the waiting room live for the facil
   const stale = await ok(participant, 'acceptConsent', { version: 2 });
   assert.is(stale.stage === 'consent' && stale.consent.version, 1, 'a wrong version shows the current text again');
   const waiting = await ok(participant, 'acceptConsent', { version: 1 });
-  assert.equal(waiting, { stage: 'waiting', waiting: { facilitatorPresent: false } });
+  assert.equal(waiting, { stage: 'waiting', waiting: { facilitatorPresent: false }, reconnectGraceMs: 30_000 });
 
   // Waiting: no media, no chat, no hands, no list.
   for (const [name, payload] of [

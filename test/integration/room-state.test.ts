@@ -426,7 +426,11 @@ test('kill -9 of the node running a session: another node takes it back, state a
   // The one waiting: still waiting, since the same time.
   const waitingNamed = next(facB, 'waitingRoomChanged');
   const ptWB = await connectTo(b, tokenOf('pt-w'));
-  assert.equal(await joinAs(ptWB), { stage: 'waiting', waiting: { facilitatorPresent: true } });
+  assert.equal(await joinAs(ptWB), {
+    stage: 'waiting',
+    waiting: { facilitatorPresent: true },
+    reconnectGraceMs: graceS * 1000,
+  });
   assert.equal((await waitingNamed)[0].waiting, [{ participantId: 'pt-w', name: 'Name of pt-w', waitingSince }]);
   assert.is(await codeOf(ptWB, 'createTransport', { direction: 'recv' }), 'FORBIDDEN', 'still not in the session');
 
