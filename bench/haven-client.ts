@@ -24,6 +24,11 @@ import { epochMs } from './media.ts';
 import { loopback, type MediaPeer, producerRtpParameters } from './peer.ts';
 
 const requestTimeoutMs = 15_000;
+/**
+ * Participants who consume nothing (comma-separated ids): a fault to show that the bench's track
+ * check fails the run naming them. Never set in a real measurement.
+ */
+const consumeNothing = new Set((process.env.HAVEN_BENCH_CONSUME_NOTHING ?? '').split(',').filter(Boolean));
 
 export interface HavenTarget {
   url: string;
@@ -148,7 +153,9 @@ export class HavenClient {
 
   /** What the track check needs of this participant. */
   trackView() {
-    return { room: this.room, produces: this.produces, consumes: this.consumes, receives: this.media };
+    // A track its owner was told to mute sends nothing: nobody is due packets of it.
+    const live = [...this.produces].filter(([id]) => !this.paused.has(this.#producerSsrcs.get(id) ?? -1));
+    return { room: this.room, produces: new Map(live), consumes: this.consumes, receives: this.media };
   }
 
   /** Admits one waiting person (once, however many waiting-room updates name them). */
@@ -202,7 +209,7 @@ export class HavenClient {
       this.#early.push(track);
       return;
     }
-    if (this.#consumed.has(track.producerId)) return;
+    if (this.#consumed.has(track.producerId) || consumeNothing.has(this.id)) return;
     this.#consumed.add(track.producerId);
     this.request('consume', {
       transportId,

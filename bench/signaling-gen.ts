@@ -6,7 +6,7 @@
  * request a second (hands; a chat to the room in turn, about one broadcast a second per room;
  * every fifth second of a facilitator a moderation action), each timed from emit to ack.
  */
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { io, type Socket } from 'socket.io-client';
 import { protocolVersion, socketPath } from '../client-sdk/src/protocol.ts';
 import { mintAccessToken } from '../server/auth/mint.ts';
@@ -24,7 +24,7 @@ export type GenCommand =
 export type GenReply =
   | { type: 'joined'; joined: number; failed: number; firstError?: string }
   | { type: 'ok' }
-  | { type: 'window'; rtts: number[]; errors: Record<string, number> }
+  | { type: 'window'; rtts: number[]; errors: Record<string, number>; loopDelayP99Ms: number }
   | { type: 'error'; message: string };
 
 const requestTimeoutMs = 10_000;
@@ -42,6 +42,8 @@ interface Member {
 }
 
 const members: Member[] = [];
+/** The generator's own event-loop delay: a starved generator inflates every RTT it measures. */
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 let measuring = false;
 let rtts: number[] = [];
 let errors: Record<string, number> = {};
@@ -219,10 +221,13 @@ async function handle(command: GenCommand): Promise<GenReply> {
       rtts = [];
       errors = {};
       measuring = true;
+      loopDelay.reset();
+      loopDelay.enable();
       return { type: 'ok' };
     case 'window-end':
       measuring = false;
-      return { type: 'window', rtts, errors };
+      loopDelay.disable();
+      return { type: 'window', rtts, errors, loopDelayP99Ms: loopDelay.percentile(99) / 1e6 };
     case 'close':
       for (const m of members) {
         clearTimeout(m.timer);

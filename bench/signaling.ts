@@ -8,8 +8,8 @@
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startNodeProcess } from '../test/helpers/node-process.ts';
@@ -46,6 +46,11 @@ export interface SignalingMeasure {
   rssPerConnectionBytes: number;
   /** All generator processes together, share of a core. */
   generatorsCpu: number;
+  /** The worst generator's event-loop delay p99, ms (its own lateness, in every RTT it measures). */
+  generatorLoopDelayP99Ms: number;
+  /** The whole machine's CPU in use during the window (all processes, 1 = every core busy): others' load shows here. */
+  machineBusy: number;
+  loadAverage: number;
 }
 
 export interface SignalingResult {
@@ -215,7 +220,7 @@ async function measure(o: Options, target: 'haven' | 'bare', participants: numbe
       size: Math.min(o.roomSize, participants - i * o.roomSize),
     })).filter((r) => r.size >= 2);
     await server.createRooms(rooms);
-    const rssBefore = readProcess(server.pid)?.rssBytes ?? 0;
+    const rssBefore = await medianRss(server.pid);
     // A room's members all in one generator: its facilitator admits them there.
     const share = (g: number) => rooms.filter((_, i) => i % o.generators === g);
     const joined = await Promise.all(
@@ -228,14 +233,21 @@ async function measure(o: Options, target: 'haven' | 'bare', participants: numbe
     const pids = [server.pid, ...(server.redisPid ? [server.redisPid] : [])];
     const serverCpu = new CpuSampler(pids);
     const generatorCpu = new CpuSampler(generators.map((g) => g.child.pid as number));
+    const machine = machineTicks();
     await Promise.all(generators.map((g) => g.ask({ type: 'window-start' }, 'ok')));
-    await sleep(o.seconds * 1000);
+    // RSS moves with garbage collection: the median of one reading a second.
+    const rssReadings: number[] = [];
+    for (let s = 0; s < o.seconds; s++) {
+      await sleep(1_000);
+      rssReadings.push(readProcess(server.pid)?.rssBytes ?? 0);
+    }
+    const machineEnd = machineTicks();
     const windows = await Promise.all(generators.map((g) => g.ask({ type: 'window-end' }, 'window')));
     const [serverLoad, redisLoad] = serverCpu.stop();
     const rtts = windows.flatMap((w) => w.rtts);
     const errors: Record<string, number> = {};
     for (const w of windows) for (const [code, n] of Object.entries(w.errors)) errors[code] = (errors[code] ?? 0) + n;
-    const serverRss = serverLoad?.rssBytes ?? 0;
+    const serverRss = median(rssReadings);
     const step: SignalingMeasure = {
       target,
       participants,
@@ -249,6 +261,9 @@ async function measure(o: Options, target: 'haven' | 'bare', participants: numbe
       serverRssBytes: serverRss,
       rssPerConnectionBytes: Math.round((serverRss - rssBefore) / participants),
       generatorsCpu: sumLoads(generatorCpu.stop()).cpu,
+      generatorLoopDelayP99Ms: Math.max(...windows.map((w) => w.loopDelayP99Ms)),
+      machineBusy: (machineEnd.busy - machine.busy) / Math.max(1, machineEnd.total - machine.total),
+      loadAverage: loadavg()[0] ?? 0,
     };
     console.log(describe(step));
     return step;
@@ -259,10 +274,29 @@ async function measure(o: Options, target: 'haven' | 'bare', participants: numbe
   }
 }
 
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+
+async function medianRss(pid: number): Promise<number> {
+  const readings: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    readings.push(readProcess(pid)?.rssBytes ?? 0);
+    await sleep(500);
+  }
+  return median(readings);
+}
+
+/** All cores' busy and total ticks from /proc/stat. */
+function machineTicks(): { busy: number; total: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
 function describe(s: SignalingMeasure): string {
   const ms = (x: number | null) => (x === null ? '–' : `${x.toFixed(2)} ms`);
   const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
-  return `${s.target.padEnd(5)} · ${s.participants} participants · ${s.requestsPerSecond} req/s · RTT p50 ${ms(s.rtt.p50)} p95 ${ms(s.rtt.p95)} p99 ${ms(s.rtt.p99)} · server ${pct(s.serverCpu)}${s.redisCpu ? ` + redis ${pct(s.redisCpu)}` : ''} · ${(s.rssPerConnectionBytes / 1024).toFixed(1)} KiB/connection · generators ${pct(s.generatorsCpu)} · errors ${s.errorCount}`;
+  return `${s.target.padEnd(5)} · ${s.participants} participants · ${s.requestsPerSecond} req/s · RTT p50 ${ms(s.rtt.p50)} p95 ${ms(s.rtt.p95)} p99 ${ms(s.rtt.p99)} · server ${pct(s.serverCpu)}${s.redisCpu ? ` + redis ${pct(s.redisCpu)}` : ''} · ${(s.rssPerConnectionBytes / 1024).toFixed(1)} KiB/connection · generators ${pct(s.generatorsCpu)} (loop delay p99 ${s.generatorLoopDelayP99Ms.toFixed(1)} ms) · machine ${pct(s.machineBusy)} busy, load ${s.loadAverage.toFixed(1)} · errors ${s.errorCount}`;
 }
 
 const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : 0);

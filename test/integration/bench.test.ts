@@ -9,18 +9,24 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { BenchResult } from '../../bench/result.ts';
+import type { SignalingResult } from '../../bench/signaling.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'haven-bench-'));
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-function bench(name: string, args: string[]): { status: number | null; result: BenchResult; output: string } {
+function bench(
+  name: string,
+  args: string[],
+  env: Record<string, string> = {},
+): { status: number | null; result: BenchResult; output: string } {
   const out = join(dir, name);
+  const png = args[0] === 'signaling' ? [] : ['--no-png'];
   const run = spawnSync(
     process.execPath,
-    ['--import', 'tsx', 'bench/main.ts', ...args, '--seconds', '2', '--ramp', '1', '--no-png', '--out', out],
-    { cwd: root, encoding: 'utf8', timeout: 120_000 },
+    ['--import', 'tsx', 'bench/main.ts', ...args, '--seconds', '2', '--ramp', '1', ...png, '--out', out],
+    { cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } },
   );
   const output = `${run.stdout}${run.stderr}`;
   return { status: run.status, result: JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')), output };
@@ -71,6 +77,59 @@ test('education, joinstorm and moderation run', () => {
   const actions = moderation.result.steps[0]?.moderation ?? {};
   for (const action of ['muteAll', 'admitAll', 'remove']) assert.is(actions[action]?.count, 1, action);
   assert.is(moderation.result.steps[0]?.errors, 0);
+});
+
+test('a participant who misses tracks fails the run, named with whose tracks and why', () => {
+  const { status, result, output } = bench('missing', ['groups', '--rooms', '1', '--size', '3'], {
+    HAVEN_BENCH_CONSUME_NOTHING: 'bench-0-p1',
+  });
+  assert.is(status, 1, output);
+  const step = result.steps[0] as BenchResult['steps'][number];
+  assert.is(step.missingTrackCount, 4, 'the audio and video of the two others');
+  assert.ok(step.missingTracks?.every((m) => m.participant === 'bench-0-p1' && m.reason === 'not consumed'));
+  assert.equal(new Set(step.missingTracks?.map((m) => m.owner)), new Set(['bench-0-f0', 'bench-0-p2']));
+  assert.match(result.failure ?? '', /^4 tracks missing: bench-0-p1 lacks bench-0-(f0|p2)'s (audio|video) /);
+});
+
+test('signaling: Haven and bare socket.io measured with the same pattern, no errors', () => {
+  const { status, result, output } = bench('signaling', [
+    'signaling',
+    '--participants',
+    '24',
+    '--room-size',
+    '8',
+    '--generators',
+    '1',
+  ]);
+  assert.is(status, 0, output);
+  const run = result as unknown as SignalingResult;
+  assert.equal(
+    run.steps.map((s) => s.target),
+    ['haven', 'bare'],
+  );
+  for (const step of run.steps) {
+    assert.is(step.participants, 24);
+    assert.ok((step.rtt.count ?? 0) > 0, `${step.target}: requests timed`);
+    assert.ok(step.rtt.p99 !== null && step.rtt.p50 !== null);
+    assert.is(step.errorCount, 0, JSON.stringify(step.errors));
+    assert.ok(step.serverCpu > 0);
+  }
+  assert.ok((run.comparison[0]?.p99Ratio ?? 0) > 0);
+});
+
+test('a soak samples memory and descriptors through the load and reports each series', () => {
+  const { status, result, output } = bench('soak', ['groups', '--rooms', '1', '--size', '3', '--soak', '20s']);
+  assert.is(status, 0, output);
+  const soak = result.soak;
+  assert.ok(soak && soak.samples.length >= 10, `${soak?.samples.length} samples`);
+  assert.ok(soak.samples.every((s) => s.nodeRssBytes > 0 && s.workersRssBytes > 0 && s.nodeFds > 0));
+  assert.equal(
+    soak.series.map((s) => s.name),
+    ['nodeRssBytes', 'workersRssBytes', 'nodeFds', 'workersFds'],
+  );
+  // Twenty seconds is all warm-up for a heap: whether it held is the real soak's to say, not this one's.
+  assert.is(soak.held, soak.series.every((s) => s.held));
+  assert.is(result.steps[0]?.missingTrackCount, undefined, 'still receiving everything after the soak');
 });
 
 test('a bad option is refused with the usage, exit 2', () => {
