@@ -719,6 +719,47 @@ test('facilitators: moderation.waiting follows the join answer and waitingRoomCh
   }
 });
 
+test('moderation.endSession(): resolves whether sessionEnded comes before or after the answer; a plain drop rejects', async () => {
+  const server = await stageServer((socket, requests) => {
+    answer(socket, requests, 'join', () =>
+      ok({
+        stage: 'admitted',
+        session: sessionState({ self: { id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [] } }),
+      }),
+    );
+    socket.on('endSession', (_payload: unknown, ack: AckFn) => {
+      const order = socket.handshake.auth.token;
+      if (order === 'drop') return socket.conn.close();
+      if (order === 'notice first') socket.emit('sessionEnded', { reason: 'ended by the facilitator' });
+      ack(ok({}));
+      if (order === 'answer first') socket.emit('sessionEnded', { reason: 'ended by the facilitator' });
+    });
+  });
+  try {
+    for (const order of ['notice first', 'answer first']) {
+      const session = createNodeSessionClient(server.url, order);
+      const { client } = session;
+      const closing = nextEvent(client, 'closed');
+      await client.connect();
+      await client.join();
+      await client.moderation.endSession();
+      assert.equal((await closing)[0], 'sessionEnded', order);
+      await session.close();
+    }
+    const session = createNodeSessionClient(server.url, 'drop', { reconnect: false });
+    await session.client.connect();
+    await session.client.join();
+    const error = (await throwsAsync(
+      () => session.client.moderation.endSession(),
+      HavenRequestError,
+    )) as HavenRequestError;
+    assert.is(error.code, 'DISCONNECTED', 'no sessionEnded: the session may not have ended');
+    await session.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('moved to the waiting room and readmitted: everyone leaves the view, admitted again', async () => {
   const server = await stageServer((socket, requests) => {
     answer(socket, requests, 'join', () => ok({ stage: 'admitted', session: sessionState() }));
