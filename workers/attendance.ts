@@ -8,6 +8,7 @@ import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { computeAttendance, type SessionAttendance } from '../server/attendance/compute.ts';
 import type { AttendanceEvent } from '../server/attendance/recorder.ts';
+import { isRoomLeased, lastServedAt } from '../server/cluster/leases.ts';
 import type { Logger } from '../server/logger.ts';
 import { bullConnection, type RedisConnection } from '../server/redis/connection.ts';
 import type { RoomStore } from '../server/rooms/room-store.ts';
@@ -79,6 +80,7 @@ export async function processAttendance(deps: AttendanceDeps, room: string): Pro
     events,
     reconnectGraceMs: deps.reconnectGraceMs,
     now: (deps.now ?? Date.now)(),
+    ...(await orphaned(deps.redis, room, events)),
   });
   const at = result.scheduled?.start ?? result.sessionStartedAt ?? (deps.now ?? Date.now)();
   const writes = deps.redis
@@ -88,6 +90,16 @@ export async function processAttendance(deps: AttendanceDeps, room: string): Pro
   writes.zadd(sessionsIndexKey(), at, room);
   await writes.exec();
   return result;
+}
+
+/**
+ * A session not ended that no node serves (its node died and nobody has rejoined it anywhere):
+ * billed until the last moment it was known to be served, not until now.
+ */
+async function orphaned(redis: Redis, room: string, events: AttendanceEvent[]): Promise<{ servedUntil?: number }> {
+  const last = events.findLast((e) => e.type === 'sessionStarted' || e.type === 'sessionEnded');
+  if (last?.type !== 'sessionStarted' || (await isRoomLeased(redis, room))) return {};
+  return { servedUntil: (await lastServedAt(redis, room)) ?? 0 };
 }
 
 /** A participant's computed sessions with a time in [fromMs, toMs]. */

@@ -11,7 +11,13 @@
  *   disconnection recovered within the grace counts as present throughout;
  * - waiting from `waiting` (or `movedToWaitingRoom`) until `admitted`, `denied`, `left`,
  *   `removed`, `sessionEnded`, or an unrecovered disconnection (same rule);
- * - intervals are merged (union), durations are whole seconds (floor of the exact ms length).
+ * - intervals are merged (union), durations are whole seconds (floor of the exact ms length);
+ * - an outage of the room's node is a disconnection of everyone it had connected, dated at the
+ *   last moment that node is known to have served the room: a `restored` event (another node, or
+ *   the same one restarted, took the session back) carries the old owner's last lease renewal,
+ *   and the later of that and the last event before it is the moment (see `withOutages`). The
+ *   grace counts from there. While no node serves a session at all, `servedUntil` does the same
+ *   at the end of the stream: nobody is billed past the last-served moment.
  *
  * `computeLiveAttendance` gives the same figures plus who is present at `now` and since when, for
  * facilitators' live view (live.ts).
@@ -76,6 +82,12 @@ export interface ComputeAttendanceInput {
    * `reconnected`). Once the grace has run out the two agree.
    */
   openGraceAsPresent?: boolean;
+  /**
+   * No node serves the session now (its owner is gone and none has taken it back): the last time
+   * one was known to (its last lease renewal). Everyone still connected is disconnected at the
+   * later of this and the last event. Absent: the session is served (or ended).
+   */
+  servedUntil?: number;
 }
 
 type Stage = 'out' | 'waiting' | 'present';
@@ -165,6 +177,75 @@ function recoveredDisconnections(
   return recovered;
 }
 
+/**
+ * The events with each outage spelled out: after a `restored` event (or, with `servedUntil`, at
+ * the end), a `disconnected` for everyone the old owner had connected (placed, not dropped),
+ * dated at the moment it last served the room: the later of its last lease renewal
+ * (`lastServedAt`) and the last event before, and never after the restore itself.
+ */
+export function withOutages(events: readonly AttendanceEvent[], servedUntil?: number): AttendanceEvent[] {
+  const out: AttendanceEvent[] = [];
+  /** Participant → connected; present while the person has a place (waiting or admitted). */
+  const placed = new Map<string, { connected: boolean; stage: string }>();
+  let lastAt = 0;
+  const outage = (marker: AttendanceEvent, lastServedAt: number, until: number): void => {
+    const at = Math.min(Math.max(lastServedAt, lastAt), until);
+    for (const [participant, p] of placed) {
+      if (!p.connected) continue;
+      p.connected = false;
+      out.push({
+        id: `${marker.id}:${participant}`,
+        type: 'disconnected',
+        room: marker.room,
+        participant,
+        at,
+        details: { stage: p.stage, outage: true },
+      });
+    }
+  };
+  for (const e of events) {
+    if (e.type === 'restored') {
+      out.push(e);
+      const lastServedAt = e.details?.lastServedAt;
+      outage(e, typeof lastServedAt === 'number' ? lastServedAt : 0, e.at);
+      lastAt = Math.max(lastAt, e.at);
+      continue;
+    }
+    out.push(e);
+    lastAt = Math.max(lastAt, e.at);
+    if (e.type === 'sessionEnded') placed.clear();
+    if (!e.participant) continue;
+    const p = placed.get(e.participant);
+    switch (e.type) {
+      case 'waiting':
+      case 'admitted':
+        // A join connects; an admission from the waiting room leaves the connection as it was.
+        if (p) p.stage = e.type;
+        else placed.set(e.participant, { connected: true, stage: e.type });
+        break;
+      case 'movedToWaitingRoom':
+        if (p) p.stage = 'waiting';
+        break;
+      case 'disconnected':
+        if (p) p.connected = false;
+        break;
+      case 'reconnected':
+        if (p) p.connected = true;
+        break;
+      case 'denied':
+      case 'removed':
+      case 'left':
+        placed.delete(e.participant);
+        break;
+      default:
+        break;
+    }
+  }
+  const last = events[events.length - 1];
+  if (servedUntil !== undefined && last) outage(last, servedUntil, Number.POSITIVE_INFINITY);
+  return out;
+}
+
 export function computeAttendance(input: ComputeAttendanceInput): SessionAttendance {
   return computeSession(input).attendance;
 }
@@ -199,7 +280,7 @@ function computeSession(input: ComputeAttendanceInput): {
 } {
   const { room, reconnectGraceMs, now } = input;
   const ratio = input.attendedRatio ?? 0.75;
-  const events = sortEvents(input.events.filter((e) => e.room === room.id));
+  const events = withOutages(sortEvents(input.events.filter((e) => e.room === room.id)), input.servedUntil);
   const recovered = recoveredDisconnections(events, reconnectGraceMs, input.openGraceAsPresent ? now : undefined);
   const states = new Map<string, State>();
   let sessionStartedAt: number | null = null;

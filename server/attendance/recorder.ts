@@ -22,6 +22,8 @@ import type { Logger } from '../logger.ts';
 export type AttendanceEventType =
   | 'sessionStarted'
   | 'sessionEnded'
+  /** The session taken back after its node died or lost it; `details.lastServedAt`: that node's last lease renewal. */
+  | 'restored'
   | 'consented'
   | 'waiting'
   | 'admitted'

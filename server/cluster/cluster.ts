@@ -23,6 +23,8 @@ export interface ClusterOptions {
   /** A node not heard from for this long is gone; also how long a room lease lasts unrenewed. */
   nodeTimeoutMs: number;
   load: () => { rooms: number; consumers: number };
+  /** Whether the room is open on this node (its lease renewals then note when it was last served). */
+  serving?: (room: string) => boolean;
 }
 
 export type ClusterEvents = {
@@ -44,7 +46,7 @@ export class Cluster extends TypedEmitter<ClusterEvents> {
       nodeTimeoutMs: options.nodeTimeoutMs,
       load: options.load,
     });
-    this.leases = new RoomLeases(options.redis, options.nodeId, options.nodeTimeoutMs, options.logger);
+    this.leases = new RoomLeases(options.redis, options.nodeId, options.nodeTimeoutMs, options.logger, options.serving);
     this.leases.on('lost', (room) => this.safeEmit('lost', room));
   }
 

@@ -7,6 +7,10 @@
  * A node that cannot renew in time has lost the room and stops serving it at once: it also checks
  * its own clock before serving (`holds`), so a node frozen past its lease (SIGSTOP, a long GC, a
  * VM paused) finds out when it wakes, before it answers anything, not at its next renewal.
+ *
+ * Each renewal of a room this node has open also notes the time (`haven:room-served:<room>`, this
+ * node's clock, kept 7 days): the last moment the room is known to have been served, which the
+ * node taking the session back after an outage dates everyone's disconnection by (attendance).
  */
 import type { Redis } from 'ioredis';
 import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
@@ -15,6 +19,7 @@ import { nodeRoomsKey } from './registry.ts';
 
 const ownerKey = (room: string) => `haven:room-owner:${room}`;
 const fenceKey = (room: string) => `haven:room-fence:${room}`;
+const servedKey = (room: string) => `haven:room-served:${room}`;
 
 /**
  * KEYS: owner, fence, this node's room set. ARGV: node id, lease ms, room.
@@ -36,20 +41,31 @@ redis.call('SADD', KEYS[3], ARGV[3])
 return {1, tostring(fence)}
 `;
 
-/** KEYS: owner. ARGV: `<node>|<fence>`, lease ms. 1 if still held (and extended), else 0. */
+/** How long the last-served time outlives the room's last renewal (attendance may be computed later). */
+const servedTtlMs = 7 * 24 * 3_600_000;
+
+/**
+ * KEYS: owner, served. ARGV: `<node>|<fence>`, lease ms, now ms ('' when the room is not open
+ * here). 1 if still held (and extended, the time noted), else 0.
+ */
 const renewScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ${servedTtlMs}) end
   return 1
 end
 return 0
 `;
 
-/** KEYS: owner, this node's room set. ARGV: `<node>|<fence>`, room. Releases only our own lease. */
+/**
+ * KEYS: owner, this node's room set, served. ARGV: `<node>|<fence>`, room, now ms ('' when the
+ * room is not open here). Releases only our own lease; served until now if it was open.
+ */
 const releaseScript = `
 redis.call('SREM', KEYS[2], ARGV[2])
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3], 'PX', ${servedTtlMs}) end
   return 1
 end
 return 0
@@ -64,8 +80,15 @@ interface WithScripts {
     ms: string,
     room: string,
   ): Promise<[number, string]>;
-  havenLeaseRenew(owner: string, value: string, ms: string): Promise<number>;
-  havenLeaseRelease(owner: string, rooms: string, value: string, room: string): Promise<number>;
+  havenLeaseRenew(owner: string, served: string, value: string, ms: string, now: string): Promise<number>;
+  havenLeaseRelease(
+    owner: string,
+    rooms: string,
+    served: string,
+    value: string,
+    room: string,
+    now: string,
+  ): Promise<number>;
 }
 
 interface Held {
@@ -89,18 +112,27 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
   readonly #leaseMs: number;
   readonly #logger: Logger;
   readonly #held = new Map<string, Held>();
+  readonly #serving: (room: string) => boolean;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(redis: Redis, node: string, leaseMs: number, logger: Logger) {
+  /** `serving`: whether the room is open here (a lease alone, taken for a client on its way, serves nothing yet). */
+  constructor(
+    redis: Redis,
+    node: string,
+    leaseMs: number,
+    logger: Logger,
+    serving: (room: string) => boolean = () => true,
+  ) {
     super();
+    this.#serving = serving;
     this.#redis = redis as Redis & WithScripts;
     this.#node = node;
     this.#leaseMs = leaseMs;
     this.#logger = logger.child({ component: 'cluster', node });
     if (typeof this.#redis.havenLeaseAcquire !== 'function') {
       redis.defineCommand('havenLeaseAcquire', { numberOfKeys: 3, lua: acquireScript });
-      redis.defineCommand('havenLeaseRenew', { numberOfKeys: 1, lua: renewScript });
-      redis.defineCommand('havenLeaseRelease', { numberOfKeys: 2, lua: releaseScript });
+      redis.defineCommand('havenLeaseRenew', { numberOfKeys: 2, lua: renewScript });
+      redis.defineCommand('havenLeaseRelease', { numberOfKeys: 3, lua: releaseScript });
     }
   }
 
@@ -177,7 +209,14 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
     const held = this.#held.get(room);
     this.#held.delete(room);
     if (!held) return;
-    await this.#redis.havenLeaseRelease(ownerKey(room), nodeRoomsKey(this.#node), `${this.#node}|${held.fence}`, room);
+    await this.#redis.havenLeaseRelease(
+      ownerKey(room),
+      nodeRoomsKey(this.#node),
+      servedKey(room),
+      `${this.#node}|${held.fence}`,
+      room,
+      this.#servedNow(room),
+    );
   }
 
   async #renewAll(): Promise<void> {
@@ -188,8 +227,10 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
         try {
           const renewed = await this.#redis.havenLeaseRenew(
             ownerKey(room),
+            servedKey(room),
             `${this.#node}|${held.fence}`,
             String(this.#leaseMs),
+            this.#servedNow(room),
           );
           if (this.#held.get(room) !== held) return; // released meanwhile
           if (renewed === 1) held.validUntil = askedAt + this.#leaseMs;
@@ -202,10 +243,26 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
     );
   }
 
+  /** Now (server ms, the clock attendance events use) if the room is open here, else ''. */
+  #servedNow(room: string): string {
+    return this.#serving(room) ? String(Date.now()) : '';
+  }
+
   #lose(room: string, why: string): void {
     if (!this.#held.delete(room)) return;
     this.#redis.srem(nodeRoomsKey(this.#node), room).catch(() => {});
     this.#logger.warn({ room, why }, 'room lease lost: no longer serving the room');
     this.safeEmit('lost', room);
   }
+}
+
+/** The last time (server ms) a node renewed the room's lease while it had the room open, if known. */
+export async function lastServedAt(redis: Redis, room: string): Promise<number | undefined> {
+  const value = await redis.get(servedKey(room));
+  return value ? Number(value) : undefined;
+}
+
+/** Whether a node holds the room's lease now (serves it, or is about to). */
+export async function isRoomLeased(redis: Redis, room: string): Promise<boolean> {
+  return (await redis.exists(ownerKey(room))) === 1;
 }

@@ -25,6 +25,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { AudioMode, Role } from '../../client-sdk/src/protocol.ts';
+import { lastServedAt } from '../cluster/leases.ts';
 import type { Logger } from '../logger.ts';
 
 export type StoredStage = 'consent' | 'waiting' | 'admitted';
@@ -59,6 +60,11 @@ export interface RoomStateSnapshot {
   unmuteGranted: string[];
   aliases: Map<string, string>;
   consents: Map<string, ConsentRecord>;
+  /**
+   * On load: the last time the room's previous node is known to have served it (its last lease
+   * renewal with the room open, cluster/leases.ts), if known. Not stored by `replace`.
+   */
+  lastServedAt?: number;
 }
 
 /**
@@ -176,6 +182,7 @@ export class RoomStateStore {
       bans.length +
       Object.keys(consents).length;
     if (stored === 0) return undefined;
+    const servedAt = await lastServedAt(this.#redis, room);
     const queue: RoomStateSnapshot['hands'] = [];
     for (let i = 0; i < hands.length; i += 2) {
       queue.push({ participantId: hands[i] as string, raisedAt: Number(hands[i + 1]) });
@@ -204,6 +211,7 @@ export class RoomStateStore {
       unmuteGranted: unmute,
       aliases: new Map(Object.entries(aliases)),
       consents: new Map(Object.entries(consents).map(([id, json]) => [id, JSON.parse(json) as ConsentRecord])),
+      ...(servedAt === undefined ? {} : { lastServedAt: servedAt }),
     };
   }
 

@@ -255,11 +255,13 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   /**
    * Takes back a session whose node died. Everyone it held (consent gate, waiting, admitted)
-   * comes back as after a dropped connection: no connection, the grace timer running, and a
-   * `disconnected` event (unless their drop was recorded before the node died). Rejoining within
-   * the grace gives them their place as any reconnection does; otherwise they leave as usual.
+   * comes back as after a dropped connection: no connection, the grace timer running. One
+   * `restored` event carries when the old node last served the room: attendance dates everyone's
+   * disconnection there (compute.ts), not now. Rejoining within the grace gives them their place
+   * as any reconnection does; otherwise they leave as usual.
    */
   #restore(saved: RoomStateSnapshot): void {
+    this.#presence('restored', undefined, saved.lastServedAt === undefined ? {} : { lastServedAt: saved.lastServedAt });
     this.#locked = saved.locked;
     this.#audioMode = saved.audioMode;
     for (const id of saved.bans) this.#banned.add(id);
@@ -295,7 +297,6 @@ export class Room extends TypedEmitter<RoomEvents> {
       };
       this.#members.set(id, member);
       member.graceTimer = setTimeout(() => this.leave(id, 'disconnected'), this.#settings.reconnectGraceMs);
-      if (!stored.dropped) this.#presence('disconnected', id, { stage: stored.stage });
     }
     for (const { participantId, raisedAt } of saved.hands) {
       if (this.#members.get(participantId)?.stage === 'admitted') this.#hands.set(participantId, raisedAt);
