@@ -1,9 +1,12 @@
 /**
  * Haven's coded errors. Anything the server refuses is a `HavenError` with a stable code from the
  * protocol; every failed request is answered `{ ok: false, error: { code, message } }`. Unexpected
- * errors become `INTERNAL`, with a message that reveals nothing of the server's insides.
+ * errors become `INTERNAL`, with a message that reveals nothing of the server's insides and an
+ * `errorId` that is also in the error's log line, so that an answer can be traced.
  */
+import { randomBytes } from 'node:crypto';
 import type { ErrorCode, ProtocolError } from '../client-sdk/src/protocol.ts';
+import type { Logger } from './logger.ts';
 
 export class HavenError extends Error {
   readonly code: ErrorCode;
@@ -34,6 +37,24 @@ export function toProtocolError(err: unknown): ProtocolError {
   return { code: 'INTERNAL', message: 'internal error; nothing was changed' };
 }
 
+/** A short random id tying an INTERNAL answer to its log line (12 characters, base64url). */
+export function newErrorId(): string {
+  return randomBytes(9).toString('base64url');
+}
+
+/**
+ * The answer to a failure: a `HavenError` as its code; anything else is a fault of the server,
+ * logged at error level with a fresh `errorId` (and `context`: ids only, never payloads), and
+ * answered `INTERNAL` with that id.
+ */
+export function answerFailure(err: unknown, log: Logger, context: Record<string, unknown>): ProtocolError {
+  const error = toProtocolError(err);
+  if (error.code !== 'INTERNAL') return error;
+  const errorId = newErrorId();
+  log.error({ ...context, errorId, err }, 'unexpected failure');
+  return { ...error, errorId };
+}
+
 /** HTTP status of each code, for the admin API. */
 export const httpStatusOf: Record<ErrorCode, number> = {
   UNAUTHORIZED: 401,
@@ -48,4 +69,5 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   INTERNAL: 500,
   REDIRECT: 307,
   UNAVAILABLE: 503,
+  PAYLOAD_TOO_LARGE: 413,
 };

@@ -33,6 +33,7 @@ import { type AttendanceEventType, AttendanceRecorder } from './attendance/recor
 import { AuditLog } from './audit/audit-log.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { Cluster } from './cluster/cluster.ts';
+import { DataDirLock } from './data-dir-lock.ts';
 import { createHttpApp, type Readiness } from './http/app.ts';
 import { createDemoHandler } from './http/demo.ts';
 import type { Logger } from './logger.ts';
@@ -69,6 +70,8 @@ export class HavenNode {
   /** BullMQ workers and queues, closed before Redis. */
   readonly #background: { close(): Promise<void> }[];
   readonly #embeddedRedis: EmbeddedRedis | undefined;
+  /** Held while the node runs: two nodes on one data folder would share its Redis and spill file. */
+  readonly #dataDirLock: DataDirLock;
   #stopping: Promise<void> | undefined;
 
   private constructor(parts: {
@@ -76,6 +79,7 @@ export class HavenNode {
     logger: Logger;
     redis: Redis;
     embeddedRedis: EmbeddedRedis | undefined;
+    dataDirLock: DataDirLock;
     pool: WorkerPool;
     http: HttpServer;
     io: HavenSocketServer;
@@ -90,6 +94,7 @@ export class HavenNode {
     this.logger = parts.logger;
     this.redis = parts.redis;
     this.#embeddedRedis = parts.embeddedRedis;
+    this.#dataDirLock = parts.dataDirLock;
     this.pool = parts.pool;
     this.http = parts.http;
     this.io = parts.io;
@@ -103,6 +108,7 @@ export class HavenNode {
 
   static async start(config: Config, logger: Logger): Promise<HavenNode> {
     const dataDir = resolve(config.dataDir);
+    const dataDirLock = DataDirLock.acquire(dataDir, 'haven.lock', 'two Haven nodes');
     let embeddedRedis: EmbeddedRedis | undefined;
     let redis: Redis | undefined;
     let pool: WorkerPool | undefined;
@@ -206,11 +212,6 @@ export class HavenNode {
           turn: config.turn,
           audit: (record) => audit.recordInBackground(record),
           attendance: (event) => {
-            // A node that lost the room (frozen past its lease, cut off) no longer speaks for it.
-            if (!cluster.serves(event.room)) {
-              logger.warn({ room: event.room, type: event.type }, 'attendance event dropped: room not served here');
-              return;
-            }
             recorder.record(event);
             const hook = webhookOf[event.type];
             if (hook) void emit(hook, { room: event.room, participant: event.participant });
@@ -235,13 +236,13 @@ export class HavenNode {
         nodeId: config.cluster.nodeId ?? `node-${randomBytes(4).toString('hex')}`,
         nodeTimeoutMs: config.cluster.nodeTimeoutS * 1000,
         load: () => ({ rooms: rooms.rooms.length, consumers: workerPool.workers.reduce((n, w) => n + w.load, 0) }),
-        serving: (room) => rooms.get(room) !== undefined,
       });
       const node: HavenNode = new HavenNode({
         config,
         logger,
         redis,
         embeddedRedis,
+        dataDirLock,
         pool,
         http: createServer(
           createHttpApp({
@@ -321,6 +322,7 @@ export class HavenNode {
       await pool?.close();
       redis?.disconnect();
       await embeddedRedis?.stop();
+      dataDirLock.release();
       throw err;
     }
   }
@@ -400,6 +402,7 @@ export class HavenNode {
       );
       await this.redis.quit().catch(() => this.redis.disconnect());
       await this.#embeddedRedis?.stop();
+      this.#dataDirLock.release();
       this.logger.info('haven node stopped');
     })();
     return this.#stopping;

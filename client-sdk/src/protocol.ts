@@ -39,6 +39,8 @@ export const errorCodes = [
   'REDIRECT',
   /** Not now, try again in a few seconds: the room is moving to another node, or nodes are shutting down. */
   'UNAVAILABLE',
+  /** An HTTP body over the limit (64 KiB): nothing was read or changed. */
+  'PAYLOAD_TOO_LARGE',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 
@@ -49,6 +51,8 @@ export interface ProtocolError {
   url?: string;
   /** With `UNAVAILABLE`: in how many ms trying again makes sense (the SDK waits that long). */
   retryAfterMs?: number;
+  /** With `INTERNAL`: the id of the server's log line about the fault, to quote when reporting it. */
+  errorId?: string;
 }
 
 export type Ack<T> = { ok: true; data: T } | { ok: false; error: ProtocolError };

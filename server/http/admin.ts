@@ -11,12 +11,12 @@ import type { SessionAttendance } from '../attendance/compute.ts';
 import { attendanceCsv } from '../attendance/csv.ts';
 import { weeklyTotals } from '../attendance/weekly.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { HavenError, httpStatusOf, toProtocolError } from '../errors.ts';
+import { answerFailure, HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
 import type { RoomStore } from '../rooms/room-store.ts';
 import { describeIssues } from '../signaling/schemas.ts';
-import { readBody, readJsonBody, sendJson } from './json.ts';
+import { readBody, readJsonBody, sendError, sendJson } from './json.ts';
 
 export interface AdminDeps {
   apiKey: string | undefined;
@@ -127,11 +127,7 @@ export function handleAdmin(deps: AdminDeps, req: IncomingMessage, res: ServerRe
       }
       sendJson(res, status, { ok: true, data });
     })
-    .catch((err: unknown) => {
-      const error = toProtocolError(err);
-      if (error.code === 'INTERNAL') log.error({ err, path: url.pathname }, 'admin request failed');
-      sendJson(res, httpStatusOf[error.code], { ok: false, error });
-    });
+    .catch((err: unknown) => sendError(res, answerFailure(err, log, { path: url.pathname })));
   return true;
 }
 

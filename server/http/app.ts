@@ -2,10 +2,15 @@
  * The node's HTTP surface: `GET /healthz` (the process answers), `GET /readyz` (Redis answers and
  * at least one media worker is alive; 503 otherwise, with what is missing), the admin API under
  * `/v1/`, and the demo app under `/demo` when enabled. socket.io answers its own path first.
+ *
+ * Every request runs inside one guard: a route that throws answers 500 `INTERNAL` with an
+ * `errorId` that is in the log, and the server goes on serving.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { answerFailure, HavenError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
 import { type AdminDeps, handleAdmin } from './admin.ts';
-import { sendJson } from './json.ts';
+import { sendError, sendJson } from './json.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -18,22 +23,47 @@ export interface HttpAppDeps {
   admin: AdminDeps;
   /** Handles `/demo…` when the demo is enabled; returns false for other paths. */
   demo?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean;
+  /** Where faults are logged; the admin API's logger when absent. */
+  logger?: Logger;
 }
 
 export function createHttpApp(deps: HttpAppDeps): RequestListener {
+  const log = (deps.logger ?? deps.admin.logger).child({ component: 'http' });
+  const fail = (res: ServerResponse, err: unknown, path: string) => sendError(res, answerFailure(err, log, { path }));
   return (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const path = url.pathname;
-    if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
-    if (path === '/readyz' && req.method === 'GET') {
-      deps.readiness().then(
-        (r) => sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', ...r }),
-        () => sendJson(res, 503, { status: 'not ready', ready: false, redis: false, workers: 0 }),
-      );
-      return;
+    let path = '?';
+    try {
+      const url = requestUrl(req);
+      path = url.pathname;
+      if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
+      if (path === '/readyz' && req.method === 'GET') {
+        deps.readiness().then(
+          (r) => sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', ...r }),
+          () => sendJson(res, 503, { status: 'not ready', ready: false, redis: false, workers: 0 }),
+        );
+        return;
+      }
+      if (handleAdmin(deps.admin, req, res, url)) return;
+      if (deps.demo?.(req, res, url)) return;
+      sendError(res, { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` });
+    } catch (err) {
+      try {
+        fail(res, err, path);
+      } catch {
+        res.destroy();
+      }
     }
-    if (handleAdmin(deps.admin, req, res, url)) return;
-    if (deps.demo?.(req, res, url)) return;
-    sendJson(res, 404, { ok: false, error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` } });
   };
+}
+
+/** The request's URL, refused with INVALID_REQUEST when it cannot be parsed or percent-decoded. */
+function requestUrl(req: IncomingMessage): URL {
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://localhost');
+    decodeURIComponent(url.pathname);
+  } catch {
+    throw new HavenError('INVALID_REQUEST', 'malformed URL');
+  }
+  return url;
 }

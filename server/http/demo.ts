@@ -9,15 +9,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { mintAccessToken } from '../auth/mint.ts';
-import { HavenError, httpStatusOf, toProtocolError } from '../errors.ts';
+import { answerFailure, HavenError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
 import { describeIssues } from '../signaling/schemas.ts';
-import { readJsonBody, sendJson } from './json.ts';
+import { readJsonBody, sendError, sendJson } from './json.ts';
 
 export interface DemoDeps {
   /** HS256 secret the node verifies tokens with. */
   secret: string;
   issuer: string;
   audience: string;
+  logger: Logger;
 }
 
 const root = join(import.meta.dirname, '..', '..', 'client-sdk');
@@ -40,10 +42,7 @@ export function createDemoHandler(deps: DemoDeps) {
     if (url.pathname === '/demo/token' && req.method === 'POST') {
       mintDemoToken(deps, req).then(
         (data) => sendJson(res, 200, { ok: true, data }),
-        (err) => {
-          const error = toProtocolError(err);
-          sendJson(res, httpStatusOf[error.code], { ok: false, error });
-        },
+        (err) => sendError(res, answerFailure(err, deps.logger, { path: url.pathname })),
       );
       return true;
     }

@@ -3,15 +3,25 @@
  * configured. It listens on a free loopback port, requires a password generated at each start,
  * keeps an append-only file in its data folder (so data survives a restart), and is restarted on
  * the same port and data if it dies while the node runs.
+ *
+ * Never two Redis servers on one data folder (two writers would corrupt the AOF):
+ * - the folder is locked (data-dir-lock.ts) for as long as this object runs Redis on it;
+ * - redis-server gets SIGTERM when its node dies, however it dies (Linux's parent-death signal,
+ *   set by util-linux's `setpriv --pdeathsig`): it flushes its AOF and exits;
+ * - before each start, any redis-server still working in the folder (one whose node died before
+ *   the signal was armed, or an AOF-rewrite child) is found by its working directory and stopped.
+ * What Redis acknowledged survives a SIGKILL of the node or of Redis: it writes the AOF before it
+ * answers (`appendfsync everysec` then syncs it to disk within a second).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { DataDirLock } from '../data-dir-lock.ts';
 import type { Logger } from '../logger.ts';
-import { isProcessAlive } from '../processes.ts';
+import { findExecutable, processesWorkingIn, stopProcess } from '../processes.ts';
 
 export interface EmbeddedRedisOptions {
   /** Folder for the AOF, the pid file and the generated redis.conf; created if missing. */
@@ -44,6 +54,9 @@ export class EmbeddedRedis {
   #port = 0;
   #child: ChildProcess | undefined;
   #closed = false;
+  #lock: DataDirLock | undefined;
+  /** `[command, ...args before the conf file]`: through setpriv when it is installed. */
+  #command: string[] = [];
 
   private constructor(options: EmbeddedRedisOptions) {
     this.dataDir = resolve(options.dataDir);
@@ -55,16 +68,24 @@ export class EmbeddedRedis {
   static async start(options: EmbeddedRedisOptions): Promise<EmbeddedRedis> {
     const redis = new EmbeddedRedis(options);
     mkdirSync(redis.dataDir, { recursive: true, mode: 0o700 });
-    await redis.#stopLeftover();
-    for (let attempt = 1; ; attempt++) {
-      redis.#port = await freePort();
-      try {
-        await redis.#spawn();
-        return redis;
-      } catch (err) {
-        // Another process may take the port between freePort() and redis binding it.
-        if (attempt >= 3 || !/Address already in use/.test(String(err))) throw err;
+    redis.#lock = DataDirLock.acquire(redis.dataDir, 'redis.lock', 'two Redis servers');
+    try {
+      redis.#command = redis.#resolveCommand();
+      await redis.#stopLeftovers();
+      for (let attempt = 1; ; attempt++) {
+        redis.#port = await freePort();
+        try {
+          await redis.#spawn();
+          return redis;
+        } catch (err) {
+          // Another process may take the port between freePort() and redis binding it.
+          if (attempt >= 3 || !/Address already in use/.test(String(err))) throw err;
+        }
       }
+    } catch (err) {
+      redis.#closed = true;
+      redis.#lock.release();
+      throw err;
     }
   }
 
@@ -90,24 +111,21 @@ export class EmbeddedRedis {
     return join(this.dataDir, 'redis.pid');
   }
 
-  /** A redis-server left by a node that was killed outright would hold the AOF: end it. */
-  async #stopLeftover(): Promise<void> {
-    let pid: number;
-    try {
-      pid = Number(readFileSync(this.#pidFile, 'utf8').trim());
-    } catch {
-      return;
-    }
-    let cmdline = '';
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    } catch {}
-    if (pid > 0 && cmdline.includes('redis-server') && isProcessAlive(pid)) {
+  /** redis-server, through `setpriv --pdeathsig TERM` when util-linux has it. */
+  #resolveCommand(): string[] {
+    const server = findExecutable(this.#serverBin);
+    if (!server) throw new Error(`cannot start ${this.#serverBin}: not found or not executable`);
+    const setpriv = findExecutable('setpriv');
+    if (setpriv) return [setpriv, '--pdeathsig', 'TERM', '--', server];
+    this.#logger?.warn('setpriv not found: redis-server may outlive a node killed outright (until its next start)');
+    return [server];
+  }
+
+  /** A redis-server still working in this folder holds the AOF: end it (SIGTERM lets it flush). */
+  async #stopLeftovers(): Promise<void> {
+    for (const pid of processesWorkingIn(this.dataDir, /^redis-/)) {
       this.#logger?.warn({ pid }, 'stopping a redis-server left running on this data folder');
-      process.kill(pid, 'SIGTERM');
-      const deadline = Date.now() + stopTimeoutMs;
-      while (isProcessAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
+      await stopProcess(pid, stopTimeoutMs);
     }
     rmSync(this.#pidFile, { force: true });
   }
@@ -133,7 +151,8 @@ export class EmbeddedRedis {
   }
 
   async #spawn(): Promise<void> {
-    const child = spawn(this.#serverBin, [this.#writeConf()], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...args] = this.#command as [string, ...string[]];
+    const child = spawn(command, [...args, this.#writeConf()], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
     let output = '';
     await new Promise<void>((resolveReady, reject) => {
@@ -183,10 +202,13 @@ export class EmbeddedRedis {
   #restartLater(): void {
     setTimeout(() => {
       if (this.#closed) return;
-      this.#spawn().catch((err: Error) => {
-        this.#logger?.error({ err }, 'embedded redis restart failed; trying again');
-        this.#restartLater();
-      });
+      // A fork of the dead server (an AOF rewrite) may still be writing in the folder.
+      this.#stopLeftovers()
+        .then(() => (this.#closed ? undefined : this.#spawn()))
+        .catch((err: Error) => {
+          this.#logger?.error({ err }, 'embedded redis restart failed; trying again');
+          this.#restartLater();
+        });
     }, restartDelayMs).unref();
   }
 
@@ -196,12 +218,15 @@ export class EmbeddedRedis {
     this.#closed = true;
     const child = this.#child;
     this.#child = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeoutMs);
-    await exited;
-    clearTimeout(timer);
-    this.#logger?.info('embedded redis stopped');
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeoutMs);
+      await exited;
+      clearTimeout(timer);
+      this.#logger?.info('embedded redis stopped');
+    }
+    // Only once Redis is gone may another start on the folder.
+    this.#lock?.release();
   }
 }

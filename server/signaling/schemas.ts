@@ -9,8 +9,17 @@ import type { RequestName, RequestOf } from '../../client-sdk/src/protocol.ts';
 const id = z.string().min(1).max(128);
 const target = z.strictObject({ participantId: id });
 const chatText = z.string().trim().min(1).max(2_000);
-/** A mediasoup parameters object (RTP, DTLS, capabilities): an object, not too big. */
-const mediasoupObject = z.looseObject({}).refine((v) => JSON.stringify(v).length <= 32_768, 'parameters too large');
+/** A mediasoup parameters object (RTP, DTLS, capabilities): an object, not too big (nor too deep to measure). */
+const mediasoupObject = z.looseObject({}).refine((v) => serializedLength(v) <= 32_768, 'parameters too large');
+
+/** The JSON length of a value; Infinity for one JSON.stringify cannot walk (nested deeper than the stack). */
+function serializedLength(value: unknown): number {
+  try {
+    return JSON.stringify(value).length;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
 
 export const requestSchemas: { [K in RequestName]: z.ZodType<RequestOf<K>> } = {
   join: z.strictObject({ protocolVersion: z.number().int().positive() }),

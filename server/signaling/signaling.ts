@@ -19,10 +19,11 @@ import {
 } from '../../client-sdk/src/protocol.ts';
 import type { TokenVerifier, VerifiedIdentity } from '../auth/tokens.ts';
 import type { Cluster } from '../cluster/cluster.ts';
-import { HavenError, toProtocolError } from '../errors.ts';
+import { answerFailure, HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Room } from '../rooms/room.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
+import { guarded, loggableEventName } from './guard.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { describeIssues, isRequestName, requestSchemas } from './schemas.ts';
 
@@ -63,35 +64,44 @@ const roomChannel = (roomId: string) => `r:${roomId}`;
 export function attachSignaling(io: HavenSocketServer, options: SignalingOptions): SignalingHandle {
   const logger = options.logger.child({ component: 'signaling' });
 
-  options.rooms.on('roomOpened', (room) => {
-    room.on('notify', (participantId, { name, args }) => {
-      io.to(participantChannel(room.id, participantId)).emit(name, ...(args as [never]));
-    });
-    // A polite disconnect: socket.io sends it after the notification that explains it.
-    room.on('evict', (participantId) => io.in(participantChannel(room.id, participantId)).disconnectSockets(false));
-  });
+  // Every listener given to socket.io or a room is guarded: what it throws is logged, never fatal.
+  options.rooms.on(
+    'roomOpened',
+    guarded(logger, 'roomOpened', (room: Room) => {
+      room.on(
+        'notify',
+        guarded(logger, 'notify', (participantId, { name, args }) => {
+          io.to(participantChannel(room.id, participantId)).emit(name, ...(args as [never]));
+        }),
+      );
+      // A polite disconnect: socket.io sends it after the notification that explains it.
+      room.on(
+        'evict',
+        guarded(logger, 'evict', (participantId) =>
+          io.in(participantChannel(room.id, participantId)).disconnectSockets(false),
+        ),
+      );
+    }),
+  );
+
+  async function admitConnection(socket: HavenSocket): Promise<void> {
+    const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+    const identity = await options.verifier.verify(token);
+    // A room served by another node: REDIRECT there (the SDK follows), before anything else.
+    await options.cluster?.route(identity.roomId);
+    socket.data.identity = identity;
+    socket.data.bucket = new TokenBucket(options.rateLimit, options.rateBurst);
+  }
 
   io.use((socket, next) => {
-    const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
-    options.verifier
-      .verify(token)
-      .then(async (identity) => {
-        // A room served by another node: REDIRECT there (the SDK follows), before anything else.
-        await options.cluster?.route(identity.roomId);
-        return identity;
-      })
-      .then(
-        (identity) => {
-          socket.data.identity = identity;
-          socket.data.bucket = new TokenBucket(options.rateLimit, options.rateBurst);
-          next();
-        },
-        (err) => {
-          const error = toProtocolError(err);
-          // The verifier logged the reason with the token's hash; socket.io carries `data` to the client.
-          next(Object.assign(new Error(error.code), { data: error }));
-        },
-      );
+    admitConnection(socket).then(
+      () => next(),
+      (err) => {
+        // The verifier logged the reason with the token's hash; socket.io carries `data` to the client.
+        const error = answerFailure(err, logger, { listener: 'connect' });
+        next(Object.assign(new Error(error.code), { data: error }));
+      },
+    );
   });
 
   const sessionHandlers: { [K in Exclude<RequestName, 'join'>]: Handler<K> } = {
@@ -188,15 +198,17 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     }
     socket.data.room = room;
     await socket.join([channel, roomChannel(room.id)]);
-    room.once('closed', () => {
-      if (socket.data.room === room) socket.data.room = undefined;
-    });
+    room.once(
+      'closed',
+      guarded(logger, 'closed', () => {
+        if (socket.data.room === room) socket.data.room = undefined;
+      }),
+    );
     return response;
   }
 
   async function dispatch(socket: HavenSocket, name: RequestName, payload: unknown): Promise<unknown> {
-    if (!socket.data.bucket.take()) throw new HavenError('RATE_LIMITED', 'too many requests; slow down');
-    const parsed = requestSchemas[name].safeParse(payload);
+    const parsed = safeParse(name, payload);
     if (!parsed.success) throw new HavenError('INVALID_REQUEST', describeIssues(parsed.error));
     if (name === 'join') return join(socket, parsed.data as RequestOf<'join'>);
     const room = socket.data.room;
@@ -209,41 +221,53 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     return handler(socket, room, parsed.data as never);
   }
 
-  io.on('connection', (socket: HavenSocket) => {
-    const { identity } = socket.data;
-    const log = logger.child({ room: identity.roomId, participant: identity.participantId, connection: socket.id });
-    log.debug('connected');
+  io.on(
+    'connection',
+    guarded(logger, 'connection', (socket: HavenSocket) => {
+      const { identity } = socket.data;
+      const log = logger.child({ room: identity.roomId, participant: identity.participantId, connection: socket.id });
+      log.debug('connected');
 
-    socket.onAny((name: string, ...args: unknown[]) => {
-      const ack = args[args.length - 1];
-      const reply = (response: Ack<unknown>) => (typeof ack === 'function' ? ack(response) : undefined);
-      if (!isRequestName(name)) {
-        log.warn({ event: name.slice(0, 64) }, 'unknown event');
-        reply({ ok: false, error: { code: 'UNKNOWN_EVENT', message: 'unknown event' } });
-        return;
-      }
-      if (typeof ack !== 'function') {
-        log.warn({ event: name }, 'request without acknowledgement ignored');
-        return;
-      }
-      dispatch(socket, name, args.length > 1 ? args[0] : undefined).then(
-        (data) => reply({ ok: true, data }),
-        (err: unknown) => {
-          const error = isMediasoupInputError(err)
-            ? { code: 'INVALID_REQUEST' as const, message: 'invalid media parameters' }
-            : toProtocolError(err);
-          if (error.code === 'INTERNAL') log.error({ event: name, err }, 'request failed');
-          else log.info({ event: name, code: error.code }, 'request refused');
-          reply({ ok: false, error });
-        },
+      // Any frame at all: names and arguments are whatever the client sent (numbers, nothing, …).
+      socket.onAny(
+        guarded(log, 'event', (name: unknown, ...args: unknown[]) => {
+          const ack = args[args.length - 1];
+          const reply = (response: Ack<unknown>) => (typeof ack === 'function' ? ack(response) : undefined);
+          if (!socket.data.bucket.take()) {
+            reply({ ok: false, error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } });
+            return;
+          }
+          if (typeof name !== 'string' || !isRequestName(name)) {
+            log.warn({ event: loggableEventName(name) }, 'unknown event');
+            reply({ ok: false, error: { code: 'UNKNOWN_EVENT', message: 'unknown event' } });
+            return;
+          }
+          if (typeof ack !== 'function') {
+            log.warn({ event: name }, 'request without acknowledgement ignored');
+            return;
+          }
+          dispatch(socket, name, args.length > 1 ? args[0] : undefined).then(
+            (data) => reply({ ok: true, data }),
+            (err: unknown) => {
+              const error = isMediasoupInputError(name, err)
+                ? { code: 'INVALID_REQUEST' as const, message: 'invalid media parameters' }
+                : answerFailure(err, log, { event: name });
+              if (error.code !== 'INTERNAL') log.info({ event: name, code: error.code }, 'request refused');
+              reply({ ok: false, error });
+            },
+          );
+        }),
       );
-    });
 
-    socket.on('disconnect', (reason) => {
-      log.debug({ reason }, 'disconnected');
-      socket.data.room?.disconnected(identity.participantId, socket.id);
-    });
-  });
+      socket.on(
+        'disconnect',
+        guarded(log, 'disconnect', (reason: string) => {
+          log.debug({ reason }, 'disconnected');
+          socket.data.room?.disconnected(identity.participantId, socket.id);
+        }),
+      );
+    }),
+  );
 
   return {
     moveRoom(roomId, reason) {
@@ -251,6 +275,15 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
       io.in(roomChannel(roomId)).disconnectSockets(true);
     },
   };
+}
+
+/** A payload checked against its request's schema; a check that cannot even run (a payload too deep to walk, say) is the payload's fault. */
+function safeParse(name: RequestName, payload: unknown) {
+  try {
+    return requestSchemas[name].safeParse(payload);
+  } catch {
+    throw new HavenError('INVALID_REQUEST', 'payload: cannot be read (too deep or malformed)');
+  }
 }
 
 /** The empty acknowledgement of a request that returns nothing, once it is done. */
@@ -262,7 +295,19 @@ function pid(socket: HavenSocket): string {
   return socket.data.identity.participantId;
 }
 
-/** mediasoup throws TypeError for parameters it cannot use (bad RTP parameters, DTLS, …). */
-function isMediasoupInputError(err: unknown): boolean {
+/** Requests whose payload carries parameters that only mediasoup itself can check. */
+const mediaParameterRequests = new Set<RequestName>([
+  'connectTransport',
+  'connectPlainTransport',
+  'produce',
+  'consume',
+]);
+
+/**
+ * mediasoup throws TypeError for parameters it cannot use (bad RTP parameters, DTLS, …). Only
+ * for those requests: elsewhere a TypeError is a fault of the server, answered INTERNAL.
+ */
+function isMediasoupInputError(name: RequestName, err: unknown): boolean {
+  if (!mediaParameterRequests.has(name)) return false;
   return err instanceof TypeError || (err instanceof Error && err.name === 'UnsupportedError');
 }

@@ -18,12 +18,19 @@ export interface NodeProcess {
   logs: Record<string, unknown>[];
   /** Raw stdout and stderr so far. */
   output(): string;
-  /** SIGKILL the node and its descendants, remove the data folder. Idempotent. */
+  /** SIGKILL the node and its descendants, remove the data folder (unless the caller gave it). Idempotent. */
   kill(): void;
+  /**
+   * SIGKILL the node process alone, as `kill -9 <pid>` would: its children are left to fend for
+   * themselves (`kill()` still ends any that remain). Resolves once the node is gone.
+   */
+  killNodeOnly(): Promise<void>;
 }
 
+/** Starts a node; `env.HAVEN_DATA_DIR`, when given, is the caller's (reused, never removed here). */
 export async function startNodeProcess(env: Record<string, string> = {}): Promise<NodeProcess> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'haven-node-'));
+  const ownDataDir = env.HAVEN_DATA_DIR === undefined;
+  const dataDir = env.HAVEN_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'haven-node-'));
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'server/main.ts')], {
     cwd: root,
     env: {
@@ -51,10 +58,20 @@ export async function startNodeProcess(env: Record<string, string> = {}): Promis
   child.stderr?.on('data', (chunk: Buffer) => {
     raw += chunk.toString();
   });
+  /** Children of a node killed alone: no longer its descendants once orphaned. */
+  const orphans: number[] = [];
   const kill = () => {
-    if (child.pid) for (const pid of descendants(child.pid)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    const pids = child.pid ? [...descendants(child.pid), ...orphans] : orphans;
+    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
+    if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
+  const killNodeOnly = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (child.pid) orphans.push(...descendants(child.pid));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
   };
   process.once('exit', kill);
   // Interrupted by hand (Ctrl-C, `timeout`): take the node down too.
@@ -73,7 +90,7 @@ export async function startNodeProcess(env: Record<string, string> = {}): Promis
       30_000,
       'the node to be ready',
     );
-    return { child, url: String(ready?.url), dataDir, logs, output: () => raw, kill };
+    return { child, url: String(ready?.url), dataDir, logs, output: () => raw, kill, killNodeOnly };
   } catch (err) {
     kill();
     throw err;

@@ -1,5 +1,5 @@
 /** Process helpers for tests: descendants of a pid, liveness, waiting with a deadline. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 
 /** Parent pid of every live process, read from /proc. */
 function parents(): Map<number, number> {
@@ -41,6 +41,23 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Live redis-server processes (or forks of one) whose working directory is `dir`: Redis works in its data folder. */
+export function redisServersIn(dir: string): number[] {
+  if (!existsSync(dir)) return [];
+  const target = realpathSync(dir);
+  return [...parents().keys()].filter((pid) => {
+    try {
+      return (
+        readlinkSync(`/proc/${pid}/cwd`) === target &&
+        readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('redis-') &&
+        isAlive(pid)
+      );
+    } catch {
+      return false;
+    }
+  });
 }
 
 export function commandOf(pid: number): string {

@@ -110,3 +110,40 @@ export async function admin(url: string, method: string, path: string, body?: un
     body: (await res.json()) as { ok: boolean; data?: any; error?: { code: string; message: string } },
   };
 }
+
+/**
+ * Sends one raw socket.io packet as it is written on the wire (`2["name",…]` for an event,
+ * `21["name",…]` for an event with ack id 1), bypassing the client library's own checks, as a
+ * hostile client would.
+ */
+export function sendRawPacket(socket: TestSocket, packet: string): void {
+  (socket.io.engine as unknown as { write(data: string): void }).write(packet);
+}
+
+export type ConnectOutcome =
+  | { outcome: 'connected'; socket: TestSocket }
+  | { outcome: 'refused'; error: { code?: string; message?: string } | undefined }
+  | { outcome: 'closed'; reason: string; closeCode: number | undefined };
+
+/** Connects and says what happened: connected, refused with the server's coded error, or closed. */
+export function connectOutcome(url: string, auth: object): Promise<ConnectOutcome> {
+  const socket: TestSocket = io(url, {
+    path: socketPath,
+    auth,
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+  });
+  return new Promise((resolve) => {
+    socket.once('connect', () => resolve({ outcome: 'connected', socket }));
+    socket.once('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
+      socket.close();
+      resolve({ outcome: 'refused', error: err.data });
+    });
+    socket.once('disconnect', (reason, description) => {
+      socket.close();
+      const context = (description as { context?: { code?: number } } | undefined)?.context;
+      resolve({ outcome: 'closed', reason, closeCode: context?.code });
+    });
+  });
+}
