@@ -13,7 +13,9 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { Capabilities, Role } from '../client-sdk/src/protocol.ts';
 import { loadConfig } from '../config/load.ts';
-import { AuditLog } from '../server/audit/audit-log.ts';
+import { AuditLog, type AuditVerification } from '../server/audit/audit-log.ts';
+import { type AuditCheckpoint, checkpointsInLines, parseCheckpoint } from '../server/audit/checkpoint.ts';
+import { AuditKeys, readKeyFile } from '../server/audit/keys.ts';
 import { mintAccessToken } from '../server/auth/mint.ts';
 import type { TokenAlgorithm } from '../server/auth/tokens.ts';
 import { type RedisConnection, redisConnectionOf, redisOptions } from '../server/redis/connection.ts';
@@ -53,13 +55,16 @@ Environment:
   HAVEN_AUTH_SECRET  HS256 secret (32+ characters) when --key is not given
 `;
 
-const auditUsage = `Usage: haven audit verify --room ROOM [--redis URL]
+const auditUsage = `Usage: haven audit verify --room ROOM [--redis URL] [--key FILE]
+                          [--checkpoint JSON]... [--checkpoints FILE]
        haven audit show --room ROOM [--from SEQ] [--count N] [--redis URL]
 
-verify  Walks the room's audit chain (hashes, prev links, seq 1, 2, 3…, deletions), from
-        its retention anchor once retention removed its oldest entries.
-        Prints "ok: N entries" (and how many retention removed before them) and exits 0,
-        or "BROKEN at seq S: reason" and exits 1.
+verify  Walks the room's audit chain (hashes, prev links, seq 1, 2, 3…), from its retention
+        anchor once retention removed its oldest entries; with the audit key, every entry's
+        and the anchor's HMAC; with checkpoints, that the chain reaches each one.
+        Prints "ok: N entries…" and what it could not check, exits 0; or
+        "BROKEN at seq S: reason" (e.g. "truncated (checkpoint seq S, chain ends at T)"),
+        exits 1.
 show    Prints the room's entries as JSON lines, in chain order.
 
 Options:
@@ -70,6 +75,13 @@ Options:
                      or another: a node's embedded Redis generates a new password at each
                      start, so give its URL explicitly.
   --prefix PREFIX    Redis key prefix (default "haven:")
+  --key FILE         verify: the audit secrets, one a line (the node's audit.hmacKeyFile);
+                     default $HAVEN_AUDIT_HMAC_KEY_FILE, else $HAVEN_AUDIT_HMAC_KEY. Without
+                     it, HMACs are not checked: a Redis writer could rewrite the whole chain.
+  --checkpoint JSON  verify: an audit checkpoint (the object, its audit log line, or the
+                     audit.checkpoint webhook body); repeatable; needs the key
+  --checkpoints FILE verify: JSON lines holding checkpoints (shipped audit log lines or
+                     webhook bodies); those of other rooms are skipped
   --from SEQ         show: first seq to print (default 1)
   --count N          show: most entries to print (default 50)
   -h, --help         Show this help
@@ -219,6 +231,9 @@ async function runAudit(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
   const connection = auditConnection(values.redis, env);
   const from = wholeNumber('from', values.from, 1);
   const count = wholeNumber('count', values.count, 50);
+  const keys = auditKeys(values.key, env);
+  const checkpoints = givenCheckpoints(room, values.checkpoint ?? [], values.checkpoints);
+  if (checkpoints.length > 0 && !keys) throw new UsageError('checking checkpoints needs the audit key (--key FILE)');
 
   // A command line fails fast: no waiting for Redis (or a failover) to come back.
   const redis = new Redis(
@@ -238,17 +253,16 @@ async function runAudit(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
       // ioredis' messages name host and port, never the password.
       throw new UsageError(`cannot reach Redis: ${(err as Error).message}`);
     }
-    const log = new AuditLog(redis, pino({ level: 'silent' }), { prefix: values.prefix });
+    const log = new AuditLog(redis, pino({ level: 'silent' }), { prefix: values.prefix, keys });
     if (subcommand === 'show') {
       for (const entry of await log.entries(room, { from, count })) {
         process.stdout.write(`${JSON.stringify(entry)}\n`);
       }
       return 0;
     }
-    const result = await log.verify(room);
+    const result = await log.verify(room, { checkpoints });
     if (result.ok) {
-      const trimmed = result.trimmed ? ` (after ${result.trimmed} removed by retention)` : '';
-      process.stdout.write(`ok: ${result.entries} entries${trimmed}\n`);
+      process.stdout.write(`${verifiedLine(result)}\n`);
       return 0;
     }
     process.stdout.write(`BROKEN at seq ${result.brokenAt}: ${result.reason}\n`);
@@ -256,6 +270,63 @@ async function runAudit(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
   } finally {
     redis.disconnect();
   }
+}
+
+/** What an intact chain was checked for, and what could not be checked. */
+function verifiedLine(result: AuditVerification & { ok: true }): string {
+  const trimmed = result.trimmed ? ` (after ${result.trimmed} removed by retention)` : '';
+  const keyed = result.keyed
+    ? ', HMACs checked'
+    : '; HMACs NOT checked (no --key): a Redis writer could have rewritten the whole chain';
+  const tail =
+    result.checkpoint === undefined
+      ? '; tail truncation after the last checkpoint cannot be detected without one (--checkpoint)'
+      : `, reaches checkpoint seq ${result.checkpoint}; entries after it could be cut undetected`;
+  return `ok: ${result.entries} entries${trimmed}${keyed}${tail}`;
+}
+
+/** `--key` files, else the node's `HAVEN_AUDIT_HMAC_KEY_FILE` or `HAVEN_AUDIT_HMAC_KEY`; undefined when none. */
+function auditKeys(files: string[] | undefined, env: NodeJS.ProcessEnv): AuditKeys | undefined {
+  const paths = files ?? (env.HAVEN_AUDIT_HMAC_KEY_FILE ? [env.HAVEN_AUDIT_HMAC_KEY_FILE] : []);
+  const secrets: string[] = [];
+  for (const file of paths) {
+    try {
+      secrets.push(...readKeyFile(file));
+    } catch (err) {
+      throw new UsageError(`cannot read --key ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  }
+  if (paths.length === 0 && env.HAVEN_AUDIT_HMAC_KEY) secrets.push(env.HAVEN_AUDIT_HMAC_KEY);
+  if (paths.length === 0 && secrets.length === 0) return undefined;
+  try {
+    return new AuditKeys(secrets);
+  } catch (err) {
+    throw new UsageError(`--key: ${(err as Error).message}`);
+  }
+}
+
+/** `--checkpoint` values and the room's checkpoints in the `--checkpoints` file. */
+function givenCheckpoints(room: string, values: string[], file: string | undefined): AuditCheckpoint[] {
+  const found: AuditCheckpoint[] = [];
+  for (const text of values) {
+    let cp: AuditCheckpoint | string;
+    try {
+      cp = parseCheckpoint(JSON.parse(text));
+    } catch {
+      cp = 'not JSON';
+    }
+    if (typeof cp === 'string') throw new UsageError(`--checkpoint: ${cp}`);
+    if (cp.room !== room) throw new UsageError(`--checkpoint is of room ${cp.room}, not ${room}`);
+    found.push(cp);
+  }
+  if (file !== undefined) {
+    try {
+      found.push(...checkpointsInLines(readFileSync(file, 'utf8'), room));
+    } catch (err) {
+      throw new UsageError(`cannot read --checkpoints ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  }
+  return found;
 }
 
 /** `--redis`, else `REDIS_URL`, else the Sentinel set the nodes use (`HAVEN_REDIS_SENTINELS`…). */
@@ -290,6 +361,9 @@ function parseAudit(args: string[]) {
       prefix: { type: 'string' },
       from: { type: 'string' },
       count: { type: 'string' },
+      key: { type: 'string', multiple: true },
+      checkpoint: { type: 'string', multiple: true },
+      checkpoints: { type: 'string' },
     },
   });
 }

@@ -387,6 +387,33 @@ export const configSchema = z
           .describe('Seconds between retention runs (the first at the node’s start).'),
       })
       .prefault({}),
+    audit: z
+      .strictObject({
+        /** Secret (32+ characters) the audit chain's HMACs and checkpoint signatures derive from; never stored in Redis. Required in production (or `hmacKeyFile`). */
+        hmacKey: z
+          .string()
+          .min(32)
+          .optional()
+          .describe(
+            'Secret (32+ characters) audit entries are HMAC’d and checkpoints signed with; kept out of Redis. Required in production (or the file). Unset in development: derived from `auth.secret`, else random per start.',
+          ),
+        /** File of audit secrets, one a line: the first signs, every one verifies (key rotation). */
+        hmacKeyFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'File of audit secrets, one a line: the first signs, all verify (rotation). Instead of `audit.hmacKey`.',
+          ),
+        /** Seconds between signed checkpoints of the heads of rooms with new entries. Default 60. */
+        checkpointIntervalS: positiveInt
+          .max(86_400)
+          .default(60)
+          .describe(
+            'Seconds between signed `audit.checkpoint`s of rooms with new entries (also at each session end); entries after the last one can be cut undetected.',
+          ),
+      })
+      .prefault({}),
     /** Whether `/demo` serves the demo web app. Never in production. */
     demo: flag
       .optional()
@@ -426,6 +453,13 @@ export const configSchema = z
         code: 'custom',
         path: ['auth', 'publicKeyFile'],
         message: 'set auth.secret or auth.publicKeyFile, not both',
+      });
+    }
+    if (config.audit.hmacKey && config.audit.hmacKeyFile) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['audit', 'hmacKeyFile'],
+        message: 'set audit.hmacKey or audit.hmacKeyFile, not both',
       });
     }
     if (config.webhooks.urls.length > 0 && !config.webhooks.secret) {
@@ -508,6 +542,9 @@ export const envNames = {
   'retention.auditDays': 'HAVEN_RETENTION_AUDIT_DAYS',
   'retention.deliveriesDays': 'HAVEN_RETENTION_DELIVERIES_DAYS',
   'retention.intervalS': 'HAVEN_RETENTION_INTERVAL_S',
+  'audit.hmacKey': 'HAVEN_AUDIT_HMAC_KEY',
+  'audit.hmacKeyFile': 'HAVEN_AUDIT_HMAC_KEY_FILE',
+  'audit.checkpointIntervalS': 'HAVEN_AUDIT_CHECKPOINT_INTERVAL_S',
   demo: 'HAVEN_DEMO',
   shutdownTimeoutMs: 'HAVEN_SHUTDOWN_TIMEOUT_MS',
 } as const;

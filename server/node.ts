@@ -21,6 +21,7 @@ import {
 } from '../workers/attendance.ts';
 import { RetentionQueue, startRetentionWorker } from '../workers/retention.ts';
 import {
+  checkpointEvent,
   endpointSummaries,
   listDeliveries,
   startWebhookWorker,
@@ -31,6 +32,7 @@ import {
 import { liveAttendanceReader } from './attendance/live.ts';
 import { type AttendanceEventType, AttendanceRecorder } from './attendance/recorder.ts';
 import { AuditLog } from './audit/audit-log.ts';
+import { auditKeysOf } from './audit/keys.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { Cluster } from './cluster/cluster.ts';
 import { DataDirLock } from './data-dir-lock.ts';
@@ -143,6 +145,7 @@ export class HavenNode {
         logger,
       });
       const authSecret = config.auth.secret ?? (config.auth.publicKeyFile ? undefined : developmentSecret(logger));
+      const auditKeys = auditKeysOf(config, logger);
       const revocations = new RevocationStore(redis);
       const verifier = TokenVerifier.create(
         {
@@ -185,7 +188,7 @@ export class HavenNode {
         webhookWorker = startWebhookWorker(redisConnection, redis, config.webhooks, workerSettings, logger);
         retentionWorker = startRetentionWorker(
           redisConnection,
-          { redis, settings: config.retention },
+          { redis, settings: config.retention, auditKeys },
           workerSettings,
           logger,
         );
@@ -195,7 +198,14 @@ export class HavenNode {
         sessionEnded: 'session.ended',
         removed: 'participant.removed',
       };
-      const audit = new AuditLog(redis, logger);
+      // Checkpoints leave Redis: in the audit log stream and as a webhook to the clinic.
+      const audit = new AuditLog(redis, logger, {
+        keys: auditKeys,
+        checkpoints: {
+          intervalMs: config.audit.checkpointIntervalS * 1000,
+          emit: (checkpoint) => void emit('audit.checkpoint', checkpointEvent(checkpoint)),
+        },
+      });
       attendance = new AttendanceRecorder(redis, logger, { spillFile: join(dataDir, 'attendance-spill.jsonl') });
       const recorder = attendance;
       const rooms = new RoomManager(
@@ -280,6 +290,7 @@ export class HavenNode {
         cluster,
         // Jobs are idempotent: a worker closing does not wait for the one it runs.
         background: [
+          { close: async () => audit.close() },
           { close: () => attendanceWorker?.close(true) ?? Promise.resolve() },
           { close: () => webhookWorker?.close(true) ?? Promise.resolve() },
           { close: () => retentionWorker?.close(true) ?? Promise.resolve() },

@@ -5,6 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../config/load.ts';
+import { auditKeysOf } from '../server/audit/keys.ts';
 import { createLogger } from '../server/logger.ts';
 import { redisConnectionOf, redisOptions } from '../server/redis/connection.ts';
 import { RoomStore } from '../server/rooms/room-store.ts';
@@ -46,7 +47,13 @@ const workers = [
   ),
   startWebhookWorker(connection, redis, config.webhooks, workerSettings, logger),
   // Its schedule is upserted by the nodes at start.
-  startRetentionWorker(connection, { redis, settings: config.retention }, workerSettings, logger),
+  // The audit keys as the nodes have them: retention checks HMACs and signs the anchor.
+  startRetentionWorker(
+    connection,
+    { redis, settings: config.retention, auditKeys: auditKeysOf(config, logger) },
+    workerSettings,
+    logger,
+  ),
 ];
 logger.info('haven workers running');
 

@@ -8,7 +8,8 @@
  *   the billing record, is never touched;
  * - kept chat (`<prefix>chat:<room>` hashes, rooms with `keepChat`), message by message by `sentAt`;
  *   Redis deletes a hash with its last field;
- * - audit entries, through `AuditLog.purgeBefore`, which keeps the rest of the chain verifiable;
+ * - audit entries, through `AuditLog.purgeBefore`, which checks the chain with the audit keys and
+ *   leaves a keyed anchor, so the rest stays verifiable;
  * - webhook delivery records (`purgeDeliveries`).
  *
  * Rooms are found with SCAN (never KEYS: it blocks Redis). The job carries no data and logs counts
@@ -17,6 +18,7 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { AuditLog } from '../server/audit/audit-log.ts';
+import type { AuditKeys } from '../server/audit/keys.ts';
 import type { Logger } from '../server/logger.ts';
 import { bullConnection, type RedisConnection } from '../server/redis/connection.ts';
 import { type WorkerSettings, workerOptions } from './options.ts';
@@ -45,8 +47,10 @@ export interface RetentionDeps {
   now?: () => number;
   /** Redis key prefix of the rooms' keys. Default `haven:`. */
   prefix?: string;
-  /** Default: an `AuditLog` on `redis` with `prefix`. */
+  /** Default: an `AuditLog` on `redis` with `prefix` and `auditKeys`. */
   audit?: AuditLog;
+  /** The audit keys, to check a chain before trimming it and to sign its anchor (without them, no audit entry is purged). */
+  auditKeys?: AuditKeys;
 }
 
 /** What one run removed: counts only. */
@@ -140,7 +144,7 @@ export async function processRetention(deps: RetentionDeps): Promise<RetentionRe
   }
 
   if (settings.auditDays > 0) {
-    const audit = deps.audit ?? new AuditLog(redis, deps.logger, { prefix });
+    const audit = deps.audit ?? new AuditLog(redis, deps.logger, { prefix, keys: deps.auditKeys });
     const before = new Date(cutoff(settings.auditDays));
     const streams = `${prefix}audit:`;
     for await (const key of scanKeys(redis, `${literal(streams)}*`, 'stream')) {

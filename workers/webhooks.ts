@@ -9,6 +9,7 @@
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { AuditCheckpoint } from '../server/audit/checkpoint.ts';
 import type { Logger } from '../server/logger.ts';
 import { bullConnection, type RedisConnection } from '../server/redis/connection.ts';
 import { type WorkerSettings, workerOptions } from './options.ts';
@@ -21,6 +22,7 @@ export const webhookEventTypes = [
   'participant.removed',
   'attendance.ready',
   'threshold.missed',
+  'audit.checkpoint',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 
@@ -34,6 +36,16 @@ export interface WebhookEvent {
   occurredAt: string;
   /** Facts of the event, e.g. `{ week, presentSeconds, thresholdHours }` for `threshold.missed`. */
   data?: Record<string, string | number>;
+}
+
+/**
+ * An `audit.checkpoint`: the room's audit chain head, signed (Ed25519, checkable with the audit
+ * public key alone). Kept by the clinic, it is what `haven audit verify --checkpoint` checks a
+ * chain's end against. Sent once per head.
+ */
+export function checkpointEvent(checkpoint: AuditCheckpoint): WebhookEventInput {
+  const { room, seq, hash, at, kid, signature } = checkpoint;
+  return { room, data: { seq, hash, at, kid, signature }, onceKey: `${seq}:${hash}` };
 }
 
 export interface WebhookEventInput {

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -8,15 +8,32 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AuditLog, type AuditRecordInput, genesisHash, hashEntry } from '../../server/audit/audit-log.ts';
+import { ConfigError, loadConfig } from '../../config/load.ts';
+import {
+  type AuditCheckpoint,
+  AuditLog,
+  type AuditLogOptions,
+  type AuditRecordInput,
+  genesisHash,
+  hashEntry,
+} from '../../server/audit/audit-log.ts';
+import { AuditKeys, auditKeysOf, keyId } from '../../server/audit/keys.ts';
 import { createLogger } from '../../server/logger.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { rejects } from '../helpers/assert.ts';
+import { waitFor } from '../helpers/processes.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const dataDir = mkdtempSync(join(tmpdir(), 'haven-audit-'));
 const prefix = `haven-test-${randomUUID()}:`;
 const silent = pino({ level: 'silent' });
+/** The node's audit secret: in its configuration, never in Redis. */
+const secret = 'audit-secret-of-the-node-0123456789';
+const keys = new AuditKeys([secret]);
+const keyFile = join(dataDir, 'audit.key');
+writeFileSync(keyFile, `# audit secrets, the signing one first\n${secret}\n`);
+/** A log with the node's keys (what records), unless options say otherwise. */
+const keyedLog = (options: AuditLogOptions = {}) => new AuditLog(redis, silent, { prefix, keys, ...options });
 let redisServer: EmbeddedRedis;
 let redis: Redis;
 let other: Redis;
@@ -70,9 +87,9 @@ test('record chains entries; entries reads them back; verify is ok', async () =>
     clock += 1000;
     return new Date(clock);
   };
-  const log = new AuditLog(redis, silent, { prefix, now });
+  const log = keyedLog({ now });
   const room = newRoom();
-  assert.equal(await log.verify(room), { ok: true, entries: 0 });
+  assert.equal(await log.verify(room), { ok: true, entries: 0, keyed: true });
   const first = await log.record({ room, actor: 'f-1', action: 'lock', details: { locked: true } });
   assert.is(first.seq, 1);
   assert.is(first.prev, genesisHash);
@@ -99,14 +116,18 @@ test('record chains entries; entries reads them back; verify is ok', async () =>
     (await log.entries(room, { from: 4, count: 3 })).map((e) => e.seq),
     [4, 5, 6],
   );
-  assert.equal(await log.verify(room), { ok: true, entries: 10 });
+  assert.equal(await log.verify(room), { ok: true, entries: 10, keyed: true });
+  // Each entry carries the key's id and an HMAC; without the key, only hashes and links are checked.
+  assert.is(first.kid, keyId(secret));
+  assert.match(first.mac ?? '', /^[0-9a-f]{64}$/);
+  assert.equal(await new AuditLog(redis, silent, { prefix }).verify(room), { ok: true, entries: 10, keyed: false });
   // One stream per room, under the prefix.
   assert.is(await redis.xlen(`${prefix}audit:${room}`), 10);
-  assert.equal(await log.verify(newRoom()), { ok: true, entries: 0 });
+  assert.equal(await log.verify(newRoom()), { ok: true, entries: 0, keyed: true });
 });
 
 test('details refuse text, objects and anything but small ids, numbers and booleans (TypeError)', async () => {
-  const log = new AuditLog(redis, silent, { prefix });
+  const log = keyedLog();
   const room = newRoom();
   const refused: unknown[] = [
     { reason: 'she said she feels unsafe' }, // text with spaces
@@ -148,8 +169,8 @@ test('details refuse text, objects and anything but small ids, numbers and boole
 
 test('20 concurrent records from two processes (two connections) make one chain, seq 1..20', async () => {
   const room = newRoom();
-  const a = new AuditLog(redis, silent, { prefix });
-  const b = new AuditLog(other, silent, { prefix });
+  const a = keyedLog();
+  const b = new AuditLog(other, silent, { prefix, keys });
   const results = await Promise.all(
     Array.from({ length: 20 }, (_, i) =>
       (i % 2 === 0 ? a : b).record({ room, actor: `f-${i % 2}`, action: 'mute', target: `p-${i}` }),
@@ -166,11 +187,11 @@ test('20 concurrent records from two processes (two connections) make one chain,
   );
   assert.equal(new Set(entries.map((e) => e.target)).size, 20); // each call once
   for (let i = 1; i < entries.length; i++) assert.is(entries[i]?.prev, entries[i - 1]?.hash);
-  assert.equal(await b.verify(room), { ok: true, entries: 20 });
+  assert.equal(await b.verify(room), { ok: true, entries: 20, keyed: true });
 });
 
 test('verify finds an edited field (stream rewritten by hand) at that seq', async () => {
-  const log = new AuditLog(redis, silent, { prefix });
+  const log = keyedLog();
   const room = newRoom();
   await fill(log, room, 6);
   const key = `${prefix}audit:${room}`;
@@ -181,13 +202,14 @@ test('verify finds an edited field (stream rewritten by hand) at that seq', asyn
   assert.equal(await log.verify(room), {
     ok: false,
     entries: 6,
+    keyed: true,
     brokenAt: 4,
     reason: 'hash does not match the entry (entry edited or hash forged)',
   });
 });
 
 test('verify finds a forged hash, a reordering and a removed entry', async () => {
-  const log = new AuditLog(redis, silent, { prefix });
+  const log = keyedLog();
   // Edited and re-hashed: the entry checks out, the next one's prev does not.
   const forged = newRoom();
   await fill(log, forged, 5);
@@ -203,9 +225,12 @@ test('verify finds a forged hash, a reordering and a removed entry', async () =>
     return fields;
   });
   const result = await log.verify(forged);
-  assert.is(result.ok, false);
-  assert.is(!result.ok && result.brokenAt, 3);
-  assert.match(!result.ok ? result.reason : '', /prev does not match/);
+  assert.is(!result.ok && result.brokenAt, 2);
+  assert.is(!result.ok && result.reason, 'HMAC does not match (entry forged or chain rewritten)');
+  // Without the key the re-hashed entry checks out; the next one's prev does not.
+  const unkeyed = await new AuditLog(redis, silent, { prefix }).verify(forged);
+  assert.is(!unkeyed.ok && unkeyed.brokenAt, 3);
+  assert.match(!unkeyed.ok ? unkeyed.reason : '', /prev does not match/);
 
   // Two entries swapped.
   const reordered = newRoom();
@@ -225,6 +250,7 @@ test('verify finds a forged hash, a reordering and a removed entry', async () =>
   assert.equal(await log.verify(removed), {
     ok: false,
     entries: 6,
+    keyed: true,
     brokenAt: 5,
     reason: 'expected seq 5, found seq 6 (entry removed or reordered)',
   });
@@ -235,10 +261,264 @@ test('verify finds a forged hash, a reordering and a removed entry', async () =>
   const [last] = await redis.xrevrange(`${prefix}audit:${truncated}`, '+', '-', 'COUNT', 1);
   await redis.xdel(`${prefix}audit:${truncated}`, last?.[0] as string);
   const cut = await log.verify(truncated);
-  assert.equal(cut, { ok: false, entries: 3, brokenAt: 4, reason: '1 entry was deleted from the end of the stream' });
+  assert.equal(cut, {
+    ok: false,
+    entries: 3,
+    keyed: true,
+    brokenAt: 4,
+    reason: '1 entry was deleted from the end of the stream',
+  });
   // A later append still chains, and the deletion stays visible.
   await log.record({ room: truncated, actor: 'f-1', action: 'unlock' });
   assert.is((await log.verify(truncated)).ok, false);
+});
+
+/* ---- A Redis writer without the key: what the chain, the key and checkpoints each catch ---- */
+
+/** A room of `n` entries and the checkpoint of its head, as the node emits it. */
+async function checkpointed(n: number): Promise<{ room: string; log: AuditLog; checkpoint: AuditCheckpoint }> {
+  const emitted: AuditCheckpoint[] = [];
+  const log = keyedLog({ checkpoints: { intervalMs: 3_600_000, emit: (cp) => emitted.push(cp) } });
+  const room = newRoom();
+  await fill(log, room, n);
+  log.checkpoint(room);
+  log.close();
+  const [checkpoint] = emitted;
+  assert.ok(checkpoint && emitted.length === 1, 'one checkpoint');
+  return { room, log, checkpoint };
+}
+
+const streamEntries = async (key: string) => (await redis.xrange(key, '-', '+')) as [string, string[]][];
+const fieldsOf = (fields: string[]): Record<string, string | undefined> =>
+  Object.fromEntries(Array.from({ length: fields.length / 2 }, (_, i) => [fields[2 * i], fields[2 * i + 1]]));
+
+test('(a) the stream rebuilt without its newest entry: caught against a checkpoint, not without', async () => {
+  const { room, log, checkpoint } = await checkpointed(4);
+  assert.is(checkpoint.seq, 4);
+  const key = `${prefix}audit:${room}`;
+  const all = await streamEntries(key);
+  await redis.del(key);
+  for (const [, fields] of all.slice(0, -1)) await redis.xadd(key, '*', ...fields);
+  // What a chain alone cannot show: the rest is intact, and Redis counts only the rebuilt stream.
+  assert.equal(await log.verify(room), { ok: true, entries: 3, keyed: true });
+  assert.equal(await log.verify(room, { checkpoints: [checkpoint] }), {
+    ok: false,
+    entries: 3,
+    keyed: true,
+    brokenAt: 4,
+    reason: 'truncated (checkpoint seq 4, chain ends at 3)',
+  });
+});
+
+test('(b) XDEL of the newest entry plus XSETID … ENTRIESADDED: caught against a checkpoint', async () => {
+  const { room, log, checkpoint } = await checkpointed(4);
+  const key = `${prefix}audit:${room}`;
+  const all = await streamEntries(key);
+  const newest = (all.at(-1) as [string, string[]])[0];
+  await redis.xdel(key, newest);
+  await redis.call('XSETID', key, newest, 'ENTRIESADDED', '3');
+  assert.is((await log.verify(room)).ok, true, 'Redis’ own count was reset with it');
+  const result = await log.verify(room, { checkpoints: [checkpoint] });
+  assert.is(!result.ok && result.reason, 'truncated (checkpoint seq 4, chain ends at 3)');
+});
+
+test('(c) the whole chain rewritten with recomputed hashes: caught with the key', async () => {
+  const { room, checkpoint } = await checkpointed(4);
+  const key = `${prefix}audit:${room}`;
+  const all = await streamEntries(key);
+  await redis.del(key);
+  let prev = genesisHash;
+  for (const [, fields] of all) {
+    const { hash: _hash, kid, mac, details, ...entry } = fieldsOf(fields) as Record<string, string>;
+    const edited = {
+      ...entry,
+      seq: Number(entry.seq),
+      at: '2026-01-05T09:00:00.000Z', // every entry moved to another day
+      prev,
+      ...(details ? { details: JSON.parse(details) } : {}),
+    };
+    const hash = hashEntry(edited as never);
+    prev = hash;
+    const rewritten = { ...edited, details, hash, kid, mac };
+    await redis.xadd(
+      key,
+      '*',
+      ...Object.entries(rewritten).flatMap(([k, v]) => (v === undefined ? [] : [k, String(v)])),
+    );
+  }
+  // Hashes and links check out: without the key, nothing shows.
+  assert.equal(await new AuditLog(redis, silent, { prefix }).verify(room), { ok: true, entries: 4, keyed: false });
+  assert.equal(await keyedLog().verify(room), {
+    ok: false,
+    entries: 4,
+    keyed: true,
+    brokenAt: 1,
+    reason: 'HMAC does not match (entry forged or chain rewritten)',
+  });
+  // The checkpoint names a hash no rewritten entry has (the rewrite is caught first here: seq 1).
+  const against = await keyedLog().verify(room, { checkpoints: [checkpoint] });
+  assert.is(!against.ok && against.brokenAt, 1);
+  // Entries without an HMAC at all are refused too.
+  await redis.del(key);
+  for (const [, fields] of all) {
+    const { kid: _kid, mac: _mac, ...rest } = fieldsOf(fields) as Record<string, string>;
+    await redis.xadd(key, '*', ...Object.entries(rest).flat());
+  }
+  const bare = await keyedLog().verify(room);
+  assert.is(!bare.ok && bare.reason, 'entry has no HMAC (written without the audit key)');
+});
+
+test('(d) the whole stream deleted: caught against a checkpoint', async () => {
+  const { room, log, checkpoint } = await checkpointed(3);
+  await redis.del(`${prefix}audit:${room}`);
+  assert.equal(await log.verify(room), { ok: true, entries: 0, keyed: true });
+  assert.equal(await log.verify(room, { checkpoints: [checkpoint] }), {
+    ok: false,
+    entries: 0,
+    keyed: true,
+    brokenAt: 1,
+    reason: 'truncated (checkpoint seq 3, chain ends at 0)',
+  });
+});
+
+test('(e) the head cut and an anchor forged for it: caught with the key', async () => {
+  const { room, log } = await checkpointed(5);
+  const key = `${prefix}audit:${room}`;
+  const all = await streamEntries(key);
+  const second = fieldsOf((all[1] as [string, string[]])[1]);
+  await redis.xdel(key, (all[0] as [string, string[]])[0], (all[1] as [string, string[]])[0]);
+  const anchorKey = `${prefix}audit-anchor:${room}`;
+  // Seq, hash and `at` copied from the entry removed: the links check out.
+  await redis.hset(anchorKey, 'seq', '2', 'hash', second.hash as string, 'at', second.at as string, 'trimmed', '2');
+  assert.equal(await new AuditLog(redis, silent, { prefix }).verify(room), {
+    ok: true,
+    entries: 3,
+    keyed: false,
+    trimmed: 2,
+  });
+  const unsigned = await log.verify(room);
+  assert.is(!unsigned.ok && unsigned.reason, 'retention anchor has no HMAC (written without the audit key)');
+  await redis.hset(anchorKey, 'kid', keys.kid, 'mac', 'ab'.repeat(32));
+  const forged = await log.verify(room);
+  assert.is(!forged.ok && forged.brokenAt, 3);
+  assert.is(!forged.ok && forged.reason, 'retention anchor’s HMAC does not match (anchor forged or edited)');
+});
+
+test('checkpoints are signed: an edited one, or one of an unknown key, is refused', async () => {
+  const { room, log, checkpoint } = await checkpointed(3);
+  assert.equal(Object.keys(checkpoint).sort(), ['at', 'hash', 'kid', 'room', 'seq', 'signature']);
+  assert.is(checkpoint.kid, keys.kid);
+  assert.equal(await log.verify(room, { checkpoints: [checkpoint] }), {
+    ok: true,
+    entries: 3,
+    keyed: true,
+    checkpoint: 3,
+  });
+  // Moved back to hide a cut: the signature no longer matches.
+  const edited = await log.verify(room, { checkpoints: [{ ...checkpoint, seq: 2 }] });
+  assert.is(!edited.ok && edited.reason, 'checkpoint seq 2: signature does not match (checkpoint forged or edited)');
+  const stranger = new AuditKeys(['some-other-deployment-secret-000000']);
+  const other = await new AuditLog(redis, silent, { prefix, keys: stranger }).verify(room, {
+    checkpoints: [checkpoint],
+  });
+  assert.is(!other.ok && other.brokenAt, 1); // its entries are of an unknown key first
+  // Other rooms' checkpoints are not this room's business; the newest one decides.
+  assert.is((await log.verify(newRoom(), { checkpoints: [checkpoint] })).ok, true);
+  await log.record({ room, actor: 'f-1', action: 'unlock' });
+  assert.is((await log.verify(room, { checkpoints: [checkpoint] })).ok, true, 'a chain may grow past a checkpoint');
+  // The checkpointed entry replaced by another at the same seq (possible only with the key).
+  const all = await streamEntries(`${prefix}audit:${room}`);
+  await redis.xdel(`${prefix}audit:${room}`, ...all.slice(2).map(([id]) => id));
+  await keyedLog().record({ room, actor: 'f-9', action: 'lock' });
+  const replaced = await log.verify(room, { checkpoints: [checkpoint] });
+  assert.is(!replaced.ok && replaced.reason, 'entry seq 3 is not the one checkpointed (chain rewritten)');
+});
+
+test('checkpoints: every interval for rooms with new entries, at once after endSession, and at close', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const logger = createLogger({ env: 'production', log: { level: 'info', format: 'json' } } as never, sink);
+  const emitted: AuditCheckpoint[] = [];
+  const periodic = new AuditLog(redis, logger, {
+    prefix,
+    keys,
+    checkpoints: { intervalMs: 20, emit: (cp) => emitted.push(cp) },
+  });
+  const room = newRoom();
+  await fill(periodic, room, 3);
+  await waitFor(() => emitted.some((cp) => cp.seq === 3), 10_000, 'a periodic checkpoint');
+  const count = emitted.length;
+  periodic.close();
+  assert.is(emitted.length, count, 'nothing new: nothing to checkpoint');
+
+  const sessions = keyedLog({ checkpoints: { intervalMs: 3_600_000, emit: (cp) => emitted.push(cp) } });
+  const ended = newRoom();
+  await sessions.record({ room: ended, actor: 'f-1', action: 'admit', target: 'p-1' });
+  assert.ok(!emitted.some((cp) => cp.room === ended));
+  await sessions.record({ room: ended, actor: 'f-1', action: 'endSession' });
+  assert.equal(
+    emitted.filter((cp) => cp.room === ended).map((cp) => cp.seq),
+    [2],
+  );
+  await sessions.record({ room: ended, actor: 'admin-api', action: 'room.delete' });
+  sessions.close();
+  assert.equal(
+    emitted.filter((cp) => cp.room === ended).map((cp) => cp.seq),
+    [2, 3],
+  );
+  // In the audit log stream too, ids and hashes only.
+  await new Promise((r) => setImmediate(r));
+  const logged = lines.filter((l) => l.msg === 'audit checkpoint');
+  assert.ok(logged.length >= 1);
+  assert.is(logged[0]?.stream, 'audit');
+  assert.equal((logged[0]?.checkpoint as AuditCheckpoint | undefined)?.room, room);
+});
+
+test('key rotation: the first key signs, every key given verifies; a key left out is named', async () => {
+  const room = newRoom();
+  await fill(keyedLog(), room, 2);
+  const next = new AuditKeys(['the-next-audit-secret-0123456789abc', secret]);
+  const rotated = new AuditLog(redis, silent, { prefix, keys: next });
+  const entry = await rotated.record({ room, actor: 'f-1', action: 'lock' });
+  assert.is(entry.kid, next.kid);
+  assert.equal(await rotated.verify(room), { ok: true, entries: 3, keyed: true });
+  const onlyNew = new AuditKeys(['the-next-audit-secret-0123456789abc']);
+  const result = await new AuditLog(redis, silent, { prefix, keys: onlyNew }).verify(room);
+  assert.is(!result.ok && result.reason, `entry signed with key ${keys.kid}, which was not given`);
+  // Without keys a log verifies, but never records.
+  await rejects(() => new AuditLog(redis, silent, { prefix }).record({ room, actor: 'f-1', action: 'mute' }), /keys/);
+  assert.throws(() => new AuditKeys(['short']), /32 characters/);
+});
+
+test('the node’s keys: required in production, derived from auth.secret in development, rotated by file', () => {
+  const production = loadConfig({ HAVEN_ENV: 'production', HAVEN_AUTH_SECRET: 'x'.repeat(32) });
+  try {
+    auditKeysOf(production, silent);
+    assert.unreachable('production without an audit key');
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    assert.is((err as ConfigError).problems[0]?.env, 'HAVEN_AUDIT_HMAC_KEY');
+  }
+  const dev = loadConfig({ HAVEN_AUTH_SECRET: 'y'.repeat(32) });
+  assert.is(auditKeysOf(dev, silent).kid, auditKeysOf(dev, silent).kid, 'the same key at every start');
+  const configured = auditKeysOf(
+    loadConfig({ HAVEN_ENV: 'production', HAVEN_AUTH_SECRET: 'x'.repeat(32), HAVEN_AUDIT_HMAC_KEY: secret }),
+    silent,
+  );
+  assert.is(configured.kid, keys.kid);
+  const rotation = join(dataDir, 'rotation.key');
+  writeFileSync(rotation, `the-next-audit-secret-0123456789abc\n\n${secret}\n`);
+  const rotated = auditKeysOf(loadConfig({ HAVEN_AUDIT_HMAC_KEY_FILE: rotation }), silent);
+  assert.is(rotated.kid, keyId('the-next-audit-secret-0123456789abc'));
+  assert.ok(rotated.has(keys.kid));
+  writeFileSync(rotation, 'short\n');
+  assert.throws(() => auditKeysOf(loadConfig({ HAVEN_AUDIT_HMAC_KEY_FILE: rotation }), silent), /32 characters/);
+  assert.is(keyId(secret).length, 16);
 });
 
 test('a Redis failure rejects record and logs the ids at error level', async () => {
@@ -254,9 +534,7 @@ test('a Redis failure rejects record and logs the ids at error level', async () 
   const log = new AuditLog(
     broken,
     createLogger({ env: 'production', log: { level: 'info', format: 'json' } } as never, sink),
-    {
-      prefix,
-    },
+    { prefix, keys },
   );
   const room = newRoom();
   await rejects(() => log.record({ room, actor: 'f-1', action: 'ban', target: 'p-3' }), /./);
@@ -280,7 +558,7 @@ test('each entry is a pino line with stream: audit, ids only', async () => {
     },
   });
   const logger = createLogger({ env: 'production', log: { level: 'info', format: 'json' } } as never, sink);
-  const log = new AuditLog(redis, logger, { prefix });
+  const log = new AuditLog(redis, logger, { prefix, keys });
   const room = newRoom();
   const entry = await log.record({ room, actor: 'f-1', action: 'admit', target: 'p-a1', details: { waitedS: 42 } });
   await log.record({ room, actor: 'f-1', action: 'end', details: { attendees: 5 } });
@@ -300,6 +578,8 @@ test('each entry is a pino line with stream: audit, ids only', async () => {
     'details',
     'prev',
     'hash',
+    'kid',
+    'mac',
   ] as const) {
     assert.equal(first[field], entry[field], field);
   }
@@ -308,12 +588,22 @@ test('each entry is a pino line with stream: audit, ids only', async () => {
 });
 
 test('CLI: audit verify exits 0 on a good chain, 1 with BROKEN on a tampered one; show prints JSON lines', async () => {
-  const log = new AuditLog(redis, silent); // default prefix haven:, as the CLI
+  const log = new AuditLog(redis, silent, { keys }); // default prefix haven:, as the CLI
   const room = newRoom();
   await fill(log, room, 5);
-  const good = cli(['verify', '--room', room, '--redis', redisServer.url]);
+  const unkeyed = cli(['verify', '--room', room, '--redis', redisServer.url]);
+  assert.is(unkeyed.status, 0, unkeyed.stderr);
+  assert.is(
+    unkeyed.stdout,
+    'ok: 5 entries; HMACs NOT checked (no --key): a Redis writer could have rewritten the whole chain; ' +
+      'tail truncation after the last checkpoint cannot be detected without one (--checkpoint)\n',
+  );
+  const good = cli(['verify', '--room', room, '--redis', redisServer.url, '--key', keyFile]);
   assert.is(good.status, 0, good.stderr);
-  assert.is(good.stdout, 'ok: 5 entries\n');
+  assert.is(
+    good.stdout,
+    'ok: 5 entries, HMACs checked; tail truncation after the last checkpoint cannot be detected without one (--checkpoint)\n',
+  );
 
   const shown = cli(['show', '--room', room, '--count', '3', '--redis', redisServer.url]);
   assert.is(shown.status, 0, shown.stderr);
@@ -331,6 +621,53 @@ test('CLI: audit verify exits 0 on a good chain, 1 with BROKEN on a tampered one
   assert.is(bad.status, 1, bad.stderr);
   assert.match(bad.stdout, /^BROKEN at seq 2: hash does not match/);
   await redis.del(`haven:audit:${room}`);
+
+  // A checkpoint as the audit log stream ships it (a JSON line), then the newest entry cut.
+  const lines: string[] = [];
+  const shipped = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const logger = createLogger({ env: 'production', log: { level: 'info', format: 'json' } } as never, shipped);
+  const node = new AuditLog(redis, logger, { keys, checkpoints: { intervalMs: 3_600_000 } });
+  const cut = newRoom();
+  await fill(node, cut, 4);
+  node.close();
+  await new Promise((r) => setImmediate(r));
+  const logFile = join(dataDir, 'audit.jsonl');
+  writeFileSync(logFile, `${lines.join('\n')}\nnot json\n`);
+  const line = lines.find((l) => JSON.parse(l).msg === 'audit checkpoint') as string;
+  const reached = cli(['verify', '--room', cut, '--redis', redisServer.url, '--key', keyFile, '--checkpoint', line]);
+  assert.is(reached.status, 0, reached.stderr);
+  assert.is(
+    reached.stdout,
+    'ok: 4 entries, HMACs checked, reaches checkpoint seq 4; entries after it could be cut undetected\n',
+  );
+  const [newest] = await redis.xrevrange(`haven:audit:${cut}`, '+', '-', 'COUNT', 1);
+  await redis.xdel(`haven:audit:${cut}`, newest?.[0] as string);
+  await redis.call('XSETID', `haven:audit:${cut}`, newest?.[0] as string, 'ENTRIESADDED', '3');
+  for (const given of [
+    ['--checkpoint', line],
+    ['--checkpoints', logFile],
+  ]) {
+    const truncated = cli(['verify', '--room', cut, '--redis', redisServer.url, '--key', keyFile, ...given]);
+    assert.is(truncated.status, 1, truncated.stderr);
+    assert.is(truncated.stdout, 'BROKEN at seq 4: truncated (checkpoint seq 4, chain ends at 3)\n');
+  }
+  // A checkpoint needs the key; a bad one, or another room's, is a usage error.
+  for (const args of [
+    ['--checkpoint', line],
+    ['--checkpoint', '{"seq":1}', '--key', keyFile],
+    ['--checkpoint', line.replace(cut, 'other-room'), '--key', keyFile],
+    ['--key', join(dataDir, 'missing.key')],
+  ]) {
+    const refused = cli(['verify', '--room', cut, '--redis', redisServer.url, ...args]);
+    assert.is(refused.status, 2, `${args.join(' ')}: ${refused.stdout}`);
+    assert.match(refused.stderr, /^haven audit: (checking checkpoints needs|--checkpoint|cannot read --key)/);
+  }
+  await redis.del(`haven:audit:${cut}`);
 
   // No Redis URL: usage error naming --redis / REDIS_URL; --help documents it.
   const missing = cli(['verify', '--room', room]);

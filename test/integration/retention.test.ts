@@ -16,6 +16,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import { AuditLog } from '../../server/audit/audit-log.ts';
+import { AuditKeys } from '../../server/audit/keys.ts';
 import { createLogger } from '../../server/logger.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import {
@@ -33,6 +34,8 @@ const root = join(import.meta.dirname, '..', '..');
 const dataDir = mkdtempSync(join(tmpdir(), 'haven-retention-'));
 const day = 86_400_000;
 const silent = pino({ level: 'silent' });
+const auditSecret = 'retention-test-audit-secret-0123456789';
+const auditKeys = new AuditKeys([auditSecret]);
 /** The defaults: events 90 days, chat 30, audit 2190 (six years), deliveries 30. */
 const defaults: RetentionSettings = {
   eventsDays: 90,
@@ -102,9 +105,10 @@ async function seedChat(room: string, times: number[]): Promise<string[]> {
 /** Audit entries recorded at the given times (through AuditLog, with its clock). */
 async function seedAudit(room: string, times: number[]): Promise<AuditLog> {
   let i = 0;
-  const log = new AuditLog(redis, silent, { now: () => new Date(times[Math.min(i++, times.length - 1)] as number) });
+  const now = () => new Date(times[Math.min(i++, times.length - 1)] as number);
+  const log = new AuditLog(redis, silent, { now, keys: auditKeys });
   for (const [n] of times.entries()) await log.record({ room, actor: 'f-1', action: 'mute', target: `p-${n}` });
-  return new AuditLog(redis, silent);
+  return new AuditLog(redis, silent, { keys: auditKeys });
 }
 
 /** Two webhook deliveries a few ms apart (pending: no worker here); their event times. */
@@ -133,7 +137,7 @@ function cli(args: string[]) {
   return spawnSync(process.execPath, ['--import', 'tsx', join(root, 'bin/haven.ts'), 'audit', ...args], {
     cwd: root,
     encoding: 'utf8',
-    env: { ...process.env, REDIS_URL: undefined },
+    env: { ...process.env, REDIS_URL: undefined, HAVEN_AUDIT_HMAC_KEY: auditSecret },
   });
 }
 
@@ -169,7 +173,7 @@ test('purges what is past its period, keeps the rest; the audit chain still veri
   const before = await log.entries(audit);
 
   const { logger, lines } = capture();
-  const first = await processRetention({ redis, settings: defaults, logger, now: () => now });
+  const first = await processRetention({ redis, settings: defaults, logger, now: () => now, auditKeys });
   assert.equal(first, {
     events: 5,
     eventStreamsDeleted: 1,
@@ -194,35 +198,35 @@ test('purges what is past its period, keeps the rest; the audit chain still veri
     (await log.entries(audit)).map((e) => e.seq),
     [4, 5, 6],
   );
-  assert.equal(await log.anchor(audit), {
-    seq: 3,
-    hash: before[2]?.hash,
-    at: before[2]?.at,
-    trimmed: 3,
-  });
-  assert.equal(await log.verify(audit), { ok: true, entries: 3, trimmed: 3 });
-  // Every entry expired: stream and anchor gone together; a new entry starts a new chain.
-  assert.is(await redis.exists(`haven:audit:${auditGone}`, `haven:audit-anchor:${auditGone}`), 0);
-  assert.equal(await log.verify(auditGone), { ok: true, entries: 0 });
-  assert.is((await log.record({ room: auditGone, actor: 'f-1', action: 'lock' })).seq, 1);
+  const { kid, mac, ...anchor } = (await log.anchor(audit)) ?? {};
+  assert.equal(anchor, { seq: 3, hash: before[2]?.hash, at: before[2]?.at, trimmed: 3 });
+  assert.is(kid, auditKeys.kid);
+  assert.match(mac ?? '', /^[0-9a-f]{64}$/);
+  assert.equal(await log.verify(audit), { ok: true, entries: 3, keyed: true, trimmed: 3 });
+  // Every entry expired: the stream is kept empty with its anchor; the next entry goes on from it.
+  assert.is(await redis.xlen(`haven:audit:${auditGone}`), 0);
+  assert.is(await redis.exists(`haven:audit:${auditGone}`, `haven:audit-anchor:${auditGone}`), 2);
+  assert.equal(await log.verify(auditGone), { ok: true, entries: 0, keyed: true, trimmed: 2 });
+  assert.is((await log.record({ room: auditGone, actor: 'f-1', action: 'lock' })).seq, 3);
+  assert.equal(await log.verify(auditGone), { ok: true, entries: 1, keyed: true, trimmed: 2 });
 
   // Deliveries: the older one only.
   assert.equal(await deliveryRooms(), ['hook-new']);
 
   // Idempotent: the same run again removes nothing.
-  const again = await processRetention({ redis, settings: defaults, logger, now: () => now });
+  const again = await processRetention({ redis, settings: defaults, logger, now: () => now, auditKeys });
   assert.equal(again, { events: 0, eventStreamsDeleted: 0, chat: 0, audit: 0, auditRefused: 0, deliveries: 0 });
   assert.is(await redis.xlen(`haven:attendance:${events}`), 2);
   assert.is(await redis.hlen(`haven:chat:${chat}`), 3);
-  assert.equal(await log.verify(audit), { ok: true, entries: 3, trimmed: 3 });
+  assert.equal(await log.verify(audit), { ok: true, entries: 3, keyed: true, trimmed: 3 });
 
   // Appends after the trim chain on; the CLI reports the trimmed entries.
   const next = await log.record({ room: audit, actor: 'f-1', action: 'unlock' });
   assert.is(next.seq, 7);
-  assert.equal(await log.verify(audit), { ok: true, entries: 4, trimmed: 3 });
+  assert.equal(await log.verify(audit), { ok: true, entries: 4, keyed: true, trimmed: 3 });
   const verified = cli(['verify', '--room', audit, '--redis', redisServer.url]);
   assert.is(verified.status, 0, verified.stderr);
-  assert.is(verified.stdout, 'ok: 4 entries (after 3 removed by retention)\n');
+  assert.match(verified.stdout, /^ok: 4 entries \(after 3 removed by retention\), HMACs checked;/);
   const shown = cli(['show', '--room', audit, '--redis', redisServer.url]);
   assert.equal(
     shown.stdout
@@ -233,10 +237,10 @@ test('purges what is past its period, keeps the rest; the audit chain still veri
   );
 
   // Later, the next ones expire, once.
-  const later = await processRetention({ redis, settings: defaults, logger, now: () => now + 5 * day });
+  const later = await processRetention({ redis, settings: defaults, logger, now: () => now + 5 * day, auditKeys });
   assert.is(later.audit, 1);
   assert.is(later.events, 1); // the one 89 days old then
-  assert.equal(await log.verify(audit), { ok: true, entries: 3, trimmed: 4 });
+  assert.equal(await log.verify(audit), { ok: true, entries: 3, keyed: true, trimmed: 4 });
 
   assert.not.match(JSON.stringify(lines), /relapsed|unsafe/);
 });
@@ -249,7 +253,7 @@ async function trimmedRoom(total = 6, trim = 3): Promise<{ room: string; log: Au
     Array.from({ length: total }, (_, i) => recent + i * day),
   );
   assert.is(await log.purgeBefore(room, new Date(recent + trim * day - 1)), trim);
-  assert.equal(await log.verify(room), { ok: true, entries: total - trim, trimmed: trim });
+  assert.equal(await log.verify(room), { ok: true, entries: total - trim, keyed: true, trimmed: trim });
   return { room, log };
 }
 
@@ -260,7 +264,7 @@ test('trimming twice keeps the chain verifiable; purgeBefore is idempotent', asy
   const anchor = await log.anchor(room);
   assert.is(anchor?.seq, 7);
   assert.is(anchor?.trimmed, 7);
-  assert.equal(await log.verify(room), { ok: true, entries: 2, trimmed: 7 });
+  assert.equal(await log.verify(room), { ok: true, entries: 2, keyed: true, trimmed: 7 });
   assert.is(await log.purgeBefore(room, new Date(recent + 7 * day - 1)), 0);
   assert.is(await log.purgeBefore(room, new Date(Number.NaN)).catch((e) => e.name), 'TypeError');
 });
@@ -276,6 +280,7 @@ test('tampering after trimming is still found: the anchor or what remains', asyn
   assert.equal(await log.verify(room), {
     ok: false,
     entries: 3,
+    keyed: true,
     brokenAt: 1,
     reason: 'expected seq 1, found seq 4 (entry removed or reordered)',
   });
@@ -314,6 +319,7 @@ test('tampering after trimming is still found: the anchor or what remains', asyn
   assert.equal(await log.verify(room), {
     ok: false,
     entries: 2,
+    keyed: true,
     brokenAt: 6,
     reason: '1 entry was deleted from the end of the stream',
     trimmed: 3,
@@ -334,6 +340,30 @@ test('tampering after trimming is still found: the anchor or what remains', asyn
   const edited = await log.verify(room);
   assert.is(!edited.ok && edited.brokenAt, 5);
   assert.match(!edited.ok ? edited.reason : '', /hash does not match/);
+
+  // Entries cut from the start by hand, with an anchor forged to match (seq, hash, at copied from
+  // the entry before the cut): links check out, the anchor's HMAC does not.
+  ({ room, log } = await trimmedRoom());
+  const [firstKept] = await redis.xrange(streamOf(room), '-', '+', 'COUNT', 1);
+  const fields = firstKept?.[1] as string[];
+  const cutEntry = Object.fromEntries(
+    Array.from({ length: fields.length / 2 }, (_, i) => [fields[2 * i], fields[2 * i + 1]]),
+  );
+  await redis.xdel(streamOf(room), firstKept?.[0] as string);
+  const realAnchor = await redis.hgetall(anchorOf(room));
+  await redis.hset(anchorOf(room), 'seq', '4', 'trimmed', '4', 'hash', cutEntry.hash, 'at', cutEntry.at);
+  const reanchored = await log.verify(room);
+  assert.is(!reanchored.ok && reanchored.brokenAt, 5);
+  assert.is(!reanchored.ok && reanchored.reason, 'retention anchor’s HMAC does not match (anchor forged or edited)');
+  assert.ok(realAnchor.mac, 'the real anchor is keyed');
+  // Nor does retention trim such a chain.
+  await rejects(
+    () => log.purgeBefore(room, new Date(recent + 5 * day)),
+    /anchor’s HMAC does not match.*nothing purged/,
+  );
+  // Without the audit keys, retention purges nothing.
+  const keyless = new AuditLog(redis, silent);
+  await rejects(() => keyless.purgeBefore(room, new Date()), /no audit keys/);
 
   // The stream deleted, its anchor left behind.
   ({ room, log } = await trimmedRoom());
@@ -373,7 +403,7 @@ test('a broken chain is not purged: the evidence stays, the run goes on and logs
 
   const { logger, lines } = capture();
   const only: RetentionSettings = { ...defaults, eventsDays: 0, chatDays: 0, deliveriesDays: 0 };
-  const result = await processRetention({ redis, settings: only, logger });
+  const result = await processRetention({ redis, settings: only, logger, auditKeys });
   assert.is(result.auditRefused, 2);
   assert.is(await redis.xlen(key), 5);
   assert.is(await redis.xlen(`haven:audit:${truncated}`), 2);
@@ -396,7 +426,7 @@ test('a period of 0 keeps that kind forever', async () => {
   assert.equal(result, { events: 0, eventStreamsDeleted: 0, chat: 0, audit: 0, auditRefused: 0, deliveries: 0 });
   assert.is(await redis.xlen(`haven:attendance:${events}`), 1);
   assert.is(await redis.hlen(`haven:chat:${chat}`), 1);
-  assert.equal(await log.verify(audit), { ok: true, entries: 1 });
+  assert.equal(await log.verify(audit), { ok: true, entries: 1, keyed: true });
   assert.ok((await deliveryRooms()).includes('hook-old'));
   // One kind at 0, the others purge.
   const someForever = await processRetention({

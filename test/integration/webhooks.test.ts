@@ -1,20 +1,32 @@
 /**
  * Webhooks against a local HTTP receiver: events of a session arrive signed (HMAC-SHA256 over
  * timestamp and body), are retried after a 500, and are dead-lettered after the last attempt,
- * which the admin API shows.
+ * which the admin API shows. The session's end brings a signed `audit.checkpoint`, against which
+ * `haven audit verify` finds the audit chain cut afterwards.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { createHmac, createPublicKey, timingSafeEqual, verify as verifySignature } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { protocolVersion } from '../../client-sdk/src/protocol.ts';
+import { checkpointMessage } from '../../server/audit/checkpoint.ts';
+import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { admin, connect, next, ok, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 
 const webhookSecret = 'clinic-webhook-secret-0123';
+const auditSecret = 'webhooks-test-audit-secret-0123456789';
+const root = join(import.meta.dirname, '..', '..');
+const redisDir = mkdtempSync(join(tmpdir(), 'haven-webhooks-redis-'));
+let redisServer: EmbeddedRedis;
 
 interface Received {
   path: string;
@@ -61,7 +73,12 @@ test.before(async () => {
   receiver.listen(0, '127.0.0.1');
   await once(receiver, 'listening');
   const base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  redisServer = await EmbeddedRedis.start({ dataDir: redisDir });
   node = await startNodeProcess({
+    REDIS_URL: redisServer.url,
+    HAVEN_AUDIT_HMAC_KEY: auditSecret,
+    // Only a session's end checkpoints during the test: one audit.checkpoint per session.
+    HAVEN_AUDIT_CHECKPOINT_INTERVAL_S: '3600',
     HAVEN_AUTH_SECRET: testSecret,
     HAVEN_ADMIN_API_KEY: testAdminKey,
     HAVEN_MEDIA_WEBRTC_PORT: '0',
@@ -72,9 +89,11 @@ test.before(async () => {
   });
 });
 
-test.after(() => {
+test.after(async () => {
   node?.kill();
   receiver.close();
+  await redisServer?.stop();
+  rmSync(redisDir, { recursive: true, force: true });
 });
 
 test('a session’s events arrive signed; a 500 is retried; a dead endpoint is dead-lettered', async () => {
@@ -93,7 +112,7 @@ test('a session’s events arrive signed; a 500 is retried; a dead endpoint is d
     facilitator.close();
     participant.close();
   }
-  const types = ['session.started', 'participant.removed', 'session.ended', 'attendance.ready'];
+  const types = ['session.started', 'participant.removed', 'session.ended', 'attendance.ready', 'audit.checkpoint'];
   const at = (path: string) => received.filter((r) => r.path === path);
   await waitFor(
     () => types.every((t) => at('/ok').some((r) => JSON.parse(r.body).type === t)),
@@ -137,6 +156,66 @@ test('a session’s events arrive signed; a 500 is retried; a dead endpoint is d
   assert.is((await admin(node.url, 'GET', '/v1/webhooks/deliveries?limit=0')).status, 400);
 });
 
+test('audit.checkpoint: signed by the node’s audit key; haven audit verify with it finds a later cut', async () => {
+  const room = `hook-${process.pid}`;
+  const hooks = received.filter((r) => r.path === '/ok' && JSON.parse(r.body).type === 'audit.checkpoint');
+  assert.is(hooks.length, 1);
+  const body = hooks[0]?.body as string;
+  const event = JSON.parse(body);
+  assert.is(event.room, room);
+  assert.equal(Object.keys(event.data).sort(), ['at', 'hash', 'kid', 'seq', 'signature']);
+  // What a clinic does with the public key the node logs at start: check the Ed25519 signature.
+  const key = node.logs.find((l) => l.msg === 'audit checkpoint signing key') as { kid: string; publicKey: string };
+  assert.is(event.data.kid, key.kid);
+  const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: key.publicKey }, format: 'jwk' });
+  const message = checkpointMessage({ room, seq: event.data.seq, hash: event.data.hash, at: event.data.at });
+  assert.ok(verifySignature(null, Buffer.from(message), publicKey, Buffer.from(event.data.signature, 'base64url')));
+
+  // The chain reaches it; then its newest entries are cut, Redis' count reset with them.
+  const keyFile = join(redisDir, 'audit.key');
+  writeFileSync(keyFile, `${auditSecret}\n`);
+  const verifyCli = () =>
+    spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(root, 'bin/haven.ts'),
+        'audit',
+        'verify',
+        '--room',
+        room,
+        '--redis',
+        redisServer.url,
+        '--key',
+        keyFile,
+        '--checkpoint',
+        body,
+      ],
+      { cwd: root, encoding: 'utf8', env: { ...process.env, REDIS_URL: undefined } },
+    );
+  const before = verifyCli();
+  assert.is(before.status, 0, before.stdout + before.stderr);
+  assert.match(before.stdout, new RegExp(`reaches checkpoint seq ${event.data.seq};`));
+  const redis = new Redis(redisServer.url);
+  try {
+    const stream = `haven:audit:${room}`;
+    const entries = await redis.xrange(stream, '-', '+');
+    const kept = entries.filter(([, fields]) => Number(fields[fields.indexOf('seq') + 1]) < event.data.seq);
+    const cut = entries.slice(kept.length).map(([id]) => id);
+    await redis.xdel(stream, ...cut);
+    await redis.call('XSETID', stream, cut.at(-1) as string, 'ENTRIESADDED', String(kept.length));
+  } finally {
+    redis.disconnect();
+  }
+  const after = verifyCli();
+  assert.is(after.status, 1, after.stdout + after.stderr);
+  assert.is(
+    after.stdout,
+    `BROKEN at seq ${event.data.seq}: truncated (checkpoint seq ${event.data.seq}, chain ends at ${event.data.seq - 1})\n`,
+  );
+});
+
 test('the endpoints are listed with how their deliveries stand, never the secret', async () => {
   const res = await admin(node.url, 'GET', '/v1/webhooks/endpoints');
   assert.is(res.status, 200);
@@ -145,16 +224,16 @@ test('the endpoints are listed with how their deliveries stand, never the secret
     endpoints.map((e) => e.url.replace(/^http:\/\/127\.0\.0\.1:\d+/, '')),
     ['/ok', '/flaky', '/down'],
   );
-  assert.is(endpoints[0]?.deliveries.delivered, 4);
-  assert.is(endpoints[1]?.deliveries.delivered, 4, 'each after a retry');
-  assert.equal(endpoints[2]?.deliveries, { pending: 0, delivered: 0, retrying: 0, dead: 4 });
+  assert.is(endpoints[0]?.deliveries.delivered, 5);
+  assert.is(endpoints[1]?.deliveries.delivered, 5, 'each after a retry');
+  assert.equal(endpoints[2]?.deliveries, { pending: 0, delivered: 0, retrying: 0, dead: 5 });
   assert.not.match(JSON.stringify(res.body), new RegExp(webhookSecret));
 });
 
 test('deliveries are listed a page at a time, newest event first, each once', async () => {
   const all = (await admin(node.url, 'GET', '/v1/webhooks/deliveries?limit=100')).body.data;
   assert.is(all.nextCursor, null);
-  assert.ok(all.deliveries.length >= 12, 'four events to three endpoints');
+  assert.ok(all.deliveries.length >= 15, 'five events to three endpoints');
   const seen: string[] = [];
   let cursor: number | null = 0;
   while (cursor !== null) {
