@@ -5,6 +5,7 @@
  */
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { isDemoEnabled } from '../config/schema.ts';
+import { newErrorId } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { HavenNode } from './node.ts';
 
@@ -18,7 +19,27 @@ try {
 }
 
 const logger = createLogger(config);
-let node: HavenNode;
+let node: HavenNode | undefined;
+let shuttingDown = false;
+
+/*
+ * Last resort. Every socket.io listener and HTTP route runs guarded (a fault there answers
+ * INTERNAL with an errorId and the node goes on serving), so nothing a client sends gets here.
+ * - A rejection nobody handled: the operation it belonged to is abandoned, but nothing ran half
+ *   way; logged with an id, and the node keeps serving.
+ * - An exception thrown past every guard: the stack unwound through code in an unknown state
+ *   (Node's documentation: not safe to resume). The node drains as on SIGTERM, so rooms move and
+ *   clients reconnect within their grace, attendance is flushed, and exits 1 for its supervisor
+ *   to start it again.
+ */
+process.on('unhandledRejection', (reason) => {
+  logger.error({ errorId: newErrorId(), err: reason }, 'unhandled rejection');
+});
+process.on('uncaughtException', (err) => {
+  logger.fatal({ errorId: newErrorId(), err }, 'uncaught exception; draining and exiting');
+  void shutdown('uncaughtException', 1);
+});
+
 try {
   node = await HavenNode.start(config, logger);
 } catch (err) {
@@ -29,26 +50,25 @@ try {
 process.stdout.write(`Haven is running at ${node.url}  (health: ${node.url}/readyz, Ctrl-C to stop)\n`);
 if (isDemoEnabled(config)) process.stdout.write(`Demo: ${node.url}/demo\n`);
 
-let shuttingDown = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
+async function shutdown(reason: string, exitCode = 0): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
-  logger.info({ signal }, 'shutting down');
+  logger.info({ reason }, 'shutting down');
   const timer = setTimeout(() => {
     logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out; forcing exit');
     logger.flush();
     process.exit(1);
   }, config.shutdownTimeoutMs);
   try {
-    await node.stop();
+    await node?.stop();
     clearTimeout(timer);
     logger.flush();
-    process.exit(0);
+    process.exit(exitCode);
   } catch (err) {
     logger.error({ err }, 'shutdown failed');
     logger.flush();
     process.exit(1);
   }
 }
-process.on('SIGINT', shutdown);
-process.on('SIGTERM', shutdown);
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
