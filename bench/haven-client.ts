@@ -82,7 +82,7 @@ export class HavenClient {
   /** SSRCs whose producer a facilitator muted: the generator stops sending them. */
   readonly paused = new Set<number>();
   consumers = 0;
-  /** What it publishes (producer id → kind) and consumes (producer id → consumer SSRC), for the track check. */
+  /** What it publishes (producer id → kind) and consumes, resumed (producer id → consumer SSRC): for the track check. */
   readonly produces = new Map<string, 'audio' | 'video'>();
   readonly consumes = new Map<string, number>();
   closed = false;
@@ -216,11 +216,11 @@ export class HavenClient {
       producerId: track.producerId,
       rtpCapabilities: this.session.routerRtpCapabilities,
     })
-      .then((consumer) => {
+      .then(async (consumer) => {
         this.consumers++;
+        await this.request('resumeConsumer', { consumerId: consumer.id });
         const ssrc = (consumer.rtpParameters as { encodings?: { ssrc?: number }[] }).encodings?.[0]?.ssrc;
         if (ssrc !== undefined) this.consumes.set(track.producerId, ssrc);
-        return this.request('resumeConsumer', { consumerId: consumer.id });
       })
       .catch((err) => this.#onError('consume', err));
   }

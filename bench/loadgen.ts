@@ -91,11 +91,14 @@ async function joinHaven(target: HavenTarget, rooms: RoomPlan[]): Promise<Reply>
   await Promise.all(
     all.flatMap(({ room, members }) => members.filter((m) => m.role !== 'facilitator').map((m) => join(room, m))),
   );
-  // Media flows once everyone receives something (or after 10 s: counted as it is).
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && joined.some((c) => c.times.firstPacketAt === undefined && expectsMedia(c, rooms))) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // Media flows once everyone receives packets of every track due to them (a video consumer waits
+  // for a key frame); after 30 s it is measured as it is, and the window's track check names who
+  // still misses what.
+  const deadline = Date.now() + 30_000;
+  const settling = () =>
+    joined.some((c) => c.times.firstPacketAt === undefined && expectsMedia(c, rooms)) ||
+    missingTracks(trackViews(), (ssrc) => stats.stream(ssrc)?.received ?? 0).length > 0;
+  while (Date.now() < deadline && settling()) await new Promise((r) => setTimeout(r, 100));
   const participants = joined.filter((c) => c.role !== 'facilitator');
   return {
     type: 'joined',
@@ -105,6 +108,11 @@ async function joinHaven(target: HavenTarget, rooms: RoomPlan[]): Promise<Reply>
     ),
     failed: all.reduce((n, r) => n + r.members.length, 0) - joined.length,
   };
+}
+
+/** Everyone in a session, as the track check sees them. */
+function trackViews() {
+  return clients.filter((c) => c.session && !c.closed).map((c) => ({ ...c.trackView(), id: c.id }));
 }
 
 /** Whether someone else in the client's room publishes (else no packet will come). */
@@ -227,8 +235,7 @@ async function handle(command: Command): Promise<Reply> {
       return { type: 'ok' };
     case 'window-end': {
       const seconds = (epochMs() - windowStartedAt) / 1000;
-      const members = clients.filter((c) => c.session && !c.closed).map((c) => ({ ...c.trackView(), id: c.id }));
-      const missing = missingTracks(members, (ssrc) => stats.stream(ssrc)?.received ?? 0);
+      const missing = missingTracks(trackViews(), (ssrc) => stats.stream(ssrc)?.received ?? 0);
       return {
         type: 'window',
         seconds,

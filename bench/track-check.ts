@@ -9,7 +9,7 @@ export interface Receiver {
   room: string;
   /** What this participant publishes: producer id → kind. */
   produces: ReadonlyMap<string, 'audio' | 'video'>;
-  /** What it consumes: producer id → the consumer's SSRC (the one its packets arrive with). */
+  /** What it consumes, resumed: producer id → the consumer's SSRC (the one its packets arrive with). */
   consumes: ReadonlyMap<string, number>;
   /** Whether it receives media at all (latecomers of the moderation scenario come and go without). */
   receives: boolean;
@@ -20,7 +20,7 @@ export interface MissingTrack {
   producerId: string;
   owner: string;
   kind: 'audio' | 'video';
-  /** Never consumed, or consumed without a packet in the window. */
+  /** Never consumed (and resumed), or consumed without a packet in the window. */
   reason: 'not consumed' | 'no packets';
 }
 
