@@ -17,7 +17,8 @@
  *   the same one restarted, took the session back) carries the old owner's last lease renewal,
  *   and the later of that and the last event before it is the moment (see `withOutages`). The
  *   grace counts from there. While no node serves a session at all, `servedUntil` does the same
- *   at the end of the stream: nobody is billed past the last-served moment.
+ *   at the end of the stream: nobody is billed past the last-served moment. An old owner's write
+ *   that reached the stream after the restore counts where it happened, before it.
  *
  * `computeLiveAttendance` gives the same figures plus who is present at `now` and since when, for
  * facilitators' live view (live.ts).
@@ -183,6 +184,28 @@ function recoveredDisconnections(
  * dated at the moment it last served the room: the later of its last lease renewal
  * (`lastServedAt`) and the last event before, and never after the restore itself.
  */
+/**
+ * A superseded owner's late writes back where they happened: an event that reached the stream
+ * after a `restored` event but happened before it (the old node recorded it, then froze or died
+ * before writing it; a retried write goes after the top) is placed before that restore, so it is
+ * a fact of the old owner's time and part of its last-served moment, not a change after the
+ * session moved on.
+ */
+export function lateWritesBeforeRestores(events: readonly AttendanceEvent[]): AttendanceEvent[] {
+  const out: AttendanceEvent[] = [];
+  for (const e of events) {
+    let at = out.length;
+    if (e.type !== 'restored') {
+      for (let i = out.length - 1; i >= 0; i--) {
+        const before = out[i] as AttendanceEvent;
+        if (before.type === 'restored' && before.at > e.at) at = i;
+      }
+    }
+    out.splice(at, 0, e);
+  }
+  return out;
+}
+
 export function withOutages(events: readonly AttendanceEvent[], servedUntil?: number): AttendanceEvent[] {
   const out: AttendanceEvent[] = [];
   /** Participant → connected; present while the person has a place (waiting or admitted). */
@@ -280,7 +303,8 @@ function computeSession(input: ComputeAttendanceInput): {
 } {
   const { room, reconnectGraceMs, now } = input;
   const ratio = input.attendedRatio ?? 0.75;
-  const events = withOutages(sortEvents(input.events.filter((e) => e.room === room.id)), input.servedUntil);
+  const sorted = lateWritesBeforeRestores(sortEvents(input.events.filter((e) => e.room === room.id)));
+  const events = withOutages(sorted, input.servedUntil);
   const recovered = recoveredDisconnections(events, reconnectGraceMs, input.openGraceAsPresent ? now : undefined);
   const states = new Map<string, State>();
   let sessionStartedAt: number | null = null;

@@ -463,6 +463,18 @@ test('outage: a second restore before anyone is back dates nobody twice; the fir
   assert.equal(presence(r, 'b')?.intervals, [{ from: T(0), to: T(80) }]);
 });
 
+test('outage: an event of the old owner written after the restore counts where it happened, not after', () => {
+  const { events, ev } = outage();
+  ev('reconnected', 'a', 104, { stage: 'admitted' });
+  // Recorded by the old owner at 75 (a dropped), written late: the recorder puts it after the top.
+  const late: AttendanceEvent = { id: `${T(104)}-1`, type: 'disconnected', room: room.id, participant: 'a', at: T(75) };
+  events.push(late, { id: `${T(200)}-0`, type: 'sessionEnded', room: room.id, at: T(200) });
+  const r = compute(events);
+  assert.equal(presence(r, 'a')?.intervals, [{ from: T(0), to: T(200) }], 'dropped at 75, back at 104: recovered');
+  assert.is(presence(r, 'a')?.disconnections, 1, 'one disconnection, the real one');
+  assert.equal(presence(r, 'b')?.intervals, [{ from: T(0), to: T(80) }]);
+});
+
 test('no node serves the session: nobody is billed past the last-served moment, whatever "now" is', () => {
   const s = script();
   s.ev('sessionStarted', undefined, 0);
