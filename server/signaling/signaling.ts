@@ -24,6 +24,7 @@ import type { Logger } from '../logger.ts';
 import type { Room } from '../rooms/room.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
 import { guarded, loggableEventName } from './guard.ts';
+import { authorize, stageIn } from './permissions.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { describeIssues, isRequestName, requestSchemas } from './schemas.ts';
 
@@ -210,6 +211,7 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
   async function dispatch(socket: HavenSocket, name: RequestName, payload: unknown): Promise<unknown> {
     const parsed = safeParse(name, payload);
     if (!parsed.success) throw new HavenError('INVALID_REQUEST', describeIssues(parsed.error));
+    authorize(name, socket.data.identity.role, stageIn(socket.data.room, pid(socket)));
     if (name === 'join') return join(socket, parsed.data as RequestOf<'join'>);
     const room = socket.data.room;
     if (!room || room.closed) throw new HavenError('INVALID_STATE', 'join the room first');

@@ -1,7 +1,7 @@
 /**
  * Facilitation, enforced by the server: consent gate, waiting room, facilitator controls, hands,
- * chat, and the permission matrix (every role × every moderation request, sent as raw socket
- * events as a modified client would). Every moderation action lands in the audit log.
+ * chat. Who may send which request is permission-matrix.test.ts. Every moderation action lands in
+ * the audit log.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -80,6 +80,15 @@ function admitted(response: JoinResponse): SessionState {
   return response.session;
 }
 
+async function auditLength(room: string): Promise<number> {
+  const client = new Redis(redis.url);
+  try {
+    return await client.xlen(`haven:audit:${room}`);
+  } finally {
+    client.disconnect();
+  }
+}
+
 const codeOf = async (socket: TestSocket, name: string, payload: unknown) => {
   const res = await request(socket, name as never, payload);
   return res.ok ? 'ok' : res.error.code;
@@ -140,8 +149,8 @@ test('consent → waiting → admitted, with the waiting room live for the facil
   assert.is(atGate.consent.version, 1);
   assert.match(atGate.consent.hash, /^[0-9a-f]{64}$/);
   assert.is(await codeOf(participant, 'createTransport', { direction: 'recv' }), 'FORBIDDEN');
-  const stale = await ok(participant, 'acceptConsent', { version: 2 });
-  assert.is(stale.stage === 'consent' && stale.consent.version, 1, 'a wrong version shows the current text again');
+  const stale = await request(participant, 'acceptConsent', { version: 2 });
+  assert.is(!stale.ok && stale.error.consent?.version, 1, 'a wrong version is refused with the current text');
   const waiting = await ok(participant, 'acceptConsent', { version: 1 });
   assert.equal(waiting, { stage: 'waiting', waiting: { facilitatorPresent: false }, reconnectGraceMs: 30_000 });
 
@@ -182,7 +191,7 @@ test('consent → waiting → admitted, with the waiting room live for the facil
   assert.ok((await request(participant, 'createTransport', { direction: 'recv' })).ok, 'admitted: media allowed');
 });
 
-test('a new consent version must be accepted again; the old one is not enough', async () => {
+test('a new consent version must be accepted again; another version is refused (INVALID_REQUEST, with the text in force) and changes nothing', async () => {
   const room = await newRoom({ consentText, waitingRoom: false });
   const updated = await admin(node.url, 'PUT', `/v1/rooms/${room}/consent`, { text: `${consentText} Version two.` });
   assert.is(updated.status, 200);
@@ -190,8 +199,15 @@ test('a new consent version must be accepted again; the old one is not enough', 
   const participant = await client(room, 'pt-v');
   const gate = await joinAs(participant);
   assert.is(gate.stage === 'consent' && gate.consent.version, 2);
-  const stale = await ok(participant, 'acceptConsent', { version: 1 });
-  assert.is(stale.stage === 'consent' && stale.consent.version, 2, 'the old version is not accepted');
+  const auditBefore = await auditLength(room);
+  for (const version of [1, 3]) {
+    const refused = await request(participant, 'acceptConsent', { version });
+    assert.is(refused.ok ? 'ok' : refused.error.code, 'INVALID_REQUEST', `version ${version} is not in force`);
+    assert.equal(!refused.ok && refused.error.consent, gate.stage === 'consent' && gate.consent, 'the text in force');
+  }
+  // Nothing changed: still at the gate, nothing audited.
+  assert.is(await codeOf(participant, 'createTransport', { direction: 'recv' }), 'FORBIDDEN');
+  assert.is(await auditLength(room), auditBefore);
   assert.is((await ok(participant, 'acceptConsent', { version: 2 })).stage, 'admitted', 'no waiting room here');
 });
 
@@ -228,7 +244,7 @@ test('move back to the waiting room, then admit again', async () => {
   await back;
 });
 
-/* ---- the permission matrix ---- */
+/* ---- moderation (who may send what, at which stage: permission-matrix.test.ts) ---- */
 
 const moderation: Record<ModerationRequestName, unknown> = {
   admit: { participantId: 'p1' },
@@ -249,31 +265,6 @@ const moderation: Record<ModerationRequestName, unknown> = {
   spotlight: { participantId: 'p1' },
   deleteChatMessage: { messageId: 'msg_x' },
 };
-
-test('every moderation request from a participant, an observer or someone waiting is FORBIDDEN and changes nothing', async () => {
-  const { room, facilitator } = await groupWithParticipant();
-  const participant2 = await client(room, 'p2');
-  await joinAs(participant2);
-  await ok(facilitator, 'admit', { participantId: 'p2' });
-  const observer = await client(room, 'obs', 'observer');
-  admitted(await joinAs(observer));
-  const waiting = await client(room, 'p3');
-  assert.is((await joinAs(waiting)).stage, 'waiting');
-  for (const [who, socket] of [
-    ['participant', participant2],
-    ['observer', observer],
-    ['waiting', waiting],
-  ] as const) {
-    for (const [name, payload] of Object.entries(moderation)) {
-      assert.is(await codeOf(socket, name, payload), 'FORBIDDEN', `${who} → ${name}`);
-    }
-  }
-  // Nothing happened: p1 is still in, the room is not locked, the session goes on.
-  const live = (await admin(node.url, 'GET', `/v1/rooms/${room}`)).body.data;
-  assert.is(live.endedAt, undefined);
-  const late = await client(room, 'p4');
-  assert.is((await joinAs(late)).stage, 'waiting', 'not locked');
-});
 
 test('a facilitator can do each of them (co-facilitators alike)', async () => {
   const { room, participant } = await groupWithParticipant();
