@@ -5,7 +5,7 @@
  * `errorId` that is also in the error's log line, so that an answer can be traced.
  */
 import { randomBytes } from 'node:crypto';
-import type { ErrorCode, ProtocolError } from '../client-sdk/src/protocol.ts';
+import type { ConsentInfo, ErrorCode, ProtocolError } from '../client-sdk/src/protocol.ts';
 import type { Logger } from './logger.ts';
 
 export class HavenError extends Error {
@@ -14,24 +14,32 @@ export class HavenError extends Error {
   readonly url: string | undefined;
   /** With `UNAVAILABLE`: when trying again makes sense, in ms. */
   readonly retryAfterMs: number | undefined;
-  constructor(code: ErrorCode, message: string, details: { url?: string; retryAfterMs?: number } = {}) {
+  /** With `INVALID_REQUEST` to a stale consent: the text now in force. */
+  readonly consent: ConsentInfo | undefined;
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: { url?: string; retryAfterMs?: number; consent?: ConsentInfo } = {},
+  ) {
     super(message);
     this.name = 'HavenError';
     this.code = code;
     this.url = details.url;
     this.retryAfterMs = details.retryAfterMs;
+    this.consent = details.consent;
   }
 }
 
 /** The protocol form of any error: its own code for a `HavenError`, `INTERNAL` for the rest. */
 export function toProtocolError(err: unknown): ProtocolError {
   if (err instanceof HavenError) {
-    const { code, message, url, retryAfterMs } = err;
+    const { code, message, url, retryAfterMs, consent } = err;
     return {
       code,
       message,
       ...(url === undefined ? {} : { url }),
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      ...(consent === undefined ? {} : { consent }),
     };
   }
   return { code: 'INTERNAL', message: 'internal error; nothing was changed' };

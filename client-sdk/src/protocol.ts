@@ -51,6 +51,8 @@ export interface ProtocolError {
   url?: string;
   /** With `UNAVAILABLE`: in how many ms trying again makes sense (the SDK waits that long). */
   retryAfterMs?: number;
+  /** With `INVALID_REQUEST` to `acceptConsent` of a version no longer in force: the text now in force. */
+  consent?: ConsentInfo;
   /** With `INTERNAL`: the id of the server's log line about the fault, to quote when reporting it. */
   errorId?: string;
 }

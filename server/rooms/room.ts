@@ -673,8 +673,12 @@ export class Room extends TypedEmitter<RoomEvents> {
     const member = this.#connectedMember(participantId, connectionId);
     const consent = this.definition.consent;
     if (member.stage !== 'consent' || !consent) throw new HavenError('INVALID_STATE', 'no consent is asked of you');
-    // The text changed since it was shown: show the current one again.
-    if (version !== consent.version) return { stage: 'consent', consent };
+    // Only the text in force can be accepted: the refusal carries it, to show and accept instead.
+    if (version !== consent.version) {
+      throw new HavenError('INVALID_REQUEST', `consent version ${consent.version} is in force, not ${version}`, {
+        consent,
+      });
+    }
     const accepted = { version: consent.version, hash: consent.hash };
     this.#settings.audit({ room: this.id, actor: participantId, action: 'consent.accept', details: accepted });
     this.#presence('consented', participantId, accepted);
