@@ -719,6 +719,49 @@ test('facilitators: moderation.waiting follows the join answer and waitingRoomCh
   }
 });
 
+test('a facilitator with a live attendance view asks for it again after a reconnection', async () => {
+  const facilitatorSession = sessionState({
+    self: { id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [] },
+    participants: [],
+  });
+  let connections = 0;
+  const server = await stageServer((socket, requests) => {
+    connections++;
+    const attempt = connections;
+    answer(socket, requests, 'join', () =>
+      ok({ stage: 'admitted', session: { ...facilitatorSession, resumed: attempt > 1 } }),
+    );
+    answer(socket, requests, 'liveAttendance', () =>
+      ok({
+        asOf: 1_000 * attempt,
+        participants: [
+          { participantId: 'f-1', present: true, presentSince: 0, secondsPresent: attempt, role: 'facilitator' },
+        ],
+      }),
+    );
+  });
+  const session = createNodeSessionClient(server.url, 'f-1', { reconnect: { baseDelayMs: 10, maxDelayMs: 20 } });
+  const { client } = session;
+  try {
+    await client.connect();
+    await client.join();
+    const first = await client.moderation.liveAttendance();
+    assert.is(first.get('f-1')?.secondsPresent, 1);
+    const refreshed = nextEvent(client, 'attendanceUpdated');
+    server.last().conn.close();
+    const [view] = await refreshed;
+    assert.is(connections, 2);
+    assert.is(view.get('f-1')?.secondsPresent, 2, 'the answer asked for on the new connection');
+    assert.equal(
+      server.requests.map(([name]) => name),
+      ['join', 'liveAttendance', 'join', 'liveAttendance'],
+    );
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
 test('moderation.endSession(): resolves whether sessionEnded comes before or after the answer; a plain drop rejects', async () => {
   const server = await stageServer((socket, requests) => {
     answer(socket, requests, 'join', () =>
