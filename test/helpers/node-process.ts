@@ -3,12 +3,27 @@
  * temporary data folder and JSON logs, and reads its log lines.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { descendants, isAlive, waitFor } from './processes.ts';
 
 const root = join(import.meta.dirname, '..', '..');
+
+/**
+ * A client of the embedded Redis of the node whose data folder is `dataDir`, from the
+ * configuration the node wrote there (readable by its owner only). Call again after a node restart:
+ * the port and password change.
+ */
+export function embeddedRedisClient(dataDir: string): Redis {
+  const conf = readFileSync(join(dataDir, 'redis', 'redis.conf'), 'utf8');
+  const port = Number(/^port (\d+)$/m.exec(conf)?.[1]);
+  const password = /^requirepass (\S+)$/m.exec(conf)?.[1];
+  const client = new Redis({ host: '127.0.0.1', port, password, maxRetriesPerRequest: 2 });
+  client.on('error', () => {}); // reconnects on its own while a test restarts redis-server
+  return client;
+}
 
 export interface NodeProcess {
   child: ChildProcess;

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { protocolVersion } from '../../client-sdk/src/protocol.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { rejects } from '../helpers/assert.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { embeddedRedisClient, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { commandOf, isAlive, redisServersIn, waitFor } from '../helpers/processes.ts';
 import { admin, connect, ok, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 
@@ -170,16 +170,6 @@ async function startNode(): Promise<NodeProcess> {
   return node;
 }
 
-/** A client of a node's embedded Redis, from the configuration it wrote (owner-readable only). */
-function clientOfNode(): Redis {
-  const conf = readFileSync(join(nodeRedisDir, 'redis.conf'), 'utf8');
-  const port = Number(/^port (\d+)$/m.exec(conf)?.[1]);
-  const password = /^requirepass (\S+)$/m.exec(conf)?.[1];
-  const client = new Redis({ host: '127.0.0.1', port, password, maxRetriesPerRequest: 2 });
-  client.on('error', () => {});
-  return client;
-}
-
 /** Samples the redis-servers working in the node's folder until stopped: the most seen at once. */
 function watchRedisCount(): { stop(): number } {
   let most = 0;
@@ -214,7 +204,7 @@ test('node SIGKILLed and restarted on its folder: never two redis-servers, every
   await admin(node.url, 'POST', '/v1/rooms', { id: room, title: 'Group', consentText: 'Confidential.' });
   const facilitator = await connect(node.url, token(room, 'fac', 'facilitator'));
   const pt = await connect(node.url, token(room, 'pt'));
-  const client = clientOfNode();
+  const client = embeddedRedisClient(nodeDir);
   let acknowledged: string[];
   try {
     await ok(facilitator, 'join', { protocolVersion });
@@ -239,7 +229,7 @@ test('node SIGKILLed and restarted on its folder: never two redis-servers, every
   await node.killNodeOnly();
   const restarted = await startNode();
   assert.is(watch.stop(), 1, 'at most one redis-server on the folder at any moment');
-  const after = clientOfNode();
+  const after = embeddedRedisClient(nodeDir);
   try {
     const ids = (await after.xrange(`haven:attendance:${room}`, '-', '+')).map(([id]) => id);
     assert.equal(ids.slice(0, acknowledged.length), acknowledged, 'every acknowledged event, once, in order');
