@@ -138,11 +138,19 @@ test('the facilitator mutes Ben: the others stop receiving his audio, and he is 
       timeout: 5_000,
     },
   );
-  await new Promise((r) => setTimeout(r, 700)); // packets already on the way
-  const before = await audioBytesFrom(cai, ids.Ben as string);
+  // Packets already on their way still arrive: wait until Cai's count of Ben's audio stands still
+  // (it never does if the mute did not stop it), then check it stays so.
+  const settled = await waitFor(
+    async () => {
+      const first = await audioBytesFrom(cai, ids.Ben as string);
+      await new Promise((r) => setTimeout(r, 500));
+      return (await audioBytesFrom(cai, ids.Ben as string)) === first ? { bytes: first } : undefined;
+    },
+    15_000,
+    'Ben’s audio to stop reaching Cai',
+  );
   await new Promise((r) => setTimeout(r, 1_500));
-  const after = await audioBytesFrom(cai, ids.Ben as string);
-  assert.is(after, before, 'no audio from Ben after the mute');
+  assert.is(await audioBytesFrom(cai, ids.Ben as string), settled.bytes, 'no audio from Ben after the mute');
 });
 
 test('a removed page cannot come back with its token', async () => {
