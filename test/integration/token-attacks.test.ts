@@ -371,7 +371,7 @@ test('each refusal is logged with its reason and fingerprint, never the token or
     const logs = nodes[o.server].logs;
     const line = await waitFor(
       () => logs.find((l) => l.msg === 'access token rejected' && l.tokenHash === tokenFingerprint(o.token)),
-      5_000,
+      10_000,
       `the log line of "${o.name}"`,
     );
     assert.is(line.reason, o.message, o.name);
