@@ -36,7 +36,7 @@ import { auditKeysOf } from './audit/keys.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { Cluster } from './cluster/cluster.ts';
 import { DataDirLock } from './data-dir-lock.ts';
-import { createHttpApp, type Readiness } from './http/app.ts';
+import { answerClientError, createHttpApp, type Readiness } from './http/app.ts';
 import { createDemoHandler } from './http/demo.ts';
 import type { Logger } from './logger.ts';
 import { WorkerPool } from './media/worker-pool.ts';
@@ -46,6 +46,7 @@ import { ChatArchive } from './rooms/chat-archive.ts';
 import { RoomManager } from './rooms/room-manager.ts';
 import { type Fence, RoomStateStore } from './rooms/room-state.ts';
 import { RoomStore } from './rooms/room-store.ts';
+import { maxFrameBytes } from './signaling/guard.ts';
 import { attachSignaling, type HavenSocketServer, type SignalingHandle } from './signaling/signaling.ts';
 
 const redisPingTimeoutMs = 1_000;
@@ -278,11 +279,16 @@ export class HavenNode {
             },
             demo:
               isDemoEnabled(config) && authSecret
-                ? createDemoHandler({ secret: authSecret, issuer: config.auth.issuer, audience: config.auth.audience })
+                ? createDemoHandler({
+                    secret: authSecret,
+                    issuer: config.auth.issuer,
+                    audience: config.auth.audience,
+                    logger,
+                  })
                 : undefined,
           }),
         ),
-        io: new SocketServer({ serveClient: false, maxHttpBufferSize: 100_000 }),
+        io: new SocketServer({ serveClient: false, maxHttpBufferSize: maxFrameBytes }),
         rooms,
         revocations,
         authSecret,
@@ -316,6 +322,7 @@ export class HavenNode {
         rateBurst: config.signaling.rateBurst,
         cluster,
       });
+      node.http.on('clientError', answerClientError);
       node.io.attach(node.http);
       node.http.listen(config.http.port, config.http.host);
       await once(node.http, 'listening');

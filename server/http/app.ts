@@ -7,6 +7,7 @@
  * `errorId` that is in the log, and the server goes on serving.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { answerFailure, HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { type AdminDeps, handleAdmin } from './admin.ts';
@@ -66,4 +67,27 @@ function requestUrl(req: IncomingMessage): URL {
     throw new HavenError('INVALID_REQUEST', 'malformed URL');
   }
   return url;
+}
+
+/** Statuses of requests Node's HTTP parser refuses before any route sees them. */
+const parserStatus: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+};
+
+/**
+ * The server's `clientError` listener: a request the HTTP parser refuses (malformed, headers over
+ * 16 KiB, too slow) is answered in JSON with a code too, then the connection is closed.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason] = parserStatus[err.code ?? ''] ?? [400, 'Bad Request'];
+  const body = JSON.stringify({ ok: false, error: { code: 'INVALID_REQUEST', message: 'malformed HTTP request' } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+  );
 }

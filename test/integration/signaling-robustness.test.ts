@@ -244,6 +244,17 @@ test('malformed URLs get a coded 400, never a crash', async () => {
   await assertUnharmed(other);
 });
 
+test('requests the HTTP parser refuses get a coded JSON answer too', async () => {
+  const other = await bystander();
+  const garbage = await rawHttp('GARBAGE\r\n\r\n');
+  assert.is(garbage.status, 400, garbage.body);
+  assert.is(JSON.parse(garbage.body).error.code, 'INVALID_REQUEST');
+  const bigHeaders = await rawHttp(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`);
+  assert.is(bigHeaders.status, 431, bigHeaders.body);
+  assert.is(JSON.parse(bigHeaders.body).error.code, 'INVALID_REQUEST');
+  await assertUnharmed(other);
+});
+
 /** POSTs `body` with a content type; the status and JSON answer. */
 function post(path: string, body: string | Buffer, type = 'application/json') {
   return new Promise<{ status: number; body: { ok: boolean; error?: { code: string } } }>((resolve, reject) => {
