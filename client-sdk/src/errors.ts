@@ -3,7 +3,7 @@
  * {@link InvalidStateError}; anything the server refuses (and a request that got no answer) is a
  * {@link HavenRequestError} with a stable `code`.
  */
-import type { ErrorCode } from './protocol.ts';
+import type { ConsentInfo, ErrorCode } from './protocol.ts';
 
 /**
  * Codes the SDK itself gives a {@link HavenRequestError} when the server could not answer:
@@ -31,12 +31,14 @@ export class HavenRequestError extends Error {
   readonly url: string | undefined;
   /** With `UNAVAILABLE`: in how many ms trying again makes sense. */
   readonly retryAfterMs: number | undefined;
+  /** With `INVALID_REQUEST` from `acceptConsent()`: the consent text in force (the SDK shows it as `consentRequired`). */
+  readonly consent: ConsentInfo | undefined;
 
   constructor(
     code: ErrorCode | ClientErrorCode,
     message: string,
     request: string,
-    details: { url?: string; retryAfterMs?: number } = {},
+    details: { url?: string; retryAfterMs?: number; consent?: ConsentInfo } = {},
     cause?: unknown,
   ) {
     super(message);
@@ -47,6 +49,7 @@ export class HavenRequestError extends Error {
     this.request = request;
     this.url = details.url;
     this.retryAfterMs = details.retryAfterMs;
+    this.consent = details.consent;
   }
 }
 

@@ -479,7 +479,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    *
    * @throws InvalidStateError unless the state is `'consent'`.
    * @throws HavenRequestError e.g. `INVALID_REQUEST` when the text changed meanwhile (also
-   *   emitted as `error`); the state is then `'consent'` again.
+   *   emitted as `error`); the state is then `'consent'` again, `consent` holds the text in force
+   *   and `consentRequired` fires with it: show it, then call `acceptConsent()` again.
    */
   async acceptConsent(): Promise<void> {
     this.#assertState('acceptConsent()', 'consent');
@@ -491,8 +492,12 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       await this.#requestStage(signaling, () => signaling.request('acceptConsent', { version: consent.version }));
     } catch (error) {
       if (this.#signaling === signaling && this.#state === 'joining') {
+        // Another version is in force now: the refusal carries it, to show and accept instead.
+        const current = error instanceof HavenRequestError ? error.consent : undefined;
+        if (current) this.#consent = current;
         this.#setState('consent');
         if (!isConnectionLoss(error)) this.#emitError(error);
+        if (current) this.safeEmit('consentRequired', { ...current });
       }
       throw error;
     }

@@ -195,7 +195,8 @@ export class Signaling extends TypedEmitter<SignalingEvents> {
         } else if (response.ok) {
           resolve(response.data as ResponseOf<K>);
         } else {
-          reject(new HavenRequestError(response.error.code, response.error.message, name));
+          const { code, message, consent } = response.error;
+          reject(new HavenRequestError(code, message, name, consent ? { consent } : {}));
         }
       });
     });

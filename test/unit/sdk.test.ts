@@ -508,6 +508,47 @@ function answer(socket: Socket, requests: [string, unknown][], name: string, rep
   });
 }
 
+test('acceptConsent() of a version no longer in force: the refusal brings the text in force, accepted next', async () => {
+  const inForce = { version: 4, hash: 'cd', text: 'Private, version four.' };
+  const server = await stageServer((socket, requests) => {
+    answer(socket, requests, 'join', () =>
+      ok({ stage: 'consent', consent: { version: 3, hash: 'ab', text: 'Private.' } }),
+    );
+    answer(socket, requests, 'acceptConsent', (payload) =>
+      (payload as { version: number }).version === 4
+        ? ok({ stage: 'waiting', waiting: { facilitatorPresent: false } })
+        : {
+            ok: false,
+            error: { code: 'INVALID_REQUEST', message: 'consent version 4 is in force, not 3', consent: inForce },
+          },
+    );
+  });
+  const { client } = createNodeSessionClient(server.url, 'p-1');
+  try {
+    client.on('error', () => {});
+    await client.connect();
+    const gate = nextEvent(client, 'consentRequired');
+    void client.join().catch(() => {});
+    await gate;
+    const again = nextEvent(client, 'consentRequired');
+    const stale = (await throwsAsync(() => client.acceptConsent(), HavenRequestError)) as HavenRequestError;
+    assert.is(stale.code, 'INVALID_REQUEST');
+    assert.equal(stale.consent, inForce);
+    assert.equal(await again, [inForce]);
+    assert.is(client.connectionState, 'consent');
+    assert.equal(client.consent, inForce);
+    await client.acceptConsent();
+    assert.is(client.connectionState, 'waiting');
+    assert.equal(
+      server.requests.filter(([name]) => name === 'acceptConsent').map(([, p]) => p),
+      [{ version: 3 }, { version: 4 }],
+    );
+  } finally {
+    await client.leave();
+    await server.close();
+  }
+});
+
 test('join() passes the consent gate and the waiting room, and resolves once admitted', async () => {
   let acceptances = 0;
   const server = await stageServer((socket, requests) => {
