@@ -223,6 +223,11 @@ export class HavenNode {
           turn: config.turn,
           audit: (record) => audit.recordInBackground(record),
           attendance: (event) => {
+            // A node that lost the room (frozen past its lease, cut off) no longer speaks for it.
+            if (!cluster.serves(event.room)) {
+              logger.warn({ room: event.room, type: event.type }, 'attendance event dropped: room not served here');
+              return;
+            }
             recorder.record(event);
             const hook = webhookOf[event.type];
             if (hook) void emit(hook, { room: event.room, participant: event.participant });
@@ -247,6 +252,7 @@ export class HavenNode {
         nodeId: config.cluster.nodeId ?? `node-${randomBytes(4).toString('hex')}`,
         nodeTimeoutMs: config.cluster.nodeTimeoutS * 1000,
         load: () => ({ rooms: rooms.rooms.length, consumers: workerPool.workers.reduce((n, w) => n + w.load, 0) }),
+        serving: (room) => rooms.get(room) !== undefined,
       });
       const node: HavenNode = new HavenNode({
         config,

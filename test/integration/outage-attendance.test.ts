@@ -1,6 +1,6 @@
 /**
  * A node outage is never billed as presence. Real node processes on one real Redis, raw signaling
- * clients, a short grace (8 s) and short leases (2 s). Each fault is followed by an exact
+ * clients, a short grace (10 s) and short leases (2 s). Each fault is followed by an exact
  * attendance check: the bill is computed from the room's stream as the workers do, and compared
  * with what the rules give for the moments the nodes themselves wrote down — the last moment the
  * old owner is known to have served the room (its last lease renewal or its last event, whichever
@@ -14,7 +14,7 @@
  * - `SIGSTOP` of the owner past its lease, another node takes the room, `SIGCONT`: what the woken
  *   node saw (its clients gone) changes nothing in the bill.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -31,7 +31,7 @@ import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { admin, connect, ok, type TestSocket, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 
-const graceS = 8;
+const graceS = 10;
 const graceMs = graceS * 1000;
 const leaseS = 2;
 const dir = mkdtempSync(join(tmpdir(), 'haven-outage-'));
@@ -75,6 +75,12 @@ test.after(async () => {
   await embedded?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** A process's state letter (`T`: stopped), from /proc. */
+const stateOf = (pid: number): string => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+};
 
 /** A frozen node (a failed test) must not outlive the file. */
 function wakeUp(pid: number): void {
@@ -310,9 +316,11 @@ test('SIGSTOP of the owner past its lease: what the woken node sees changes noth
     room,
     owner,
     async (joined) => {
+      // Its clients give up on it as it freezes: their goodbyes reach it as it stops, and it acts
+      // on them only when it wakes, its lease long gone.
       process.kill(pid, 'SIGSTOP');
-      // Its clients give up on it while it is frozen.
       for (const socket of joined) socket.close();
+      await waitFor(() => stateOf(pid) === 'T', 5_000, 'the owner stopped');
       await waitFor(async () => (await redis.exists(`haven:room-owner:${room}`)) === 0, 10_000, 'the lease to run out');
     },
     () => urlOf(other),
