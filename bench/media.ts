@@ -87,12 +87,17 @@ abstract class PacedSource implements RtpSource {
   bytes = 0;
   protected readonly frameMs: number;
   readonly #ticksPerFrame: number;
-  #seq = Math.floor(Math.random() * 0x10000);
+  #seq: number;
   readonly #timestamp0 = Math.floor(Math.random() * 0x100000000);
   #start: number | undefined;
   #next = 0;
 
-  constructor(ssrc: number, payloadType: number, frameMs: number, clockRate: number) {
+  constructor(options: SourceOptions, frameMs: number, clockRate: number) {
+    const { ssrc, payloadType } = options;
+    // Below 2^15, as libwebrtc starts: the receiver takes the first packet it authenticates as
+    // rollover counter 0 (RFC 3711), so a stream that wraps before any packet gets through (its
+    // first ones lost while a worker's socket overflows) would fail authentication forever.
+    this.#seq = (options.firstSequenceNumber ?? Math.floor(Math.random() * 0x8000)) & 0xffff;
     this.ssrc = ssrc >>> 0;
     this.payloadType = payloadType;
     this.frameMs = frameMs;
@@ -136,6 +141,8 @@ export interface SourceOptions {
   ssrc: number;
   /** The payload type in the producer's `rtpParameters`. */
   payloadType: number;
+  /** The first RTP sequence number. Default: random below 2^15 (see `PacedSource`). */
+  firstSequenceNumber?: number;
 }
 
 /** Opus at 20 ms per packet: 50 packets/s of 80–120-byte payloads, timestamps +960 at 48 kHz. */
@@ -143,7 +150,7 @@ export class OpusSource extends PacedSource {
   readonly kind = 'audio';
 
   constructor(options: SourceOptions) {
-    super(options.ssrc, options.payloadType, 20, 48_000);
+    super(options, 20, 48_000);
   }
 
   protected frame(_index: number, timestamp: number, nowMs: number, out: Buffer[]): void {
@@ -195,7 +202,7 @@ export class Vp8Source extends PacedSource {
 
   constructor(options: Vp8SourceOptions) {
     const frameRate = options.frameRate ?? 30;
-    super(options.ssrc, options.payloadType, 1000 / frameRate, 90_000);
+    super(options, 1000 / frameRate, 90_000);
     const frameBytes = (options.bitrate ?? 800_000) / 8 / frameRate;
     const interval = options.keyFrameIntervalMs ?? 2500;
     this.#framesPerKeyFrame =

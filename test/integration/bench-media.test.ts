@@ -1,6 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Producer, RtpCodecParameters } from 'mediasoup/node/lib/types.js';
+import type { Consumer, Producer, RtpCodecParameters } from 'mediasoup/node/lib/types.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { epochMs, isRtcp, keyFrameRequests, OpusSource, ReceiverStats, Vp8Source } from '../../bench/media.ts';
@@ -68,6 +68,63 @@ test('mediasoup forwards synthetic SRTP Opus and VP8; a PLI brings a key frame; 
       assert.ok(forwarded.loss < 0.01, `${consumer.kind} loss ${forwarded.loss}`);
     }
     assert.ok(stats.snapshot().oneWayDelayMs.count > 0);
+  } finally {
+    sender.close();
+    receiver.close();
+    await pool.close();
+  }
+});
+
+test('a source whose first 32,000 packets are lost on the way still reaches its consumers (no early sequence wrap)', async () => {
+  // The SFU's SRTP takes the first packet it authenticates as rollover counter 0: had the
+  // sequence wrapped before any packet got through, every later packet would fail authentication
+  // and the track would be silent for good. Twelve sources, each losing its first 32,000 packets.
+  const pool = await WorkerPool.create({ size: 1, logLevel: 'error' });
+  const [sender, receiver] = [createSocket('udp4'), createSocket('udp4')];
+  try {
+    const { router } = await pool.createRouter({ mediaCodecs });
+    const srtp = { listenIp: '127.0.0.1', rtcpMux: true, enableSrtp: true, srtpCryptoSuite } as const;
+    const key = generateSrtpKeyBase64();
+    await new Promise<void>((resolve) => sender.bind(0, '127.0.0.1', resolve));
+    const ingest = await router.createPlainTransport({ ...srtp, comedia: false });
+    await ingest.connect({
+      ip: '127.0.0.1',
+      port: sender.address().port,
+      srtpParameters: { cryptoSuite: srtpCryptoSuite, keyBase64: key },
+    });
+    await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
+    const egress = await router.createPlainTransport({ ...srtp, comedia: false });
+    const ours = { cryptoSuite: srtpCryptoSuite, keyBase64: generateSrtpKeyBase64() } as const;
+    await egress.connect({ ip: '127.0.0.1', port: receiver.address().port, srtpParameters: ours });
+    const sources = Array.from({ length: 12 }, (_, i) => new OpusSource({ ssrc: 5000 + i, payloadType: 100 }));
+    const consumers: Consumer[] = [];
+    for (const source of sources) {
+      const producer = await ingest.produce({
+        kind: 'audio',
+        rtpParameters: { codecs: [opusCodec], encodings: [{ ssrc: source.ssrc }] },
+      });
+      consumers.push(await egress.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities }));
+    }
+    for (const consumer of consumers) await consumer.resume();
+    const stats = new ReceiverStats();
+    receiver.on('message', (msg: Buffer) => {
+      if (!isRtcp(msg)) stats.record(msg);
+    });
+    const toSfu = new SrtpSession(key);
+    // Encrypted and "sent" (the sender's rollover counters advance), lost before the SFU.
+    let clock = 1_700_000_000_000;
+    for (let i = 0; i < 32_000; i++, clock += 20)
+      for (const s of sources) for (const p of s.poll(clock)) toSfu.protectRtp(p);
+    const heard = () =>
+      consumers.every((c) => (stats.stream(c.rtpParameters.encodings?.[0]?.ssrc ?? 0)?.received ?? 0) > 0);
+    // Then through: a packet of each every 10 ms until every consumer has heard its source.
+    for (let round = 0; round < 300 && !heard(); round++, clock += 20) {
+      for (const s of sources)
+        for (const p of s.poll(clock)) sender.send(toSfu.protectRtp(p), ingest.tuple.localPort, '127.0.0.1');
+      await sleep(10);
+    }
+    const silent = consumers.filter((c) => !(stats.stream(c.rtpParameters.encodings?.[0]?.ssrc ?? 0)?.received ?? 0));
+    assert.is(silent.length, 0, `${silent.length} of 12 tracks never forwarded`);
   } finally {
     sender.close();
     receiver.close();

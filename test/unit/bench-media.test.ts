@@ -49,6 +49,22 @@ test('Opus: 50 packets/s, 80–120-byte payloads, timestamps +960, consecutive s
   }
 });
 
+test('sources start their sequence numbers below 2^15, so 32,767 lost packets cannot hide a wrap', () => {
+  const firsts = Array.from({ length: 1_000 }, (_, i) => {
+    const source = i % 2 ? new OpusSource({ ssrc: i, payloadType: 100 }) : new Vp8Source({ ssrc: i, payloadType: 101 });
+    return (source.poll(1_700_000_000_000)[0] as Buffer).readUInt16BE(2);
+  });
+  assert.ok(
+    firsts.every((seq) => seq < 0x8000),
+    `first sequence numbers up to ${Math.max(...firsts)}`,
+  );
+  assert.ok(new Set(firsts).size > 900, 'random');
+  assert.is(
+    new OpusSource({ ssrc: 1, payloadType: 100, firstSequenceNumber: 65_530 }).poll(0)[0]?.readUInt16BE(2),
+    65_530,
+  );
+});
+
 test('a late poll catches up a few frames, not a burst of everything missed', () => {
   const source = new OpusSource({ ssrc: 1, payloadType: 100 });
   assert.is(source.poll(0).length, 1);
