@@ -193,15 +193,21 @@ function recoveredDisconnections(
  */
 export function lateWritesBeforeRestores(events: readonly AttendanceEvent[]): AttendanceEvent[] {
   const out: AttendanceEvent[] = [];
+  /** Positions in `out` of the `restored` events so far. */
+  const restores: number[] = [];
   for (const e of events) {
-    let at = out.length;
-    if (e.type !== 'restored') {
-      for (let i = out.length - 1; i >= 0; i--) {
-        const before = out[i] as AttendanceEvent;
-        if (before.type === 'restored' && before.at > e.at) at = i;
-      }
+    if (e.type === 'restored') restores.push(out.length);
+    // Compared with the latest restore (the current owner's clock) only: owners' clocks may differ.
+    const latest = restores.at(-1);
+    if (e.type === 'restored' || latest === undefined || (out[latest] as AttendanceEvent).at <= e.at) {
+      out.push(e);
+      continue;
     }
+    // Before the first restore that came after it happened.
+    const k = restores.findIndex((i) => (out[i] as AttendanceEvent).at > e.at);
+    const at = restores[k] as number;
     out.splice(at, 0, e);
+    for (let j = k; j < restores.length; j++) restores[j] = (restores[j] as number) + 1;
   }
   return out;
 }

@@ -4,6 +4,7 @@ import {
   type ComputeAttendanceInput,
   computeAttendance,
   computeLiveAttendance,
+  lateWritesBeforeRestores,
   type SessionAttendance,
 } from '../../server/attendance/compute.ts';
 import { attendanceCsv, parseCsv } from '../../server/attendance/csv.ts';
@@ -473,6 +474,24 @@ test('outage: an event of the old owner written after the restore counts where i
   assert.equal(presence(r, 'a')?.intervals, [{ from: T(0), to: T(200) }], 'dropped at 75, back at 104: recovered');
   assert.is(presence(r, 'a')?.disconnections, 1, 'one disconnection, the real one');
   assert.equal(presence(r, 'b')?.intervals, [{ from: T(0), to: T(80) }]);
+});
+
+test('outage: a later owner with a slower clock is not taken for a late writer', () => {
+  const at = (id: number, type: AttendanceEventType, s: number, participant?: string): AttendanceEvent => ({
+    id: `${T(200)}-${id}`,
+    type,
+    room: room.id,
+    at: T(s),
+    ...(participant ? { participant } : {}),
+  });
+  const events = [
+    at(0, 'admitted', 0, 'a'),
+    at(1, 'restored', 100), // node B
+    at(2, 'reconnected', 101, 'a'),
+    at(3, 'restored', 90), // node C, its clock 20 s behind B's
+    at(4, 'reconnected', 95, 'a'), // C's own event, earlier than B's restore by the clocks: stays
+  ];
+  assert.equal(lateWritesBeforeRestores(events), events);
 });
 
 test('no node serves the session: nobody is billed past the last-served moment, whatever "now" is', () => {
