@@ -61,7 +61,7 @@ export interface SignalingResult {
   steps: SignalingMeasure[];
   /** Haven ÷ bare at each level. */
   comparison: { participants: number; p50Ratio: number; p95Ratio: number; p99Ratio: number }[];
-  /** The first level whose p99 ratio passed 2 (null: none did). */
+  /** With --knee: the first level whose p99 ratio passed 2 or where Haven had errors (null: none). */
   knee?: number | null;
   failure?: string;
 }
@@ -339,11 +339,15 @@ export async function runSignaling(argv: string[]): Promise<number> {
       }
     }
     if (o.knee) {
-      result.knee = result.comparison.find((c) => c.p99Ratio > 2)?.participants ?? null;
+      // The first level that failed the target: p99 past 2× bare, or any error on Haven.
+      const failing = (c: SignalingResult['comparison'][number]) =>
+        c.p99Ratio > 2 ||
+        result.steps.some((s) => s.target === 'haven' && s.participants === c.participants && s.errorCount > 0);
+      result.knee = result.comparison.find(failing)?.participants ?? null;
       console.log(
         result.knee === null
           ? `knee: p99 within 2× bare socket.io at every level up to ${o.levels.at(-1)}`
-          : `knee: p99 passes 2× bare socket.io at ${result.knee} participants`,
+          : `knee: at ${result.knee} participants Haven's p99 passes 2× bare socket.io's (or it had errors)`,
       );
     }
   } catch (err) {
