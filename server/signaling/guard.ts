@@ -4,6 +4,7 @@
  * exception that escaped a socket.io listener would otherwise end the process, and every session
  * on it, for one client's frame.
  */
+import { createHash } from 'node:crypto';
 import { answerFailure } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
@@ -31,9 +32,13 @@ export function guarded<A extends unknown[]>(
   };
 }
 
-/** Names that look like protocol names are logged as they are; anything else by type and size only. */
+/**
+ * An unknown event name as a log line may show it: its type, its length and a short hash. The
+ * name itself is whatever a client chose to send and could be anything (a person's name, say);
+ * the hash still lets someone who suspects a name (an SDK newer than the node) check it.
+ */
 export function loggableEventName(name: unknown): string {
-  if (typeof name === 'string' && /^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(name)) return name;
-  const size = typeof name === 'string' ? name.length : String(name).length;
-  return `<${typeof name}, ${size} characters>`;
+  const text = typeof name === 'string' ? name : String(name);
+  const hash = createHash('sha256').update(text).digest('hex').slice(0, 12);
+  return `${typeof name}:${text.length}:${hash}`;
 }

@@ -307,8 +307,8 @@ test('thousands of random frames at every stage leave the node serving, every re
 
   const baseRss = rssOf(node.child.pid as number);
   const none: Exclusions = new Set();
-  // The fuzzing facilitator keeps its stage: ending its own session would close its connection
-  // (endSession is covered in the facilitation tests), and it is alone with its target in its room.
+  // The fuzzing facilitator keeps its stage while it fuzzes: ending its own session would close
+  // its connection. It sends endSession last, below; it is alone with its target in its room.
   const facilitatorExclusions: Exclusions = new Set(['endSession']);
   const fuzzed: [string, TestSocket, Exclusions][] = [
     ['not joined', stranger, none],
@@ -341,6 +341,20 @@ test('thousands of random frames at every stage leave the node serving, every re
   const grownBy = rssOf(node.child.pid as number) - baseRss;
   process.stdout.write(`protocol fuzz: node RSS grew by ${(grownBy / 2 ** 20).toFixed(1)} MB\n`);
   assert.ok(grownBy < rssBoundBytes, `RSS grew by ${grownBy} bytes (seed ${seed})`);
+
+  // Last, the name left out: endSession from the fuzzing facilitator, until one is valid and ends its session.
+  let ended = false;
+  const endedClosed = new Promise<void>((r) => fuzzFacilitator.once('disconnect', () => r()));
+  for (const payload of fc.sample(payloadFor('endSession'), { seed: seed + 2, numRuns: 50 })) {
+    const answer = await request(fuzzFacilitator, 'endSession', payload);
+    assert.ok(answer.ok || errorCodes.includes(answer.error.code), JSON.stringify(answer));
+    assert.is.not(!answer.ok && answer.error.code, 'INTERNAL');
+    if (answer.ok) {
+      ended = true;
+      break;
+    }
+  }
+  if (ended) await endedClosed;
 
   // The legitimate facilitator's next actions work: lock and unlock, admit a newcomer.
   assert.ok(legit.connected, "the legitimate facilitator's connection was closed");

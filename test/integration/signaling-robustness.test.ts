@@ -18,6 +18,7 @@ import type { TokenVerifier } from '../../server/auth/tokens.ts';
 import type { AdminDeps } from '../../server/http/admin.ts';
 import { createHttpApp } from '../../server/http/app.ts';
 import type { RoomManager } from '../../server/rooms/room-manager.ts';
+import { loggableEventName } from '../../server/signaling/guard.ts';
 import { attachSignaling, type HavenSocketServer } from '../../server/signaling/signaling.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { isAlive, waitFor } from '../helpers/processes.ts';
@@ -126,6 +127,10 @@ test('odd event names (empty, huge, prototype names, error) are answered UNKNOWN
   for (const name of names) untyped(s).emit(name, { a: 1 });
   assert.is(codeOf(await emitWithAck(s, 'join', 'not an object')), 'INVALID_REQUEST');
   assert.ok(s.connected);
+  // An unknown name is logged by type, length and hash: a client may put anything in it.
+  assert.is(codeOf(await emitWithAck(s, 'MaryJaneSmith', {})), 'UNKNOWN_EVENT');
+  await waitFor(() => node.output().includes(loggableEventName('MaryJaneSmith')), 5_000, 'the unknown event logged');
+  assert.not.ok(node.output().includes('MaryJaneSmith'));
   await assertUnharmed(other);
 });
 
@@ -205,7 +210,7 @@ test('a 1 MB string, 1,000-deep and 150,000-deep nesting get coded answers, not 
   assert.is(codeOf(await emitWithAck(other, 'sendChat', { text: 'hello', to: nested })), 'INVALID_REQUEST');
   // Deeper than the client library can serialise: written by hand, as an attacker would.
   const depth = 150_000;
-  const deep = `{"a":`.repeat(depth) + '1' + '}'.repeat(depth);
+  const deep = `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
   const engine = (other as unknown as { io: { engine: { on(e: string, l: (d: unknown) => void): void } } }).io.engine;
   const answer = new Promise<string>((r) => engine.on('message', (d) => String(d).startsWith('3777') && r(String(d))));
   sendRawPacket(other, `2777["connectTransport",{"transportId":"t","dtlsParameters":${deep}}]`);
