@@ -9,8 +9,17 @@ import type { RequestName, RequestOf } from '../../client-sdk/src/protocol.ts';
 const id = z.string().min(1).max(128);
 const target = z.strictObject({ participantId: id });
 const chatText = z.string().trim().min(1).max(2_000);
-/** A mediasoup parameters object (RTP, DTLS, capabilities): an object, not too big (nor too deep to measure). */
-const mediasoupObject = z.looseObject({}).refine((v) => serializedLength(v) <= 32_768, 'parameters too large');
+/**
+ * A mediasoup parameters object (RTP, DTLS, capabilities): a plain JSON object (not binary data
+ * sent as an attachment), not too big (nor too deep to measure).
+ */
+const mediasoupObject = z
+  .custom<Record<string, unknown>>(isJsonObject, 'must be a JSON object')
+  .refine((v) => serializedLength(v) <= 32_768, 'parameters too large');
+
+function isJsonObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+}
 
 /** The JSON length of a value; Infinity for one JSON.stringify cannot walk (nested deeper than the stack). */
 function serializedLength(value: unknown): number {

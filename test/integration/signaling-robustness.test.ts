@@ -220,6 +220,32 @@ test('a 1 MB string, 1,000-deep and 150,000-deep nesting get coded answers, not 
   await assertUnharmed(other);
 });
 
+test('binary payloads and forged attachments get INVALID_REQUEST or close only their sender', async () => {
+  const other = await bystander();
+  const s = await stranger();
+  assert.is(codeOf(await emitWithAck(s, 'join', Buffer.alloc(16))), 'INVALID_REQUEST');
+  assert.is(
+    codeOf(await emitWithAck(other, 'sendChat', { text: Buffer.from('hi'), to: 'everyone' })),
+    'INVALID_REQUEST',
+  );
+  assert.is(
+    codeOf(await emitWithAck(other, 'connectTransport', { transportId: 't', dtlsParameters: Buffer.alloc(8) })),
+    'INVALID_REQUEST',
+  );
+  const engine = (s as unknown as { io: { engine: { write(d: unknown): void } } }).io.engine;
+  for (const packet of ['51-["join",{"_placeholder":true,"num":7}]', '51-["join",{"_placeholder":"x","num":{}}]']) {
+    const forged = await stranger();
+    const closed = new Promise<void>((r) => forged.once('disconnect', () => r()));
+    const forgedEngine = (forged as unknown as { io: { engine: { write(d: unknown): void } } }).io.engine;
+    forgedEngine.write(packet);
+    forgedEngine.write(Buffer.from('attachment'));
+    await Promise.race([closed, emitWithAck(forged, 'join', null).catch(() => undefined)]);
+  }
+  // Announced attachments that never come: the packet waits, nothing else does.
+  engine.write('5999999-["join",{"_placeholder":true,"num":0}]');
+  await assertUnharmed(other);
+});
+
 /** One raw HTTP/1.1 request, written as given: status line and body of the answer. */
 function rawHttp(text: string): Promise<{ status: number; body: string }> {
   const { port } = new URL(node.url);
