@@ -264,11 +264,15 @@ test('an external Redis gone for 30 s: /healthz 200, /readyz 503, media flows; e
   await (session.people.get('ext-pt1') as NodeSession).client.raiseHand();
   await raised;
   let polls = 0;
+  let midway = false;
   while (Date.now() - downAt < outageMs) {
     assert.is(await status(`${outer.url}/healthz`), 200, '/healthz during the outage');
     assert.is(await status(`${outer.url}/readyz`), 503, '/readyz during the outage');
     polls++;
-    if (polls % 40 === 0) await allFlowing(session, 'media during the outage');
+    if (!midway && Date.now() - downAt > outageMs / 2) {
+      midway = true;
+      await allFlowing(session, 'media halfway through the outage');
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   await allFlowing(session, 'media at the end of the outage');
@@ -296,11 +300,14 @@ test('the node SIGKILLed: its Redis gone within seconds; the restart keeps every
   assert.ok(acknowledged.length >= 4, 'sessionStarted and three admissions');
   const redisDir = join(node.dataDir, 'redis');
   const [redisPid] = redisServersIn(redisDir);
+  const workers = descendants(node.child.pid as number).filter((pid) => commandOf(pid).includes('mediasoup-worker'));
+  assert.is(workers.length, 1);
   redis.disconnect();
   const killedAt = Date.now();
   await node.killNodeOnly();
   await waitFor(() => !isAlive(redisPid as number), 5_000, 'its redis-server to stop');
   console.log(`    redis-server gone ${Date.now() - killedAt} ms after its node was killed`);
+  await waitFor(() => !workers.some(isAlive), 5_000, 'its media worker to stop');
   const restarted = await startNode({ HAVEN_DATA_DIR: node.dataDir, HAVEN_MEDIA_WORKERS: '1' });
   assert.equal(redisServersIn(redisDir).length, 1, 'one redis-server on the folder');
   const after = keep(embeddedRedisClient(restarted.dataDir));
