@@ -85,6 +85,8 @@ export class HavenClient {
   /** What it publishes (producer id → kind) and consumes, resumed (producer id → consumer SSRC): for the track check. */
   readonly produces = new Map<string, 'audio' | 'video'>();
   readonly consumes = new Map<string, number>();
+  /** Producer id → the request and code of a consume or resume that failed. */
+  readonly failedConsumes = new Map<string, string>();
   closed = false;
   readonly #target: HavenTarget;
   readonly #onError: (what: string, err: unknown) => void;
@@ -155,7 +157,13 @@ export class HavenClient {
   trackView() {
     // A track its owner was told to mute sends nothing: nobody is due packets of it.
     const live = [...this.produces].filter(([id]) => !this.paused.has(this.#producerSsrcs.get(id) ?? -1));
-    return { room: this.room, produces: new Map(live), consumes: this.consumes, receives: this.media };
+    return {
+      room: this.room,
+      produces: new Map(live),
+      consumes: this.consumes,
+      failed: this.failedConsumes,
+      receives: this.media,
+    };
   }
 
   /** Admits one waiting person (once, however many waiting-room updates name them). */
@@ -222,7 +230,10 @@ export class HavenClient {
         const ssrc = (consumer.rtpParameters as { encodings?: { ssrc?: number }[] }).encodings?.[0]?.ssrc;
         if (ssrc !== undefined) this.consumes.set(track.producerId, ssrc);
       })
-      .catch((err) => this.#onError('consume', err));
+      .catch((err) => {
+        this.failedConsumes.set(track.producerId, (err as Error).message.split(' ').slice(0, 2).join(' '));
+        this.#onError('consume', err);
+      });
   }
 
   /** Unmutes what a facilitator muted (the participant's own choice in an open room). */
@@ -237,7 +248,12 @@ export class HavenClient {
   async request<K extends RequestName>(name: K, payload: RequestOf<K>): Promise<ResponseOf<K>> {
     const socket = this.#socket;
     if (!socket) throw new Error('not connected');
-    const ack = (await socket.timeout(requestTimeoutMs).emitWithAck(name, payload)) as Ack<ResponseOf<K>>;
+    const ack = (await socket
+      .timeout(requestTimeoutMs)
+      .emitWithAck(name, payload)
+      .catch(() => {
+        throw new Error(`${name}: TIMEOUT no answer in ${requestTimeoutMs} ms`);
+      })) as Ack<ResponseOf<K>>;
     if (!ack.ok) throw new Error(`${name}: ${ack.error.code} ${ack.error.message}`);
     return ack.data;
   }

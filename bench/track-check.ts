@@ -11,6 +11,8 @@ export interface Receiver {
   produces: ReadonlyMap<string, 'audio' | 'video'>;
   /** What it consumes, resumed: producer id → the consumer's SSRC (the one its packets arrive with). */
   consumes: ReadonlyMap<string, number>;
+  /** Producer id → why consuming it failed (the request and its code), if it did. */
+  failed?: ReadonlyMap<string, string>;
   /** Whether it receives media at all (latecomers of the moderation scenario come and go without). */
   receives: boolean;
 }
@@ -20,8 +22,8 @@ export interface MissingTrack {
   producerId: string;
   owner: string;
   kind: 'audio' | 'video';
-  /** Never consumed (and resumed), or consumed without a packet in the window. */
-  reason: 'not consumed' | 'no packets';
+  /** Never consumed (and resumed), its consume or resume refused (`consume: TIMEOUT`, …), or consumed without a packet in the window. */
+  reason: string;
 }
 
 /** The tracks some participant misses; `packetsOf(ssrc)` is what arrived on a consumer's SSRC. */
@@ -33,7 +35,12 @@ export function missingTracks(members: readonly Receiver[], packetsOf: (ssrc: nu
       if (owner === receiver || owner.room !== receiver.room) continue;
       for (const [producerId, kind] of owner.produces) {
         const ssrc = receiver.consumes.get(producerId);
-        const reason = ssrc === undefined ? 'not consumed' : packetsOf(ssrc) > 0 ? undefined : 'no packets';
+        const reason =
+          ssrc === undefined
+            ? (receiver.failed?.get(producerId) ?? 'not consumed')
+            : packetsOf(ssrc) > 0
+              ? undefined
+              : 'no packets';
         if (reason) missing.push({ participant: receiver.id, producerId, owner: owner.id, kind, reason });
       }
     }
