@@ -24,7 +24,14 @@ export type GenCommand =
 export type GenReply =
   | { type: 'joined'; joined: number; failed: number; firstError?: string }
   | { type: 'ok' }
-  | { type: 'window'; rtts: number[]; errors: Record<string, number>; loopDelayP99Ms: number }
+  | {
+      type: 'window';
+      rtts: number[];
+      /** The same RTTs by request name. */
+      byRequest: Record<string, number[]>;
+      errors: Record<string, number>;
+      loopDelayP99Ms: number;
+    }
   | { type: 'error'; message: string };
 
 const requestTimeoutMs = 10_000;
@@ -46,6 +53,7 @@ const members: Member[] = [];
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 let measuring = false;
 let rtts: number[] = [];
+let byRequest: Record<string, number[]> = {};
 let errors: Record<string, number> = {};
 
 function countError(code: string): void {
@@ -57,7 +65,13 @@ function request(socket: Socket, name: string, payload: unknown): Promise<unknow
   return new Promise((resolve, reject) => {
     const started = performance.now();
     socket.timeout(requestTimeoutMs).emit(name, payload, (err: Error | null, ack?: AckLike) => {
-      if (measuring) rtts.push(Math.round((performance.now() - started) * 1000) / 1000);
+      if (measuring) {
+        const rtt = Math.round((performance.now() - started) * 1000) / 1000;
+        rtts.push(rtt);
+        const list = byRequest[name] ?? [];
+        byRequest[name] = list;
+        list.push(rtt);
+      }
       if (err) reject(new CodedError('TIMEOUT', `${name}: no answer in ${requestTimeoutMs} ms`));
       else if (!ack?.ok) reject(new CodedError(ack?.error?.code ?? 'BAD_ACK', `${name}: ${ack?.error?.message ?? ''}`));
       else resolve(ack.data);
@@ -219,6 +233,7 @@ async function handle(command: GenCommand): Promise<GenReply> {
       return join(command.target, command.rooms);
     case 'window-start':
       rtts = [];
+      byRequest = {};
       errors = {};
       measuring = true;
       loopDelay.reset();
@@ -227,7 +242,7 @@ async function handle(command: GenCommand): Promise<GenReply> {
     case 'window-end':
       measuring = false;
       loopDelay.disable();
-      return { type: 'window', rtts, errors, loopDelayP99Ms: loopDelay.percentile(99) / 1e6 };
+      return { type: 'window', rtts, byRequest, errors, loopDelayP99Ms: loopDelay.percentile(99) / 1e6 };
     case 'close':
       for (const m of members) {
         clearTimeout(m.timer);

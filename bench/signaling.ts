@@ -33,6 +33,8 @@ export interface SignalingMeasure {
   rooms: number;
   /** Emit to ack, ms, every request in the window. */
   rtt: Percentiles;
+  /** The same by request (Haven's names; bare's `hand`, `chat`, `moderate`). */
+  rttByRequest: Record<string, Percentiles>;
   requestsPerSecond: number;
   /** Refused or unanswered requests in the window (and failed joins), by code. */
   errors: Record<string, number>;
@@ -253,6 +255,12 @@ async function measure(o: Options, target: 'haven' | 'bare', participants: numbe
       participants,
       rooms: rooms.length,
       rtt: percentiles(rtts),
+      rttByRequest: Object.fromEntries(
+        [...new Set(windows.flatMap((w) => Object.keys(w.byRequest)))].map((name) => [
+          name,
+          percentiles(windows.flatMap((w) => w.byRequest[name] ?? [])),
+        ]),
+      ),
       requestsPerSecond: Math.round(rtts.length / o.seconds),
       errors,
       errorCount: Object.values(errors).reduce((a, b) => a + b, 0),
@@ -266,6 +274,8 @@ async function measure(o: Options, target: 'haven' | 'bare', participants: numbe
       loadAverage: loadavg()[0] ?? 0,
     };
     console.log(describe(step));
+    const tails = Object.entries(step.rttByRequest).map(([n, p]) => `${n} ${p.p99?.toFixed(2)}`);
+    console.log(`        p99 by request (ms): ${tails.join(' · ')}`);
     return step;
   } finally {
     await Promise.all(generators.map((g) => g.ask({ type: 'close' }, 'ok').catch(() => {})));
