@@ -4,9 +4,18 @@
  * of that while the node lives. Each new lease takes the next fencing token
  * (`haven:room-fence:<room>`), so anything stamped with an older token is known to be stale.
  *
- * A node that cannot renew in time has lost the room and stops serving it at once: it also checks
- * its own clock before serving (`holds`), so a node frozen past its lease (SIGSTOP, a long GC, a
- * VM paused) finds out when it wakes, before it answers anything, not at its next renewal.
+ * A node whose renewal Redis refused, or whose own clock says it went unrenewed past its lease,
+ * has lost the room and stops serving it at once: it checks its clock before serving (`holds`),
+ * so a node frozen past its lease (SIGSTOP, a long GC, a VM paused) finds out when it wakes,
+ * before it answers anything, not at its next renewal.
+ *
+ * A renewal that could not ask Redis at all (the connection down: Redis stopped, restarting, cut
+ * off) suspends the lease instead: the node serves on, since nobody can have taken the room in
+ * a Redis nobody reaches. Once the connection is ready again every suspended lease is renewed at
+ * once: still ours, or gone with no acquisition since (the fence counter unchanged), it is ours
+ * again under the same fence; held by another node (which reached Redis while this one could
+ * not), it is lost. So a Redis outage ends no session, and a node cut off alone keeps its room
+ * only until it can ask again: a split bounded by the partition.
  *
  * Each renewal of a room this node has open also notes the time (`haven:room-served:<room>`, this
  * node's clock, kept 7 days): the last moment the room is known to have been served, which the
@@ -45,16 +54,21 @@ return {1, tostring(fence)}
 const servedTtlMs = 7 * 24 * 3_600_000;
 
 /**
- * KEYS: owner, served. ARGV: `<node>|<fence>`, lease ms, now ms ('' when the room is not open
- * here). 1 if still held (and extended, the time noted), else 0.
+ * KEYS: owner, served, fence. ARGV: `<node>|<fence>`, lease ms, now ms ('' when the room is not
+ * open here), fence. 1 if still held, or gone with no acquisition since (the counter still at our
+ * fence: set again, the same fence), and extended, the time noted; else 0 (another node took it).
  */
 const renewScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ${servedTtlMs}) end
-  return 1
+elseif not current and redis.call('GET', KEYS[3]) == ARGV[4] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  return 0
 end
-return 0
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ${servedTtlMs}) end
+return 1
 `;
 
 /**
@@ -80,7 +94,15 @@ interface WithScripts {
     ms: string,
     room: string,
   ): Promise<[number, string]>;
-  havenLeaseRenew(owner: string, served: string, value: string, ms: string, now: string): Promise<number>;
+  havenLeaseRenew(
+    owner: string,
+    served: string,
+    fence: string,
+    value: string,
+    ms: string,
+    now: string,
+    fenceValue: string,
+  ): Promise<number>;
   havenLeaseRelease(
     owner: string,
     rooms: string,
@@ -97,6 +119,8 @@ interface Held {
   since: number;
   /** Local monotonic time (ms) until which the lease is surely ours. */
   validUntil: number;
+  /** A renewal could not reach Redis: served on until Redis answers whether it is still ours. */
+  suspended: boolean;
 }
 
 export type LeaseEvents = {
@@ -113,6 +137,7 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
   readonly #logger: Logger;
   readonly #held = new Map<string, Held>();
   readonly #serving: (room: string) => boolean;
+  readonly #onReady = () => void this.#renewAll();
   #timer: NodeJS.Timeout | undefined;
 
   /** `serving`: whether the room is open here (a lease alone, taken for a client on its way, serves nothing yet). */
@@ -131,7 +156,7 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
     this.#logger = logger.child({ component: 'cluster', node });
     if (typeof this.#redis.havenLeaseAcquire !== 'function') {
       redis.defineCommand('havenLeaseAcquire', { numberOfKeys: 3, lua: acquireScript });
-      redis.defineCommand('havenLeaseRenew', { numberOfKeys: 2, lua: renewScript });
+      redis.defineCommand('havenLeaseRenew', { numberOfKeys: 3, lua: renewScript });
       redis.defineCommand('havenLeaseRelease', { numberOfKeys: 3, lua: releaseScript });
     }
   }
@@ -139,10 +164,13 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
   start(): void {
     this.#timer = setInterval(() => void this.#renewAll(), Math.max(50, Math.floor(this.#leaseMs / 3)));
     this.#timer.unref();
+    // Back from an outage: suspended leases are settled at once, not at the next tick.
+    this.#redis.on('ready', this.#onReady);
   }
 
   stop(): void {
     clearInterval(this.#timer);
+    this.#redis.off('ready', this.#onReady);
   }
 
   /**
@@ -164,7 +192,7 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
     if (node !== this.#node) return { held: true, fence: Number(value) };
     const fence = Number(value);
     const since = this.#held.get(room)?.since ?? askedAt;
-    this.#held.set(room, { fence, since, validUntil: askedAt + this.#leaseMs });
+    this.#held.set(room, { fence, since, validUntil: askedAt + this.#leaseMs, suspended: false });
     return { held: true, fence };
   }
 
@@ -179,13 +207,21 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
     return value ? value.slice(0, value.lastIndexOf('|')) : undefined;
   }
 
-  /** Whether this node surely holds the room's lease now (by its own clock: no Redis round trip). */
+  /**
+   * Whether this node holds the room's lease now, by its own clock (no Redis round trip), or
+   * while it is suspended (Redis unreachable: nobody else can have taken it there).
+   */
   holds(room: string): boolean {
     const held = this.#held.get(room);
     if (!held) return false;
-    if (performance.now() < held.validUntil) return true;
+    if (held.suspended || performance.now() < held.validUntil) return true;
     this.#lose(room, 'expired before it was renewed');
     return false;
+  }
+
+  /** Whether the room's lease is suspended (held on while Redis is unreachable). */
+  suspended(room: string): boolean {
+    return this.#held.get(room)?.suspended === true;
   }
 
   /** What a write for the room must find in Redis to be applied: this node's lease, or null without one. */
@@ -223,24 +259,41 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
     await Promise.all(
       [...this.#held].map(async ([room, held]) => {
         if (!this.holds(room)) return; // lost already: `holds` said so
+        // Not connected: Redis cannot be asked, so it cannot have said no (nor can anyone else
+        // have taken the room there). Asked again on the connection's `ready`.
+        if (this.#redis.status !== 'ready') return this.#suspend(room, held);
         const askedAt = performance.now();
         try {
           const renewed = await this.#redis.havenLeaseRenew(
             ownerKey(room),
             servedKey(room),
+            fenceKey(room),
             `${this.#node}|${held.fence}`,
             String(this.#leaseMs),
             this.#servedNow(room),
+            String(held.fence),
           );
           if (this.#held.get(room) !== held) return; // released meanwhile
-          if (renewed === 1) held.validUntil = askedAt + this.#leaseMs;
-          else this.#lose(room, 'taken by another node');
+          if (renewed !== 1) return this.#lose(room, 'taken by another node');
+          held.validUntil = askedAt + this.#leaseMs;
+          if (held.suspended) this.#logger.info({ room }, 'room lease renewed: Redis reachable again');
+          held.suspended = false;
         } catch (err) {
-          // Redis unreachable: the lease runs out by the clock unless a renewal gets through in time.
-          this.#logger.warn({ room, err: { message: (err as Error).message } }, 'lease not renewed');
+          if (this.#held.get(room) !== held) return;
+          const message = (err as Error).message;
+          // The connection failed under the renewal: suspended. Redis answering with an error: the
+          // lease runs out by the clock unless a renewal gets through in time.
+          if (this.#redis.status !== 'ready' || connectionError.test(message)) this.#suspend(room, held);
+          else this.#logger.warn({ room, err: { message } }, 'lease not renewed');
         }
       }),
     );
+  }
+
+  #suspend(room: string, held: Held): void {
+    if (held.suspended) return;
+    held.suspended = true;
+    this.#logger.warn({ room }, 'room lease suspended: Redis unreachable; serving on');
   }
 
   /** Now (server ms, the clock attendance events use) if the room is open here, else ''. */
@@ -255,6 +308,10 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
     this.safeEmit('lost', room);
   }
 }
+
+/** ioredis' errors for a command that never got an answer (the connection failed, not Redis). */
+const connectionError =
+  /max retries per request|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH/i;
 
 /** The last time (server ms) a node renewed the room's lease while it had the room open, if known. */
 export async function lastServedAt(redis: Redis, room: string): Promise<number | undefined> {

@@ -21,7 +21,10 @@
  * the `<node>|<token>` it must still hold). Each write is one Lua script that applies the change
  * only if Redis still names that lease, so a node that lost the room — even one frozen between
  * checking its lease and sending the write — cannot overwrite the state its new owner restored.
- * No lease (`fence` answers null) skips the write at once; both are logged at warn.
+ * No lease (`fence` answers null) skips the write at once; both are logged at warn. A write
+ * refused while this node still holds the lease by its own account (suspended through a Redis
+ * outage, the key expired there meanwhile) fails like a write Redis never got: the room writes
+ * its whole state again until Redis takes it (the lease set again) or the room closes here (lost).
  */
 import type { Redis } from 'ioredis';
 import type { AudioMode, Role } from '../../client-sdk/src/protocol.ts';
@@ -283,7 +286,9 @@ export class RoomStateStore {
     return (this.#redis as Redis & WithFencedWrite)
       .havenFencedWrite(lease?.key ?? k.meta, lease?.value ?? '', JSON.stringify(tx.list))
       .then((applied) => {
-        if (applied !== 1) this.#notOwner(room, what);
+        if (applied === 1) return;
+        this.#notOwner(room, what);
+        if (fence?.()) throw new Error('room lease not in Redis');
       });
   }
 

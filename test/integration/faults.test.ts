@@ -243,11 +243,13 @@ test('an external Redis gone for 30 s: /healthz 200, /readyz 503, media flows; e
   const outer = await startNode({
     REDIS_URL: `redis://127.0.0.1:${port}`,
     HAVEN_MEDIA_WORKERS: '1',
-    // A room's lease must outlast the outage: a node that cannot renew it in time stops serving the
-    // room (by its own clock, since another node might take it), which the default 5 s would do.
-    HAVEN_CLUSTER_NODE_TIMEOUT_S: '60',
   });
   const session = await runningSession(outer, 'ext');
+  // The default 5 s lease, six times over: suspended while Redis is unreachable, never lost.
+  const states: string[] = [];
+  for (const [sub, person] of session.people) {
+    person.client.on('connectionStateChanged', (state) => states.push(`${sub}:${state}`));
+  }
   // The outage: the process is killed (a crash) and started again on its AOF 30 s later. A real
   // stop rather than SIGSTOP: connections are refused and every client must reconnect, so a reply
   // lost with its connection and a retried write are exercised, not just a late answer.
@@ -279,8 +281,24 @@ test('an external Redis gone for 30 s: /healthz 200, /readyz 503, media flows; e
   const upAt = Date.now();
   server = startRedis();
   await waitFor(async () => (await status(`${outer.url}/readyz`)) === 200, 15_000, '/readyz 200 again');
+  // The hand raised while Redis was away is stored once it is back (the room's state written again).
+  const hands = `haven:room-state:${session.room}:hands`;
+  await waitFor(async () => (await external.zscore(hands, 'ext-pt1')) !== null, 15_000, 'the hand stored');
   console.log(`    ${polls} polls in ${upAt - downAt} ms: /healthz 200, /readyz 503 throughout`);
   assert.equal(session.leaves.sort(), ['ext-fac:ext-pt2', 'ext-pt1:ext-pt2'], 'only the one who left, left');
+  assert.equal(
+    states.filter((s) => !s.startsWith('ext-pt2:')),
+    [],
+    'nobody was moved or reconnected',
+  );
+  assert.not.ok(
+    outer.logs.some((l) => String(l.msg).startsWith('room lease lost')),
+    'the lease was never lost',
+  );
+  assert.ok(
+    outer.logs.some((l) => l.msg === 'room lease suspended: Redis unreachable; serving on' && l.room === session.room),
+    'the lease was suspended',
+  );
   const events = await endSession(session, external);
   const left = events.filter((e) => e.type === 'left' && e.participant === 'ext-pt2');
   assert.is(left.length, 1, 'the leave recorded during the outage, once');

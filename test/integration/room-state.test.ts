@@ -161,11 +161,17 @@ test('store: a node without the lease, or whose lease moved on in Redis, writes 
   const warned = logLines.filter((l) => l.level === 40 && l.room === room);
   assert.is(warned.length, 7, 'each skipped write logged at warn, with the room id');
   // The node believes it holds the lease, but Redis names a newer one (another node took over):
-  // the token does not match, nothing is applied.
+  // the token does not match, nothing is applied, and an awaited write fails (the facilitator is
+  // not told a lock holds that only this node's memory has).
   allowed = true;
   await client.set(lease.key, 'node-b|8');
-  await w.locked(true);
-  await w.ban('pt-1');
+  const refused = (write: Promise<void>) =>
+    write.then(
+      () => 'answered ok',
+      (err: Error) => err.message,
+    );
+  assert.is(await refused(w.locked(true)), 'room lease not in Redis');
+  assert.is(await refused(w.ban('pt-1')), 'room lease not in Redis');
   assert.is(await store.load(room), undefined, 'a stale token writes nothing');
   // With its lease in Redis, writes go through again.
   await client.set(lease.key, lease.value);
