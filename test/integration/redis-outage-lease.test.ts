@@ -174,6 +174,7 @@ test('Redis down three leases long: the room is served on, the lease is back wit
   await stopRedis();
   const downAt = performance.now();
   let upAt = 0;
+  let awayMs = 0;
   try {
     // Past the lease by A's clock, the room still answers: a hand goes up and the facilitator sees it.
     await waitFor(() => performance.now() - downAt > 2 * leaseMs, 3 * leaseMs, 'two leases without Redis');
@@ -185,9 +186,11 @@ test('Redis down three leases long: the room is served on, the lease is back wit
     assert.ok(logged(nodeA, 'room lease suspended: Redis unreachable; serving on', room), 'suspended');
   } finally {
     upAt = Date.now();
+    awayMs = Math.round(performance.now() - downAt);
     redisServer = await startRedis();
   }
   await waitFor(() => logged(nodeA, 'room lease renewed: Redis reachable again', room), 10_000, 'the lease renewed');
+  console.log(`    Redis away ${awayMs} ms; the lease renewed ${Date.now() - upAt} ms after it restarted`);
   assert.equal(await owner(room), ['node-a', fence], 'the same node, the same fence');
   await waitFor(async () => (await redis.zscore(handsKey(room), `${room}-pt`)) !== null, 10_000, 'the hand stored');
   assert.ok(((await lastServedAt(redis, room)) ?? 0) >= upAt, 'noted as served again after the return');
@@ -227,7 +230,9 @@ test('one node cut off from Redis: B takes the room, A hands its clients over wh
   assert.ok((await request(participant, 'raiseHand', {})).ok, 'A answers while cut off');
   assert.not.ok(lostLease(nodeA, room), 'A cannot know yet');
   proxy.heal();
+  const healedAt = Date.now();
   assert.is((await moved)[0].reason, 'failover', 'A moves its clients once it learns');
+  console.log(`    A moved its clients ${Date.now() - healedAt} ms after the heal`);
   await waitFor(() => lostLease(nodeA, room), 5_000, 'A to log the loss');
   await waitFor(() => facilitator.disconnected && participant.disconnected, 5_000, 'A to close its connections');
   // Back through A: sent to B, into the same room as the newcomer.
