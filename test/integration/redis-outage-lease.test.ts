@@ -13,10 +13,11 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { protocolVersion } from '../../client-sdk/src/protocol.ts';
-import { lastServedAt } from '../../server/cluster/leases.ts';
+import { lastServedAt, RoomLeases } from '../../server/cluster/leases.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { waitFor } from '../helpers/processes.ts';
 import {
@@ -41,6 +42,7 @@ let redisPort = 0;
 let redisServer: ChildProcess;
 let redis: Redis;
 let proxy: CuttableProxy;
+let proxyPort = 0;
 
 /** A TCP proxy to Redis that can be cut (every connection dropped, new ones refused) and healed. */
 class CuttableProxy {
@@ -144,7 +146,7 @@ test.before(async () => {
   redis.on('error', () => {}); // Redis is stopped and restarted below
   redisServer = await startRedis();
   proxy = new CuttableProxy(redisPort);
-  const proxyPort = await proxy.listen();
+  proxyPort = await proxy.listen();
   // A reaches Redis through the proxy (the partition below), B directly.
   nodeA = await startNode('node-a', `redis://127.0.0.1:${proxyPort}`);
   nodeB = await startNode('node-b', `redis://127.0.0.1:${redisPort}`);
@@ -274,6 +276,56 @@ test('a node frozen past its lease with Redis up loses the room when it wakes, t
   assert.ok(['UNAVAILABLE', 'closed before answering'].includes(answer), `not served (${answer})`);
   assert.is((await moved)[0].reason, 'failover');
   await waitFor(() => lostLease(nodeA, room), 5_000, 'lost, not suspended: Redis answered all along');
+});
+
+test('cut off while the room changed hands and was given back: the fence moved on, so the lease is lost', async () => {
+  const logger = pino({ level: 'silent' });
+  // As the node connects (one URL: a command fails after three reconnections), through the proxy.
+  const cutOff = new Redis({ port: proxyPort, host: '127.0.0.1', maxRetriesPerRequest: 3 });
+  const direct = new Redis({ port: redisPort, host: '127.0.0.1', maxRetriesPerRequest: 3 });
+  for (const client of [cutOff, direct]) client.on('error', () => {});
+  const shortMs = 1_000;
+  const a = new RoomLeases(cutOff, 'lease-a', shortMs, logger);
+  const b = new RoomLeases(direct, 'lease-b', shortMs, logger);
+  const lost: string[] = [];
+  a.on('lost', (room) => lost.push(room));
+  try {
+    a.start();
+    const [moved, kept] = ['fence-moved', 'fence-kept'];
+    for (const room of [moved, kept]) assert.ok((await a.acquire(room)).held);
+    const keptFence = (await owner(kept))?.[1];
+    const movedFence = Number((await owner(moved))?.[1]);
+    proxy.cut();
+    await waitFor(() => a.suspended(moved) && a.suspended(kept), 5_000, 'both suspended');
+    // B takes `moved` once A's lease expired in Redis, then gives it up: the key is gone again,
+    // but the fence counter has moved on. `kept` just expires.
+    const taken = await waitFor(
+      async () => {
+        const answer = await b.acquire(moved);
+        return answer.held ? answer : undefined;
+      },
+      5 * shortMs,
+      'B to take the room',
+    );
+    await b.release(moved);
+    await waitFor(async () => (await redis.exists(`haven:room-owner:${kept}`)) === 0, 5 * shortMs, 'expired');
+    assert.ok(a.holds(moved) && a.holds(kept), 'A serves on, cut off');
+    proxy.heal();
+    await waitFor(() => lost.includes(moved), 10_000, 'A to lose the room whose fence moved on');
+    await waitFor(() => !a.suspended(kept), 10_000, 'A to renew the other');
+    assert.not.ok(a.holds(moved));
+    assert.ok(a.holds(kept));
+    assert.equal(await owner(kept), ['lease-a', keptFence], 'set again under the same fence');
+    assert.is(await redis.exists(`haven:room-owner:${moved}`), 0, 'nobody holds it');
+    assert.ok(taken.fence > movedFence, "B's lease took the next fence");
+    assert.equal(lost, [moved], 'only that one');
+  } finally {
+    a.stop();
+    b.stop();
+    proxy.heal();
+    cutOff.disconnect();
+    direct.disconnect();
+  }
 });
 
 test.run();
