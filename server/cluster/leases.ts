@@ -10,11 +10,11 @@
  * before it answers anything, not at its next renewal.
  *
  * A renewal that could not ask Redis at all (the connection down: Redis stopped, restarting, cut
- * off) suspends the lease instead: the node serves on, since nobody can have taken the room in
- * a Redis nobody reaches. Once the connection is ready again every suspended lease is renewed at
- * once: still ours, or gone with no acquisition since (the fence counter unchanged), it is ours
- * again under the same fence; held by another node (which reached Redis while this one could
- * not), it is lost. So a Redis outage ends no session, and a node cut off alone keeps its room
+ * off) suspends the lease instead: the node serves on, since while Redis is down for every node
+ * nobody can take the room meanwhile. Once the connection is ready again every suspended lease
+ * is renewed at once: still ours, or gone with no acquisition since (the fence counter
+ * unchanged), it is ours again under the same fence; held by another node (which reached Redis
+ * while this one could not), or the fence moved on, it is lost. So a Redis outage ends no session, and a node cut off alone keeps its room
  * only until it can ask again: a split bounded by the partition.
  *
  * Each renewal of a room this node has open also notes the time (`haven:room-served:<room>`, this
