@@ -29,6 +29,7 @@
 import type { Redis } from 'ioredis';
 import type { AudioMode, Role } from '../../client-sdk/src/protocol.ts';
 import { lastServedAt } from '../cluster/leases.ts';
+import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
 export type StoredStage = 'consent' | 'waiting' | 'admitted';
@@ -288,7 +289,9 @@ export class RoomStateStore {
       .then((applied) => {
         if (applied === 1) return;
         this.#notOwner(room, what);
-        if (fence?.()) throw new Error('room lease not in Redis');
+        // Redis names another lease (or none) while this node still counts the room its own: the
+        // change holds only here, so the caller is told to try again once the room has settled.
+        if (fence?.()) throw new HavenError('UNAVAILABLE', 'the room is moving between nodes; try again shortly');
       });
   }
 

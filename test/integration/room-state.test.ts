@@ -14,6 +14,7 @@ import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type JoinResponse, protocolVersion, type SessionState } from '../../client-sdk/src/protocol.ts';
+import type { HavenError } from '../../server/errors.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RoomStateStore } from '../../server/rooms/room-state.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
@@ -168,10 +169,10 @@ test('store: a node without the lease, or whose lease moved on in Redis, writes 
   const refused = (write: Promise<void>) =>
     write.then(
       () => 'answered ok',
-      (err: Error) => err.message,
+      (err: HavenError) => err.code,
     );
-  assert.is(await refused(w.locked(true)), 'room lease not in Redis');
-  assert.is(await refused(w.ban('pt-1')), 'room lease not in Redis');
+  assert.is(await refused(w.locked(true)), 'UNAVAILABLE');
+  assert.is(await refused(w.ban('pt-1')), 'UNAVAILABLE');
   assert.is(await store.load(room), undefined, 'a stale token writes nothing');
   // With its lease in Redis, writes go through again.
   await client.set(lease.key, lease.value);
