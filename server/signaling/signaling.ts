@@ -190,15 +190,25 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     if (socket.data.room) throw new HavenError('INVALID_STATE', 'joined already');
     const { identity } = socket.data;
     const room = await options.rooms.roomFor(identity);
-    const { response, replacedConnectionId } = await room.join(identity, socket.id);
     const channel = participantChannel(room.id, identity.participantId);
+    // Subscribed before the room answers: what it tells this participant from the answer on (a
+    // track published or a hand raised in the same tick) must not fall between the two.
+    await socket.join([channel, roomChannel(room.id)]);
+    let joined: Awaited<ReturnType<Room['join']>>;
+    try {
+      joined = await room.join(identity, socket.id);
+    } catch (err) {
+      await socket.leave(channel);
+      await socket.leave(roomChannel(room.id));
+      throw err;
+    }
+    const { response, replacedConnectionId } = joined;
     if (replacedConnectionId) {
       io.in(replacedConnectionId).socketsLeave(channel);
       io.to(replacedConnectionId).emit('replaced', {});
       io.in(replacedConnectionId).disconnectSockets(true);
     }
     socket.data.room = room;
-    await socket.join([channel, roomChannel(room.id)]);
     room.once(
       'closed',
       guarded(logger, 'closed', () => {
