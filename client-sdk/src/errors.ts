@@ -33,12 +33,14 @@ export class HavenRequestError extends Error {
   readonly retryAfterMs: number | undefined;
   /** With `INVALID_REQUEST` from `acceptConsent()`: the consent text in force (the SDK shows it as `consentRequired`). */
   readonly consent: ConsentInfo | undefined;
+  /** With `INTERNAL` from the server: the id of the fault in the node's error log (quote it when reporting it). */
+  readonly errorId: string | undefined;
 
   constructor(
     code: ErrorCode | ClientErrorCode,
     message: string,
     request: string,
-    details: { url?: string; retryAfterMs?: number; consent?: ConsentInfo } = {},
+    details: { url?: string; retryAfterMs?: number; consent?: ConsentInfo; errorId?: string } = {},
     cause?: unknown,
   ) {
     super(message);
@@ -50,6 +52,7 @@ export class HavenRequestError extends Error {
     this.url = details.url;
     this.retryAfterMs = details.retryAfterMs;
     this.consent = details.consent;
+    this.errorId = details.errorId;
   }
 }
 

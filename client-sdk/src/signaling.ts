@@ -89,12 +89,15 @@ function isAck(value: unknown): value is Ack<unknown> {
 
 /** The error a failed handshake (socket.io `connect_error`) stands for. */
 function connectError(error: Error & { data?: unknown }): HavenRequestError {
-  const data = error.data as { code?: unknown; message?: unknown; url?: unknown; retryAfterMs?: unknown } | undefined;
+  const data = error.data as
+    | { code?: unknown; message?: unknown; url?: unknown; retryAfterMs?: unknown; errorId?: unknown }
+    | undefined;
   if (typeof data?.code === 'string') {
     const message = typeof data.message === 'string' ? data.message : error.message;
     const details = {
       ...(typeof data.url === 'string' ? { url: data.url } : {}),
       ...(typeof data.retryAfterMs === 'number' ? { retryAfterMs: data.retryAfterMs } : {}),
+      ...(typeof data.errorId === 'string' ? { errorId: data.errorId } : {}),
     };
     return new HavenRequestError(data.code as ErrorCode, message, 'connect', details);
   }
@@ -195,8 +198,8 @@ export class Signaling extends TypedEmitter<SignalingEvents> {
         } else if (response.ok) {
           resolve(response.data as ResponseOf<K>);
         } else {
-          const { code, message, consent } = response.error;
-          reject(new HavenRequestError(code, message, name, consent ? { consent } : {}));
+          const { code, message, consent, errorId } = response.error;
+          reject(new HavenRequestError(code, message, name, { consent, errorId }));
         }
       });
     });

@@ -359,6 +359,8 @@ test('requests: refusals carry the server code, no answer is TIMEOUT, RATE_LIMIT
           ack({ ok: false, error: { code: 'RATE_LIMITED', message: 'slow' } });
         else if (mode === 'limited') ack({ ok: false, error: { code: 'ROOM_FULL', message: 'full' } });
         else if (mode === 'garbage') ack('hello');
+        else if (mode === 'fault')
+          ack({ ok: false, error: { code: 'INTERNAL', message: 'internal error', errorId: 'e-4f2a9c1b7d30' } });
         // 'silent': no answer
       });
     });
@@ -386,6 +388,13 @@ test('requests: refusals carry the server code, no answer is TIMEOUT, RATE_LIMIT
     assert.is(((await throwsAsync(() => garbage.join(), HavenRequestError)) as HavenRequestError).code, 'INTERNAL');
     await garbage.leave();
 
+    const fault = new SessionClient({ url: server.url, token: 'fault' });
+    await fault.connect();
+    const internal = (await throwsAsync(() => fault.join(), HavenRequestError)) as HavenRequestError;
+    assert.is(internal.code, 'INTERNAL');
+    assert.is(internal.errorId, 'e-4f2a9c1b7d30', 'the id to quote, from the node’s log');
+    await fault.leave();
+
     const silent = new SessionClient({ url: server.url, token: 'silent', requestTimeoutMs: 200 });
     await silent.connect();
     const timedOut = (await throwsAsync(() => silent.join(), HavenRequestError)) as HavenRequestError;
@@ -393,7 +402,7 @@ test('requests: refusals carry the server code, no answer is TIMEOUT, RATE_LIMIT
     assert.match(timedOut.message, /within 200 ms/, 'the request timeout, not the default');
     assert.is(silent.connectionState, 'connected');
     await silent.leave();
-    assert.equal(tokens, ['locked', 'limited', 'garbage', 'silent']);
+    assert.equal(tokens, ['locked', 'limited', 'garbage', 'fault', 'silent']);
   } finally {
     await server.close();
   }
