@@ -455,6 +455,13 @@ export const configSchema = z
         message: 'set auth.secret or auth.publicKeyFile, not both',
       });
     }
+    if (config.env === 'production' && !config.audit.hmacKey && !config.audit.hmacKeyFile) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['audit', 'hmacKey'],
+        message: 'production needs audit.hmacKey or audit.hmacKeyFile (a key Redis never holds)',
+      });
+    }
     if (config.audit.hmacKey && config.audit.hmacKeyFile) {
       ctx.addIssue({
         code: 'custom',

@@ -43,6 +43,11 @@ process.on('uncaughtException', (err) => {
 try {
   node = await HavenNode.start(config, logger);
 } catch (err) {
+  // A setting only checked at start (an audit key file that is missing or short): exit 2, as above.
+  if (err instanceof ConfigError) {
+    process.stderr.write(`haven: ${err.message}\n`);
+    process.exit(2);
+  }
   logger.fatal({ err }, 'haven node failed to start');
   logger.flush();
   process.exit(1);

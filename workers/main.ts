@@ -28,6 +28,14 @@ if (!connection) {
 }
 
 const logger = createLogger(config);
+let auditKeys: ReturnType<typeof auditKeysOf>;
+try {
+  auditKeys = auditKeysOf(config, logger);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`haven workers: ${err.message}\n`);
+  process.exit(2);
+}
 const redis = new Redis(redisOptions(connection));
 redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis error'));
 const webhooks = new WebhookQueue(connection, redis, config.webhooks);
@@ -48,12 +56,7 @@ const workers = [
   startWebhookWorker(connection, redis, config.webhooks, workerSettings, logger),
   // Its schedule is upserted by the nodes at start.
   // The audit keys as the nodes have them: retention checks HMACs and signs the anchor.
-  startRetentionWorker(
-    connection,
-    { redis, settings: config.retention, auditKeys: auditKeysOf(config, logger) },
-    workerSettings,
-    logger,
-  ),
+  startRetentionWorker(connection, { redis, settings: config.retention, auditKeys }, workerSettings, logger),
 ];
 logger.info('haven workers running');
 

@@ -496,9 +496,17 @@ test('key rotation: the first key signs, every key given verifies; a key left ou
 });
 
 test('the node’s keys: required in production, derived from auth.secret in development, rotated by file', () => {
-  const production = loadConfig({ HAVEN_ENV: 'production', HAVEN_AUTH_SECRET: 'x'.repeat(32) });
+  // Refused by the configuration itself (exit 2 at start), and by the keys should a config get past it.
   try {
-    auditKeysOf(production, silent);
+    loadConfig({ HAVEN_ENV: 'production', HAVEN_AUTH_SECRET: 'x'.repeat(32) });
+    assert.unreachable('production without an audit key');
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    assert.is((err as ConfigError).problems[0]?.env, 'HAVEN_AUDIT_HMAC_KEY');
+  }
+  const unchecked = { ...loadConfig({ HAVEN_AUTH_SECRET: 'x'.repeat(32) }), env: 'production' as const };
+  try {
+    auditKeysOf(unchecked, silent);
     assert.unreachable('production without an audit key');
   } catch (err) {
     assert.instance(err, ConfigError);

@@ -57,6 +57,7 @@ test('environment variables set typed values', () => {
     HAVEN_MEDIA_RTC_MAX_PORT: '20100',
     HAVEN_SHUTDOWN_TIMEOUT_MS: '5000',
     HAVEN_AUTH_SECRET: 'a-production-secret-of-32-characters!',
+    HAVEN_AUDIT_HMAC_KEY: 'a-production-audit-key-of-32-characters',
     HAVEN_ROOMS_AUTO_CREATE: 'yes',
     HAVEN_DEMO: 'false',
     HAVEN_TURN_URLS: 'turn:turn.example.org:3478?transport=udp, turns:turn.example.org:5349',
@@ -77,15 +78,27 @@ test('mode-dependent defaults: conveniences in development, closed in production
   const dev = loadConfig({});
   assert.is(isDemoEnabled(dev), true);
   assert.is(isRoomAutoCreateEnabled(dev), true);
-  const prod = loadConfig({ HAVEN_ENV: 'production', HAVEN_AUTH_SECRET: 'x'.repeat(32), HAVEN_DEMO: 'true' });
+  const prod = loadConfig({
+    HAVEN_ENV: 'production',
+    HAVEN_AUTH_SECRET: 'x'.repeat(32),
+    HAVEN_AUDIT_HMAC_KEY: 'k'.repeat(32),
+    HAVEN_DEMO: 'true',
+  });
   assert.is(isDemoEnabled(prod), false, 'the demo is never served in production');
   assert.is(isRoomAutoCreateEnabled(prod), false);
 });
 
 test('production refuses to start without a way to verify tokens', () => {
-  const [problem] = problemsOf({ HAVEN_ENV: 'production' });
+  const [problem] = problemsOf({ HAVEN_ENV: 'production', HAVEN_AUDIT_HMAC_KEY: 'k'.repeat(32) });
   assert.is(problem?.env, 'HAVEN_AUTH_SECRET');
   assert.match(problem?.message ?? '', /production needs/);
+});
+
+test('production refuses to start without an audit key kept out of Redis', () => {
+  const [problem, ...others] = problemsOf({ HAVEN_ENV: 'production', HAVEN_AUTH_SECRET: 'x'.repeat(32) });
+  assert.is(problem?.env, 'HAVEN_AUDIT_HMAC_KEY');
+  assert.match(problem?.message ?? '', /production needs audit\.hmacKey/);
+  assert.is(others.length, 0);
 });
 
 test('a short secret, a bad boolean, a TURN URL without a secret are refused', () => {
