@@ -128,7 +128,10 @@ test('a soak samples memory and descriptors through the load and reports each se
     ['nodeRssBytes', 'workersRssBytes', 'nodeFds', 'workersFds'],
   );
   // Twenty seconds is all warm-up for a heap: whether it held is the real soak's to say, not this one's.
-  assert.is(soak.held, soak.series.every((s) => s.held));
+  assert.is(
+    soak.held,
+    soak.series.every((s) => s.held),
+  );
   assert.is(result.steps[0]?.missingTrackCount, undefined, 'still receiving everything after the soak');
 });
 
