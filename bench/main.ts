@@ -8,7 +8,7 @@
  * `--baseline` measures the same levels again on bare mediasoup; `--find-capacity` adds rooms
  * until loss passes 1 % or a worker passes 90 % of a core.
  */
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -18,6 +18,7 @@ import { version as mediasoupVersion } from 'mediasoup';
 import { EmbeddedRedis } from '../server/redis/embedded-redis.ts';
 import { type NodeProcess, startNodeProcess } from '../test/helpers/node-process.ts';
 import { BaselineTopology } from './baseline.ts';
+import { ChildChannel } from './child-channel.ts';
 import type { HavenTarget } from './haven-client.ts';
 import type { Command, Reply, RoomPlan } from './loadgen-protocol.ts';
 import { CpuSampler, mediasoupWorkerPids, sumLoads } from './proc-stats.ts';
@@ -121,42 +122,14 @@ function soakSeconds(value: string | undefined): number | undefined {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The load generator process and a request/answer channel to it. */
-class LoadGenerator {
-  readonly child: ChildProcess;
+/** The load generator process (`loadgen.ts`), with the latest progress it reported. */
+class LoadGenerator extends ChildChannel<Command, Reply> {
   latest: Extract<Reply, { type: 'progress' }> | undefined;
-  #seq = 0;
-  readonly #waiting = new Map<number, (answer: Reply) => void>();
 
   constructor() {
-    this.child = fork(join(import.meta.dirname, 'loadgen.ts'), [], {
-      execArgv: ['--import', 'tsx'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.child.on('message', (message: { seq?: number; answer?: Reply } & Partial<Reply>) => {
+    super(join(import.meta.dirname, 'loadgen.ts'), 'load generator', (message) => {
       if (message.type === 'progress') this.latest = message as Extract<Reply, { type: 'progress' }>;
-      else if (message.seq !== undefined) this.#waiting.get(message.seq)?.(message.answer as Reply);
     });
-    this.child.on('exit', (code) => {
-      for (const resolve of this.#waiting.values())
-        resolve({ type: 'error', message: `load generator exited (${code})` });
-    });
-  }
-
-  ask<T extends Reply['type']>(command: Command, expect: T): Promise<Extract<Reply, { type: T }>> {
-    const seq = ++this.#seq;
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(seq, (answer) => {
-        this.#waiting.delete(seq);
-        if (answer.type === expect) resolve(answer as Extract<Reply, { type: T }>);
-        else reject(new Error(answer.type === 'error' ? answer.message : `unexpected ${answer.type}`));
-      });
-      this.child.send({ seq, command });
-    });
-  }
-
-  stop(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
   }
 }
 

@@ -6,13 +6,14 @@
  * their ratio, the server's CPU and RSS per connection, the generators' CPU, errors by code.
  * `--knee` steps N up and reports where Haven's p99 passes twice bare socket.io's.
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startNodeProcess } from '../test/helpers/node-process.ts';
+import { ChildChannel } from './child-channel.ts';
 import { CpuSampler, commOf, descendants, readProcess, sumLoads } from './proc-stats.ts';
 import { type Percentiles, percentiles } from './result.ts';
 import type { GenCommand, GenReply, SignalingRoom, SignalingTarget } from './signaling-gen.ts';
@@ -111,36 +112,10 @@ type Options = ReturnType<typeof options>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** One generator process and a request/answer channel to it. */
-class Generator {
-  readonly child: ChildProcess = fork(join(import.meta.dirname, 'signaling-gen.ts'), [], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  #seq = 0;
-  readonly #waiting = new Map<number, (reply: GenReply) => void>();
-
+/** One generator process (`signaling-gen.ts`) and a request/answer channel to it. */
+class Generator extends ChildChannel<GenCommand, GenReply> {
   constructor() {
-    this.child.on('message', (m: { seq: number; answer: GenReply }) => this.#waiting.get(m.seq)?.(m.answer));
-    this.child.on('exit', (code) => {
-      for (const resolve of this.#waiting.values()) resolve({ type: 'error', message: `generator exited (${code})` });
-    });
-  }
-
-  ask<T extends GenReply['type']>(command: GenCommand, expect: T): Promise<Extract<GenReply, { type: T }>> {
-    const seq = ++this.#seq;
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(seq, (answer) => {
-        this.#waiting.delete(seq);
-        if (answer.type === expect) resolve(answer as Extract<GenReply, { type: T }>);
-        else reject(new Error(answer.type === 'error' ? answer.message : `unexpected ${answer.type}`));
-      });
-      this.child.send({ seq, command });
-    });
-  }
-
-  stop(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+    super(join(import.meta.dirname, 'signaling-gen.ts'), 'generator');
   }
 }
 
