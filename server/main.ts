@@ -1,5 +1,6 @@
 /**
- * Entry point of a Haven node: `npm start` (after set-up) or `node --import tsx server/main.ts`.
+ * Entry point of a Haven node: `npm start` (after set-up), or
+ * `node --max-semi-space-size=64 --import tsx server/main.ts` (the flag: README, Running a node).
  * Reads the configuration (exit 2 with the offending keys if it is invalid), starts the node,
  * and shuts it down gracefully on SIGINT/SIGTERM within `shutdownTimeoutMs`.
  */

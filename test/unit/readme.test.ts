@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { renderConfigTable } from '../../config/doc.ts';
 import { envNames } from '../../config/schema.ts';
+import { nodeFlags } from '../helpers/node-process.ts';
 
 const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
 
@@ -19,6 +20,12 @@ test('the README quickstart names the two commands', () => {
   );
   assert.match(quickstart, /npm start/);
   assert.match(quickstart, /npm test/);
+});
+
+test('npm start runs the node with the V8 flags the tests and the bench start it with', () => {
+  const start = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')).scripts.start;
+  assert.ok(start.includes(`node ${nodeFlags.join(' ')} --import tsx server/main.ts`), start);
+  for (const flag of nodeFlags) assert.ok(readme.includes(flag), `README names ${flag}`);
 });
 
 test.run();
