@@ -4,10 +4,10 @@ import {
   type ComputeAttendanceInput,
   computeAttendance,
   computeLiveAttendance,
-  lateWritesBeforeRestores,
   type SessionAttendance,
 } from '../../server/attendance/compute.ts';
 import { attendanceCsv, parseCsv } from '../../server/attendance/csv.ts';
+import { lateWritesBeforeRestores } from '../../server/attendance/outages.ts';
 import type { AttendanceEvent, AttendanceEventType } from '../../server/attendance/recorder.ts';
 import { isoWeekOf, weeklyTotals } from '../../server/attendance/weekly.ts';
 
