@@ -55,9 +55,15 @@ async function startNode(id: string): Promise<NodeProcess> {
   return node;
 }
 
-function killNode(id: string): void {
-  nodes.get(id)?.kill();
+/** SIGKILLs the node; resolves once it is gone, with that moment (it served nothing after it). */
+async function killNode(id: string): Promise<number> {
+  const node = nodes.get(id);
   nodes.delete(id);
+  if (!node) return Date.now();
+  node.kill();
+  const { child } = node;
+  await waitFor(() => child.exitCode !== null || child.signalCode !== null, 10_000, `${id} to be gone`);
+  return Date.now();
 }
 
 test.before(async () => {
@@ -178,7 +184,7 @@ const until = (from: number, ms: number, what: string) => waitFor(() => Date.now
 async function outage(
   room: string,
   owner: string,
-  fault: (joined: TestSocket[]) => Promise<void>,
+  fault: (joined: TestSocket[]) => Promise<number>,
   rejoinVia: () => string,
   avoid?: string,
   beforeEnd?: () => Promise<void>,
@@ -192,8 +198,9 @@ async function outage(
   }
   // Some presence before the fault, a few lease renewals' worth.
   await until(Date.now(), 2_000, 'two seconds in the session');
-  const killedAt = Date.now();
-  await fault(joined);
+  // The fault answers the moment the owner was surely down (dead, or stopped): it can have served
+  // nothing after that, whatever it was in the middle of when the signal came.
+  const killedAt = await fault(joined);
   const served = await lastServed(room);
   assert.ok(served.at <= killedAt, 'served no later than the fault');
   // Renewed every third of the lease: the last renewal is at most one period (plus a busy machine) before.
@@ -248,7 +255,7 @@ test('SIGKILL of the node, restarted on the same Redis: nobody is billed for the
     room,
     'n1',
     async () => {
-      killNode('n1');
+      const goneAt = await killNode('n1');
       // Nobody serves the room now: the bill already ends everyone at the last-served moment.
       await waitFor(async () => (await redis.exists(`haven:room-owner:${room}`)) === 0, 10_000, 'the lease to run out');
       const { at } = await lastServed(room);
@@ -264,6 +271,7 @@ test('SIGKILL of the node, restarted on the same Redis: nobody is billed for the
         );
       }
       await startNode('n1');
+      return goneAt;
     },
     () => urlOf('n1'),
   );
@@ -281,7 +289,7 @@ test('SIGKILL of the owner, the room taken over by another node: nobody is bille
   await outage(
     room,
     owner,
-    async () => killNode(owner),
+    () => killNode(owner),
     () => urlOf(other),
     deadUrl,
   );
@@ -321,7 +329,9 @@ test('SIGSTOP of the owner past its lease: what the woken node sees changes noth
       process.kill(pid, 'SIGSTOP');
       for (const socket of joined) socket.close();
       await waitFor(() => stateOf(pid) === 'T', 5_000, 'the owner stopped');
+      const stoppedAt = Date.now();
       await waitFor(async () => (await redis.exists(`haven:room-owner:${room}`)) === 0, 10_000, 'the lease to run out');
+      return stoppedAt;
     },
     () => urlOf(other),
     frozen.url,
