@@ -18,7 +18,7 @@ import {
   type SessionState,
   socketPath,
   type TrackInfo,
-} from '../client-sdk/src/protocol.ts';
+} from '../client-sdk/src/protocol/index.ts';
 import { mintAccessToken } from '../server/auth/mint.ts';
 import { epochMs } from './media.ts';
 import { loopback, type MediaPeer, producerRtpParameters } from './peer.ts';

@@ -8,7 +8,7 @@
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { io, type Socket } from 'socket.io-client';
-import { protocolVersion, socketPath } from '../client-sdk/src/protocol.ts';
+import { protocolVersion, socketPath } from '../client-sdk/src/protocol/index.ts';
 import { mintAccessToken } from '../server/auth/mint.ts';
 
 export type SignalingTarget = { kind: 'haven'; url: string; secret: string } | { kind: 'bare'; url: string };

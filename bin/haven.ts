@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import type { Capabilities, Role } from '../client-sdk/src/protocol.ts';
+import { type Capabilities, idPattern, type Role } from '../client-sdk/src/protocol/index.ts';
 import { loadConfig } from '../config/load.ts';
 import { AuditLog, type AuditVerification } from '../server/audit/audit-log.ts';
 import { type AuditCheckpoint, checkpointsInLines, parseCheckpoint } from '../server/audit/checkpoint.ts';
@@ -227,7 +227,7 @@ async function runAudit(argv: string[], env: NodeJS.ProcessEnv): Promise<number>
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const room = values.room;
   if (room === undefined) throw new UsageError('missing --room');
-  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(room)) throw new UsageError('--room must be a room id');
+  if (!idPattern.test(room)) throw new UsageError('--room must be a room id');
   const connection = auditConnection(values.redis, env);
   const from = wholeNumber('from', values.from, 1);
   const count = wholeNumber('count', values.count, 50);

@@ -76,9 +76,10 @@ function checkDeclarations(entry: string): string[] {
 
 /** tsc keeps the sources' `.ts` specifiers in declarations: point them at the emitted `.js`/`.d.ts` pair. */
 function rewriteSpecifiers(dir: string): void {
-  for (const entry of readdirSync(dir)) {
-    if (!entry.endsWith('.d.ts')) continue;
-    const file = join(dir, entry);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const file = join(dir, entry.name);
+    if (entry.isDirectory()) rewriteSpecifiers(file);
+    if (!entry.name.endsWith('.d.ts')) continue;
     const text = readFileSync(file, 'utf8');
     writeFileSync(file, text.replace(/(["'])(\.\.?\/[^"']+)\.ts\1/g, '$1$2.js$1'));
   }

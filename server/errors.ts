@@ -5,7 +5,7 @@
  * `errorId` that is also in the error's log line, so that an answer can be traced.
  */
 import { randomBytes } from 'node:crypto';
-import type { ConsentInfo, ErrorCode, ProtocolError } from '../client-sdk/src/protocol.ts';
+import type { ConsentInfo, ErrorCode, ProtocolError } from '../client-sdk/src/protocol/index.ts';
 import type { Logger } from './logger.ts';
 
 export class HavenError extends Error {

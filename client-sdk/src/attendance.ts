@@ -4,7 +4,7 @@
  * snapshots. Minutes so far are counted on from the snapshot on this device's clock, from when
  * the snapshot arrived: a device whose clock is off by minutes still shows the right durations.
  */
-import type { AttendanceEntry, AttendanceSnapshot, Role } from './protocol.ts';
+import type { AttendanceEntry, AttendanceSnapshot, Role } from './protocol/index.ts';
 
 /** One person in a {@link LiveAttendance}: the server's figures, and the time so far counted on locally. */
 export class LiveAttendanceEntry implements AttendanceEntry {

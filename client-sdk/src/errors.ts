@@ -3,7 +3,7 @@
  * {@link InvalidStateError}; anything the server refuses (and a request that got no answer) is a
  * {@link HavenRequestError} with a stable `code`.
  */
-import type { ConsentInfo, ErrorCode } from './protocol.ts';
+import type { ConsentInfo, ErrorCode } from './protocol/index.ts';
 
 /**
  * Codes the SDK itself gives a {@link HavenRequestError} when the server could not answer:

@@ -18,7 +18,7 @@ import type {
 } from 'mediasoup-client/types';
 import { InvalidStateError } from './errors.ts';
 import type { MediaHandlerName } from './options.ts';
-import type { ConsumeResponse, IceServer, TrackSource, TransportDirection } from './protocol.ts';
+import type { ConsumeResponse, IceServer, TrackSource, TransportDirection } from './protocol/index.ts';
 import type { PublishPreset } from './publish-presets.ts';
 import type { Signaling } from './signaling.ts';
 

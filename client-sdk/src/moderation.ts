@@ -14,7 +14,7 @@ import type {
   RequestOf,
   ResponseOf,
   WaitingEntry,
-} from './protocol.ts';
+} from './protocol/index.ts';
 
 /** The requests a {@link Moderation} sends: the moderation ones, and `lowerHand` for someone else's hand. */
 export type ModerationRequestSender = <K extends RequestName>(name: K, payload: RequestOf<K>) => Promise<ResponseOf<K>>;

@@ -1,7 +1,7 @@
 /** Options of a {@link SessionClient}, their defaults and their validation. */
 import { defaultReconnectOptions, type ReconnectOptions } from './backoff.ts';
 import { HavenRequestError } from './errors.ts';
-import { socketPath as defaultSocketPath } from './protocol.ts';
+import { socketPath as defaultSocketPath } from './protocol/index.ts';
 
 /** mediasoup-client's built-in WebRTC handlers (its `BuiltinHandlerName`). */
 export type MediaHandlerName = 'Chrome111' | 'Chrome74' | 'Firefox120' | 'Safari12' | 'ReactNative106';

@@ -3,7 +3,7 @@
  * SessionClient owns and updates the state behind them (the `*State` records, not exported from
  * the package).
  */
-import type { Capabilities, MediaKind, Role, TrackSource } from './protocol.ts';
+import type { Capabilities, MediaKind, Role, TrackSource } from './protocol/index.ts';
 
 /** @internal State behind a {@link LocalTrack}. */
 export interface LocalTrackState {

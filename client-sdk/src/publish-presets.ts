@@ -3,7 +3,7 @@
  * encodings and codec options. Tuned for talking heads in group therapy: the server picks each
  * receiver's layer from `setPreferredSize`, so a 12-tile grid pulls the 320×180 layer.
  */
-import type { MediaKind, TrackSource } from './protocol.ts';
+import type { MediaKind, TrackSource } from './protocol/index.ts';
 
 /** One RTP encoding (a subset of `RTCRtpEncodingParameters`). */
 export interface EncodingPreset {

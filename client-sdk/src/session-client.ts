@@ -38,11 +38,12 @@ import {
   type ChatAudience,
   type ChatMessage,
   type ConsentInfo,
-  type ErrorCode,
+  fatalRejoinCodes,
   type IceServer,
   type JoinResponse,
   type LeaveReason,
   type MediaKind,
+  maxChatLength,
   type NotificationName,
   type ParticipantInfo,
   protocolVersion,
@@ -53,15 +54,17 @@ import {
   type RoomInfo,
   type ServerNotifications,
   type SessionState,
+  sourceCapability,
   type TrackInfo,
   type TrackSource,
+  trackSources,
   type WaitingEntry,
   type WaitingInfo,
-} from './protocol.ts';
+} from './protocol/index.ts';
+import { TypedEmitter } from './protocol/typed-emitter.ts';
 import { captureTrack, type PublishPreset, publishPresets } from './publish-presets.ts';
 import { graceExpired, ReconnectDeadline } from './reconnect-policy.ts';
 import { Signaling } from './signaling.ts';
-import { TypedEmitter } from './typed-emitter.ts';
 
 /**
  * Where the client is:
@@ -197,24 +200,8 @@ export type SessionClientEvents = {
 /** Redirects followed per connection: a room moving while the client follows it may need two. */
 const maxRedirects = 3;
 
-/** Codes a rejoin cannot overcome by retrying. */
-const fatalRejoinCodes: readonly string[] = [
-  'UNAUTHORIZED',
-  'FORBIDDEN',
-  'INVALID_REQUEST',
-  'NOT_FOUND',
-  'ROOM_LOCKED',
-  'ROOM_FULL',
-  'UNKNOWN_EVENT',
-] satisfies ErrorCode[];
-
-const sources: readonly TrackSource[] = ['microphone', 'camera', 'screen'];
-
 /** The reconnection window when the server did not announce one (`reconnectGraceMs`): its default. */
 const defaultGraceMs = 30_000;
-
-/** Longest chat message the protocol takes, in characters. */
-const maxChatLength = 2_000;
 
 /** Notifications about this client's place (the join's stages): handled whatever the state. */
 type StageNotification = 'waiting' | 'admitted';
@@ -602,7 +589,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    * @throws TypeError if `source` is not `'microphone'`, `'camera'` or `'screen'`.
    */
   async unpublish(source: TrackSource): Promise<void> {
-    if (!sources.includes(source)) throw new TypeError(`source must be one of ${sources.join(', ')}`);
+    if (!trackSources.includes(source)) throw new TypeError(`source must be one of ${trackSources.join(', ')}`);
     const publication = this.#publications.get(source);
     if (publication) await this.#unpublish(publication);
   }
@@ -856,7 +843,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   }
 
   #isFatal(error: unknown): boolean {
-    if (!(error instanceof HavenRequestError) || !fatalRejoinCodes.includes(error.code)) return false;
+    if (!(error instanceof HavenRequestError) || !(fatalRejoinCodes as readonly string[]).includes(error.code))
+      return false;
     // A token function may mint a valid token next time.
     return !(error.code === 'UNAUTHORIZED' && typeof this.#options.token === 'function');
   }
@@ -1360,8 +1348,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     }
     const self = this.#self;
     if (!self) throw new InvalidStateError('not joined');
-    const { publishAudio, publishVideo, publishScreen } = self.capabilities;
-    const allowed = source === 'microphone' ? publishAudio : source === 'camera' ? publishVideo : publishScreen;
+    const allowed = self.capabilities[sourceCapability[source]];
     if (!allowed)
       throw new HavenRequestError('FORBIDDEN', `this token does not allow publishing the ${source}`, 'produce');
     this.#publishing.add(source);

@@ -16,12 +16,12 @@ import type {
   ResponseOf,
   ServerNotifications,
   ServerToClientEvents,
-} from './protocol.ts';
-import { TypedEmitter } from './typed-emitter.ts';
+} from './protocol/index.ts';
+import { TypedEmitter } from './protocol/typed-emitter.ts';
 
 type HavenSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
-/** Every notification of the protocol (a compile error here means protocol.ts grew one). */
+/** Every notification of the protocol (a compile error here means the protocol grew one). */
 const notifications = {
   participantJoined: true,
   participantLeft: true,

@@ -8,7 +8,7 @@
  * as the bill does.
  */
 import type { Redis } from 'ioredis';
-import type { Role } from '../../client-sdk/src/protocol.ts';
+import type { Role } from '../../client-sdk/src/protocol/index.ts';
 import { readAttendanceEvents } from '../../workers/attendance.ts';
 import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';

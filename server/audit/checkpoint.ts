@@ -9,6 +9,8 @@
  * Redis writer could have changed): every `intervalMs` for each room it appended to since, at
  * once when a session ends, and when it closes.
  */
+
+import { idPattern } from '../../client-sdk/src/protocol/index.ts';
 import type { Logger } from '../logger.ts';
 import type { AuditKeys } from './keys.ts';
 
@@ -55,7 +57,7 @@ export function parseCheckpoint(value: unknown): AuditCheckpoint | string {
     fields = { ...(raw.data as Record<string, unknown>), room: raw.room };
   }
   const { room, seq, hash, at, kid, signature } = fields;
-  if (typeof room !== 'string' || !/^[A-Za-z0-9._:-]{1,128}$/.test(room)) return 'no room';
+  if (typeof room !== 'string' || !idPattern.test(room)) return 'no room';
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return 'seq is not a whole number ≥ 1';
   if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) return 'hash is not a SHA-256';
   if (typeof at !== 'string' || Number.isNaN(Date.parse(at))) return 'at is not a time';

@@ -4,6 +4,7 @@
  * and the Redis stream fields it is stored as (`<prefix>audit:<room>`). Every reader imports it.
  */
 import { createHash } from 'node:crypto';
+import { idCharacters, idPattern, maxIdLength } from '../../client-sdk/src/protocol/index.ts';
 
 export type AuditDetails = Record<string, string | number | boolean>;
 
@@ -49,11 +50,10 @@ export type UnsignedEntry = Omit<AuditEntry, 'hash' | 'kid' | 'mac'>;
 export const genesisHash = '0'.repeat(64);
 
 /** Room, actor and target ids: the alphabet of token `sub` and `room` claims. */
-const idPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Actions and results (`admit`, `room.create`, `ROOM_LOCKED`). */
-export const codePattern = /^[A-Za-z0-9._:-]{1,64}$/;
+export const codePattern = new RegExp(`^[${idCharacters}]{1,64}$`);
 const detailKeyPattern = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
-const detailStringPattern = /^[A-Za-z0-9._:-]*$/;
+const detailStringPattern = new RegExp(`^[${idCharacters}]*$`);
 const maxDetailString = 64;
 const maxDetailKeys = 16;
 
@@ -62,7 +62,7 @@ const maxDetailKeys = 16;
 export function checkId(what: string, value: unknown, pattern = idPattern): string {
   if (typeof value !== 'string' || !pattern.test(value)) {
     throw new TypeError(
-      `audit ${what} must be an id (letters, digits, . _ : -; at most ${pattern === idPattern ? 128 : 64} characters)`,
+      `audit ${what} must be an id (letters, digits, . _ : -; at most ${pattern === idPattern ? maxIdLength : 64} characters)`,
     );
   }
   return value;

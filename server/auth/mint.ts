@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, type KeyObject, randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import type { AccessTokenClaims, Capabilities, Role } from '../../client-sdk/src/protocol.ts';
+import type { AccessTokenClaims, Capabilities, Role } from '../../client-sdk/src/protocol/index.ts';
 import { accessTokenClaimsSchema, algorithmForKey, type TokenAlgorithm } from './tokens.ts';
 
 export interface MintOptions {

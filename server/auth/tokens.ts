@@ -8,7 +8,8 @@ import { createHash, createPublicKey, createSecretKey, type KeyObject } from 'no
 import type { Redis } from 'ioredis';
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
-import type { AccessTokenClaims, Capabilities, Role } from '../../client-sdk/src/protocol.ts';
+import type { AccessTokenClaims, Capabilities, Role } from '../../client-sdk/src/protocol/index.ts';
+import { idPattern, maxIdLength } from '../../client-sdk/src/protocol/index.ts';
 import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
@@ -57,8 +58,8 @@ export function tokenFingerprint(token: string): string {
 const id = z
   .string()
   .min(1, 'must not be empty')
-  .max(128, 'at most 128 characters')
-  .regex(/^[A-Za-z0-9._:-]+$/, 'only letters, digits and . _ : -');
+  .max(maxIdLength, `at most ${maxIdLength} characters`)
+  .regex(idPattern, 'only letters, digits and . _ : -');
 const numericDate = z.number();
 const cap = z.boolean().optional();
 

@@ -10,7 +10,7 @@
  * anyway, so signaling there too keeps one path per client and one failure to handle.
  */
 import type { Redis } from 'ioredis';
-import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
+import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { RoomLeases } from './leases.ts';

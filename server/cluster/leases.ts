@@ -22,7 +22,7 @@
  * node taking the session back after an outage dates everyone's disconnection by (attendance).
  */
 import type { Redis } from 'ioredis';
-import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
+import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import type { Logger } from '../logger.ts';
 import { nodeRoomsKey } from './registry.ts';
 

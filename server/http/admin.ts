@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { idPattern } from '../../client-sdk/src/protocol/index.ts';
 import type { Delivery, DeliveryPage, EndpointSummary } from '../../workers/webhooks.ts';
 import type { SessionAttendance } from '../attendance/compute.ts';
 import { attendanceCsv } from '../attendance/csv.ts';
@@ -38,7 +39,6 @@ export interface AdminDeps {
   program: { timeZone: string; weeklyThresholdHours: number };
 }
 
-const idPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 const consentText = z.string().trim().min(1).max(20_000);
 
 function isTimeZone(zone: string): boolean {

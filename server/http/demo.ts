@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { idPattern } from '../../client-sdk/src/protocol/index.ts';
 import { mintAccessToken } from '../auth/mint.ts';
 import { answerFailure, HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -32,7 +33,7 @@ const files: Record<string, { path: string; type: string }> = {
 };
 
 const tokenRequest = z.strictObject({
-  room: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'letters, digits and . _ : - only'),
+  room: z.string().regex(idPattern, 'letters, digits and . _ : - only'),
   role: z.enum(['facilitator', 'participant', 'observer']),
   name: z.string().trim().min(1).max(80),
 });

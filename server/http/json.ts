@@ -1,6 +1,6 @@
 /** JSON in and out of the HTTP API: bounded request bodies, uncached responses, coded errors. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ProtocolError } from '../../client-sdk/src/protocol.ts';
+import type { ProtocolError } from '../../client-sdk/src/protocol/index.ts';
 import { HavenError, httpStatusOf } from '../errors.ts';
 
 export const maxBodyBytes = 64 * 1024;

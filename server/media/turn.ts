@@ -4,7 +4,7 @@
  * asking Haven. The participant id in the username is pseudonymous.
  */
 import { createHmac } from 'node:crypto';
-import type { IceServer } from '../../client-sdk/src/protocol.ts';
+import type { IceServer } from '../../client-sdk/src/protocol/index.ts';
 
 export interface TurnSettings {
   urls: string[];

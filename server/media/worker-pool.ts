@@ -5,7 +5,7 @@
  */
 import * as mediasoup from 'mediasoup';
 import type { Router, RouterOptions, WebRtcServer, Worker, WorkerLogLevel } from 'mediasoup/node/lib/types.js';
-import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
+import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import type { Logger } from '../logger.ts';
 import { isProcessAlive } from '../processes.ts';
 

@@ -4,7 +4,7 @@
  * facilitator's deletion removes it here too; retention purges messages past their age.
  */
 import type { Redis } from 'ioredis';
-import type { ChatMessage } from '../../client-sdk/src/protocol.ts';
+import type { ChatMessage } from '../../client-sdk/src/protocol/index.ts';
 import type { Logger } from '../logger.ts';
 
 export class ChatArchive {

@@ -4,7 +4,7 @@
  * dropped with the room: chat is not kept after the session.
  */
 import { randomBytes } from 'node:crypto';
-import type { ChatMessage } from '../../client-sdk/src/protocol.ts';
+import type { ChatMessage } from '../../client-sdk/src/protocol/index.ts';
 
 interface Sent {
   message: ChatMessage;

@@ -4,7 +4,7 @@
  * facilitation state if another node was running it), forgets it when it closes, and ends
  * sessions on request.
  */
-import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
+import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import type { VerifiedIdentity } from '../auth/tokens.ts';
 import { HavenError } from '../errors.ts';
 import { Room, type RoomSettings } from './room.ts';

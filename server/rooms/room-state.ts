@@ -27,7 +27,7 @@
  * its whole state again until Redis takes it (the lease set again) or the room closes here (lost).
  */
 import type { Redis } from 'ioredis';
-import type { AudioMode, Role } from '../../client-sdk/src/protocol.ts';
+import type { AudioMode, Role } from '../../client-sdk/src/protocol/index.ts';
 import { lastServedAt } from '../cluster/leases.ts';
 import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';

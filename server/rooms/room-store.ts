@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { ConsentInfo, RoomKind } from '../../client-sdk/src/protocol.ts';
+import type { ConsentInfo, RoomKind } from '../../client-sdk/src/protocol/index.ts';
 import { HavenError } from '../errors.ts';
 
 export interface RoomSchedule {

@@ -40,8 +40,9 @@ import type {
   TransportOptions,
   WaitingEntry,
   WaitingInfo,
-} from '../../client-sdk/src/protocol.ts';
-import { TypedEmitter } from '../../client-sdk/src/typed-emitter.ts';
+} from '../../client-sdk/src/protocol/index.ts';
+import { idCharacters, sourceCapability, sourceKind } from '../../client-sdk/src/protocol/index.ts';
+import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import type { LiveFigures } from '../attendance/live.ts';
 import type { AttendanceEventType, NewAttendanceEvent } from '../attendance/recorder.ts';
 import { defaultCapabilities, type VerifiedIdentity } from '../auth/tokens.ts';
@@ -179,13 +180,6 @@ const attendanceViewEvents: ReadonlySet<AttendanceEventType> = new Set([
   'removed',
   'left',
 ]);
-
-const sourceKind: Record<TrackSource, 'audio' | 'video'> = { microphone: 'audio', camera: 'video', screen: 'video' };
-const sourceCapability: Record<TrackSource, keyof Capabilities> = {
-  microphone: 'publishAudio',
-  camera: 'publishVideo',
-  screen: 'publishScreen',
-};
 
 export class Room extends TypedEmitter<RoomEvents> {
   readonly definition: RoomDefinition;
@@ -1421,7 +1415,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   /** Ends the session for everyone and closes the room. */
   end(reason: string): void {
     if (this.#closed) return;
-    this.#presence('sessionEnded', undefined, { reason: reason.replace(/[^A-Za-z0-9._:-]+/g, '-') });
+    this.#presence('sessionEnded', undefined, { reason: reason.replace(new RegExp(`[^${idCharacters}]+`, 'g'), '-') });
     for (const [id, member] of this.#members) if (member.connectionId) this.#notify(id, 'sessionEnded', [{ reason }]);
     this.close();
   }

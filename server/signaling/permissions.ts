@@ -5,7 +5,7 @@
  * (defence in depth) and what depends on more than role and stage: the token's capabilities, the
  * target of a moderation request, the room's settings.
  */
-import type { RequestName, Role } from '../../client-sdk/src/protocol.ts';
+import type { RequestName, Role } from '../../client-sdk/src/protocol/index.ts';
 import { HavenError } from '../errors.ts';
 
 /** Where a connection stands: not joined yet, at the consent gate, in the waiting room, in the session. */

@@ -4,11 +4,11 @@
  * objects are checked here for shape and size only; mediasoup validates their contents.
  */
 import { z } from 'zod';
-import type { RequestName, RequestOf } from '../../client-sdk/src/protocol.ts';
+import { maxChatLength, type RequestName, type RequestOf } from '../../client-sdk/src/protocol/index.ts';
 
 const id = z.string().min(1).max(128);
 const target = z.strictObject({ participantId: id });
-const chatText = z.string().trim().min(1).max(2_000);
+const chatText = z.string().trim().min(1).max(maxChatLength);
 /**
  * A mediasoup parameters object (RTP, DTLS, capabilities): a plain JSON object (not binary data
  * sent as an attachment), not too big (nor too deep to measure).

@@ -16,7 +16,7 @@ import {
   type RequestOf,
   type ResponseOf,
   type ServerToClientEvents,
-} from '../../client-sdk/src/protocol.ts';
+} from '../../client-sdk/src/protocol/index.ts';
 import type { TokenVerifier, VerifiedIdentity } from '../auth/tokens.ts';
 import type { Cluster } from '../cluster/cluster.ts';
 import { answerFailure, HavenError } from '../errors.ts';

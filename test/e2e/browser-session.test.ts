@@ -7,9 +7,9 @@
 import type { Page } from 'playwright-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
 import { launchBrowser, recordPeerConnections, type TestBrowser } from '../helpers/browser.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import { admin, testAdminKey } from '../helpers/signaling-client.ts';
 
 let node: NodeProcess;

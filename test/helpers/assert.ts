@@ -12,3 +12,16 @@ export async function rejects(fn: () => Promise<unknown>, pattern: RegExp): Prom
   assert.unreachable(`expected a rejection matching ${pattern}`);
   throw new Error('unreachable');
 }
+
+/** Asserts that `fn` rejects with an instance of `type` (whose message matches `pattern`, if given); returns it. */
+export async function throwsAsync(fn: () => Promise<unknown>, type: new (...args: never[]) => Error, pattern?: RegExp) {
+  try {
+    await fn();
+  } catch (error) {
+    assert.instance(error, type);
+    if (pattern) assert.match((error as Error).message, pattern);
+    return error as Error;
+  }
+  assert.unreachable(`expected a ${type.name}`);
+  throw new Error('unreachable');
+}

@@ -1,6 +1,6 @@
 /** A raw socket.io client speaking Haven's protocol, for signaling tests (no media). */
 import { io, type Socket } from 'socket.io-client';
-import type { Role } from '../../client-sdk/src/protocol.ts';
+import type { Role } from '../../client-sdk/src/protocol/index.ts';
 import {
   type Ack,
   type ClientToServerEvents,
@@ -10,7 +10,7 @@ import {
   type ServerNotifications,
   type ServerToClientEvents,
   socketPath,
-} from '../../client-sdk/src/protocol.ts';
+} from '../../client-sdk/src/protocol/index.ts';
 import { mintAccessToken } from '../../server/auth/mint.ts';
 
 export type TestSocket = Socket<ServerToClientEvents, ClientToServerEvents>;

@@ -14,6 +14,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { waitFor } from '../../bench/processes.ts';
 import { computeAttendance } from '../../server/attendance/compute.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RoomStore } from '../../server/rooms/room-store.ts';
@@ -23,7 +24,6 @@ import {
   attendanceResultKey,
   readAttendanceEvents,
 } from '../../workers/attendance.ts';
-import { waitFor } from '../helpers/processes.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'haven-attendance-crash-'));

@@ -12,11 +12,11 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { protocolVersion } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
+import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { AttendanceRecorder } from '../../server/attendance/recorder.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import {
   admin,
   connect,

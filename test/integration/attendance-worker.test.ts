@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { protocolVersion } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
+import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { parseCsv } from '../../server/attendance/csv.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import { admin, connect, ok, type TestSocket, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 
 const root = join(import.meta.dirname, '..', '..');

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { waitFor } from '../../bench/processes.ts';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import {
   type AuditCheckpoint,
@@ -21,7 +22,6 @@ import { AuditKeys, auditKeysOf, keyId } from '../../server/audit/keys.ts';
 import { createLogger } from '../../server/logger.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { rejects } from '../helpers/assert.ts';
-import { waitFor } from '../helpers/processes.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const dataDir = mkdtempSync(join(tmpdir(), 'haven-audit-'));

@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { protocolVersion } from '../../client-sdk/src/protocol.ts';
+import { embeddedRedisClient, type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { commandOf, isAlive, redisServersIn, waitFor } from '../../bench/processes.ts';
+import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { rejects } from '../helpers/assert.ts';
-import { embeddedRedisClient, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { commandOf, isAlive, redisServersIn, waitFor } from '../helpers/processes.ts';
 import { admin, connect, ok, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'haven-redis-'));

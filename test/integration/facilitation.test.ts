@@ -10,18 +10,18 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
 import {
   type JoinResponse,
   type ModerationRequestName,
   protocolVersion,
   type SessionState,
-} from '../../client-sdk/src/protocol.ts';
+} from '../../client-sdk/src/protocol/index.ts';
 import { AuditLog } from '../../server/audit/audit-log.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { ChatArchive } from '../../server/rooms/chat-archive.ts';
 import { rejects } from '../helpers/assert.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import {
   admin,
   collect,

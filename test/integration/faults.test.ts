@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { embeddedRedisClient, type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { commandOf, descendants, isAlive, redisServersIn, waitFor } from '../../bench/processes.ts';
 import { computeAttendance } from '../../server/attendance/compute.ts';
 import type { AttendanceEvent } from '../../server/attendance/recorder.ts';
 import { lastServedAt } from '../../server/cluster/leases.ts';
 import { readAttendanceEvents } from '../../workers/attendance.ts';
-import { embeddedRedisClient, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { commandOf, descendants, isAlive, redisServersIn, waitFor } from '../helpers/processes.ts';
 import { admin, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 import { createNodeSessionClient, type NodeSession, type Reception, receiveFrom } from '../helpers/wrtc-session.ts';
 

@@ -5,9 +5,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { commandOf, descendants, isAlive, waitFor } from '../../bench/processes.ts';
 import type { RemoteTrack } from '../../client-sdk/src/index.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { commandOf, descendants, isAlive, waitFor } from '../helpers/processes.ts';
 import { admin, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 import {
   createNodeSessionClient,

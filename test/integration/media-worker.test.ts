@@ -6,8 +6,8 @@ import { workerBin } from 'mediasoup';
 import type { PipeTransport, PlainTransport, Producer, Router, RtpCodecCapability } from 'mediasoup/node/lib/types.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { waitFor } from '../../bench/processes.ts';
 import { WorkerPool } from '../../server/media/worker-pool.ts';
-import { waitFor } from '../helpers/processes.ts';
 import { rtpPacket, rtpPayload } from '../helpers/rtp.ts';
 
 const mediaCodecs: RtpCodecCapability[] = [{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 }];

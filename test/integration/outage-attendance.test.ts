@@ -20,15 +20,15 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { protocolVersion } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
+import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { computeAttendance, type Interval, type SessionAttendance } from '../../server/attendance/compute.ts';
 import type { AttendanceEvent } from '../../server/attendance/recorder.ts';
 import { lastServedAt } from '../../server/cluster/leases.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RoomStore } from '../../server/rooms/room-store.ts';
 import { processAttendance, readAttendanceEvents } from '../../workers/attendance.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import { admin, connect, ok, type TestSocket, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 
 const graceS = 10;

@@ -14,7 +14,8 @@ import { join as joinPath } from 'node:path';
 import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { protocolVersion, type RequestName, type RequestOf, type Role } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { protocolVersion, type RequestName, type RequestOf, type Role } from '../../client-sdk/src/protocol/index.ts';
 import type { HavenError } from '../../server/errors.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import {
@@ -26,7 +27,6 @@ import {
   stages,
 } from '../../server/signaling/permissions.ts';
 import { requestNames } from '../../server/signaling/schemas.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import {
   admin,
   connect,

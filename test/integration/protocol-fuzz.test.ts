@@ -14,10 +14,10 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { errorCodes, protocolVersion } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { isAlive } from '../../bench/processes.ts';
+import { errorCodes, protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { requestNames, requestSchemas } from '../../server/signaling/schemas.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { isAlive } from '../helpers/processes.ts';
 import {
   admin,
   connect,

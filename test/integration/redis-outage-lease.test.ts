@@ -16,10 +16,10 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { protocolVersion } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
+import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { lastServedAt, RoomLeases } from '../../server/cluster/leases.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import {
   admin,
   collect,

@@ -17,11 +17,11 @@ import { pino } from 'pino';
 import type { Socket } from 'socket.io-client';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type Ack, protocolVersion, type RequestName, type ResponseOf } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
+import { type Ack, protocolVersion, type RequestName, type ResponseOf } from '../../client-sdk/src/protocol/index.ts';
 import { AttendanceRecorder } from '../../server/attendance/recorder.ts';
 import { redisOptions } from '../../server/redis/connection.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import {
   admin,
   connect,

@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { waitFor } from '../../bench/processes.ts';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import { AuditLog } from '../../server/audit/audit-log.ts';
 import { AuditKeys } from '../../server/audit/keys.ts';
@@ -28,7 +29,6 @@ import {
 } from '../../workers/retention.ts';
 import { listDeliveries, WebhookQueue } from '../../workers/webhooks.ts';
 import { rejects } from '../helpers/assert.ts';
-import { waitFor } from '../helpers/processes.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const dataDir = mkdtempSync(join(tmpdir(), 'haven-retention-'));

@@ -13,12 +13,12 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type JoinResponse, protocolVersion, type SessionState } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
+import { type JoinResponse, protocolVersion, type SessionState } from '../../client-sdk/src/protocol/index.ts';
 import type { HavenError } from '../../server/errors.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RoomStateStore } from '../../server/rooms/room-state.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import {
   admin,
   collect,

@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
 import type { CloseReason, ConnectionState } from '../../client-sdk/src/index.ts';
 import { HavenRequestError } from '../../client-sdk/src/index.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import { admin, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 import { createNodeSessionClient, type NodeSession } from '../helpers/wrtc-session.ts';
 

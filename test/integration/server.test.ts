@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { commandOf, descendants, isAlive, waitFor } from '../helpers/processes.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { commandOf, descendants, isAlive, waitFor } from '../../bench/processes.ts';
 
 let node: NodeProcess;
 

@@ -13,15 +13,15 @@ import pino from 'pino';
 import { Server as SocketServer } from 'socket.io';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { protocolVersion } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { isAlive, waitFor } from '../../bench/processes.ts';
+import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import type { TokenVerifier } from '../../server/auth/tokens.ts';
 import type { AdminDeps } from '../../server/http/admin.ts';
 import { createHttpApp } from '../../server/http/app.ts';
 import type { RoomManager } from '../../server/rooms/room-manager.ts';
 import { loggableEventName } from '../../server/signaling/guard.ts';
 import { attachSignaling, type HavenSocketServer } from '../../server/signaling/signaling.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { isAlive, waitFor } from '../helpers/processes.ts';
 import {
   admin,
   connect,

@@ -6,11 +6,11 @@ import { once } from 'node:events';
 import jwt from 'jsonwebtoken';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { protocolVersion, type RequestName } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
+import { protocolVersion, type RequestName } from '../../client-sdk/src/protocol/index.ts';
 import { mintAccessToken } from '../../server/auth/mint.ts';
 import { rejects } from '../helpers/assert.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import {
   admin,
   collect,

@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
 import { tokenFingerprint } from '../../server/auth/tokens.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import { connect, testAdminKey, testSecret } from '../helpers/signaling-client.ts';
 
 const keyDir = mkdtempSync(join(tmpdir(), 'haven-token-attacks-'));

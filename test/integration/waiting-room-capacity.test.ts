@@ -5,9 +5,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type JoinResponse, protocolVersion } from '../../client-sdk/src/protocol.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
+import { type JoinResponse, protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import {
   admin,
   collect,

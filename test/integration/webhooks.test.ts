@@ -15,11 +15,11 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { protocolVersion } from '../../client-sdk/src/protocol.ts';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
+import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { checkpointMessage } from '../../server/audit/checkpoint.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { waitFor } from '../helpers/processes.ts';
 import { admin, connect, next, ok, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 
 const webhookSecret = 'clinic-webhook-secret-0123';

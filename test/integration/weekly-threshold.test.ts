@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { waitFor } from '../../bench/processes.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RoomStore } from '../../server/rooms/room-store.ts';
 import {
@@ -25,7 +26,6 @@ import {
 } from '../../workers/attendance.ts';
 import { listDeliveries, startWebhookWorker, WebhookQueue } from '../../workers/webhooks.ts';
 import { checkClosedWeek, lastClosedWeek, weeklyJobName } from '../../workers/weekly.ts';
-import { waitFor } from '../helpers/processes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'haven-weekly-'));
 const timeZone = 'America/New_York';

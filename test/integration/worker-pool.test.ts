@@ -1,9 +1,9 @@
 import type { RtpCodecCapability } from 'mediasoup/node/lib/types.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { commandOf, isAlive, waitFor } from '../../bench/processes.ts';
 import { WorkerPool } from '../../server/media/worker-pool.ts';
 import { rejects } from '../helpers/assert.ts';
-import { commandOf, isAlive, waitFor } from '../helpers/processes.ts';
 
 const mediaCodecs: RtpCodecCapability[] = [{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 }];
 const pools: WorkerPool[] = [];

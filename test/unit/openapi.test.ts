@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { errorCodes } from '../../client-sdk/src/protocol.ts';
+import { errorCodes } from '../../client-sdk/src/protocol/index.ts';
 import { createRoomSchema } from '../../server/http/admin.ts';
 import { webhookEventTypes } from '../../workers/webhooks.ts';
 

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { nodeFlags } from '../../bench/node-process.ts';
 import { renderConfigTable } from '../../config/doc.ts';
 import { envNames } from '../../config/schema.ts';
-import { nodeFlags } from '../helpers/node-process.ts';
 
 const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
 

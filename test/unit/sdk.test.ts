@@ -25,22 +25,11 @@ import {
 import { obtainToken } from '../../client-sdk/src/options.ts';
 import { graceExpired, ReconnectDeadline } from '../../client-sdk/src/reconnect-policy.ts';
 import { buildSdk, bundleProblems } from '../../scripts/build-sdk.ts';
+import { throwsAsync } from '../helpers/assert.ts';
 import { createNodeSessionClient } from '../helpers/wrtc-session.ts';
 
 const url = 'http://127.0.0.1:1';
 const fakeAudioTrack = { kind: 'audio', readyState: 'live', enabled: true, stop() {} } as unknown as MediaStreamTrack;
-
-async function throwsAsync(fn: () => Promise<unknown>, type: new (...args: never[]) => Error, pattern?: RegExp) {
-  try {
-    await fn();
-  } catch (error) {
-    assert.instance(error, type);
-    if (pattern) assert.match((error as Error).message, pattern);
-    return error as Error;
-  }
-  assert.unreachable(`expected a ${type.name}`);
-  throw new Error('unreachable');
-}
 
 /** The next `event` of `client`, with its arguments: what a test waits for instead of a timer. */
 function nextEvent<K extends keyof SessionClientEvents>(

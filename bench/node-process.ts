@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { descendants, isAlive, waitFor } from './processes.ts';
 
-const root = join(import.meta.dirname, '..', '..');
+const root = join(import.meta.dirname, '..');
 
 /**
  * A client of the embedded Redis of the node whose data folder is `dataDir`, from the

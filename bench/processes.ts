@@ -1,4 +1,4 @@
-/** Process helpers for tests: descendants of a pid, liveness, waiting with a deadline. */
+/** Process helpers for the bench and the tests: descendants of a pid, liveness, waiting with a deadline. */
 import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 
 /** Parent pid of every live process, read from /proc. */

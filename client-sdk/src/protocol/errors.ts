@@ -1,0 +1,62 @@
+/**
+ * Error codes of the protocol and the shape of a request's acknowledgement. A request is a
+ * socket.io event with an acknowledgement: the client emits `socket.emit(name, request, ack)` and
+ * the server answers `ack({ ok: true, data })` or `ack({ ok: false, error: { code, message } })`.
+ */
+import type { ConsentInfo } from './model.ts';
+
+export const errorCodes = [
+  /** Missing, malformed, expired, revoked or otherwise unacceptable access token. */
+  'UNAUTHORIZED',
+  /** The caller's role or capabilities do not allow this. */
+  'FORBIDDEN',
+  /** The payload does not match the request's schema. */
+  'INVALID_REQUEST',
+  /** No such room, transport, producer or consumer. */
+  'NOT_FOUND',
+  /** The room is locked: nobody new gets in. */
+  'ROOM_LOCKED',
+  /** The room is at capacity for the caller's role. */
+  'ROOM_FULL',
+  /** Too many requests from this connection. */
+  'RATE_LIMITED',
+  /** The request is valid but not now (e.g. produce before join). */
+  'INVALID_STATE',
+  /** The event name is not part of the protocol. */
+  'UNKNOWN_EVENT',
+  /** Something failed on the server; nothing was changed. */
+  'INTERNAL',
+  /** The room is served by another node: connect to `url` (the SDK does by itself). */
+  'REDIRECT',
+  /** Not now, try again in a few seconds: the room is moving to another node, or nodes are shutting down. */
+  'UNAVAILABLE',
+  /** An HTTP body over the limit (64 KiB): nothing was read or changed. */
+  'PAYLOAD_TOO_LARGE',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+export interface ProtocolError {
+  code: ErrorCode;
+  message: string;
+  /** With `REDIRECT`: the node serving the room. */
+  url?: string;
+  /** With `UNAVAILABLE`: in how many ms trying again makes sense (the SDK waits that long). */
+  retryAfterMs?: number;
+  /** With `INVALID_REQUEST` to `acceptConsent` of a version no longer in force: the text now in force. */
+  consent?: ConsentInfo;
+  /** With `INTERNAL`: the id of the server's log line about the fault, to quote when reporting it. */
+  errorId?: string;
+}
+
+export type Ack<T> = { ok: true; data: T } | { ok: false; error: ProtocolError };
+
+/** Codes a rejoin cannot overcome by retrying: the SDK stops reconnecting when answered one. */
+export const fatalRejoinCodes: readonly ErrorCode[] = [
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'INVALID_REQUEST',
+  'NOT_FOUND',
+  'ROOM_LOCKED',
+  'ROOM_FULL',
+  'UNKNOWN_EVENT',
+];

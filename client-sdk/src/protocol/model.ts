@@ -1,0 +1,168 @@
+/** What the protocol talks about: roles, rooms, participants, tracks, the session, tokens. */
+
+export type Role = 'facilitator' | 'participant' | 'observer';
+export type RoomKind = 'group' | 'individual' | 'education';
+export type MediaKind = 'audio' | 'video';
+export type TrackSource = 'microphone' | 'camera' | 'screen';
+
+/** What a participant may do, from the token's `caps` claim (or the role's defaults). */
+export interface Capabilities {
+  publishAudio: boolean;
+  publishVideo: boolean;
+  publishScreen: boolean;
+  chat: boolean;
+}
+
+/** A published track as others see it. */
+export interface TrackInfo {
+  producerId: string;
+  participantId: string;
+  kind: MediaKind;
+  source: TrackSource;
+  paused: boolean;
+}
+
+/** A participant as others see it: a pseudonymous id and a display name, never more. */
+export interface ParticipantInfo {
+  /** The token's `sub`: an opaque id chosen by the embedding app. */
+  id: string;
+  /** Display name from the token's `name` claim. */
+  name: string;
+  role: Role;
+  tracks: TrackInfo[];
+}
+
+export interface RoomInfo {
+  id: string;
+  kind: RoomKind;
+  title: string;
+}
+
+/** ICE server for restrictive networks (TURN with time-limited credentials). */
+export interface IceServer {
+  urls: string[];
+  username?: string;
+  credential?: string;
+}
+
+/** The room's confidentiality and consent text, which a participant accepts before waiting. */
+export interface ConsentInfo {
+  /** Increases each time the clinic changes the text. */
+  version: number;
+  /** SHA-256 of the text (hex): what the audit log records as accepted. */
+  hash: string;
+  text: string;
+}
+
+/** What someone in the waiting room is told. */
+export interface WaitingInfo {
+  /** Whether a facilitator is in the session (if not, say so: nobody can admit yet). */
+  facilitatorPresent: boolean;
+  /** The facilitators' latest message to everyone waiting ("we start in 5 minutes"). */
+  message?: string;
+  /**
+   * Why this person is told again: a facilitator moved them back (`movedByFacilitator`), or the
+   * session holds as many participants as it admits and they stay waiting until a place frees
+   * up (`sessionFull`).
+   */
+  reason?: 'movedByFacilitator' | 'sessionFull';
+}
+
+/** The session as an admitted participant sees it when entering. */
+export interface SessionState {
+  room: RoomInfo;
+  self: ParticipantInfo;
+  capabilities: Capabilities;
+  /** Everyone else in the room the caller may see, with their tracks. */
+  participants: ParticipantInfo[];
+  /** mediasoup RtpCapabilities of the room's router. */
+  routerRtpCapabilities: unknown;
+  iceServers: IceServer[];
+  /** True when this join took back a place kept during the reconnection grace window. */
+  resumed: boolean;
+  /** How long the server keeps a place after a connection drops, in ms. */
+  reconnectGraceMs: number;
+  /** Facilitator-controlled audio: participants unmute only when a facilitator asked them to. */
+  audioMode: AudioMode;
+  locked: boolean;
+  spotlight: string | null;
+  /** Raised hands, oldest first (facilitators see all; others see their own). */
+  hands: RaisedHand[];
+  /** Who is waiting to be admitted (facilitators only; empty for others). */
+  waiting: WaitingEntry[];
+}
+
+export type AudioMode = 'open' | 'controlled';
+
+export interface RaisedHand {
+  participantId: string;
+  /** Server time (ms since the epoch). */
+  raisedAt: number;
+}
+
+/** Someone in the waiting room, as facilitators see them. */
+export interface WaitingEntry {
+  participantId: string;
+  name: string;
+  /** Server time (ms since the epoch). */
+  waitingSince: number;
+}
+
+/**
+ * One person in a facilitator's live attendance view, with the figures billing uses (union of
+ * present intervals; a drop recovered within the reconnection grace counts as present).
+ */
+export interface AttendanceEntry {
+  participantId: string;
+  /** Display name while the room knows this person (in the session, waiting, or within the grace); else null. */
+  name: string | null;
+  /** While the room knows this person, their token's; after, their last admission's; else null (a no-show). */
+  role: Role | null;
+  /** In the session now (a dropped connection still inside its grace window counts, see `reconnecting`). */
+  present: boolean;
+  /** Server time (ms since the epoch) the current present stretch began; null if not present. */
+  presentSince: number | null;
+  /** Whole seconds present in this session so far, at the snapshot's `asOf`. */
+  secondsPresent: number;
+  /** The connection dropped and the room keeps the place for the grace window. */
+  reconnecting: boolean;
+}
+
+/** Who is present, since when, seconds so far: facilitators only. */
+export interface AttendanceSnapshot {
+  /** Server time (ms since the epoch) the figures are computed at. */
+  asOf: number;
+  /** Everyone seen in the session, and the roster's no-shows, sorted by participant id. */
+  participants: AttendanceEntry[];
+}
+
+export type ChatAudience = 'everyone' | 'facilitators';
+export interface ChatMessage {
+  id: string;
+  from: string;
+  /** `everyone`, `facilitators`, or a participant id for a private message (where the room allows it). */
+  to: ChatAudience | string;
+  text: string;
+  /** Server time (ms since the epoch). */
+  sentAt: number;
+}
+
+/* ---- Access tokens ------------------------------------------------------------------------ */
+
+/** Claims of a Haven access token (a JWT minted by the embedding app's backend). */
+export interface AccessTokenClaims {
+  /** Opaque, pseudonymous participant id: never a real name. */
+  sub: string;
+  /** Display name shown to others in the room. */
+  name: string;
+  /** Room id. */
+  room: string;
+  role: Role;
+  caps?: Partial<Capabilities>;
+  iss: string;
+  aud: string | string[];
+  exp: number;
+  iat?: number;
+  nbf?: number;
+  jti?: string;
+}

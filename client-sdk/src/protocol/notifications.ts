@@ -1,0 +1,92 @@
+/** Notifications (server → client) and the socket.io typed event maps. */
+import type { Ack } from './errors.ts';
+import type {
+  AttendanceSnapshot,
+  AudioMode,
+  ChatMessage,
+  ParticipantInfo,
+  RaisedHand,
+  SessionState,
+  TrackInfo,
+  TrackSource,
+  WaitingEntry,
+  WaitingInfo,
+} from './model.ts';
+import type { Empty, RequestName, RequestOf, ResponseOf } from './requests.ts';
+
+/* ---- Notifications (server → client) ---------------------------------------------------- */
+
+export type LeaveReason = 'left' | 'disconnected' | 'removed' | 'sessionEnded' | 'movedToWaitingRoom';
+
+export interface ServerNotifications {
+  participantJoined: [ParticipantInfo];
+  participantLeft: [{ participantId: string; reason: LeaveReason }];
+  trackPublished: [TrackInfo];
+  trackUnpublished: [{ producerId: string; participantId: string }];
+  /** A producer was paused or resumed by its owner (or a facilitator). */
+  trackUpdated: [TrackInfo];
+  /** The server closed one of the caller's consumers (its producer went away). */
+  consumerClosed: [{ consumerId: string }];
+  /** Loudest participant, or null in silence. */
+  activeSpeaker: [{ participantId: string | null }];
+  /**
+   * The server lost the caller's media (a media worker failed) and closed its transports: create
+   * new transports, publish again and consume again, exactly as after a resumed join.
+   */
+  mediaReset: [{ reason: string }];
+  /** The session is over for everyone. */
+  sessionEnded: [{ reason: string }];
+  /** The same identity joined from another connection; this one is closed. */
+  replaced: [Empty];
+  /**
+   * This node stops serving the room (it shuts down, or another node took the room over): the
+   * connection closes and the SDK reconnects, to whichever node serves the room now.
+   */
+  moved: [{ reason: 'draining' | 'failover' }];
+
+  /* Waiting room: to the person waiting. */
+  /** In the waiting room (first arrival, or moved back), or what it says changed. */
+  waiting: [WaitingInfo];
+  /** Admitted: set up media with this. */
+  admitted: [SessionState];
+  /** Not admitted; the connection closes. */
+  denied: [{ reason?: string }];
+
+  /* Waiting room: to facilitators. */
+  waitingRoomChanged: [{ waiting: WaitingEntry[] }];
+  /** Facilitators who asked for `liveAttendance`: it changed (about a second after, several changes in one). */
+  attendanceUpdated: [AttendanceSnapshot];
+
+  /* Moderation: to the participant concerned. */
+  /** A facilitator muted one of this participant's tracks (the server paused it). */
+  mutedByFacilitator: [{ source: TrackSource; producerId: string }];
+  /** A facilitator asks this participant to unmute: only they can (resume their producer). */
+  unmuteRequested: [{ by: string }];
+  /** Removed by a facilitator; the connection closes. */
+  removed: [{ banned: boolean }];
+
+  /* Moderation: to everyone admitted. */
+  roomLocked: [{ locked: boolean }];
+  audioModeChanged: [{ mode: AudioMode }];
+  displayNameChanged: [{ participantId: string; name: string }];
+  spotlightChanged: [{ participantId: string | null }];
+  handRaised: [RaisedHand];
+  handLowered: [{ participantId: string }];
+  chatMessage: [ChatMessage];
+  chatMessageDeleted: [{ messageId: string }];
+}
+export type NotificationName = keyof ServerNotifications;
+
+/* ---- socket.io typed event maps ---------------------------------------------------------- */
+
+export type ClientToServerEvents = {
+  [K in RequestName]: (request: RequestOf<K>, ack: (response: Ack<ResponseOf<K>>) => void) => void;
+};
+export type ServerToClientEvents = {
+  [K in NotificationName]: (...args: ServerNotifications[K]) => void;
+};
+
+/** What the client sends in the socket.io handshake (`io(url, { auth })`). */
+export interface HandshakeAuth {
+  token: string;
+}
