@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { version as mediasoupVersion } from 'mediasoup';
 import { EmbeddedRedis } from '../server/redis/embedded-redis.ts';
 import { BaselineTopology } from './baseline.ts';
+import { createBenchRoom } from './bench-room.ts';
 import { ChildChannel } from './child-channel.ts';
 import type { HavenTarget } from './haven-client.ts';
 import type { Command, Reply, RoomPlan } from './loadgen-protocol.ts';
@@ -276,19 +277,11 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
     for (let level = o.rooms; level <= o.maxRooms; level += o.step) {
       const plans = roomPlans(o, 'bench', rooms, level - rooms);
       for (const plan of plans) {
-        const res = await fetch(`${node.url}/v1/rooms`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-          body: JSON.stringify({
-            id: plan.id,
-            title: 'Bench room',
-            kind: o.scenario === 'education' ? 'education' : 'group',
-            capacity: Math.min(500, plan.size + 4),
-            waitingRoom: true,
-            consentText: 'This is a synthetic bench session.',
-          }),
+        await createBenchRoom(node.url, adminKey, {
+          id: plan.id,
+          kind: o.scenario === 'education' ? 'education' : 'group',
+          capacity: Math.min(500, plan.size + 4),
         });
-        if (res.status !== 201) throw new Error(`room not created: HTTP ${res.status}`);
       }
       const joined = await gen.ask({ type: 'join-haven', target, rooms: plans }, 'joined');
       if (joined.failed > 0) throw new Error(`${joined.failed} synthetic participants could not join`);

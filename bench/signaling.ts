@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { createBenchRoom } from './bench-room.ts';
 import { ChildChannel } from './child-channel.ts';
 import { startNodeProcess } from './node-process.ts';
 import { CpuSampler, commOf, descendants, readProcess, sumLoads } from './proc-stats.ts';
@@ -142,19 +143,7 @@ async function startHaven(): Promise<Server> {
     target: { kind: 'haven', url: node.url, secret },
     async createRooms(rooms) {
       for (const room of rooms) {
-        const res = await fetch(`${node.url}/v1/rooms`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-          body: JSON.stringify({
-            id: room.id,
-            title: 'Bench room',
-            kind: 'group',
-            capacity: room.size + 4,
-            waitingRoom: true,
-            consentText: 'This is a synthetic bench session.',
-          }),
-        });
-        if (res.status !== 201) throw new Error(`room not created: HTTP ${res.status}`);
+        await createBenchRoom(node.url, adminKey, { id: room.id, kind: 'group', capacity: room.size + 4 });
       }
     },
     stop: () => node.kill(),
