@@ -424,71 +424,39 @@ export const configSchema = z
       .describe('Longest a graceful shutdown (SIGTERM/SIGINT) may take, in ms, before the exit is forced.'),
   })
   .superRefine((config, ctx) => {
+    const issue = (path: string[], message: string) => ctx.addIssue({ code: 'custom', path, message });
     const sentinels = (config.redis.sentinels?.length ?? 0) > 0;
     if (config.redis.url && sentinels) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['redis', 'sentinels'],
-        message: 'set redis.url (one Redis) or redis.sentinels (a Sentinel set), not both',
-      });
+      issue(['redis', 'sentinels'], 'set redis.url (one Redis) or redis.sentinels (a Sentinel set), not both');
     }
     for (const key of ['password', 'sentinelPassword'] as const) {
       if (config.redis[key] !== undefined && !sentinels) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['redis', key],
-          message: `redis.${key} is for a Sentinel set (redis.sentinels); with redis.url, put the password in the URL`,
-        });
+        issue(
+          ['redis', key],
+          `redis.${key} is for a Sentinel set (redis.sentinels); with redis.url, put the password in the URL`,
+        );
       }
     }
     if (config.env === 'production' && !config.auth.secret && !config.auth.publicKeyFile) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['auth', 'secret'],
-        message: 'production needs auth.secret or auth.publicKeyFile to verify access tokens',
-      });
+      issue(['auth', 'secret'], 'production needs auth.secret or auth.publicKeyFile to verify access tokens');
     }
     if (config.auth.secret && config.auth.publicKeyFile) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['auth', 'publicKeyFile'],
-        message: 'set auth.secret or auth.publicKeyFile, not both',
-      });
+      issue(['auth', 'publicKeyFile'], 'set auth.secret or auth.publicKeyFile, not both');
     }
     if (config.env === 'production' && !config.audit.hmacKey && !config.audit.hmacKeyFile) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['audit', 'hmacKey'],
-        message: 'production needs audit.hmacKey or audit.hmacKeyFile (a key Redis never holds)',
-      });
+      issue(['audit', 'hmacKey'], 'production needs audit.hmacKey or audit.hmacKeyFile (a key Redis never holds)');
     }
     if (config.audit.hmacKey && config.audit.hmacKeyFile) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['audit', 'hmacKeyFile'],
-        message: 'set audit.hmacKey or audit.hmacKeyFile, not both',
-      });
+      issue(['audit', 'hmacKeyFile'], 'set audit.hmacKey or audit.hmacKeyFile, not both');
     }
     if (config.webhooks.urls.length > 0 && !config.webhooks.secret) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['webhooks', 'secret'],
-        message: 'webhooks.urls needs webhooks.secret to sign',
-      });
+      issue(['webhooks', 'secret'], 'webhooks.urls needs webhooks.secret to sign');
     }
     if (config.turn.urls.length > 0 && !config.turn.secret) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['turn', 'secret'],
-        message: 'turn.urls needs turn.secret to derive credentials',
-      });
+      issue(['turn', 'secret'], 'turn.urls needs turn.secret to derive credentials');
     }
     if (config.media.rtcMinPort > config.media.rtcMaxPort) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['media', 'rtcMinPort'],
-        message: `must not be above media.rtcMaxPort (${config.media.rtcMaxPort})`,
-      });
+      issue(['media', 'rtcMinPort'], `must not be above media.rtcMaxPort (${config.media.rtcMaxPort})`);
     }
   });
 

@@ -50,13 +50,8 @@ export interface ProtocolError {
 
 export type Ack<T> = { ok: true; data: T } | { ok: false; error: ProtocolError };
 
+/** Codes a rejoin can overcome by trying again (later, or at another node). */
+const retryableCodes: readonly ErrorCode[] = ['RATE_LIMITED', 'INVALID_STATE', 'INTERNAL', 'REDIRECT', 'UNAVAILABLE'];
+
 /** Codes a rejoin cannot overcome by retrying: the SDK stops reconnecting when answered one. */
-export const fatalRejoinCodes: readonly ErrorCode[] = [
-  'UNAUTHORIZED',
-  'FORBIDDEN',
-  'INVALID_REQUEST',
-  'NOT_FOUND',
-  'ROOM_LOCKED',
-  'ROOM_FULL',
-  'UNKNOWN_EVENT',
-];
+export const fatalRejoinCodes: readonly ErrorCode[] = errorCodes.filter((code) => !retryableCodes.includes(code));
