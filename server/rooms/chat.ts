@@ -1,10 +1,15 @@
 /**
- * A session's chat, in memory: who may send what to whom is decided by the room; this keeps the
- * messages (and who received each) so that a facilitator can delete one everywhere it went. It is
- * dropped with the room: chat is not kept after the session.
+ * A session's chat: who may send what to whom (everyone, the facilitators, or privately to or
+ * from a facilitator, or between participants where the room allows it), and the messages kept
+ * in memory (with who received each) so that a facilitator can delete one everywhere it went.
+ * Chat is dropped with the room, unless the room keeps it (`keepChat`, in the archive).
  */
 import { randomBytes } from 'node:crypto';
-import type { ChatMessage } from '../../client-sdk/src/protocol/index.ts';
+import type { ChatAudience, ChatMessage } from '../../client-sdk/src/protocol/index.ts';
+import { HavenError } from '../errors.ts';
+import type { Audience } from './audience.ts';
+import type { Member } from './member.ts';
+import type { RoomDefinition } from './room-store.ts';
 
 interface Sent {
   message: ChatMessage;
@@ -34,5 +39,77 @@ export class ChatLog {
 
   clear(): void {
     this.#sent.clear();
+  }
+}
+
+/** Where a room with `keepChat` keeps its messages after the session. */
+export interface ChatKeeper {
+  keep(room: string, message: ChatMessage): void;
+  forget(room: string, messageId: string): void;
+}
+
+export class Chat {
+  readonly #log = new ChatLog();
+  readonly #definition: RoomDefinition;
+  readonly #members: ReadonlyMap<string, Member>;
+  readonly #audience: Audience;
+  readonly #archive: ChatKeeper;
+
+  constructor(
+    definition: RoomDefinition,
+    members: ReadonlyMap<string, Member>,
+    audience: Audience,
+    archive: ChatKeeper,
+  ) {
+    this.#definition = definition;
+    this.#members = members;
+    this.#audience = audience;
+    this.#archive = archive;
+  }
+
+  /** Sends to everyone, to the facilitators, or privately (to or from a facilitator, or where the room allows it). */
+  send(sender: Member, text: string, to: ChatAudience | string): { messageId: string } {
+    if (!sender.capabilities.chat) throw new HavenError('FORBIDDEN', 'chat is not allowed for you');
+    const recipients = this.#recipients(sender, to);
+    const message = this.#log.add(
+      sender.id,
+      to,
+      text,
+      recipients.map((m) => m.id),
+    );
+    if (this.#definition.keepChat) this.#archive.keep(this.#definition.id, message);
+    for (const m of recipients) this.#audience.tell(m, 'chatMessage', [message]);
+    return { messageId: message.id };
+  }
+
+  #recipients(sender: Member, to: ChatAudience | string): Member[] {
+    const audience = this.#audience;
+    const admitted = audience.admitted();
+    if (to === 'everyone') return admitted.filter((m) => audience.visibleTo(m, sender));
+    if (to === 'facilitators') return admitted.filter((m) => m === sender || m.role === 'facilitator');
+    const target = this.#members.get(to);
+    if (target?.stage !== 'admitted' || !audience.visibleTo(sender, target)) {
+      throw new HavenError('NOT_FOUND', 'no such participant');
+    }
+    const withFacilitator = sender.role === 'facilitator' || target.role === 'facilitator';
+    if (!withFacilitator && !this.#definition.privateChat) {
+      throw new HavenError('FORBIDDEN', 'private messages between participants are off in this room');
+    }
+    return [sender, target];
+  }
+
+  /** Deletes a message everywhere it went (and from the archive). */
+  delete(messageId: string): void {
+    const recipients = this.#log.delete(messageId);
+    if (!recipients) throw new HavenError('NOT_FOUND', 'no such message');
+    if (this.#definition.keepChat) this.#archive.forget(this.#definition.id, messageId);
+    for (const id of recipients) {
+      const member = this.#members.get(id);
+      if (member) this.#audience.tell(member, 'chatMessageDeleted', [{ messageId }]);
+    }
+  }
+
+  clear(): void {
+    this.#log.clear();
   }
 }

@@ -7,6 +7,7 @@
  */
 import type { RequestName, Role } from '../../client-sdk/src/protocol/index.ts';
 import { HavenError } from '../errors.ts';
+import type { CallerNeed } from '../rooms/member.ts';
 
 /** Where a connection stands: not joined yet, at the consent gate, in the waiting room, in the session. */
 export type ConnectionStage = 'none' | 'consent' | 'waiting' | 'admitted';
@@ -99,4 +100,15 @@ interface StagedRoom {
 /** The stage of a connection's participant in its room: `none` before joining or once out of it. */
 export function stageIn(room: StagedRoom | undefined, participantId: string): ConnectionStage {
   return room && !room.closed ? (room.stageOf(participantId) ?? 'none') : 'none';
+}
+
+/**
+ * What the room checks of the caller of `name` (its connection always): from the table, so that
+ * the two never disagree. Session requests need the caller admitted; facilitators' requests, a
+ * facilitator admitted; the rest (consent), only joined.
+ */
+export function callerNeed(name: Exclude<RequestName, 'join' | 'leave'>): CallerNeed {
+  const { roles: allowed, stages: at } = permissions[name];
+  if (at.length !== 1 || at[0] !== 'admitted') return 'joined';
+  return allowed.length === 1 && allowed[0] === 'facilitator' ? 'facilitator' : 'session';
 }

@@ -1,6 +1,7 @@
 /**
  * socket.io signaling: authenticates each connection by its access token, then for every
- * request: rate limit → validate the payload → check the connection's state → call its room →
+ * request: rate limit → validate the payload → check the connection's state → look its member
+ * up in its room (once, against the connection) → call the member's media or the room's part →
  * acknowledge `{ ok, data }` or `{ ok: false, error }`. Rooms' notifications are delivered
  * through a socket.io room per participant (`p:<room>:<participant>`), so that they reach the
  * participant's current connection wherever it is.
@@ -21,10 +22,11 @@ import type { TokenVerifier, VerifiedIdentity } from '../auth/tokens.ts';
 import type { Cluster } from '../cluster/cluster.ts';
 import { answerFailure, HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Member } from '../rooms/member.ts';
 import type { Room } from '../rooms/room.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
 import { guarded, loggableEventName } from './guard.ts';
-import { authorize, stageIn } from './permissions.ts';
+import { authorize, callerNeed, stageIn } from './permissions.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { describeIssues, isRequestName, requestSchemas } from './schemas.ts';
 
@@ -52,11 +54,14 @@ interface SocketData {
 type HavenSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 export type HavenSocketServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
-type Handler<K extends RequestName> = (
-  socket: HavenSocket,
-  room: Room,
-  request: RequestOf<K>,
-) => Promise<ResponseOf<K>>;
+/** A request from `member` (the connection's participant, speaking through it) in `room`. */
+interface Call {
+  socket: HavenSocket;
+  room: Room;
+  member: Member;
+}
+
+type Handler<K extends RequestName> = (call: Call, request: RequestOf<K>) => Promise<ResponseOf<K>>;
 
 const participantChannel = (roomId: string, participantId: string) => `p:${roomId}:${participantId}`;
 /** Every connection joined to a room (to move them all when the room leaves this node). */
@@ -105,83 +110,62 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     );
   });
 
-  const sessionHandlers: { [K in Exclude<RequestName, 'join'>]: Handler<K> } = {
-    createTransport: (s, room, r) => room.createTransport(pid(s), s.id, r.direction),
-    connectTransport: async (s, room, r) => {
-      await room.connectTransport(pid(s), s.id, r.transportId, r.dtlsParameters);
+  // Each handler gets the caller, looked up once (and checked against its connection) by `dispatch`.
+  const sessionHandlers: { [K in Exclude<RequestName, 'join' | 'leave'>]: Handler<K> } = {
+    createTransport: ({ member }, r) => member.media.createTransport(r.direction),
+    connectTransport: ({ member }, r) => done(member.media.connectTransport(r.transportId, r.dtlsParameters)),
+    restartIce: ({ member }, r) => member.media.restartIce(r.transportId),
+    createPlainTransport: ({ member }, r) => member.media.createPlainTransport(r.direction),
+    connectPlainTransport: ({ member }, r) => done(member.media.connectPlainTransport(r)),
+    produce: ({ member }, r) => member.media.produce(r),
+    pauseProducer: ({ member }, r) => done(member.media.setProducerPaused(r.producerId, true)),
+    resumeProducer: ({ member }, r) => done(member.media.setProducerPaused(r.producerId, false)),
+    closeProducer: async ({ member }, r) => {
+      member.media.closeProducer(r.producerId);
       return {};
     },
-    restartIce: (s, room, r) => room.restartIce(pid(s), s.id, r.transportId),
-    createPlainTransport: (s, room, r) => room.createPlainTransport(pid(s), s.id, r.direction),
-    connectPlainTransport: async (s, room, r) => {
-      await room.connectPlainTransport(pid(s), s.id, r);
+    consume: ({ member }, r) => member.media.consume(r),
+    resumeConsumer: ({ member }, r) => done(member.media.setConsumerPaused(r.consumerId, false)),
+    pauseConsumer: ({ member }, r) => done(member.media.setConsumerPaused(r.consumerId, true)),
+    setPreferredSize: ({ member }, r) => done(member.media.setPreferredSize(r.consumerId, r.height)),
+    acceptConsent: ({ room, member }, r) => room.waitingRoom.acceptConsent(member, r.version),
+    raiseHand: async ({ room, member }) => {
+      room.hands.raise(member);
       return {};
     },
-    produce: (s, room, r) => room.produce(pid(s), s.id, r),
-    pauseProducer: async (s, room, r) => {
-      await room.setProducerPaused(pid(s), s.id, r.producerId, true);
-      return {};
-    },
-    resumeProducer: async (s, room, r) => {
-      await room.setProducerPaused(pid(s), s.id, r.producerId, false);
-      return {};
-    },
-    closeProducer: async (s, room, r) => {
-      room.closeProducer(pid(s), s.id, r.producerId);
-      return {};
-    },
-    consume: (s, room, r) => room.consume(pid(s), s.id, r),
-    resumeConsumer: async (s, room, r) => {
-      await room.setConsumerPaused(pid(s), s.id, r.consumerId, false);
-      return {};
-    },
-    pauseConsumer: async (s, room, r) => {
-      await room.setConsumerPaused(pid(s), s.id, r.consumerId, true);
-      return {};
-    },
-    setPreferredSize: async (s, room, r) => {
-      await room.setPreferredSize(pid(s), s.id, r.consumerId, r.height);
-      return {};
-    },
-    acceptConsent: (s, room, r) => room.acceptConsent(pid(s), s.id, r.version),
-    raiseHand: async (s, room) => {
-      room.raiseHand(pid(s), s.id);
-      return {};
-    },
-    lowerHand: async (s, room, r) => {
-      await room.lowerHand(pid(s), s.id, r.participantId);
-      return {};
-    },
-    sendChat: async (s, room, r) => room.sendChat(pid(s), s.id, r.text, r.to),
-    admit: (s, room, r) => done(room.admit(pid(s), s.id, r.participantId)),
-    admitAll: (s, room) => room.admitAll(pid(s), s.id),
-    deny: (s, room, r) => done(room.deny(pid(s), s.id, r.participantId, r.reason)),
-    messageWaitingRoom: (s, room, r) => done(room.messageWaitingRoom(pid(s), s.id, r.text)),
-    moveToWaitingRoom: (s, room, r) => done(room.moveToWaitingRoom(pid(s), s.id, r.participantId)),
-    mute: (s, room, r) => done(room.mute(pid(s), s.id, r.participantId)),
-    muteAll: (s, room) => room.muteAll(pid(s), s.id),
-    setAudioMode: (s, room, r) => done(room.setAudioMode(pid(s), s.id, r.mode)),
-    requestUnmute: (s, room, r) => done(room.requestUnmute(pid(s), s.id, r.participantId)),
-    disableCamera: (s, room, r) => done(room.disableCamera(pid(s), s.id, r.participantId)),
-    stopScreenShare: (s, room, r) => done(room.stopScreenShare(pid(s), s.id, r.participantId)),
-    remove: (s, room, r) => done(room.remove(pid(s), s.id, r.participantId, r.ban ?? false)),
-    lockRoom: (s, room, r) => done(room.lock(pid(s), s.id, r.locked)),
-    endSession: async (s, room) => {
-      await room.authorizeEnd(pid(s), s.id);
+    lowerHand: ({ room, member }, r) => done(room.moderation.lowerHand(member, r.participantId ?? member.id)),
+    sendChat: async ({ room, member }, r) => room.chat.send(member, r.text, r.to),
+    admit: ({ room, member }, r) => done(room.moderation.admit(member, r.participantId)),
+    admitAll: ({ room, member }) => room.moderation.admitAll(member),
+    deny: ({ room, member }, r) => done(room.moderation.deny(member, r.participantId, r.reason)),
+    messageWaitingRoom: ({ room, member }, r) => done(room.moderation.messageWaitingRoom(member, r.text)),
+    moveToWaitingRoom: ({ room, member }, r) => done(room.moderation.moveToWaitingRoom(member, r.participantId)),
+    mute: ({ room, member }, r) => done(room.moderation.mute(member, r.participantId)),
+    muteAll: ({ room, member }) => room.moderation.muteAll(member),
+    setAudioMode: ({ room, member }, r) => done(room.moderation.setAudioMode(member, r.mode)),
+    requestUnmute: ({ room, member }, r) => done(room.moderation.requestUnmute(member, r.participantId)),
+    disableCamera: ({ room, member }, r) => done(room.moderation.disableCamera(member, r.participantId)),
+    stopScreenShare: ({ room, member }, r) => done(room.moderation.stopScreenShare(member, r.participantId)),
+    remove: ({ room, member }, r) => done(room.moderation.remove(member, r.participantId, r.ban ?? false)),
+    lockRoom: ({ room, member }, r) => done(room.moderation.lock(member, r.locked)),
+    endSession: async ({ room, member }) => {
+      room.moderation.authorizeEnd(member);
       await options.rooms.end(room.id, 'ended by the facilitator');
       return {};
     },
-    setDisplayName: (s, room, r) => done(room.setDisplayName(pid(s), s.id, r.participantId, r.name)),
-    spotlight: (s, room, r) => done(room.spotlight(pid(s), s.id, r.participantId)),
-    deleteChatMessage: (s, room, r) => done(room.deleteChatMessage(pid(s), s.id, r.messageId)),
-    liveAttendance: (s, room) => room.liveAttendance(pid(s), s.id),
-    leave: async (s, room) => {
-      room.leave(pid(s), 'left');
-      s.data.room = undefined;
-      await s.leave(participantChannel(room.id, pid(s)));
-      return {};
-    },
+    setDisplayName: ({ room, member }, r) => done(room.moderation.setDisplayName(member, r.participantId, r.name)),
+    spotlight: ({ room, member }, r) => done(room.moderation.spotlight(member, r.participantId)),
+    deleteChatMessage: ({ room, member }, r) => done(room.moderation.deleteChatMessage(member, r.messageId)),
+    liveAttendance: ({ room, member }) => room.liveAttendance.watch(member),
   };
+
+  /** Leaves the room (from any stage; the participant's place goes at once). */
+  async function leave(socket: HavenSocket, room: Room): Promise<Empty> {
+    room.leave(pid(socket), 'left');
+    socket.data.room = undefined;
+    await socket.leave(participantChannel(room.id, pid(socket)));
+    return {};
+  }
 
   async function join(socket: HavenSocket, request: RequestOf<'join'>): Promise<JoinResponse> {
     if (request.protocolVersion !== protocolVersion) {
@@ -229,8 +213,10 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     if (options.cluster && !options.cluster.serves(room.id)) {
       throw new HavenError('UNAVAILABLE', 'the room moved to another node; reconnecting will find it');
     }
+    if (name === 'leave') return leave(socket, room);
+    const member = room.caller(pid(socket), socket.id, callerNeed(name));
     const handler = sessionHandlers[name] as Handler<typeof name>;
-    return handler(socket, room, parsed.data as never);
+    return handler({ socket, room, member }, parsed.data as never);
   }
 
   io.on(

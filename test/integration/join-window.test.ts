@@ -56,7 +56,7 @@ test('a hand raised just after a facilitator’s join is answered reaches that f
   const realJoin = target.join.bind(target);
   target.join = async (identity, connectionId) => {
     const answer = await realJoin(identity, connectionId);
-    if (identity.participantId === 'f1') target.raiseHand('p1', participant.id as string);
+    if (identity.participantId === 'f1') target.hands.raise(target.caller('p1', participant.id as string, 'session'));
     return answer;
   };
 

@@ -348,10 +348,13 @@ test('a request handler that throws answers INTERNAL with the errorId of its log
     closed: false,
     join: async () => ({ response: { stage: 'admitted' }, replacedConnectionId: undefined }),
     stageOf: () => 'admitted',
-    raiseHand() {
-      throw new TypeError('a bug in a room');
+    caller: () => ({ id: 'p1' }),
+    hands: {
+      raise() {
+        throw new TypeError('a bug in a room');
+      },
     },
-    lowerHand: async () => {},
+    moderation: { lowerHand: async () => {} },
     disconnected() {
       throw new Error('a bug on disconnect');
     },

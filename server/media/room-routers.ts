@@ -1,0 +1,183 @@
+/**
+ * The routers one room's media is on. A room starts on one router, on the least-loaded worker.
+ * When a router carries `maxConsumersPerRouter` consumers, newcomers go to a new router on another
+ * worker, and producers are piped (`pipeToRouter`) to the routers whose people consume them. A
+ * router that closes under the room (its worker died) is replaced on a live worker and the media
+ * that was on it moves there. It knows members' media only (`MemberMedia`), never the room.
+ */
+import type { ActiveSpeakerObserver, Router } from 'mediasoup/node/lib/types.js';
+import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
+import type { Logger } from '../logger.ts';
+import { mediaCodecs } from './codecs.ts';
+import type { MemberMedia, PublishedTrack } from './member-media.ts';
+import type { PoolWorker, WorkerPool } from './worker-pool.ts';
+
+export interface RoomRouter {
+  router: Router;
+  worker: PoolWorker;
+  speakers: ActiveSpeakerObserver;
+  consumers: number;
+}
+
+export interface RoomRoutersOptions {
+  pool: WorkerPool;
+  logger: Logger;
+  maxConsumersPerRouter: number;
+  /** The media of the people in the session (whose consumers count towards their router). */
+  placed: () => MemberMedia[];
+}
+
+export type RoomRoutersEvents = {
+  /** The loudest speaker changed. */
+  dominantSpeaker: [participantId: string];
+  /** A router was lost and the media on it now lives on another one: its people set it up again. */
+  rehomed: [moved: MemberMedia[]];
+  /** No live worker to move to within the time allowed: the room cannot go on. */
+  unavailable: [];
+};
+
+/** How long a room whose worker died waits for a replacement before giving up. */
+const workerReplacementTimeoutMs = 10_000;
+
+export class RoomRouters extends TypedEmitter<RoomRoutersEvents> {
+  readonly #options: RoomRoutersOptions;
+  readonly #routers: RoomRouter[] = [];
+  /** `${producerId}>${routerId}` → the pipe being or already set up. */
+  readonly #pipes = new Map<string, Promise<unknown>>();
+  /** Tracks published in the room, by producer id, with whose media published them. */
+  readonly #tracks = new Map<string, { owner: MemberMedia; track: PublishedTrack }>();
+  /** A router being added on another worker, while people are placed. */
+  #spreading: Promise<RoomRouter> | undefined;
+  #closed = false;
+
+  constructor(options: RoomRoutersOptions) {
+    super();
+    this.#options = options;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get count(): number {
+    return this.#routers.length;
+  }
+
+  /** The room's first router (where media starts until placed). */
+  get first(): RoomRouter {
+    return this.#routers[0] as RoomRouter;
+  }
+
+  async add(): Promise<RoomRouter> {
+    const avoid = new Set(this.#routers.map((r) => r.worker));
+    const { router, worker } = await this.#options.pool.createRouter({ mediaCodecs }, avoid);
+    const speakers = await router.createActiveSpeakerObserver({ interval: 300 });
+    const entry: RoomRouter = { router, worker, speakers, consumers: 0 };
+    speakers.on('dominantspeaker', ({ producer }) => {
+      this.safeEmit('dominantSpeaker', String(producer.appData.participantId));
+    });
+    router.observer.once('close', () => {
+      if (!this.#closed) void this.#rehome(entry);
+    });
+    this.#routers.push(entry);
+    if (this.#routers.length > 1) {
+      this.#options.logger.info({ routers: this.#routers.length }, 'room spread to another worker');
+    }
+    return entry;
+  }
+
+  /**
+   * The router a newcomer's media goes on: the first with room for more consumers, found at once
+   * (no await), or a new one on another worker.
+   */
+  forNewcomer(): RoomRouter | Promise<RoomRouter> {
+    const roomy = this.#routers.find(
+      (r) => !r.router.closed && this.#expectedConsumers(r) < this.#options.maxConsumersPerRouter,
+    );
+    if (roomy) return roomy;
+    const usedWorkers = new Set(this.#routers.map((r) => r.worker));
+    if (this.#options.pool.workers.some((w) => !usedWorkers.has(w))) {
+      // One new router however many people are placed meanwhile: two on one worker would pipe
+      // the same producer into that worker twice.
+      this.#spreading ??= this.add().finally(() => {
+        this.#spreading = undefined;
+      });
+      return this.#spreading;
+    }
+    // Every worker already carries this room: the least busy of its routers.
+    return [...this.#routers].sort((a, b) => a.consumers - b.consumers)[0] as RoomRouter;
+  }
+
+  /**
+   * The consumers a router carries, or what its people will soon ask for (every published track
+   * but their own) if that is more: people admitted at once are placed before they consume.
+   */
+  #expectedConsumers(router: RoomRouter): number {
+    const placed = this.#options.placed();
+    const published = placed.reduce((n, m) => n + m.tracks.size, 0);
+    const expected = placed.filter((m) => m.home === router).reduce((n, m) => n + published - m.tracks.size, 0);
+    return Math.max(router.consumers, expected);
+  }
+
+  /** A track published in the room, until its producer closes. */
+  published(owner: MemberMedia, track: PublishedTrack): void {
+    this.#tracks.set(track.producer.id, { owner, track });
+    track.producer.observer.once('close', () => this.#tracks.delete(track.producer.id));
+  }
+
+  track(producerId: string): { owner: MemberMedia; track: PublishedTrack } | undefined {
+    return this.#tracks.get(producerId);
+  }
+
+  /** Makes `track` available on `target` (once, however many consumers ask at the same time). */
+  async pipe(track: PublishedTrack, target: RoomRouter): Promise<void> {
+    if (track.home === target) return;
+    const key = `${track.producer.id}>${target.router.id}`;
+    let piping = this.#pipes.get(key);
+    if (!piping) {
+      piping = track.home.router.pipeToRouter({ producerId: track.producer.id, router: target.router });
+      this.#pipes.set(key, piping);
+      track.producer.observer.once('close', () => this.#pipes.delete(key));
+    }
+    await piping;
+  }
+
+  /**
+   * A router closed under the room (its worker died): the media on it went with it. Its people
+   * move to a router on a live worker (`rehomed`), or the room cannot go on (`unavailable`).
+   */
+  async #rehome(lost: RoomRouter): Promise<void> {
+    this.#routers.splice(this.#routers.indexOf(lost), 1);
+    const movers = this.#options.placed().filter((m) => m.home === lost);
+    const { logger, pool } = this.#options;
+    logger.error({ worker: lost.worker.index, participants: movers.length }, 'media worker lost; moving the room');
+    const deadline = Date.now() + workerReplacementTimeoutMs;
+    for (;;) {
+      try {
+        // With a single worker, its replacement is a moment away.
+        await pool.whenAlive(Math.max(0, deadline - Date.now()));
+        if (this.#closed) return;
+        const home = this.#routers.find((r) => !r.router.closed) ?? (await this.add());
+        for (const media of movers) media.home = home;
+        this.safeEmit('rehomed', movers);
+        return;
+      } catch (err) {
+        // The worker chosen may have died too, before the pool noticed: try again while there is time.
+        if (Date.now() < deadline && !this.#closed) {
+          await new Promise((r) => setTimeout(r, 200));
+          continue;
+        }
+        logger.error({ err }, 'no media worker to move the room to; ending it');
+        this.safeEmit('unavailable');
+        return;
+      }
+    }
+  }
+
+  /** Closes every router (and so all media on them). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const { router } of this.#routers) router.close();
+  }
+}
