@@ -4,6 +4,8 @@
  * then plain SRTP transports (the node must allow them) and media from its `MediaPeer`.
  */
 import { io, type Socket } from 'socket.io-client';
+import { handshakeError } from '../client-sdk/src/connection/handshake-error.ts';
+import { followRedirects } from '../client-sdk/src/connection/node-url-provider.ts';
 import {
   type Ack,
   type JoinResponse,
@@ -43,28 +45,22 @@ export interface JoinTimes {
   firstPacketAt?: number;
 }
 
-/** Connects as the SDK does: a node that does not serve the room redirects to the one that does. */
-async function connectFollowingRedirects(url: string, token: string): Promise<Socket> {
-  let target = url;
-  for (let hop = 0; ; hop++) {
-    const socket = io(target, {
-      path: socketPath,
-      auth: { token },
-      transports: ['websocket'],
-      reconnection: false,
-      forceNew: true,
+/** One socket.io connection to `url`; a refused handshake rejects with the SDK's error for it. */
+function openSocket(url: string, token: string): Promise<Socket> {
+  const socket = io(url, {
+    path: socketPath,
+    auth: { token },
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', (err) => {
+      socket.close();
+      reject(handshakeError(err));
     });
-    const redirect = await new Promise<string | undefined>((resolve, reject) => {
-      socket.once('connect', () => resolve(undefined));
-      socket.once('connect_error', (err: Error & { data?: { code?: string; url?: string } }) => {
-        socket.close();
-        if (err.data?.code === 'REDIRECT' && err.data.url && hop < 3) resolve(err.data.url);
-        else reject(err);
-      });
-    });
-    if (!redirect) return socket;
-    target = redirect;
-  }
+  });
 }
 
 export class HavenClient {
@@ -133,7 +129,8 @@ export class HavenClient {
       role: this.role,
       ttlS: 4 * 3600,
     });
-    const socket = await connectFollowingRedirects(this.#target.url, token);
+    // As the SDK does: a node that does not serve the room redirects to the one that does.
+    const socket = await followRedirects(this.#target.url, (url) => openSocket(url, token));
     this.#socket = socket;
     const admitted = this.next('admitted', () => true, requestTimeoutMs * 4);
     admitted.catch(() => {}); // awaited below only when the join lands in the waiting room

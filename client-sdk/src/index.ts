@@ -6,16 +6,18 @@
  */
 
 export { LiveAttendance, LiveAttendanceEntry } from './attendance.ts';
-export type { ReconnectOptions } from './backoff.ts';
-export { backoffDelay } from './backoff.ts';
+export type { ReconnectContext, ReconnectOptions, ReconnectPolicy } from './connection/reconnect-policy.ts';
+export { BackoffReconnectPolicy, backoffDelay } from './connection/reconnect-policy.ts';
 export type { ClientErrorCode } from './errors.ts';
 export { HavenRequestError, InvalidStateError } from './errors.ts';
 export type { ModerationRequestSender, RemoveOptions } from './moderation.ts';
 export { Moderation } from './moderation.ts';
 export type { MediaHandlerName, SessionClientOptions } from './options.ts';
-export { LocalParticipant, LocalTrack, RemoteParticipant, RemoteTrack } from './participants.ts';
+export { LocalTrack } from './participants/local-track.ts';
+export { LocalParticipant, RemoteParticipant } from './participants/participant.ts';
+export { RemoteTrack } from './participants/remote-track.ts';
 export * from './protocol/index.ts';
 export type { EncodingPreset } from './publish-presets.ts';
 export { cameraEncodings } from './publish-presets.ts';
-export type { CloseReason, ConnectionState, SessionClientEvents } from './session-client.ts';
 export { SessionClient } from './session-client.ts';
+export type { CloseReason, ConnectionState, SessionClientEvents } from './session-events.ts';

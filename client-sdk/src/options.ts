@@ -1,5 +1,10 @@
 /** Options of a {@link SessionClient}, their defaults and their validation. */
-import { defaultReconnectOptions, type ReconnectOptions } from './backoff.ts';
+import {
+  BackoffReconnectPolicy,
+  defaultReconnectOptions,
+  type ReconnectOptions,
+  type ReconnectPolicy,
+} from './connection/reconnect-policy.ts';
 import { HavenRequestError } from './errors.ts';
 import { socketPath as defaultSocketPath } from './protocol/index.ts';
 
@@ -19,8 +24,12 @@ export interface SessionClientOptions {
    * calling it until the grace window has passed. Required.
    */
   token: string | (() => Promise<string>);
-  /** Automatic reconnection after a dropped connection; `false` turns it off. Default: on, see {@link ReconnectOptions}. */
-  reconnect?: ReconnectOptions | false;
+  /**
+   * Automatic reconnection after a dropped connection: options of the default policy (see
+   * {@link ReconnectOptions}), a {@link ReconnectPolicy} of the app's own, or `false` to turn it
+   * off. Default: on, with the default policy.
+   */
+  reconnect?: ReconnectOptions | ReconnectPolicy | false;
   /** socket.io path of the server. Default `'/socket.io'` (the protocol's `socketPath`). */
   socketPath?: string;
   /** Longest wait for the answer to one request, in ms. Default `10000`. */
@@ -38,7 +47,7 @@ export interface SessionClientOptions {
 export interface ResolvedOptions {
   url: string;
   token: string | (() => Promise<string>);
-  reconnect: Required<ReconnectOptions> | false;
+  reconnect: ReconnectPolicy | false;
   socketPath: string;
   requestTimeoutMs: number;
   connectTimeoutMs: number;
@@ -69,40 +78,43 @@ export function resolveOptions(options: SessionClientOptions): ResolvedOptions {
   if (mediasoupHandlerName !== undefined && !handlerNames.includes(mediasoupHandlerName)) {
     throw new TypeError(`mediasoupHandlerName must be one of ${handlerNames.join(', ')}`);
   }
-  let resolvedReconnect: Required<ReconnectOptions> | false = false;
-  if (reconnect !== false) {
-    if (reconnect !== undefined && (typeof reconnect !== 'object' || reconnect === null)) {
-      throw new TypeError('reconnect must be an object or false');
-    }
-    const maxAttempts = reconnect?.maxAttempts ?? defaultReconnectOptions.maxAttempts;
-    if (
-      typeof maxAttempts !== 'number' ||
-      !(maxAttempts === Number.POSITIVE_INFINITY || (Number.isInteger(maxAttempts) && maxAttempts >= 0))
-    ) {
-      throw new TypeError('reconnect.maxAttempts must be a non-negative integer or Infinity');
-    }
-    const baseDelayMs = positiveNumber(
-      reconnect?.baseDelayMs,
-      'reconnect.baseDelayMs',
-      defaultReconnectOptions.baseDelayMs,
-    );
-    const maxDelayMs = positiveNumber(
-      reconnect?.maxDelayMs,
-      'reconnect.maxDelayMs',
-      defaultReconnectOptions.maxDelayMs,
-    );
-    if (maxDelayMs < baseDelayMs) throw new TypeError('reconnect.maxDelayMs must not be below reconnect.baseDelayMs');
-    resolvedReconnect = { maxAttempts, baseDelayMs, maxDelayMs };
-  }
   return {
     url,
     token,
-    reconnect: resolvedReconnect,
+    reconnect: reconnect === false ? false : resolveReconnect(reconnect),
     socketPath: socketPath ?? defaultSocketPath,
     requestTimeoutMs: positiveNumber(options.requestTimeoutMs, 'requestTimeoutMs', 10_000),
     connectTimeoutMs: positiveNumber(options.connectTimeoutMs, 'connectTimeoutMs', 10_000),
     mediasoupHandlerName,
   };
+}
+
+/** The app's own policy, or the default one with the options checked. */
+function resolveReconnect(reconnect: ReconnectOptions | ReconnectPolicy | undefined): ReconnectPolicy {
+  if (reconnect !== undefined && (typeof reconnect !== 'object' || reconnect === null)) {
+    throw new TypeError('reconnect must be an object or false');
+  }
+  if (reconnect && 'nextRetryDelayMs' in reconnect) {
+    if (typeof reconnect.nextRetryDelayMs !== 'function') {
+      throw new TypeError('reconnect.nextRetryDelayMs must be a function');
+    }
+    return reconnect;
+  }
+  const maxAttempts = reconnect?.maxAttempts ?? defaultReconnectOptions.maxAttempts;
+  if (
+    typeof maxAttempts !== 'number' ||
+    !(maxAttempts === Number.POSITIVE_INFINITY || (Number.isInteger(maxAttempts) && maxAttempts >= 0))
+  ) {
+    throw new TypeError('reconnect.maxAttempts must be a non-negative integer or Infinity');
+  }
+  const baseDelayMs = positiveNumber(
+    reconnect?.baseDelayMs,
+    'reconnect.baseDelayMs',
+    defaultReconnectOptions.baseDelayMs,
+  );
+  const maxDelayMs = positiveNumber(reconnect?.maxDelayMs, 'reconnect.maxDelayMs', defaultReconnectOptions.maxDelayMs);
+  if (maxDelayMs < baseDelayMs) throw new TypeError('reconnect.maxDelayMs must not be below reconnect.baseDelayMs');
+  return new BackoffReconnectPolicy({ maxAttempts, baseDelayMs, maxDelayMs });
 }
 
 /**

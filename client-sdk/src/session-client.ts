@@ -1,51 +1,25 @@
-/**
- * `SessionClient`: one participant's place in a Haven session, from the browser. It connects
- * (socket.io), joins, publishes the microphone, camera and screen, receives everyone else's
- * tracks, and survives dropped connections: it reconnects within the server's grace window,
- * joins again (`resumed: true`), re-publishes the same local tracks in the same muted state and
- * receives every remote track again.
- *
- * Reconnection runs its own loop rather than socket.io-client's: each attempt is a fresh
- * connection (with a fresh token when `token` is a function), delays use full jitter (socket.io's
- * `randomizationFactor` only spreads delays around the exponential curve), the loop stops at the
- * end of the server's grace window or on a refusal that retrying cannot fix, and no request is
- * ever buffered by socket.io and replayed on a later connection with stale transport ids.
- *
- * Facilitation: a join may pass through the consent gate (`consentRequired`, then
- * `acceptConsent()`) and the waiting room (`waiting`) before the client is admitted; a facilitator
- * may send it back to the waiting room (its media stops, and is set up again on readmission).
- * `moderation` (moderation.ts) holds a facilitator's controls and live attendance (attendance.ts).
- */
-import type { Consumer, Producer } from 'mediasoup-client/types';
 import { LiveAttendance } from './attendance.ts';
+import { followRedirects } from './connection/node-url-provider.ts';
+import { graceExpired, ReconnectDeadline } from './connection/reconnect-deadline.ts';
 import { HavenRequestError, InvalidStateError, isConnectionLoss } from './errors.ts';
 import { MediaSession } from './media-session.ts';
 import { Moderation, type ModerationState } from './moderation.ts';
 import { obtainToken, type ResolvedOptions, resolveOptions, type SessionClientOptions } from './options.ts';
-import {
-  LocalParticipant,
-  type LocalParticipantState,
-  LocalTrack,
-  type LocalTrackState,
-  RemoteParticipant,
-  type RemoteParticipantState,
-  RemoteTrack,
-  type RemoteTrackState,
-} from './participants.ts';
+import { LocalMember } from './participants/local-member.ts';
+import type { LocalTrack } from './participants/local-track.ts';
+import type { LocalParticipant, RemoteParticipant } from './participants/participant.ts';
+import { RemoteMembers } from './participants/remote-members.ts';
 import {
   type AttendanceSnapshot,
   type AudioMode,
   type ChatAudience,
-  type ChatMessage,
   type ConsentInfo,
   fatalRejoinCodes,
   type IceServer,
   type JoinResponse,
   type LeaveReason,
-  type MediaKind,
   maxChatLength,
   type NotificationName,
-  type ParticipantInfo,
   protocolVersion,
   type RaisedHand,
   type RequestName,
@@ -54,151 +28,19 @@ import {
   type RoomInfo,
   type ServerNotifications,
   type SessionState,
-  sourceCapability,
-  type TrackInfo,
   type TrackSource,
   trackSources,
-  type WaitingEntry,
   type WaitingInfo,
 } from './protocol/index.ts';
 import { TypedEmitter } from './protocol/typed-emitter.ts';
-import { captureTrack, type PublishPreset, publishPresets } from './publish-presets.ts';
-import { graceExpired, ReconnectDeadline } from './reconnect-policy.ts';
+import {
+  type CloseReason,
+  type ConnectionState,
+  reportError,
+  type SessionClientEvents,
+  toError,
+} from './session-events.ts';
 import { Signaling } from './signaling.ts';
-
-/**
- * Where the client is:
- * - `disconnected`: not connected (initially, or after `connect()` failed or a connection that
- *   had not joined dropped): call `connect()`;
- * - `connecting`: `connect()` in progress;
- * - `connected`: connected, not in the room yet: call `join()`;
- * - `joining`: a `join` or `acceptConsent` request in progress, or the session being set up after
- *   admission;
- * - `consent`: at the consent gate: show `consent.text` (event `consentRequired`), then call
- *   `acceptConsent()`;
- * - `waiting`: in the waiting room until a facilitator admits (event `waiting`, again on every
- *   update); also after a facilitator moved this client back there;
- * - `joined`: in the room;
- * - `reconnecting`: the connection dropped after the join got an answer (in the room, at the
- *   consent gate or in the waiting room); the SDK is getting the place back;
- * - `closed`: over for good (`leave()`, session ended, denied, removed, replaced, reconnection
- *   failed). Create a new SessionClient to join again.
- */
-export type ConnectionState =
-  | 'disconnected'
-  | 'connecting'
-  | 'connected'
-  | 'joining'
-  | 'consent'
-  | 'waiting'
-  | 'joined'
-  | 'reconnecting'
-  | 'closed';
-
-/**
- * Why a client closed:
- * `left` (`leave()`), `sessionEnded` (a facilitator ended it), `denied` (a facilitator turned
- * this client away from the waiting room), `removed` (a facilitator removed this participant),
- * `replaced` (the same identity joined from elsewhere), `serverDisconnect` (the server closed the
- * connection), `connectionLost` (the connection dropped and `reconnect` is `false`),
- * `reconnectFailed` (no reconnection within the grace window or `maxAttempts`, or the server
- * refused the rejoin), `failed` (setting up the session after admission failed: `error` says why).
- */
-export type CloseReason =
-  | 'left'
-  | 'sessionEnded'
-  | 'denied'
-  | 'removed'
-  | 'failed'
-  | 'replaced'
-  | 'serverDisconnect'
-  | 'connectionLost'
-  | 'reconnectFailed';
-
-/** Events of a {@link SessionClient}. Register listeners before `join()`. */
-export type SessionClientEvents = {
-  /** The {@link ConnectionState} changed. */
-  connectionStateChanged: [state: ConnectionState, previous: ConnectionState];
-  /** Someone is in the room: emitted after `join()` for everyone already there, then for each newcomer. */
-  participantJoined: [participant: RemoteParticipant];
-  /** Someone left (their tracks were unsubscribed first). */
-  participantLeft: [participant: RemoteParticipant, reason: LeaveReason];
-  /**
-   * A remote track is being received: attach `track.track` to a media element. After a
-   * reconnection every remote track is subscribed again, as a new RemoteTrack.
-   */
-  trackSubscribed: [track: RemoteTrack, participant: RemoteParticipant];
-  /** A remote track stopped (unpublished, its owner left, reconnection, or close): detach it. */
-  trackUnsubscribed: [track: RemoteTrack, participant: RemoteParticipant];
-  /** A remote track was muted or unmuted by its publisher (`track.paused`). */
-  trackUpdated: [track: RemoteTrack, participant: RemoteParticipant];
-  /** A local track was published. */
-  localTrackPublished: [track: LocalTrack];
-  /** A local track was unpublished (`unpublish()`, its track ended, e.g. screen sharing stopped, or close). */
-  localTrackUnpublished: [track: LocalTrack];
-  /** A local track was muted or unmuted (by this client, or muted by a facilitator). */
-  localTrackUpdated: [track: LocalTrack];
-  /** The loudest participant (possibly this one), or null in silence. */
-  activeSpeakerChanged: [participantId: string | null];
-  /** A facilitator ended the session; `closed` follows. */
-  sessionEnded: [reason: string];
-  /**
-   * At the consent gate (state `consent`): show the text, then call `acceptConsent()` (which
-   * accepts this version). Emitted again if a rejoin lands at the gate (the text changed).
-   */
-  consentRequired: [consent: ConsentInfo];
-  /** In the waiting room (state `waiting`), and again each time what it says changes. */
-  waiting: [info: WaitingInfo];
-  /** Admitted into the room (state `joined`): after `join()`'s wait, and after each readmission. */
-  admitted: [];
-  /** A facilitator turned this client away; `closed` (reason `denied`) follows. */
-  denied: [reason: string | undefined];
-  /** A facilitator sent this client back to the waiting room; `waiting` follows. */
-  movedToWaitingRoom: [];
-  /** A facilitator removed this client (`banned`: for the rest of the session); `closed` follows. */
-  removed: [banned: boolean];
-  /** Facilitators only: who waits changed (also in `moderation.waiting`). */
-  waitingRoomChanged: [waiting: ReadonlyArray<WaitingEntry>];
-  /**
-   * Facilitators only, once they called `moderation.liveAttendance()`: a new live attendance view
-   * (also in `moderation.attendance`), about a second after each presence change, and after a
-   * reconnection. Between two, tick a display with `entry.minutesSoFar()`.
-   */
-  attendanceUpdated: [attendance: LiveAttendance];
-  /**
-   * A facilitator muted this client's microphone or camera (the local track is disabled, see
-   * `localTrackUpdated`) or stopped its screen sharing (unpublished, see `localTrackUnpublished`).
-   */
-  mutedByFacilitator: [source: TrackSource];
-  /**
-   * A facilitator (id `by`) asks this client to unmute: show it; only the person can do it
-   * (`setMicrophoneEnabled(true)`), which in audio mode `controlled` is allowed only after this.
-   */
-  unmuteRequested: [by: string];
-  /** The room was locked or unlocked (`locked`). */
-  roomLocked: [locked: boolean];
-  /** The audio mode changed (`audioMode`). */
-  audioModeChanged: [mode: AudioMode];
-  /** A facilitator renamed someone (possibly this client): `name` of the participant is already updated. */
-  displayNameChanged: [participantId: string, name: string];
-  /** The spotlight moved to someone (possibly this client), or ended (`null`). */
-  spotlightChanged: [participantId: string | null];
-  /** A hand went up (facilitators see everyone's, others their own); `hands` is updated. */
-  handRaised: [hand: RaisedHand];
-  /** A hand went down; `hands` is updated. */
-  handLowered: [participantId: string];
-  /** A chat message for this client (including its own, as the server delivered it). */
-  chatMessage: [message: ChatMessage];
-  /** A facilitator deleted a chat message: remove it from view. */
-  chatMessageDeleted: [messageId: string];
-  /** The client closed for good; `error` says what made a reconnection fail. */
-  closed: [reason: CloseReason, error: Error | undefined];
-  /** A failure no call awaits (receiving a track, an ICE restart, a rejoin step). */
-  error: [error: Error];
-};
-
-/** Redirects followed per connection: a room moving while the client follows it may need two. */
-const maxRedirects = 3;
 
 /** The reconnection window when the server did not announce one (`reconnectGraceMs`): its default. */
 const defaultGraceMs = 30_000;
@@ -231,49 +73,6 @@ interface EarlyStage {
   admitted: SessionState | undefined;
 }
 
-/** A local track and the producer that sends it on the current connection. */
-interface Publication {
-  readonly state: LocalTrackState;
-  readonly local: LocalTrack;
-  readonly preset: PublishPreset;
-  /** Captured by the SDK (not passed in by the app): the SDK stops it when unpublished. */
-  readonly owned: boolean;
-  producer: Producer | undefined;
-  media: MediaSession | undefined;
-  /** Whether the server's producer is paused, as far as this client knows. */
-  serverPaused: boolean;
-  removed: boolean;
-  /** Serialises this publication's server requests (produce, pause, resume, close). */
-  queue: Promise<void>;
-}
-
-/** A remote track (a producer of someone else) and this client's consumer of it. */
-interface Subscription {
-  info: TrackInfo;
-  consumer: Consumer | undefined;
-  remote: RemoteTrack | undefined;
-  remoteState: RemoteTrackState | undefined;
-  /** The media session a consume is in flight on. */
-  consumingOn: MediaSession | undefined;
-  /** Last preferred size of a previous RemoteTrack, sent again after a reconnection. */
-  preferredSize: { width: number; height: number } | undefined;
-  removed: boolean;
-}
-
-function toError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
-
-function assertTrack(track: unknown, kind: MediaKind, source: TrackSource): asserts track is MediaStreamTrack {
-  const candidate = track as Partial<MediaStreamTrack> | null;
-  if (typeof candidate !== 'object' || candidate === null || typeof candidate.stop !== 'function') {
-    throw new TypeError(`the ${source} track must be a MediaStreamTrack`);
-  }
-  if (candidate.kind !== kind)
-    throw new TypeError(`the ${source} track must be an ${kind} track, not ${candidate.kind}`);
-  if (candidate.readyState === 'ended') throw new InvalidStateError(`the ${source} track has ended`);
-}
-
 /**
  * One participant's connection to a Haven session.
  *
@@ -290,8 +89,6 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   #signaling: Signaling | undefined;
   #media: MediaSession | undefined;
   #room: RoomInfo | undefined;
-  #self: LocalParticipantState | undefined;
-  #local: LocalParticipant | undefined;
   /** The server's reconnection grace window, from the last join answer. */
   #graceMs = 0;
   /** From the last join answer, for a media session built after a `mediaReset`. */
@@ -299,13 +96,19 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   #iceServers: IceServer[] = [];
   /** The media reset in progress, if any (resets run one after another). */
   #resetting: Promise<void> = Promise.resolve();
-  readonly #participantStates = new Map<string, RemoteParticipantState>();
-  readonly #participants = new Map<string, RemoteParticipant>();
-  /** By producer id. */
-  readonly #subscriptions = new Map<string, Subscription>();
-  readonly #publications = new Map<TrackSource, Publication>();
-  /** Sources whose `publish*()` call is in progress. */
-  readonly #publishing = new Set<TrackSource>();
+  /** This client: who it is and what it publishes. */
+  readonly #self = new LocalMember({
+    events: this,
+    media: () => this.#media,
+    assertState: (what, ...allowed) => this.#assertState(what, ...allowed),
+  });
+  /** Everyone else, and the tracks of theirs this client receives. */
+  readonly #others = new RemoteMembers({
+    events: this,
+    media: () => this.#media,
+    joined: () => this.#state === 'joined',
+    selfId: () => this.#self.id,
+  });
   /** Notifications held while a join answer is being applied (then replayed in order). */
   #held: (() => void)[] | undefined;
   #activeSpeakerId: string | null = null;
@@ -359,12 +162,12 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
 
   /** This client in the room (id, name, role, capabilities, published tracks), once joined. */
   get localParticipant(): LocalParticipant | undefined {
-    return this.#local;
+    return this.#self.participant;
   }
 
   /** Everyone else in the room, by participant id. Empty before `join()` and after close. */
   get participants(): ReadonlyMap<string, RemoteParticipant> {
-    return this.#participants;
+    return this.#others.participants;
   }
 
   /** The loudest participant's id (possibly this client's), or null. */
@@ -483,7 +286,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
         const current = error instanceof HavenRequestError ? error.consent : undefined;
         if (current) this.#consent = current;
         this.#setState('consent');
-        if (!isConnectionLoss(error)) this.#emitError(error);
+        if (!isConnectionLoss(error)) reportError(this, error);
         if (current) this.safeEmit('consentRequired', { ...current });
       }
       throw error;
@@ -529,7 +332,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    * @throws HavenRequestError `FORBIDDEN` if the token does not allow publishing audio.
    */
   publishMicrophone(track?: MediaStreamTrack): Promise<LocalTrack> {
-    return this.#publish('microphone', track);
+    return this.#self.publish('microphone', track);
   }
 
   /**
@@ -544,7 +347,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    * @throws HavenRequestError `FORBIDDEN` if the token does not allow publishing video.
    */
   publishCamera(track?: MediaStreamTrack): Promise<LocalTrack> {
-    return this.#publish('camera', track);
+    return this.#self.publish('camera', track);
   }
 
   /**
@@ -558,7 +361,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    * @throws HavenRequestError `FORBIDDEN` if the token does not allow sharing a screen.
    */
   publishScreen(track?: MediaStreamTrack): Promise<LocalTrack> {
-    return this.#publish('screen', track);
+    return this.#self.publish('screen', track);
   }
 
   /**
@@ -590,8 +393,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    */
   async unpublish(source: TrackSource): Promise<void> {
     if (!trackSources.includes(source)) throw new TypeError(`source must be one of ${trackSources.join(', ')}`);
-    const publication = this.#publications.get(source);
-    if (publication) await this.#unpublish(publication);
+    await this.#self.unpublish(source);
   }
 
   /**
@@ -611,6 +413,12 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       }
     }
     this.#close('left');
+  }
+
+  #setEnabled(source: TrackSource, enabled: boolean): Promise<void> {
+    if (typeof enabled !== 'boolean') throw new TypeError('enabled must be a boolean');
+    this.#assertState(`setting the ${source} on or off`, 'joined', 'reconnecting', 'waiting', 'joining');
+    return this.#self.setEnabled(source, enabled);
   }
 
   /* ---- connection ------------------------------------------------------------------------- */
@@ -633,32 +441,13 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     return this.#signaling;
   }
 
-  #emitError(error: unknown): void {
-    if (!this.safeEmit('error', toError(error))) console.warn('[haven-sdk]', toError(error).message);
-  }
-
   /** Fetches a token and opens a connection with it. */
   async #open(): Promise<Signaling> {
     const { token, url, socketPath, connectTimeoutMs, requestTimeoutMs } = this.#options;
     const value = await obtainToken(token, connectTimeoutMs);
-    // Always from `url` (the entry, e.g. a load balancer): a node that does not serve the room
-    // redirects to the one that does, wherever the room moved since the last connection.
-    let target = url;
-    for (let hop = 0; ; hop++) {
-      try {
-        return await Signaling.open({
-          url: target,
-          path: socketPath,
-          token: value,
-          connectTimeoutMs,
-          requestTimeoutMs,
-        });
-      } catch (error) {
-        const redirect = error instanceof HavenRequestError && error.code === 'REDIRECT' ? error.url : undefined;
-        if (!redirect || hop >= maxRedirects) throw error;
-        target = redirect;
-      }
-    }
+    return followRedirects(url, (target) =>
+      Signaling.open({ url: target, path: socketPath, token: value, connectTimeoutMs, requestTimeoutMs }),
+    );
   }
 
   /** Sends a request that needs the client in the room. */
@@ -703,12 +492,15 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
         if (current()) handler(...(args as ServerNotifications[K]));
       });
     };
-    route('participantJoined', (info) => this.#onParticipantJoined(info));
+    route('participantJoined', (info) => this.#others.join(info));
     route('participantLeft', ({ participantId, reason }) => this.#onParticipantLeft(participantId, reason));
-    route('trackPublished', (info) => this.#subscribe(info));
-    route('trackUnpublished', ({ producerId }) => this.#onTrackUnpublished(producerId));
-    route('trackUpdated', (info) => this.#onTrackUpdated(info));
-    route('consumerClosed', ({ consumerId }) => this.#onConsumerClosed(consumerId));
+    route('trackPublished', (info) => this.#others.subscribe(info));
+    route('trackUnpublished', ({ producerId }) => this.#others.unpublished(producerId));
+    route('trackUpdated', (info) => {
+      if (info.participantId === this.#self.id) this.#self.applyServerTrackUpdate(info);
+      else this.#others.updated(info);
+    });
+    route('consumerClosed', ({ consumerId }) => this.#others.consumerClosed(consumerId));
     route('activeSpeaker', ({ participantId }) => {
       if (participantId === this.#activeSpeakerId) return;
       this.#activeSpeakerId = participantId;
@@ -720,7 +512,9 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       this.safeEmit('waitingRoomChanged', this.#moderationState.waiting);
     });
     route('attendanceUpdated', (snapshot) => this.#applyAttendance(snapshot, Date.now()));
-    route('mutedByFacilitator', ({ source, producerId }) => this.#onMutedByFacilitator(source, producerId));
+    route('mutedByFacilitator', ({ source, producerId }) => {
+      if (this.#self.applyFacilitatorMute(source, producerId)) this.safeEmit('mutedByFacilitator', source);
+    });
     route('unmuteRequested', ({ by }) => this.safeEmit('unmuteRequested', by));
     route('roomLocked', ({ locked }) => {
       this.#locked = locked;
@@ -942,7 +736,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       await this.#replaceMediaSession(signaling);
       this.#applySession(session);
       this.#assertCurrent(signaling);
-      for (const publication of [...this.#publications.values()]) await this.#restorePublication(publication);
+      await this.#self.restoreAll();
       this.#assertCurrent(signaling);
       this.#placed = true;
       this.#setState('joined');
@@ -960,7 +754,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       run();
     }
     if (this.#state !== 'joined') return;
-    for (const subscription of this.#subscriptions.values()) void this.#consume(subscription);
+    this.#others.consumeAll();
     this.#refreshAttendance(signaling);
   }
 
@@ -969,11 +763,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     const media = this.#media;
     this.#media = undefined;
     media?.close();
-    for (const subscription of this.#subscriptions.values()) {
-      subscription.removed = true;
-      this.#dropConsumer(subscription);
-    }
-    this.#subscriptions.clear();
+    this.#others.forgetTracks();
   }
 
   /**
@@ -983,14 +773,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    */
   #leaveSessionView(reason: LeaveReason): void {
     this.#dropMedia();
-    for (const id of [...this.#participantStates.keys()]) this.#removeParticipant(id, reason);
-    for (const publication of this.#publications.values()) {
-      if (publication.producer && !publication.producer.closed) publication.producer.close();
-      publication.producer = undefined;
-      publication.media = undefined;
-      publication.state.producerId = undefined;
-      publication.serverPaused = false;
-    }
+    this.#others.removeAll(reason);
+    this.#self.dropProducers();
     this.#activeSpeakerId = null;
     this.#setHands([]);
     this.#moderationState.waiting = Object.freeze([]);
@@ -1009,7 +793,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       routerRtpCapabilities: this.#routerRtpCapabilities,
       iceServers: this.#iceServers,
       handlerName: this.#options.mediasoupHandlerName,
-      onError: (error) => this.#emitError(error),
+      onError: (error) => reportError(this, error),
     });
     try {
       this.#assertCurrent(signaling);
@@ -1032,12 +816,13 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     const reset = async () => {
       if (this.#signaling !== signaling || this.#state !== 'joined') return;
       await this.#replaceMediaSession(signaling);
-      for (const subscription of this.#subscriptions.values()) this.#dropConsumer(subscription);
-      for (const publication of [...this.#publications.values()]) await this.#restorePublication(publication);
-      for (const subscription of this.#subscriptions.values()) void this.#consume(subscription);
+      this.#others.dropConsumers();
+      await this.#self.restoreAll();
+      this.#others.consumeAll();
     };
     this.#resetting = this.#resetting.then(reset).catch((error) => {
-      if (this.#signaling === signaling && this.#state === 'joined' && !isConnectionLoss(error)) this.#emitError(error);
+      if (this.#signaling === signaling && this.#state === 'joined' && !isConnectionLoss(error))
+        reportError(this, error);
     });
   }
 
@@ -1052,31 +837,9 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     this.#spotlight = session.spotlight;
     this.#setHands(session.hands.map((hand) => ({ ...hand })));
     this.#moderationState.waiting = Object.freeze(session.waiting.map((entry) => ({ ...entry })));
-    if (this.#self && this.#self.id === self.id) {
-      Object.assign(this.#self, { name: self.name, role: self.role, capabilities: { ...session.capabilities } });
-    } else {
-      this.#self = { ...self, capabilities: { ...session.capabilities }, tracks: new Map() };
-      this.#local = new LocalParticipant(this.#self);
-    }
-    // Remote tracks went away with the old media session: they are subscribed again below.
-    for (const subscription of this.#subscriptions.values()) this.#dropConsumer(subscription);
-    const others = session.participants.filter((participant) => participant.id !== self.id);
-    const present = new Set(others.map((participant) => participant.id));
-    for (const id of [...this.#participantStates.keys()]) {
-      if (!present.has(id)) this.#removeParticipant(id, 'left');
-    }
-    const published = new Set<string>();
-    for (const participant of others) {
-      this.#upsertParticipant(participant);
-      for (const track of participant.tracks) published.add(track.producerId);
-    }
-    for (const [producerId, subscription] of this.#subscriptions) {
-      if (!published.has(producerId)) {
-        subscription.removed = true;
-        this.#subscriptions.delete(producerId);
-      }
-    }
-    for (const participant of others) for (const track of participant.tracks) this.#subscribe(track);
+    this.#self.applySelf(self, session.capabilities);
+    // Remote tracks went away with the old media session: they are received again.
+    this.#others.reconcile(session.participants.filter((participant) => participant.id !== self.id));
   }
 
   /* ---- facilitation ----------------------------------------------------------------------- */
@@ -1096,7 +859,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    * down were lost, so ask again (a failure leaves the view as it was; the next push updates it).
    */
   #refreshAttendance(signaling: Signaling): void {
-    if (this.#self?.role !== 'facilitator' || !this.#moderationState.attendance) return;
+    if (!this.#self.isFacilitator || !this.#moderationState.attendance) return;
     signaling.request('liveAttendance', {}).then(
       (snapshot) => {
         if (signaling === this.#signaling && this.#state === 'joined') this.#applyAttendance(snapshot, Date.now());
@@ -1110,417 +873,19 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   }
 
   #onDisplayNameChanged(participantId: string, name: string): void {
-    if (participantId === this.#self?.id) this.#self.name = name;
-    else {
-      const state = this.#participantStates.get(participantId);
-      if (state) state.name = name;
-    }
+    if (participantId === this.#self.id) this.#self.rename(name);
+    else this.#others.rename(participantId, name);
     this.safeEmit('displayNameChanged', participantId, name);
   }
 
-  /**
-   * A facilitator muted one of this client's tracks: the server paused the microphone or camera
-   * (the local track is disabled too; only the person turns it on again) or closed the screen
-   * (unpublished here, without a request).
-   */
-  #onMutedByFacilitator(source: TrackSource, producerId: string): void {
-    const publication = this.#publications.get(source);
-    if (!publication || publication.state.producerId !== producerId) return;
-    if (source === 'screen') {
-      const { producer } = publication;
-      publication.producer = undefined;
-      publication.media = undefined;
-      publication.state.producerId = undefined;
-      if (producer && !producer.closed) producer.close();
-      this.#forget(publication);
-      this.safeEmit('localTrackUnpublished', publication.local);
-      if (publication.owned) publication.state.track.stop();
-    } else {
-      publication.serverPaused = true;
-      publication.state.track.enabled = false;
-      publication.producer?.pause();
-      if (publication.state.enabled) {
-        publication.state.enabled = false;
-        this.safeEmit('localTrackUpdated', publication.local);
-      }
-    }
-    this.safeEmit('mutedByFacilitator', source);
-  }
-
-  /* ---- remote participants and tracks ----------------------------------------------------- */
-
-  #upsertParticipant(info: ParticipantInfo): RemoteParticipantState {
-    const known = this.#participantStates.get(info.id);
-    if (known) {
-      known.name = info.name;
-      known.role = info.role;
-      return known;
-    }
-    const state: RemoteParticipantState = { id: info.id, name: info.name, role: info.role, tracks: new Map() };
-    const participant = new RemoteParticipant(state);
-    this.#participantStates.set(info.id, state);
-    this.#participants.set(info.id, participant);
-    this.safeEmit('participantJoined', participant);
-    return state;
-  }
-
-  #onParticipantJoined(info: ParticipantInfo): void {
-    if (info.id === this.#self?.id) return;
-    this.#upsertParticipant(info);
-    for (const track of info.tracks) this.#subscribe(track);
-    // Tracks announced before their participant.
-    for (const subscription of this.#subscriptions.values()) {
-      if (subscription.info.participantId === info.id) void this.#consume(subscription);
-    }
-  }
-
   #onParticipantLeft(participantId: string, reason: LeaveReason): void {
-    if (participantId === this.#self?.id) {
-      // Moved to the waiting room: the `waiting` notification says so.
-      if (reason === 'movedToWaitingRoom') return;
-      this.#close(reason === 'removed' ? 'removed' : reason === 'sessionEnded' ? 'sessionEnded' : 'serverDisconnect');
+    if (participantId !== this.#self.id) {
+      this.#others.remove(participantId, reason);
       return;
     }
-    this.#removeParticipant(participantId, reason);
-  }
-
-  #removeParticipant(participantId: string, reason: LeaveReason): void {
-    for (const [producerId, subscription] of this.#subscriptions) {
-      if (subscription.info.participantId !== participantId) continue;
-      subscription.removed = true;
-      this.#subscriptions.delete(producerId);
-      this.#dropConsumer(subscription);
-    }
-    const participant = this.#participants.get(participantId);
-    this.#participants.delete(participantId);
-    this.#participantStates.delete(participantId);
-    if (participant) this.safeEmit('participantLeft', participant, reason);
-  }
-
-  /** Records a remote track and receives it (once joined, and once its participant is known). */
-  #subscribe(info: TrackInfo): void {
-    if (info.participantId === this.#self?.id) return;
-    const known = this.#subscriptions.get(info.producerId);
-    if (known) {
-      known.info = { ...info };
-      return;
-    }
-    const subscription: Subscription = {
-      info: { ...info },
-      consumer: undefined,
-      remote: undefined,
-      remoteState: undefined,
-      consumingOn: undefined,
-      preferredSize: undefined,
-      removed: false,
-    };
-    this.#subscriptions.set(info.producerId, subscription);
-    void this.#consume(subscription);
-  }
-
-  async #consume(subscription: Subscription): Promise<void> {
-    const media = this.#media;
-    const { producerId, participantId } = subscription.info;
-    if (this.#state !== 'joined' || !media || media.closed) return;
-    if (subscription.removed || subscription.consumer || subscription.consumingOn === media) return;
-    if (!this.#participantStates.has(participantId)) return;
-    subscription.consumingOn = media;
-    try {
-      const { consumer, response } = await media.consume(producerId);
-      const participantState = this.#participantStates.get(participantId);
-      const participant = this.#participants.get(participantId);
-      if (subscription.removed || media !== this.#media || media.closed || !participantState || !participant) {
-        consumer.close();
-        return;
-      }
-      const remoteState: RemoteTrackState = {
-        consumerId: consumer.id,
-        producerId,
-        participantId,
-        kind: response.kind,
-        source: response.source,
-        track: consumer.track,
-        paused: subscription.info.paused,
-        ended: false,
-        preferredSize: undefined,
-        sendPreferredSize: async (width, height) => {
-          await media.signaling.request('setPreferredSize', { consumerId: consumer.id, width, height });
-        },
-      };
-      const remote = new RemoteTrack(remoteState);
-      subscription.consumer = consumer;
-      subscription.remote = remote;
-      subscription.remoteState = remoteState;
-      participantState.tracks.set(producerId, remote);
-      this.safeEmit('trackSubscribed', remote, participant);
-      const size = subscription.preferredSize;
-      if (size && !remoteState.ended) remote.setPreferredSize(size.width, size.height).catch(() => {});
-    } catch (error) {
-      const expected =
-        subscription.removed ||
-        media !== this.#media ||
-        media.closed ||
-        isConnectionLoss(error) ||
-        // The producer went away meanwhile (trackUnpublished follows).
-        (error instanceof HavenRequestError && error.code === 'NOT_FOUND');
-      if (!expected) this.#emitError(error);
-    } finally {
-      if (subscription.consumingOn === media) subscription.consumingOn = undefined;
-    }
-  }
-
-  /** Closes the subscription's consumer, if any, and emits `trackUnsubscribed`. */
-  #dropConsumer(subscription: Subscription): void {
-    const { consumer, remote, remoteState } = subscription;
-    subscription.consumer = undefined;
-    subscription.remote = undefined;
-    subscription.remoteState = undefined;
-    if (consumer && !consumer.closed) consumer.close();
-    if (!remote || !remoteState) return;
-    subscription.preferredSize = remoteState.preferredSize ?? subscription.preferredSize;
-    remoteState.ended = true;
-    this.#participantStates.get(remoteState.participantId)?.tracks.delete(remoteState.producerId);
-    const participant = this.#participants.get(remoteState.participantId);
-    if (participant) this.safeEmit('trackUnsubscribed', remote, participant);
-  }
-
-  #onTrackUnpublished(producerId: string): void {
-    const subscription = this.#subscriptions.get(producerId);
-    if (!subscription) return;
-    subscription.removed = true;
-    this.#subscriptions.delete(producerId);
-    this.#dropConsumer(subscription);
-  }
-
-  #onConsumerClosed(consumerId: string): void {
-    for (const [producerId, subscription] of this.#subscriptions) {
-      if (subscription.consumer?.id !== consumerId) continue;
-      subscription.removed = true;
-      this.#subscriptions.delete(producerId);
-      this.#dropConsumer(subscription);
-    }
-  }
-
-  #onTrackUpdated(info: TrackInfo): void {
-    if (info.participantId === this.#self?.id) {
-      this.#onLocalTrackUpdated(info);
-      return;
-    }
-    const subscription = this.#subscriptions.get(info.producerId);
-    if (!subscription) {
-      this.#subscribe(info);
-      return;
-    }
-    subscription.info = { ...info };
-    const { remote, remoteState } = subscription;
-    const participant = this.#participants.get(info.participantId);
-    if (!remote || !remoteState || !participant || remoteState.paused === info.paused) return;
-    remoteState.paused = info.paused;
-    this.safeEmit('trackUpdated', remote, participant);
-  }
-
-  /**
-   * The server paused or resumed one of this client's producers (a facilitator's mute). A pause
-   * disables the local track too; a resume is only recorded: the SDK never turns a microphone or
-   * camera on by itself.
-   */
-  #onLocalTrackUpdated(info: TrackInfo): void {
-    for (const publication of this.#publications.values()) {
-      if (publication.state.producerId !== info.producerId) continue;
-      publication.serverPaused = info.paused;
-      if (info.paused && publication.state.enabled) {
-        publication.state.enabled = false;
-        publication.state.track.enabled = false;
-        publication.producer?.pause();
-        this.safeEmit('localTrackUpdated', publication.local);
-      }
-    }
-  }
-
-  /* ---- local tracks ----------------------------------------------------------------------- */
-
-  async #publish(source: TrackSource, track: MediaStreamTrack | undefined): Promise<LocalTrack> {
-    const preset = publishPresets[source];
-    if (track !== undefined) assertTrack(track, preset.kind, source);
-    this.#assertState(`publishing the ${source}`, 'joined');
-    if (this.#publications.has(source) || this.#publishing.has(source)) {
-      throw new InvalidStateError(`a ${source} track is already published; unpublish('${source}') first`);
-    }
-    const self = this.#self;
-    if (!self) throw new InvalidStateError('not joined');
-    const allowed = self.capabilities[sourceCapability[source]];
-    if (!allowed)
-      throw new HavenRequestError('FORBIDDEN', `this token does not allow publishing the ${source}`, 'produce');
-    this.#publishing.add(source);
-    let captured: MediaStreamTrack | undefined;
-    try {
-      if (!track) captured = await captureTrack(source);
-      const sent = track ?? captured;
-      if (!sent) throw new TypeError(`no ${source} track`);
-      this.#assertState(`publishing the ${source}`, 'joined', 'reconnecting');
-      const state: LocalTrackState = {
-        source,
-        kind: preset.kind,
-        track: sent,
-        enabled: sent.enabled,
-        producerId: undefined,
-      };
-      const publication: Publication = {
-        state,
-        local: new LocalTrack(state),
-        preset,
-        owned: captured !== undefined,
-        producer: undefined,
-        media: undefined,
-        serverPaused: false,
-        removed: false,
-        queue: Promise.resolve(),
-      };
-      this.#publications.set(source, publication);
-      self.tracks.set(source, publication.local);
-      try {
-        await this.#enqueue(publication, () => this.#ensureProduced(publication));
-      } catch (error) {
-        // Connection lost meanwhile: the reconnection publishes it.
-        if (!isConnectionLoss(error)) {
-          this.#forget(publication);
-          throw error;
-        }
-      }
-      if (publication.removed) throw new InvalidStateError(`the ${source} was unpublished while publishing`);
-      this.safeEmit('localTrackPublished', publication.local);
-      return publication.local;
-    } catch (error) {
-      captured?.stop();
-      throw error;
-    } finally {
-      this.#publishing.delete(source);
-    }
-  }
-
-  /** Runs `task` after the publication's earlier requests. */
-  #enqueue(publication: Publication, task: () => Promise<void>): Promise<void> {
-    const run = publication.queue.then(task);
-    publication.queue = run.catch(() => {});
-    return run;
-  }
-
-  /** Creates the publication's producer on the current media session, if it has none there. */
-  async #ensureProduced(publication: Publication): Promise<void> {
-    const media = this.#media;
-    if (publication.removed || !media || media.closed) return;
-    if (publication.producer && publication.media === media && !publication.producer.closed) return;
-    publication.producer = undefined;
-    publication.media = undefined;
-    publication.state.producerId = undefined;
-    if (publication.state.track.readyState === 'ended') {
-      // Ended while offline (e.g. a camera unplugged): nothing to send, no producer to close.
-      this.#forget(publication);
-      this.safeEmit('localTrackUnpublished', publication.local);
-      if (publication.owned) publication.state.track.stop();
-      return;
-    }
-    const producer = await media.produce(publication.state.track, publication.state.source, publication.preset);
-    if (publication.removed || media !== this.#media || media.closed) {
-      producer.close();
-      if (publication.removed && !media.closed) {
-        await media.signaling.request('closeProducer', { producerId: producer.id }).catch(() => {});
-      }
-      return;
-    }
-    publication.producer = producer;
-    publication.media = media;
-    publication.serverPaused = false;
-    publication.state.producerId = producer.id;
-    producer.on('trackended', () => {
-      if (publication.producer === producer) this.#unpublish(publication).catch((error) => this.#emitError(error));
-    });
-    await this.#syncPaused(publication);
-  }
-
-  /** On a rejoin: produce again (same track, same muted state); a track that cannot be is unpublished. */
-  async #restorePublication(publication: Publication): Promise<void> {
-    try {
-      await this.#enqueue(publication, () => this.#ensureProduced(publication));
-    } catch (error) {
-      if (isConnectionLoss(error)) throw error;
-      this.#emitError(error);
-      await this.#unpublish(publication).catch(() => {});
-    }
-  }
-
-  /** Makes the server's paused state match the publication's `enabled`. */
-  async #syncPaused(publication: Publication): Promise<void> {
-    const { producer, media } = publication;
-    if (!producer || producer.closed || !media || media.closed) return;
-    const paused = !publication.state.enabled;
-    if (paused) producer.pause();
-    else producer.resume();
-    if (publication.serverPaused === paused) return;
-    await media.signaling.request(paused ? 'pauseProducer' : 'resumeProducer', { producerId: producer.id });
-    publication.serverPaused = paused;
-  }
-
-  async #setEnabled(source: TrackSource, enabled: boolean): Promise<void> {
-    if (typeof enabled !== 'boolean') throw new TypeError('enabled must be a boolean');
-    this.#assertState(`setting the ${source} on or off`, 'joined', 'reconnecting', 'waiting', 'joining');
-    const publication = this.#publications.get(source);
-    if (!publication) throw new InvalidStateError(`no ${source} track is published`);
-    // At once: a mute never waits for the network.
-    publication.state.track.enabled = enabled;
-    if (publication.state.enabled !== enabled) {
-      publication.state.enabled = enabled;
-      this.safeEmit('localTrackUpdated', publication.local);
-    }
-    try {
-      await this.#enqueue(publication, () => this.#syncPaused(publication));
-    } catch (error) {
-      // Applied when the reconnection re-publishes the track.
-      if (isConnectionLoss(error)) return;
-      if (enabled && error instanceof HavenRequestError && error.code === 'FORBIDDEN') {
-        // Audio mode `controlled` without a facilitator's request: stay muted.
-        publication.state.track.enabled = false;
-        publication.producer?.pause();
-        if (publication.state.enabled) {
-          publication.state.enabled = false;
-          this.safeEmit('localTrackUpdated', publication.local);
-        }
-      }
-      throw error;
-    }
-  }
-
-  /** Removes the publication from the client's records (no request, no event). */
-  #forget(publication: Publication): void {
-    publication.removed = true;
-    if (this.#publications.get(publication.state.source) === publication) {
-      this.#publications.delete(publication.state.source);
-      this.#self?.tracks.delete(publication.state.source);
-    }
-  }
-
-  async #unpublish(publication: Publication): Promise<void> {
-    if (publication.removed) return;
-    this.#forget(publication);
-    this.safeEmit('localTrackUnpublished', publication.local);
-    try {
-      await this.#enqueue(publication, async () => {
-        const { producer, media } = publication;
-        publication.producer = undefined;
-        publication.state.producerId = undefined;
-        if (!producer) return;
-        producer.close();
-        if (!media || media.closed) return;
-        try {
-          await media.signaling.request('closeProducer', { producerId: producer.id });
-        } catch (error) {
-          const gone = error instanceof HavenRequestError && error.code === 'NOT_FOUND';
-          if (!gone && !isConnectionLoss(error)) throw error;
-        }
-      });
-    } finally {
-      if (publication.owned) publication.state.track.stop();
-    }
+    // Moved to the waiting room: the `waiting` notification says so.
+    if (reason === 'movedToWaitingRoom') return;
+    this.#close(reason === 'removed' ? 'removed' : reason === 'sessionEnded' ? 'sessionEnded' : 'serverDisconnect');
   }
 
   /* ---- closing ---------------------------------------------------------------------------- */
@@ -1533,15 +898,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     const signaling = this.#signaling;
     this.#signaling = undefined;
     this.#dropMedia();
-    for (const publication of [...this.#publications.values()]) {
-      this.#forget(publication);
-      publication.producer = undefined;
-      publication.state.producerId = undefined;
-      if (publication.owned) publication.state.track.stop();
-      this.safeEmit('localTrackUnpublished', publication.local);
-    }
-    this.#participants.clear();
-    this.#participantStates.clear();
+    this.#self.close();
+    this.#others.clear();
     signaling?.close();
     this.#early = undefined;
     const admission = this.#admission;

@@ -4,12 +4,12 @@
  * SessionClient does, with a fresh connection per attempt: see session-client.ts).
  */
 import { io, type Socket } from 'socket.io-client';
-import { backoffDelay } from './backoff.ts';
+import { handshakeError } from './connection/handshake-error.ts';
+import { backoffDelay } from './connection/reconnect-policy.ts';
 import { HavenRequestError } from './errors.ts';
 import type {
   Ack,
   ClientToServerEvents,
-  ErrorCode,
   NotificationName,
   RequestName,
   RequestOf,
@@ -87,26 +87,6 @@ function isAck(value: unknown): value is Ack<unknown> {
   return ok === false && typeof error === 'object' && error !== null && typeof error.code === 'string';
 }
 
-/** The error a failed handshake (socket.io `connect_error`) stands for. */
-function connectError(error: Error & { data?: unknown }): HavenRequestError {
-  const data = error.data as
-    | { code?: unknown; message?: unknown; url?: unknown; retryAfterMs?: unknown; errorId?: unknown }
-    | undefined;
-  if (typeof data?.code === 'string') {
-    const message = typeof data.message === 'string' ? data.message : error.message;
-    const details = {
-      ...(typeof data.url === 'string' ? { url: data.url } : {}),
-      ...(typeof data.retryAfterMs === 'number' ? { retryAfterMs: data.retryAfterMs } : {}),
-      ...(typeof data.errorId === 'string' ? { errorId: data.errorId } : {}),
-    };
-    return new HavenRequestError(data.code as ErrorCode, message, 'connect', details);
-  }
-  if (error.message === 'UNAUTHORIZED') return new HavenRequestError('UNAUTHORIZED', 'access token refused', 'connect');
-  if (error.message === 'timeout')
-    return new HavenRequestError('TIMEOUT', 'no connection to the server in time', 'connect');
-  return new HavenRequestError('DISCONNECTED', `could not reach the server (${error.message})`, 'connect');
-}
-
 export class Signaling extends TypedEmitter<SignalingEvents> {
   readonly #socket: HavenSocket;
   readonly #requestTimeoutMs: number;
@@ -149,7 +129,7 @@ export class Signaling extends TypedEmitter<SignalingEvents> {
       const onError = (error: Error) => {
         socket.off('connect', onConnect);
         socket.disconnect();
-        reject(connectError(error));
+        reject(handshakeError(error));
       };
       socket.once('connect', onConnect);
       socket.once('connect_error', onError);

@@ -11,6 +11,7 @@ import { Server, type Socket } from 'socket.io';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  BackoffReconnectPolicy,
   backoffDelay,
   type ConnectionState,
   HavenRequestError,
@@ -23,7 +24,7 @@ import {
   type WaitingEntry,
 } from '../../client-sdk/src/index.ts';
 import { obtainToken } from '../../client-sdk/src/options.ts';
-import { graceExpired, ReconnectDeadline } from '../../client-sdk/src/reconnect-policy.ts';
+import { graceExpired, ReconnectDeadline } from '../../client-sdk/src/connection/reconnect-deadline.ts';
 import { buildSdk, bundleProblems } from '../../scripts/build-sdk.ts';
 import { throwsAsync } from '../helpers/assert.ts';
 import { createNodeSessionClient } from '../helpers/wrtc-session.ts';
@@ -235,7 +236,7 @@ test('backoffDelay: full jitter under a cap that doubles up to maxDelayMs', () =
 
 test('ReconnectDeadline: waits never run past the grace; retryAfterMs waited exactly; maxAttempts; expiry once', async () => {
   let now = 1_000;
-  const policy = { maxAttempts: 3, baseDelayMs: 500, maxDelayMs: 5_000 };
+  const policy = new BackoffReconnectPolicy({ maxAttempts: 3, baseDelayMs: 500, maxDelayMs: 5_000 });
   let expired = 0;
   const window = new ReconnectDeadline(
     policy,

@@ -1,15 +1,16 @@
 /**
- * When a dropped client tries again, and until when. The server keeps the place for its grace
- * window (`reconnectGraceMs` of the join answer) counted from the drop: the SDK tries until that
- * much time has passed, never longer (the place is given away then) and never shorter (each wait
- * is cut to the time left, so a long backoff step cannot end the window early).
+ * Until when a dropped client tries again. The server keeps the place for its grace window
+ * (`reconnectGraceMs` of the join answer) counted from the drop: the SDK tries until that much
+ * time has passed, never longer (the place is given away then) and never shorter (each wait is
+ * cut to the time left, so a long backoff step cannot end the window early).
  */
-import { backoffDelay, type ReconnectOptions } from './backoff.ts';
-import { HavenRequestError } from './errors.ts';
+import { HavenRequestError } from '../errors.ts';
+import type { ReconnectPolicy } from './reconnect-policy.ts';
 
 export class ReconnectDeadline {
-  readonly #policy: Required<ReconnectOptions>;
-  readonly #endsAt: number;
+  readonly #policy: ReconnectPolicy;
+  readonly #graceMs: number;
+  readonly #startedAt: number;
   readonly #now: () => number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #attempt = 0;
@@ -20,15 +21,11 @@ export class ReconnectDeadline {
    * @param graceMs - the server's grace window, counted from now (the drop).
    * @param onExpired - called once when the window has passed, unless `stop()` came first.
    */
-  constructor(
-    policy: Required<ReconnectOptions>,
-    graceMs: number,
-    onExpired: () => void,
-    now: () => number = Date.now,
-  ) {
+  constructor(policy: ReconnectPolicy, graceMs: number, onExpired: () => void, now: () => number = Date.now) {
     this.#policy = policy;
+    this.#graceMs = graceMs;
     this.#now = now;
-    this.#endsAt = now() + graceMs;
+    this.#startedAt = now();
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       onExpired();
@@ -37,7 +34,7 @@ export class ReconnectDeadline {
 
   /** Ms left in the window (0 once it has passed). */
   get remainingMs(): number {
-    return Math.max(0, this.#endsAt - this.#now());
+    return Math.max(0, this.#startedAt + this.#graceMs - this.#now());
   }
 
   /** Whether the window is still open (`stop()` not called, time left). */
@@ -46,16 +43,20 @@ export class ReconnectDeadline {
   }
 
   /**
-   * The wait before the next attempt, or `undefined` when `maxAttempts` are used up. A refusal
-   * with `retryAfterMs` (a room between nodes) is waited exactly; otherwise full-jitter backoff.
-   * Never past the end of the window: the last attempt starts before the place is given away.
+   * The wait before the next attempt, or `undefined` when the policy gives up. Never past the end
+   * of the window: the last attempt starts before the place is given away.
    */
   nextDelay(lastError: Error | undefined): number | undefined {
-    if (this.#attempt >= this.#policy.maxAttempts) return undefined;
-    const retryAfterMs = lastError instanceof HavenRequestError ? lastError.retryAfterMs : undefined;
-    const delay = retryAfterMs ?? backoffDelay(this.#attempt, this.#policy);
+    const elapsedMs = this.#now() - this.#startedAt;
+    const delay = this.#policy.nextRetryDelayMs({
+      attempt: this.#attempt,
+      elapsedMs,
+      graceMs: this.#graceMs,
+      lastError,
+    });
+    if (delay === null) return undefined;
     this.#attempt++;
-    return Math.min(delay, this.remainingMs);
+    return Math.min(Math.max(0, delay) || 0, this.remainingMs);
   }
 
   /** Resolves after `ms`, or at once when `stop()` is called. */
