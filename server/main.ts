@@ -1,14 +1,16 @@
 /**
  * Entry point of a Haven node: `npm start` (after set-up), or
  * `node --max-semi-space-size=64 --import tsx server/main.ts` (the flag: README, Running a node).
- * Reads the configuration (exit 2 with the offending keys if it is invalid), starts the node,
- * and shuts it down gracefully on SIGINT/SIGTERM within `shutdownTimeoutMs`.
+ * Reads the configuration (exit 2 with the offending keys if it is invalid), starts the node with
+ * its in-process workers (app/haven-node.ts, the composition root), and shuts it down gracefully
+ * on SIGINT/SIGTERM within `shutdownTimeoutMs`.
  */
+import { startHavenNode } from '../app/haven-node.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { isDemoEnabled } from '../config/schema.ts';
 import { newErrorId } from './errors.ts';
 import { createLogger } from './logger.ts';
-import { HavenNode } from './node.ts';
+import type { HavenNode } from './node.ts';
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -42,7 +44,7 @@ process.on('uncaughtException', (err) => {
 });
 
 try {
-  node = await HavenNode.start(config, logger);
+  node = await startHavenNode(config, logger);
 } catch (err) {
   // A setting only checked at start (an audit key file that is missing or short): exit 2, as above.
   if (err instanceof ConfigError) {

@@ -1,7 +1,9 @@
 /**
  * A Haven node: configuration → Redis (given or embedded) → media worker pool → HTTP server with
  * socket.io attached. `start()` brings it up in that order; `stop()` takes it down in reverse
- * and leaves no child process behind.
+ * and leaves no child process behind. The node enqueues (attendance, webhooks, retention); the
+ * processors are started beside it by whoever composes the process (`background`, e.g.
+ * app/haven-node.ts), never from here.
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -9,30 +11,16 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import type { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Server as SocketServer } from 'socket.io';
 import { type Config, isDemoEnabled, isRoomAutoCreateEnabled } from '../config/schema.ts';
-import {
-  AttendanceQueue,
-  attendanceResultKey,
-  participantSessions,
-  startAttendanceWorker,
-} from '../workers/attendance.ts';
-import { RetentionQueue, startRetentionWorker } from '../workers/retention.ts';
-import {
-  checkpointEvent,
-  endpointSummaries,
-  listDeliveries,
-  startWebhookWorker,
-  type WebhookEventInput,
-  type WebhookEventType,
-  WebhookQueue,
-} from '../workers/webhooks.ts';
 import { liveAttendanceReader } from './attendance/live.ts';
-import { type AttendanceEventType, AttendanceRecorder } from './attendance/recorder.ts';
+import { AttendanceQueue } from './attendance/queue.ts';
+import { AttendanceRecorder } from './attendance/recorder.ts';
+import { attendanceOf, participantSessions } from './attendance/results.ts';
+import { attendanceSink } from './attendance/sink.ts';
 import { AuditLog } from './audit/audit-log.ts';
-import { auditKeysOf } from './audit/keys.ts';
+import { type AuditKeys, auditKeysOf } from './audit/keys.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { Cluster } from './cluster/cluster.ts';
 import { DataDirLock } from './data-dir-lock.ts';
@@ -40,14 +28,38 @@ import { answerClientError, createHttpApp, type Readiness } from './http/app.ts'
 import { createDemoHandler } from './http/demo.ts';
 import type { Logger } from './logger.ts';
 import { WorkerPool } from './media/worker-pool.ts';
-import { type RedisConnection, redisConnectionOf, redisOptions } from './redis/connection.ts';
-import { EmbeddedRedis } from './redis/embedded-redis.ts';
+import type { RedisConnection } from './redis/connection.ts';
+import type { EmbeddedRedis } from './redis/embedded-redis.ts';
+import { openNodeRedis } from './redis/node-redis.ts';
+import { RetentionQueue } from './retention/queue.ts';
 import { ChatArchive } from './rooms/chat-archive.ts';
 import { RoomManager } from './rooms/room-manager.ts';
 import { type Fence, RoomStateStore } from './rooms/room-state.ts';
 import { RoomStore } from './rooms/room-store.ts';
 import { maxFrameBytes } from './signaling/guard.ts';
 import { attachSignaling, type HavenSocketServer, type SignalingHandle } from './signaling/signaling.ts';
+import { endpointSummaries, listDeliveries } from './webhooks/deliveries.ts';
+import { checkpointEvent } from './webhooks/events.ts';
+import { WebhookQueue } from './webhooks/queue.ts';
+
+/** What closes when the node stops, before Redis. */
+interface Closable {
+  close(): Promise<void>;
+}
+
+/** What background work started beside the node (its processors) gets from it. */
+export interface NodeServices {
+  connection: RedisConnection;
+  redis: Redis;
+  store: RoomStore;
+  webhooks: WebhookQueue;
+  auditKeys: AuditKeys;
+}
+
+export interface NodeOptions {
+  /** Started once the queues are, closed with them (before Redis) when the node stops. */
+  background?: (services: NodeServices) => Closable;
+}
 
 const redisPingTimeoutMs = 1_000;
 const backgroundCloseTimeoutMs = 2_000;
@@ -71,7 +83,7 @@ export class HavenNode {
   #signaling: SignalingHandle | undefined;
   #leaseSweep: NodeJS.Timeout | undefined;
   /** BullMQ workers and queues, closed before Redis. */
-  readonly #background: { close(): Promise<void> }[];
+  readonly #background: Closable[];
   readonly #embeddedRedis: EmbeddedRedis | undefined;
   /** Held while the node runs: two nodes on one data folder would share its Redis and spill file. */
   readonly #dataDirLock: DataDirLock;
@@ -91,7 +103,7 @@ export class HavenNode {
     authSecret: string | undefined;
     attendance: AttendanceRecorder;
     cluster: Cluster;
-    background: { close(): Promise<void> }[];
+    background: Closable[];
   }) {
     this.config = parts.config;
     this.logger = parts.logger;
@@ -109,31 +121,21 @@ export class HavenNode {
     this.#background = parts.background;
   }
 
-  static async start(config: Config, logger: Logger): Promise<HavenNode> {
+  static async start(config: Config, logger: Logger, options: NodeOptions = {}): Promise<HavenNode> {
     const dataDir = resolve(config.dataDir);
     const dataDirLock = DataDirLock.acquire(dataDir, 'haven.lock', 'two Haven nodes');
-    let embeddedRedis: EmbeddedRedis | undefined;
-    let redis: Redis | undefined;
-    let pool: WorkerPool | undefined;
-    let attendance: AttendanceRecorder | undefined;
-    let attendanceQueue: AttendanceQueue | undefined;
-    let attendanceWorker: Worker | undefined;
-    let webhookQueue: WebhookQueue | undefined;
-    let webhookWorker: Worker | undefined;
-    let retentionQueue: RetentionQueue | undefined;
-    let retentionWorker: Worker | undefined;
+    /** What to undo, newest last, if the node does not come up. */
+    const started: (() => unknown)[] = [() => dataDirLock.release()];
+    const undo = async () => {
+      for (const step of started.reverse()) await step();
+    };
     try {
-      let redisConnection = redisConnectionOf(config.redis);
-      if (!redisConnection) {
-        embeddedRedis = await EmbeddedRedis.start({
-          dataDir: join(dataDir, 'redis'),
-          serverBin: config.redis.serverBin,
-          logger,
-        });
-        redisConnection = { url: embeddedRedis.url };
-      }
-      redis = await connectRedis(redisConnection, logger);
-      pool = await WorkerPool.create({
+      const { connection, redis, embedded } = await openNodeRedis(config.redis, dataDir, logger);
+      started.push(
+        () => embedded?.stop(),
+        () => redis.disconnect(),
+      );
+      const pool = await WorkerPool.create({
         size: config.media.workers,
         logLevel: config.media.logLevel,
         rtcMinPort: config.media.rtcMinPort,
@@ -145,70 +147,33 @@ export class HavenNode {
         },
         logger,
       });
+      started.push(() => pool.close());
       const authSecret = config.auth.secret ?? (config.auth.publicKeyFile ? undefined : developmentSecret(logger));
       const auditKeys = auditKeysOf(config, logger);
       const revocations = new RevocationStore(redis);
-      const verifier = TokenVerifier.create(
-        {
-          issuer: config.auth.issuer,
-          audience: config.auth.audience,
-          secret: authSecret,
-          publicKeyPem: config.auth.publicKeyFile ? readFileSync(config.auth.publicKeyFile, 'utf8') : undefined,
-          maxTokenLifetimeS: config.auth.maxTokenLifetimeS,
-          clockSkewS: config.auth.clockSkewS,
-        },
-        revocations,
-        logger,
-      );
+      const verifier = tokenVerifier(config, authSecret, revocations, logger);
       const store = new RoomStore(redis);
       const reconnectGraceMs = config.rooms.reconnectGraceS * 1000;
-      attendanceQueue = new AttendanceQueue(redisConnection, config.attendance.intervalS * 1000);
+      const attendanceQueue = new AttendanceQueue(connection, config.attendance.intervalS * 1000);
+      started.push(() => attendanceQueue.close());
       await attendanceQueue.scheduleWeeklyCheck();
-      webhookQueue = new WebhookQueue(redisConnection, redis, config.webhooks);
-      const hooks = webhookQueue;
-      const emit = (type: WebhookEventType, input: WebhookEventInput) =>
-        hooks.emit(type, input).catch((err: Error) => {
-          logger.error({ room: input.room, type, err: { message: err.message } }, 'webhook not queued');
-        });
-      const workerSettings = { stalledMs: config.workers.stalledS * 1000 };
-      retentionQueue = new RetentionQueue(redisConnection, config.retention);
+      const webhooks = new WebhookQueue(connection, redis, config.webhooks);
+      started.push(() => webhooks.close());
+      const retentionQueue = new RetentionQueue(connection, config.retention);
+      started.push(() => retentionQueue.close());
       await retentionQueue.schedule();
-      if (config.workers.inProcess) {
-        attendanceWorker = startAttendanceWorker(
-          redisConnection,
-          {
-            redis,
-            store,
-            reconnectGraceMs,
-            emit: (type, input) => hooks.emit(type, input),
-            program: config.attendance,
-          },
-          workerSettings,
-          logger,
-        );
-        webhookWorker = startWebhookWorker(redisConnection, redis, config.webhooks, workerSettings, logger);
-        retentionWorker = startRetentionWorker(
-          redisConnection,
-          { redis, settings: config.retention, auditKeys },
-          workerSettings,
-          logger,
-        );
-      }
-      const webhookOf: Partial<Record<AttendanceEventType, WebhookEventType>> = {
-        sessionStarted: 'session.started',
-        sessionEnded: 'session.ended',
-        removed: 'participant.removed',
-      };
+      const background = options.background?.({ connection, redis, store, webhooks, auditKeys });
+      started.push(() => background?.close());
       // Checkpoints leave Redis: in the audit log stream and as a webhook to the clinic.
       const audit = new AuditLog(redis, logger, {
         keys: auditKeys,
         checkpoints: {
           intervalMs: config.audit.checkpointIntervalS * 1000,
-          emit: (checkpoint) => void emit('audit.checkpoint', checkpointEvent(checkpoint)),
+          emit: (checkpoint) => webhooks.emitInBackground('audit.checkpoint', checkpointEvent(checkpoint), logger),
         },
       });
-      attendance = new AttendanceRecorder(redis, logger, { spillFile: join(dataDir, 'attendance-spill.jsonl') });
-      const recorder = attendance;
+      const attendance = new AttendanceRecorder(redis, logger, { spillFile: join(dataDir, 'attendance-spill.jsonl') });
+      started.push(() => attendance.close());
       const rooms = new RoomManager(
         store,
         {
@@ -222,18 +187,14 @@ export class HavenNode {
             : undefined,
           turn: config.turn,
           audit: (record) => audit.recordInBackground(record),
-          attendance: (event) => {
-            // A node that lost the room (frozen past its lease, cut off) no longer speaks for it.
-            if (!cluster.serves(event.room)) {
-              logger.warn({ room: event.room, type: event.type }, 'attendance event dropped: room not served here');
-              return;
-            }
-            recorder.record(event);
-            const hook = webhookOf[event.type];
-            if (hook) void emit(hook, { room: event.room, participant: event.participant });
-          },
+          attendance: attendanceSink({
+            serves: (room) => cluster.serves(room),
+            recorder: attendance,
+            webhook: (type, input) => webhooks.emitInBackground(type, input, logger),
+            logger,
+          }),
           chatArchive: new ChatArchive(redis, logger),
-          liveAttendance: liveAttendanceReader({ redis, recorder, reconnectGraceMs, logger }),
+          liveAttendance: liveAttendanceReader({ redis, recorder: attendance, reconnectGraceMs, logger }),
           revoke: async (identity) => {
             if (identity.jti) await revocations.revoke(identity.jti, identity.expiresAtMs);
           },
@@ -245,20 +206,19 @@ export class HavenNode {
         },
         isRoomAutoCreateEnabled(config),
       );
-      const workerPool = pool;
       const cluster: Cluster = new Cluster({
         redis,
         logger,
         nodeId: config.cluster.nodeId ?? `node-${randomBytes(4).toString('hex')}`,
         nodeTimeoutMs: config.cluster.nodeTimeoutS * 1000,
-        load: () => ({ rooms: rooms.rooms.length, consumers: workerPool.workers.reduce((n, w) => n + w.load, 0) }),
+        load: () => ({ rooms: rooms.rooms.length, consumers: pool.workers.reduce((n, w) => n + w.load, 0) }),
         serving: (room) => rooms.get(room) !== undefined,
       });
       const node: HavenNode = new HavenNode({
         config,
         logger,
         redis,
-        embeddedRedis,
+        embeddedRedis: embedded,
         dataDirLock,
         pool,
         http: createServer(
@@ -270,18 +230,15 @@ export class HavenNode {
               rooms,
               logger,
               audit,
-              sessionsOf: (participant, fromMs, toMs) => participantSessions(redis as Redis, participant, fromMs, toMs),
+              sessionsOf: (participant, fromMs, toMs) => participantSessions(redis, participant, fromMs, toMs),
               program: {
                 timeZone: config.attendance.timeZone,
                 weeklyThresholdHours: config.attendance.weeklyThresholdHours,
               },
-              deliveries: (options) => listDeliveries(redis as Redis, options),
-              endpoints: () => endpointSummaries(redis as Redis, config.webhooks.urls),
+              deliveries: (query) => listDeliveries(redis, query),
+              endpoints: () => endpointSummaries(redis, config.webhooks.urls),
               remoteOwnerUrl: (room) => cluster.remoteOwnerUrl(room),
-              attendanceOf: async (room) => {
-                const json = await (redis as Redis).get(attendanceResultKey(room));
-                return json ? JSON.parse(json) : undefined;
-              },
+              attendanceOf: (room) => attendanceOf(redis, room),
             },
             demo:
               isDemoEnabled(config) && authSecret
@@ -300,25 +257,18 @@ export class HavenNode {
         authSecret,
         attendance,
         cluster,
-        // Jobs are idempotent: a worker closing does not wait for the one it runs.
         background: [
           { close: async () => audit.close() },
-          { close: () => attendanceWorker?.close(true) ?? Promise.resolve() },
-          { close: () => webhookWorker?.close(true) ?? Promise.resolve() },
-          { close: () => retentionWorker?.close(true) ?? Promise.resolve() },
+          ...(background ? [background] : []),
           attendanceQueue,
-          webhookQueue,
+          webhooks,
           retentionQueue,
         ],
       });
-      const queue = attendanceQueue;
+      const jobs = attendanceQueue.inBackground(logger);
       rooms.on('roomOpened', (room) => {
-        const scheduled = (work: Promise<void>) =>
-          work.catch((err: Error) =>
-            logger.error({ room: room.id, err: { message: err.message } }, 'attendance job not queued'),
-          );
-        scheduled(queue.roomOpened(room.id));
-        room.once('closed', () => scheduled(queue.roomClosed(room.id)));
+        jobs.roomOpened(room.id);
+        room.once('closed', () => jobs.roomClosed(room.id));
       });
       node.#signaling = attachSignaling(node.io, {
         verifier,
@@ -333,20 +283,10 @@ export class HavenNode {
       node.http.listen(config.http.port, config.http.host);
       await once(node.http, 'listening');
       await node.#joinCluster();
-      logger.info({ url: node.url, workers: pool.workers.length, embeddedRedis: !!embeddedRedis }, 'haven node ready');
+      logger.info({ url: node.url, workers: pool.workers.length, embeddedRedis: !!embedded }, 'haven node ready');
       return node;
     } catch (err) {
-      attendance?.close();
-      await attendanceWorker?.close();
-      await attendanceQueue?.close();
-      await webhookWorker?.close(true);
-      await webhookQueue?.close();
-      await retentionWorker?.close(true);
-      await retentionQueue?.close();
-      await pool?.close();
-      redis?.disconnect();
-      await embeddedRedis?.stop();
-      dataDirLock.release();
+      await undo();
       throw err;
     }
   }
@@ -439,10 +379,17 @@ function developmentSecret(logger: Logger): string {
   return randomBytes(32).toString('hex');
 }
 
-/** Connects to Redis and waits until it answers; passwords (in the URL or not) are never logged. */
-async function connectRedis(connection: RedisConnection, logger: Logger): Promise<Redis> {
-  const redis = new Redis(redisOptions(connection, { lazyConnect: true }));
-  redis.on('error', (err: Error) => logger.warn({ component: 'redis', err: { message: err.message } }, 'redis error'));
-  await redis.connect();
-  return redis;
+function tokenVerifier(
+  config: Config,
+  secret: string | undefined,
+  revocations: RevocationStore,
+  logger: Logger,
+): TokenVerifier {
+  const { issuer, audience, publicKeyFile, maxTokenLifetimeS, clockSkewS } = config.auth;
+  const publicKeyPem = publicKeyFile ? readFileSync(publicKeyFile, 'utf8') : undefined;
+  return TokenVerifier.create(
+    { issuer, audience, secret, publicKeyPem, maxTokenLifetimeS, clockSkewS },
+    revocations,
+    logger,
+  );
 }

@@ -1,61 +1,28 @@
 /**
- * The `attendance` queue: computes a room's attendance from its event stream, at session end and
- * every few minutes while it runs, and stores the result where the admin API reads it. The job
- * carries the room id only; recomputing from the stream makes the processor idempotent (a job
- * run twice, or retried after a crash, stores the same result).
+ * The `attendance` processor (its queue: server/attendance/queue.ts): computes a room's
+ * attendance from its event stream, at session end and every few minutes while it runs, and
+ * stores the result where the admin API reads it (server/attendance/results.ts). The job carries
+ * the room id only; recomputing from the stream makes the processor idempotent (a job run twice,
+ * or retried after a crash, stores the same result).
  */
-import { type Job, Queue, Worker } from 'bullmq';
+import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { computeAttendance, type SessionAttendance } from '../server/attendance/compute.ts';
-import type { AttendanceEvent } from '../server/attendance/recorder.ts';
+import { type AttendanceEvent, readAttendanceEvents } from '../server/attendance/event.ts';
+import {
+  type AttendanceJob,
+  attendanceQueueName,
+  sessionEndJobName,
+  weeklyJobName,
+} from '../server/attendance/queue.ts';
+import { hasAttendance, sessionsBetween, storeAttendance } from '../server/attendance/results.ts';
 import { isRoomLeased, lastServedAt } from '../server/cluster/leases.ts';
 import type { Logger } from '../server/logger.ts';
-import { bullConnection, type RedisConnection } from '../server/redis/connection.ts';
+import type { RedisConnection } from '../server/redis/connection.ts';
 import type { RoomStore } from '../server/rooms/room-store.ts';
+import type { EmitWebhook } from '../server/webhooks/events.ts';
 import { type WorkerSettings, workerOptions } from './options.ts';
-import type { WebhookEventInput, WebhookEventType } from './webhooks.ts';
-import { checkClosedWeek, weeklyCheckEveryMs, weeklyJobName } from './weekly.ts';
-
-export const attendanceQueueName = 'haven-attendance';
-
-/** Job data: ids only. */
-export interface AttendanceJob {
-  room: string;
-}
-
-export const attendanceResultKey = (room: string, prefix = 'haven:') => `${prefix}attendance-result:${room}`;
-/** Per participant: the rooms they have attendance in, scored by the session's time. */
-const participantSessionsKey = (participant: string, prefix = 'haven:') =>
-  `${prefix}participant-sessions:${participant}`;
-
-/** Every computed session, scored by its time (for the weekly threshold check). */
-const sessionsIndexKey = (prefix = 'haven:') => `${prefix}attendance-sessions`;
-const readPageSize = 1_000;
-
-/** Reads a room's attendance events from its stream, oldest first, a page at a time. */
-export async function readAttendanceEvents(redis: Redis, room: string, prefix = 'haven:'): Promise<AttendanceEvent[]> {
-  const key = `${prefix}attendance:${room}`;
-  const entries: [string, string[]][] = [];
-  for (let start = '-'; ; ) {
-    const page = await redis.xrange(key, start, '+', 'COUNT', readPageSize);
-    entries.push(...page);
-    if (page.length < readPageSize) break;
-    start = `(${(page[page.length - 1] as [string, string[]])[0]}`;
-  }
-  return entries.map(([id, fields]) => {
-    const f = new Map<string, string>();
-    for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i] as string, fields[i + 1] as string);
-    const details = f.get('details');
-    return {
-      id,
-      room,
-      type: f.get('type') as AttendanceEvent['type'],
-      at: Number(f.get('at')),
-      ...(f.has('participant') ? { participant: f.get('participant') } : {}),
-      ...(details ? { details: JSON.parse(details) } : {}),
-    };
-  });
-}
+import { checkClosedWeek } from './weekly.ts';
 
 export interface AttendanceDeps {
   redis: Redis;
@@ -63,7 +30,7 @@ export interface AttendanceDeps {
   reconnectGraceMs: number;
   now?: () => number;
   /** Queues a webhook event; rejects if it could not (the job is then retried). */
-  emit?: (type: WebhookEventType, input: WebhookEventInput) => Promise<void>;
+  emit?: EmitWebhook;
   /** The program's time zone (weeks) and weekly threshold, for the weekly check. */
   program: { timeZone: string; weeklyThresholdHours: number };
 }
@@ -74,7 +41,7 @@ export async function processAttendance(deps: AttendanceDeps, room: string): Pro
   if (!definition) return undefined;
   const events = await readAttendanceEvents(deps.redis, room);
   // Retention purged the events of an old session: its stored records are final, keep them.
-  if (events.length === 0 && (await deps.redis.exists(attendanceResultKey(room)))) return undefined;
+  if (events.length === 0 && (await hasAttendance(deps.redis, room))) return undefined;
   const result = computeAttendance({
     room: definition,
     events,
@@ -83,12 +50,7 @@ export async function processAttendance(deps: AttendanceDeps, room: string): Pro
     ...(await orphaned(deps.redis, room, events)),
   });
   const at = result.scheduled?.start ?? result.sessionStartedAt ?? (deps.now ?? Date.now)();
-  const writes = deps.redis
-    .multi()
-    .set(attendanceResultKey(room), JSON.stringify({ ...result, computedAt: new Date().toISOString() }));
-  for (const p of result.participants) writes.zadd(participantSessionsKey(p.participant), at, room);
-  writes.zadd(sessionsIndexKey(), at, room);
-  await writes.exec();
+  await storeAttendance(deps.redis, room, result, at);
   return result;
 }
 
@@ -102,63 +64,7 @@ async function orphaned(redis: Redis, room: string, events: AttendanceEvent[]): 
   return { servedUntil: (await lastServedAt(redis, room)) ?? 0 };
 }
 
-/** A participant's computed sessions with a time in [fromMs, toMs]. */
-export function participantSessions(
-  redis: Redis,
-  participant: string,
-  fromMs: number,
-  toMs: number,
-): Promise<SessionAttendance[]> {
-  return sessionsIn(redis, participantSessionsKey(participant), fromMs, toMs);
-}
-
-/** Every computed session with a time in [fromMs, toMs]. */
-export function sessionsBetween(redis: Redis, fromMs: number, toMs: number): Promise<SessionAttendance[]> {
-  return sessionsIn(redis, sessionsIndexKey(), fromMs, toMs);
-}
-
-async function sessionsIn(redis: Redis, index: string, fromMs: number, toMs: number): Promise<SessionAttendance[]> {
-  const rooms = await redis.zrangebyscore(index, fromMs, toMs);
-  if (rooms.length === 0) return [];
-  const results = await redis.mget(rooms.map((room) => attendanceResultKey(room)));
-  return results.flatMap((json) => (json ? [JSON.parse(json) as SessionAttendance] : []));
-}
-
-/**
- * The producer side, used by the node: a job at session end, a schedule while a room is open, and
- * the hourly weekly threshold check.
- */
-export class AttendanceQueue {
-  readonly #queue: Queue<AttendanceJob>;
-  readonly #intervalMs: number;
-
-  constructor(connection: RedisConnection, intervalMs: number) {
-    this.#queue = new Queue<AttendanceJob>(attendanceQueueName, { connection: bullConnection(connection) });
-    this.#intervalMs = intervalMs;
-  }
-
-  /** Schedules the weekly threshold check (idempotent: every node may call it). */
-  async scheduleWeeklyCheck(): Promise<void> {
-    await this.#queue.upsertJobScheduler(weeklyJobName, { every: weeklyCheckEveryMs }, { name: weeklyJobName });
-  }
-
-  /** Recomputes every `intervalMs` while the room is open. */
-  async roomOpened(room: string): Promise<void> {
-    await this.#queue.upsertJobScheduler(`periodic:${room}`, { every: this.#intervalMs }, { data: { room } });
-  }
-
-  /** Stops the periodic job and computes once more, now that the session is over. */
-  async roomClosed(room: string): Promise<void> {
-    await this.#queue.removeJobScheduler(`periodic:${room}`);
-    await this.#queue.add('session-end', { room }, { attempts: 5, backoff: { type: 'exponential', delay: 1_000 } });
-  }
-
-  close(): Promise<void> {
-    return this.#queue.close();
-  }
-}
-
-/** The consumer side: runs in the node by default, or alone (`npm run workers`). */
+/** Runs in the node by default, or alone (`npm run workers`). */
 export function startAttendanceWorker(
   connection: RedisConnection,
   deps: AttendanceDeps,
@@ -174,7 +80,7 @@ export function startAttendanceWorker(
         return checkClosedWeek({ ...deps, sessionsBetween: sessions }, (deps.now ?? Date.now)());
       }
       const result = await processAttendance(deps, job.data.room);
-      if (result && job.name === 'session-end') {
+      if (result && job.name === sessionEndJobName) {
         // Keyed by the session, so a job retried after a crash queues the webhook once.
         await deps.emit?.('attendance.ready', { room: job.data.room, onceKey: String(result.sessionStartedAt) });
       }

@@ -9,9 +9,8 @@ import { auditKeysOf } from '../server/audit/keys.ts';
 import { createLogger } from '../server/logger.ts';
 import { redisConnectionOf, redisOptions } from '../server/redis/connection.ts';
 import { RoomStore } from '../server/rooms/room-store.ts';
-import { startAttendanceWorker } from './attendance.ts';
-import { startRetentionWorker } from './retention.ts';
-import { startWebhookWorker, WebhookQueue } from './webhooks.ts';
+import { WebhookQueue } from '../server/webhooks/queue.ts';
+import { startProcessors } from './processors.ts';
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -39,29 +38,19 @@ try {
 const redis = new Redis(redisOptions(connection));
 redis.on('error', (err: Error) => logger.warn({ err: { message: err.message } }, 'redis error'));
 const webhooks = new WebhookQueue(connection, redis, config.webhooks);
-const workerSettings = { stalledMs: config.workers.stalledS * 1000 };
-const workers = [
-  startAttendanceWorker(
-    connection,
-    {
-      redis,
-      store: new RoomStore(redis),
-      reconnectGraceMs: config.rooms.reconnectGraceS * 1000,
-      emit: (type, input) => webhooks.emit(type, input),
-      program: config.attendance,
-    },
-    workerSettings,
-    logger,
-  ),
-  startWebhookWorker(connection, redis, config.webhooks, workerSettings, logger),
-  // Its schedule is upserted by the nodes at start.
-  // The audit keys as the nodes have them: retention checks HMACs and signs the anchor.
-  startRetentionWorker(connection, { redis, settings: config.retention, auditKeys }, workerSettings, logger),
-];
+const processors = startProcessors({
+  connection,
+  redis,
+  store: new RoomStore(redis),
+  webhooks,
+  auditKeys,
+  config,
+  logger,
+});
 logger.info('haven workers running');
 
 async function shutdown(): Promise<void> {
-  await Promise.all(workers.map((w) => w.close(true)));
+  await processors.close();
   await webhooks.close();
   redis.disconnect();
   process.exit(0);

@@ -1,7 +1,6 @@
 /**
- * The `retention` queue: one job scheduler (every `retention.intervalS`, upserted by each node at
- * start, so there is one schedule however many nodes) whose jobs purge what is older than its
- * configured period, each kind on its own (0 keeps it forever):
+ * The `retention` processor (its schedule: server/retention/queue.ts): each run purges what is
+ * older than its configured period, each kind on its own (0 keeps it forever):
  *
  * - raw attendance events (`<prefix>attendance:<room>` streams; ids are `<server ms>-<seq>`, so
  *   XTRIM MINID), the stream deleted once empty; the computed attendance (`attendance-result`),
@@ -15,29 +14,20 @@
  * Rooms are found with SCAN (never KEYS: it blocks Redis). The job carries no data and logs counts
  * only; purging is idempotent, so a job run twice, or retried after a crash, removes nothing more.
  */
-import { Queue, Worker } from 'bullmq';
+import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { attendanceStreamsPrefix } from '../server/attendance/event.ts';
 import { AuditLog } from '../server/audit/audit-log.ts';
+import { auditStreamsPrefix } from '../server/audit/entry.ts';
 import type { AuditKeys } from '../server/audit/keys.ts';
 import type { Logger } from '../server/logger.ts';
-import { bullConnection, type RedisConnection } from '../server/redis/connection.ts';
+import type { RedisConnection } from '../server/redis/connection.ts';
+import { type RetentionSettings, retentionQueueName } from '../server/retention/queue.ts';
+import { purgeDeliveries } from '../server/webhooks/deliveries.ts';
 import { type WorkerSettings, workerOptions } from './options.ts';
-import { purgeDeliveries } from './webhooks.ts';
 
-export const retentionQueueName = 'haven-retention';
-const schedulerId = 'retention';
-const jobName = 'purge';
 const dayMs = 86_400_000;
 const scanCount = 500;
-
-/** How long each kind is kept, in days (0: forever), and how often retention runs. */
-export interface RetentionSettings {
-  eventsDays: number;
-  chatDays: number;
-  auditDays: number;
-  deliveriesDays: number;
-  intervalS: number;
-}
 
 export interface RetentionDeps {
   redis: Redis;
@@ -119,7 +109,7 @@ export async function processRetention(deps: RetentionDeps): Promise<RetentionRe
       redis.defineCommand(trimEventsCommand, { numberOfKeys: 1, lua: trimEventsScript });
     }
     const minId = `${cutoff(settings.eventsDays)}-0`;
-    for await (const key of scanKeys(redis, `${literal(prefix)}attendance:*`, 'stream')) {
+    for await (const key of scanKeys(redis, `${literal(attendanceStreamsPrefix(prefix))}*`, 'stream')) {
       const [removed, deleted] = await (redis as unknown as WithTrimEvents)[trimEventsCommand](key, minId);
       result.events += removed;
       result.eventStreamsDeleted += deleted;
@@ -146,7 +136,7 @@ export async function processRetention(deps: RetentionDeps): Promise<RetentionRe
   if (settings.auditDays > 0) {
     const audit = deps.audit ?? new AuditLog(redis, deps.logger, { prefix, keys: deps.auditKeys });
     const before = new Date(cutoff(settings.auditDays));
-    const streams = `${prefix}audit:`;
+    const streams = auditStreamsPrefix(prefix);
     for await (const key of scanKeys(redis, `${literal(streams)}*`, 'stream')) {
       const room = key.slice(streams.length);
       try {
@@ -175,32 +165,7 @@ function sentAt(json: string): number {
   }
 }
 
-/** The producer side: the node upserts the schedule at start (idempotent: every node may). */
-export class RetentionQueue {
-  readonly #queue: Queue;
-  readonly #intervalMs: number;
-
-  constructor(connection: RedisConnection, settings: Pick<RetentionSettings, 'intervalS'>) {
-    this.#queue = new Queue(retentionQueueName, { connection: bullConnection(connection) });
-    this.#intervalMs = settings.intervalS * 1000;
-  }
-
-  /** Runs retention now, then every `intervalS`. */
-  async schedule(): Promise<void> {
-    await this.#queue.upsertJobScheduler(
-      schedulerId,
-      { every: this.#intervalMs },
-      // No data: the job needs none. A day of finished runs is kept for inspection.
-      { name: jobName, opts: { removeOnComplete: { count: 24 }, removeOnFail: { count: 100 } } },
-    );
-  }
-
-  close(): Promise<void> {
-    return this.#queue.close();
-  }
-}
-
-/** The consumer side: runs in the node by default, or alone (`npm run workers`). */
+/** Runs in the node by default, or alone (`npm run workers`). */
 export function startRetentionWorker(
   connection: RedisConnection,
   deps: Omit<RetentionDeps, 'logger'>,

@@ -2,16 +2,15 @@
  * The weekly threshold check. Once an ISO week of the program (in its time zone) has closed,
  * every participant with a session in it (attended or on its roster) whose hours fall below the
  * weekly threshold gets a `threshold.missed` webhook. It runs hourly as a job of the attendance
- * queue; the event's id is fixed by participant and week, so checking a week again (a job retried
- * after a crash, two nodes' schedules) sends nothing twice.
+ * queue (scheduled by server/attendance/queue.ts); the event's id is fixed by participant and
+ * week, so checking a week again (a job retried after a crash, two nodes' schedules) sends
+ * nothing twice.
  */
 import type { Redis } from 'ioredis';
 import type { SessionAttendance } from '../server/attendance/compute.ts';
 import { isoWeekOf, weeklyTotals } from '../server/attendance/weekly.ts';
-import type { WebhookEventInput, WebhookEventType } from './webhooks.ts';
+import type { EmitWebhook } from '../server/webhooks/events.ts';
 
-export const weeklyJobName = 'weekly-threshold';
-export const weeklyCheckEveryMs = 3_600_000;
 const dayMs = 86_400_000;
 /** A week is checked this long after it closes: a session ending near midnight is final by then. */
 const settleMs = 2 * 3_600_000;
@@ -22,7 +21,7 @@ const checkedTtlS = 60 * 86_400;
 export interface WeeklyCheckDeps {
   redis: Redis;
   program: { timeZone: string; weeklyThresholdHours: number };
-  emit?: (type: WebhookEventType, input: WebhookEventInput) => Promise<void>;
+  emit?: EmitWebhook;
   /** Computed sessions with a time in [fromMs, toMs]. */
   sessionsBetween: (fromMs: number, toMs: number) => Promise<SessionAttendance[]>;
 }

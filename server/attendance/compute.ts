@@ -23,8 +23,9 @@
  * `computeLiveAttendance` gives the same figures plus who is present at `now` and since when, for
  * facilitators' live view (live.ts).
  */
+
+import type { AttendanceEvent } from './event.ts';
 import { lateWritesBeforeRestores, withOutages } from './outages.ts';
-import type { AttendanceEvent } from './recorder.ts';
 
 export type AttendanceStatus = 'attended' | 'partial' | 'no-show' | 'denied' | 'removed';
 

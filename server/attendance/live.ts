@@ -9,11 +9,11 @@
  */
 import type { Redis } from 'ioredis';
 import type { Role } from '../../client-sdk/src/protocol/index.ts';
-import { readAttendanceEvents } from '../../workers/attendance.ts';
 import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { type AttendanceRoom, computeLiveAttendance } from './compute.ts';
-import type { AttendanceEvent, AttendanceRecorder } from './recorder.ts';
+import { type AttendanceEvent, readAttendanceEvents } from './event.ts';
+import type { AttendanceRecorder } from './recorder.ts';
 
 /** One person's figures (ids only: names are the room's to add). */
 export interface LivePresence {

@@ -3,7 +3,7 @@
  * (compute.ts): an old owner's late writes put back where they happened, and a disconnection of
  * everyone the old owner had connected, dated at the moment it last served the room.
  */
-import type { AttendanceEvent } from './recorder.ts';
+import type { AttendanceEvent } from './event.ts';
 
 /**
  * A superseded owner's late writes back where they happened: an event that reached the stream

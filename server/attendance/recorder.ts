@@ -1,7 +1,7 @@
 /**
  * Attendance events: every presence change in a room, with the server's time and ids only,
- * appended to a Redis stream per room (`haven:attendance:<room>`) that the attendance workers
- * read. Programs bill by these, so none may be lost and none doubled:
+ * appended to a Redis stream per room (`haven:attendance:<room>`, codec: event.ts) that the
+ * attendance workers read. Programs bill by these, so none may be lost and none doubled:
  *
  * - `record()` never waits for Redis: events queue in memory, in order, and are written one by
  *   one; while Redis is unreachable they wait (past `maxBuffered` they spill to a local file, in
@@ -18,37 +18,9 @@
 import { appendFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
+import { type AttendanceEvent, attendanceFields, attendanceStreamKey, type NewAttendanceEvent } from './event.ts';
 
-export type AttendanceEventType =
-  | 'sessionStarted'
-  | 'sessionEnded'
-  /** The session taken back after its node died or lost it; `details.lastServedAt`: that node's last lease renewal. */
-  | 'restored'
-  | 'consented'
-  | 'waiting'
-  | 'admitted'
-  | 'denied'
-  | 'mediaConnected'
-  | 'disconnected'
-  | 'reconnected'
-  | 'movedToWaitingRoom'
-  | 'removed'
-  | 'left';
-
-export interface AttendanceEvent {
-  /** Stream id: `<server ms>-<seq>`. */
-  id: string;
-  type: AttendanceEventType;
-  room: string;
-  /** Pseudonymous participant id (absent for session events). */
-  participant?: string;
-  /** Server time, ms since the epoch. */
-  at: number;
-  /** Small facts, ids and numbers only (e.g. a consent version, a leave reason). */
-  details?: Record<string, string | number | boolean>;
-}
-
-export type NewAttendanceEvent = Omit<AttendanceEvent, 'id' | 'at'>;
+export type { AttendanceEvent, AttendanceEventType, NewAttendanceEvent } from './event.ts';
 
 export interface AttendanceRecorderOptions {
   /** File events spill to when too many wait for Redis. */
@@ -222,10 +194,8 @@ export class AttendanceRecorder {
   }
 
   async #write(event: AttendanceEvent): Promise<void> {
-    const key = `${this.#prefix}attendance:${event.room}`;
-    const fields = ['type', event.type, 'at', String(event.at)];
-    if (event.participant) fields.push('participant', event.participant);
-    if (event.details) fields.push('details', JSON.stringify(event.details));
+    const key = attendanceStreamKey(event.room, this.#prefix);
+    const fields = attendanceFields(event);
     try {
       await this.#redis.xadd(key, event.id, ...fields);
     } catch (err) {

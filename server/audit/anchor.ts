@@ -22,6 +22,9 @@ export interface AuditAnchor {
   mac?: string;
 }
 
+/** The room's retention anchor (a hash). */
+export const auditAnchorKey = (room: string, prefix = 'haven:') => `${prefix}audit-anchor:${room}`;
+
 export const anchorLabel = 'haven-audit-anchor-v1';
 
 export function anchorMacParts(room: string, anchor: Pick<AuditAnchor, 'seq' | 'hash' | 'at'>): (string | number)[] {

@@ -23,7 +23,15 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
-import { type AuditAnchor, anchorLabel, anchorMacParts, checkAnchor, parseAnchor, purgeScript } from './anchor.ts';
+import {
+  type AuditAnchor,
+  anchorLabel,
+  anchorMacParts,
+  auditAnchorKey,
+  checkAnchor,
+  parseAnchor,
+  purgeScript,
+} from './anchor.ts';
 import {
   type AuditVerification,
   type ChainBreak,
@@ -37,6 +45,7 @@ import { type AuditCheckpoint, Checkpointer } from './checkpoint.ts';
 import {
   type AuditEntry,
   type AuditRecordInput,
+  auditStreamKey,
   checkDetails,
   checkId,
   codePattern,
@@ -152,12 +161,12 @@ export class AuditLog {
 
   /** The room's stream key. */
   key(room: string): string {
-    return `${this.#prefix}audit:${checkId('room', room)}`;
+    return auditStreamKey(checkId('room', room), this.#prefix);
   }
 
   /** The key of the room's retention anchor. */
   anchorKey(room: string): string {
-    return `${this.#prefix}audit-anchor:${checkId('room', room)}`;
+    return auditAnchorKey(checkId('room', room), this.#prefix);
   }
 
   /** The room's retention anchor: undefined until retention removed some of its entries. */

@@ -133,6 +133,12 @@ export function hashEntry(entry: UnsignedEntry): string {
 
 /* ---- Stream encoding ---------------------------------------------------------------------------- */
 
+/** The prefix of every room's audit stream (retention scans `<this>*`). */
+export const auditStreamsPrefix = (prefix = 'haven:') => `${prefix}audit:`;
+
+/** The room's audit stream. */
+export const auditStreamKey = (room: string, prefix = 'haven:') => `${auditStreamsPrefix(prefix)}${room}`;
+
 export function toFields(entry: AuditEntry): string[] {
   const fields = ['seq', String(entry.seq), 'at', entry.at, 'room', entry.room, 'actor', entry.actor];
   fields.push('action', entry.action);

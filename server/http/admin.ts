@@ -7,7 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { idPattern } from '../../client-sdk/src/protocol/index.ts';
-import type { Delivery, DeliveryPage, EndpointSummary } from '../../workers/webhooks.ts';
+import type { Delivery, DeliveryPage, EndpointSummary } from '../webhooks/deliveries.ts';
 import type { SessionAttendance } from '../attendance/compute.ts';
 import { attendanceCsv } from '../attendance/csv.ts';
 import { weeklyTotals } from '../attendance/weekly.ts';

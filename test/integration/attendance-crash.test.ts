@@ -16,14 +16,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../../bench/processes.ts';
 import { computeAttendance } from '../../server/attendance/compute.ts';
+import { readAttendanceEvents } from '../../server/attendance/event.ts';
+import { AttendanceQueue, attendanceQueueName } from '../../server/attendance/queue.ts';
+import { attendanceResultKey } from '../../server/attendance/results.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RoomStore } from '../../server/rooms/room-store.ts';
-import {
-  AttendanceQueue,
-  attendanceQueueName,
-  attendanceResultKey,
-  readAttendanceEvents,
-} from '../../workers/attendance.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'haven-attendance-crash-'));

@@ -16,9 +16,8 @@ import * as assert from 'uvu/assert';
 import { embeddedRedisClient, type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import { commandOf, descendants, isAlive, redisServersIn, waitFor } from '../../bench/processes.ts';
 import { computeAttendance } from '../../server/attendance/compute.ts';
-import type { AttendanceEvent } from '../../server/attendance/recorder.ts';
+import { type AttendanceEvent, readAttendanceEvents } from '../../server/attendance/event.ts';
 import { lastServedAt } from '../../server/cluster/leases.ts';
-import { readAttendanceEvents } from '../../workers/attendance.ts';
 import { admin, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 import { createNodeSessionClient, type NodeSession, type Reception, receiveFrom } from '../helpers/wrtc-session.ts';
 

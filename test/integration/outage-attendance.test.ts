@@ -24,11 +24,11 @@ import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts'
 import { waitFor } from '../../bench/processes.ts';
 import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { computeAttendance, type Interval, type SessionAttendance } from '../../server/attendance/compute.ts';
-import type { AttendanceEvent } from '../../server/attendance/recorder.ts';
+import { type AttendanceEvent, readAttendanceEvents } from '../../server/attendance/event.ts';
 import { lastServedAt } from '../../server/cluster/leases.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RoomStore } from '../../server/rooms/room-store.ts';
-import { processAttendance, readAttendanceEvents } from '../../workers/attendance.ts';
+import { processAttendance } from '../../workers/attendance.ts';
 import { admin, connect, ok, type TestSocket, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 
 const graceS = 10;

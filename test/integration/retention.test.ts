@@ -20,14 +20,10 @@ import { AuditLog } from '../../server/audit/audit-log.ts';
 import { AuditKeys } from '../../server/audit/keys.ts';
 import { createLogger } from '../../server/logger.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
-import {
-  processRetention,
-  RetentionQueue,
-  type RetentionSettings,
-  retentionQueueName,
-  startRetentionWorker,
-} from '../../workers/retention.ts';
-import { listDeliveries, WebhookQueue } from '../../workers/webhooks.ts';
+import { RetentionQueue, type RetentionSettings, retentionQueueName } from '../../server/retention/queue.ts';
+import { listDeliveries } from '../../server/webhooks/deliveries.ts';
+import { WebhookQueue } from '../../server/webhooks/queue.ts';
+import { processRetention, startRetentionWorker } from '../../workers/retention.ts';
 import { rejects } from '../helpers/assert.ts';
 
 const root = join(import.meta.dirname, '..', '..');

@@ -15,17 +15,15 @@ import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../../bench/processes.ts';
+import { AttendanceQueue, attendanceQueueName, weeklyJobName } from '../../server/attendance/queue.ts';
+import { sessionsBetween } from '../../server/attendance/results.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RoomStore } from '../../server/rooms/room-store.ts';
-import {
-  AttendanceQueue,
-  attendanceQueueName,
-  processAttendance,
-  sessionsBetween,
-  startAttendanceWorker,
-} from '../../workers/attendance.ts';
-import { listDeliveries, startWebhookWorker, WebhookQueue } from '../../workers/webhooks.ts';
-import { checkClosedWeek, lastClosedWeek, weeklyJobName } from '../../workers/weekly.ts';
+import { listDeliveries } from '../../server/webhooks/deliveries.ts';
+import { WebhookQueue } from '../../server/webhooks/queue.ts';
+import { processAttendance, startAttendanceWorker } from '../../workers/attendance.ts';
+import { startWebhookWorker } from '../../workers/webhooks.ts';
+import { checkClosedWeek, lastClosedWeek } from '../../workers/weekly.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'haven-weekly-'));
 const timeZone = 'America/New_York';

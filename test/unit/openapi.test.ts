@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { errorCodes } from '../../client-sdk/src/protocol/index.ts';
-import { createRoomSchema } from '../../server/http/admin.ts';
-import { webhookEventTypes } from '../../workers/webhooks.ts';
+import { createRoomSchema } from '../../server/http/admin-schemas.ts';
+import { webhookEventTypes } from '../../server/webhooks/events.ts';
 
 const spec = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'openapi.json'), 'utf8'));
 
