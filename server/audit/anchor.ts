@@ -5,6 +5,7 @@
  * The chain that remains starts right after it; when retention removed every entry, the empty
  * stream and the anchor stay, and the next entry goes on from the anchor's seq.
  */
+import { z } from 'zod';
 import type { ChainBreak } from './chain.ts';
 import type { AuditKeys } from './keys.ts';
 
@@ -31,19 +32,33 @@ export function anchorMacParts(room: string, anchor: Pick<AuditAnchor, 'seq' | '
   return [room, anchor.seq, anchor.hash, anchor.at];
 }
 
+const countProblem = 'retention anchor malformed: seq or trimmed is not a number';
+const count = z
+  .string({ error: countProblem })
+  .regex(/^\d{1,15}$/, countProblem)
+  .transform(Number);
+const anchorFields = z.object({
+  seq: count,
+  trimmed: count,
+  hash: z
+    .string({ error: 'retention anchor malformed: hash is not a SHA-256' })
+    .regex(/^[0-9a-f]{64}$/, 'retention anchor malformed: hash is not a SHA-256'),
+  at: z.string().default(''),
+  kid: z.string().optional(),
+  mac: z.string().optional(),
+});
+
 /** Parses an anchor hash; undefined when there is none, a string saying what is wrong otherwise. */
 export function parseAnchor(fields: Record<string, string>): AuditAnchor | undefined | string {
   if (Object.keys(fields).length === 0) return undefined;
-  const { seq, hash, at, trimmed, kid, mac } = fields;
-  if (!seq || !/^\d{1,15}$/.test(seq) || !trimmed || !/^\d{1,15}$/.test(trimmed)) {
-    return 'retention anchor malformed: seq or trimmed is not a number';
-  }
-  if (!hash || !/^[0-9a-f]{64}$/.test(hash)) return 'retention anchor malformed: hash is not a SHA-256';
+  const parsed = anchorFields.safeParse(fields);
+  if (!parsed.success) return parsed.error.issues[0]?.message ?? 'retention anchor malformed';
+  const { seq, hash, at, trimmed, kid, mac } = parsed.data;
   return {
-    seq: Number(seq),
+    seq,
     hash,
-    at: at ?? '',
-    trimmed: Number(trimmed),
+    at,
+    trimmed,
     ...(kid === undefined ? {} : { kid }),
     ...(mac === undefined ? {} : { mac }),
   };

@@ -10,6 +10,7 @@
  * once when a session ends, and when it closes.
  */
 
+import { z } from 'zod';
 import { idPattern } from '../../client-sdk/src/protocol/index.ts';
 import type { Logger } from '../logger.ts';
 import type { AuditKeys } from './keys.ts';
@@ -44,25 +45,30 @@ export function checkpointProblem(keys: AuditKeys, cp: AuditCheckpoint): string 
   return valid ? undefined : `checkpoint seq ${cp.seq}: signature does not match (checkpoint forged or edited)`;
 }
 
+const noSignature = 'no kid or signature';
+/** Each field says what is wrong with it; the first one wrong is reported. */
+const checkpointFields = z.object({
+  room: z.string({ error: 'no room' }).regex(idPattern, 'no room'),
+  seq: z.int({ error: 'seq is not a whole number ≥ 1' }).min(1, 'seq is not a whole number ≥ 1'),
+  hash: z.string({ error: 'hash is not a SHA-256' }).regex(/^[0-9a-f]{64}$/, 'hash is not a SHA-256'),
+  at: z.string({ error: 'at is not a time' }).refine((at) => !Number.isNaN(Date.parse(at)), 'at is not a time'),
+  kid: z.string({ error: noSignature }),
+  signature: z.string({ error: noSignature }),
+}) satisfies z.ZodType<AuditCheckpoint>;
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+
 /**
  * A checkpoint from what carries one: the checkpoint itself, a log line `{ checkpoint }`, or an
  * `audit.checkpoint` webhook body (`{ type, room, data }`). A string says what is wrong.
  */
 export function parseCheckpoint(value: unknown): AuditCheckpoint | string {
-  if (typeof value !== 'object' || value === null) return 'not a JSON object';
-  const raw = value as Record<string, unknown>;
-  let fields: Record<string, unknown> = raw;
-  if (typeof raw.checkpoint === 'object' && raw.checkpoint !== null) fields = raw.checkpoint as Record<string, unknown>;
-  else if (raw.type === 'audit.checkpoint' && typeof raw.data === 'object' && raw.data !== null) {
-    fields = { ...(raw.data as Record<string, unknown>), room: raw.room };
-  }
-  const { room, seq, hash, at, kid, signature } = fields;
-  if (typeof room !== 'string' || !idPattern.test(room)) return 'no room';
-  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return 'seq is not a whole number ≥ 1';
-  if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) return 'hash is not a SHA-256';
-  if (typeof at !== 'string' || Number.isNaN(Date.parse(at))) return 'at is not a time';
-  if (typeof kid !== 'string' || typeof signature !== 'string') return 'no kid or signature';
-  return { room, seq, hash, at, kid, signature };
+  if (!isObject(value)) return 'not a JSON object';
+  let fields: Record<string, unknown> = value;
+  if (isObject(value.checkpoint)) fields = value.checkpoint;
+  else if (value.type === 'audit.checkpoint' && isObject(value.data)) fields = { ...value.data, room: value.room };
+  const parsed = checkpointFields.safeParse(fields);
+  return parsed.success ? parsed.data : (parsed.error.issues[0]?.message ?? 'not a checkpoint');
 }
 
 /** The checkpoints of `room` in JSON lines (other rooms' and other lines skipped). */

@@ -4,7 +4,9 @@
  * and the Redis stream fields it is stored as (`<prefix>audit:<room>`). Every reader imports it.
  */
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { idCharacters, idPattern, maxIdLength } from '../../client-sdk/src/protocol/index.ts';
+import { fieldsOf, jsonText } from '../redis/codec.ts';
 
 export type AuditDetails = Record<string, string | number | boolean>;
 
@@ -150,41 +152,46 @@ export function toFields(entry: AuditEntry): string[] {
   return fields;
 }
 
+const requiredFields = ['seq', 'at', 'room', 'actor', 'action', 'result', 'prev', 'hash'] as const;
+/** First: every field there (what is missing is said before what is malformed). */
+const presentFields = z.looseObject(
+  Object.fromEntries(requiredFields.map((name) => [name, z.string({ error: `malformed entry: no ${name}` })])),
+);
+const detailsProblem = 'malformed entry: details are not a JSON object';
+const entryFields = z.object({
+  seq: z
+    .string()
+    .regex(/^\d{1,15}$/, 'malformed entry: seq is not a number')
+    .transform(Number),
+  at: z.string(),
+  room: z.string(),
+  actor: z.string(),
+  action: z.string(),
+  target: z.string().optional(),
+  result: z.string(),
+  // Only its shape: what the values are is for the hash (and `verify`) to tell.
+  details: jsonText(z.record(z.string(), z.unknown(), { error: detailsProblem }), detailsProblem)
+    .transform((details) => details as AuditDetails)
+    .optional(),
+  prev: z.string(),
+  hash: z.string(),
+  kid: z.string().optional(),
+  mac: z.string().optional(),
+});
+
 /** Parses a stream entry's fields; a string says what is wrong with it. */
 export function fromFields(fields: string[]): AuditEntry | string {
-  const map = new Map<string, string>();
-  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
-  for (const name of ['seq', 'at', 'room', 'actor', 'action', 'result', 'prev', 'hash']) {
-    if (!map.has(name)) return `malformed entry: no ${name}`;
-  }
-  const seqText = map.get('seq') as string;
-  if (!/^\d{1,15}$/.test(seqText)) return 'malformed entry: seq is not a number';
-  let details: AuditDetails | undefined;
-  const detailsText = map.get('details');
-  if (detailsText !== undefined) {
-    try {
-      details = JSON.parse(detailsText) as AuditDetails;
-      if (typeof details !== 'object' || details === null || Array.isArray(details)) throw new Error();
-    } catch {
-      return 'malformed entry: details are not a JSON object';
-    }
-  }
-  const entry: AuditEntry = {
-    seq: Number(seqText),
-    at: map.get('at') as string,
-    room: map.get('room') as string,
-    actor: map.get('actor') as string,
-    action: map.get('action') as string,
-    result: map.get('result') as string,
-    prev: map.get('prev') as string,
-    hash: map.get('hash') as string,
+  const record = fieldsOf(fields);
+  const present = presentFields.safeParse(record);
+  if (!present.success) return present.error.issues[0]?.message ?? 'malformed entry';
+  const parsed = entryFields.safeParse(record);
+  if (!parsed.success) return parsed.error.issues[0]?.message ?? 'malformed entry';
+  const { target, details, kid, mac, ...required } = parsed.data;
+  return {
+    ...required,
+    ...(target === undefined ? {} : { target }),
+    ...(details === undefined ? {} : { details }),
+    ...(kid === undefined ? {} : { kid }),
+    ...(mac === undefined ? {} : { mac }),
   };
-  const target = map.get('target');
-  if (target !== undefined) entry.target = target;
-  if (details !== undefined) entry.details = details;
-  const kid = map.get('kid');
-  const mac = map.get('mac');
-  if (kid !== undefined) entry.kid = kid;
-  if (mac !== undefined) entry.mac = mac;
-  return entry;
 }

@@ -6,20 +6,20 @@ import { z } from 'zod';
 
 /** `[name, value, name, value, …]` (XRANGE's fields) as a record; a repeated name keeps its last value. */
 export function fieldsOf(fields: readonly string[]): Record<string, string> {
-  const record: Record<string, string> = {};
+  const record: Record<string, string> = Object.create(null);
   for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i] as string] = fields[i + 1] as string;
   return record;
 }
 
-/** A string holding JSON that `schema` accepts. */
-export function jsonText<T extends z.ZodType>(schema: T) {
+/** A string holding JSON that `schema` accepts; `message` says it is not JSON. */
+export function jsonText<T extends z.ZodType>(schema: T, message = 'not JSON') {
   return z
     .string()
     .transform((text, ctx) => {
       try {
         return JSON.parse(text) as unknown;
       } catch {
-        ctx.addIssue({ code: 'custom', message: 'not JSON' });
+        ctx.addIssue({ code: 'custom', message });
         return z.NEVER;
       }
     })
