@@ -8,8 +8,9 @@
 import type { AdmitAllResponse, AudioMode, TrackSource } from '../../client-sdk/src/protocol/index.ts';
 import { HavenError } from '../errors.ts';
 import type { Member, Stage } from './member.ts';
-import type { AuditRecord, Room, RoomSettings } from './room.ts';
+import type { Room } from './room.ts';
 import type { RoomPersistence } from './room-persistence.ts';
+import type { AuditRecord, RoomSettings } from './room-settings.ts';
 import type { RoomStateSnapshot } from './room-state.ts';
 
 export class Moderation {

@@ -7,7 +7,8 @@
 import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import type { VerifiedIdentity } from '../auth/tokens.ts';
 import { HavenError } from '../errors.ts';
-import { Room, type RoomSettings } from './room.ts';
+import { Room } from './room.ts';
+import type { RoomSettings } from './room-settings.ts';
 import type { RoomDefinition, RoomStore } from './room-store.ts';
 
 export type RoomManagerEvents = {

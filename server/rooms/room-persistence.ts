@@ -7,9 +7,18 @@
  * `ban` before they take effect. A closed room writes nothing more.
  */
 import type { AudioMode } from '../../client-sdk/src/protocol/index.ts';
+import { defaultCapabilities, type VerifiedIdentity } from '../auth/tokens.ts';
 import type { Logger } from '../logger.ts';
+import { capabilitiesIn } from './member.ts';
 import type { Room } from './room.ts';
-import type { ConsentRecord, Fence, RoomStateSnapshot, RoomStateStore, RoomStateWriter } from './room-state.ts';
+import type {
+  ConsentRecord,
+  Fence,
+  RoomStateSnapshot,
+  RoomStateStore,
+  RoomStateWriter,
+  StoredMember,
+} from './room-state.ts';
 
 /** What changes in a member that the store keeps. */
 export type MemberChange = 'presence' | 'alias' | 'unmuteGranted';
@@ -79,6 +88,52 @@ export class RoomPersistence {
     else writer.consent(change.participantId, change.record);
   }
 
+  /**
+   * Takes back a session whose node died. Everyone it held (consent gate, waiting, admitted)
+   * comes back as after a dropped connection: no connection, the grace timer running. One
+   * `restored` event carries when the old node last served the room: attendance dates everyone's
+   * disconnection there (compute.ts), not now. Rejoining within the grace gives them their place
+   * as any reconnection does; otherwise they leave as usual.
+   */
+  restore(saved: RoomStateSnapshot): void {
+    const room = this.#room;
+    const { moderation, waitingRoom, hands, members } = room;
+    room.presence('restored', undefined, saved.lastServedAt === undefined ? {} : { lastServedAt: saved.lastServedAt });
+    moderation.restore(saved);
+    waitingRoom.restore(saved.consents);
+    const granted = new Set(saved.unmuteGranted);
+    for (const stored of saved.members) {
+      const id = stored.participantId;
+      // A ban written just before its member's removal was.
+      if (moderation.isBanned(id)) continue;
+      const identity = restoredIdentity(room.id, stored);
+      room.restoreMember({
+        identity,
+        capabilities: capabilitiesIn(room.definition, identity),
+        stage: stored.stage,
+        waitingSince: stored.waitingSince,
+        alias: saved.aliases.get(id),
+        unmuteGranted: granted.has(id),
+      });
+    }
+    hands.restore(saved.hands.filter((h) => members.get(h.participantId)?.stage === 'admitted'));
+    moderation.restoreSpotlight(saved.spotlight);
+    this.#logger.info(
+      {
+        members: members.size,
+        waiting: waitingRoom.members().length,
+        hands: hands.size,
+        bans: moderation.bans().length,
+        locked: moderation.locked,
+        audioMode: moderation.audioMode,
+      },
+      'room state restored',
+    );
+    // Stored again as restored: everyone dropped (so a further restore records no second
+    // disconnection), and nothing of what was left out (hands or a spotlight of people gone).
+    void this.rewrite();
+  }
+
   /** Stores the lock before it takes effect (the answer must hold on a node taking over). */
   async locked(locked: boolean): Promise<void> {
     await this.#open?.locked(locked);
@@ -136,4 +191,18 @@ export class RoomPersistence {
       consents: new Map(waitingRoom.consents),
     };
   }
+}
+
+/** Who a stored member is until they rejoin with their token: what the store keeps, no name. */
+function restoredIdentity(roomId: string, stored: StoredMember): VerifiedIdentity {
+  return {
+    participantId: stored.participantId,
+    name: stored.participantId,
+    roomId,
+    role: stored.role,
+    capabilities: defaultCapabilities(stored.role),
+    expiresAtMs: stored.expiresAtMs ?? 0,
+    tokenHash: '',
+    ...(stored.jti === undefined ? {} : { jti: stored.jti }),
+  };
 }

@@ -7,77 +7,31 @@
  * `memberChanged`, `memberGone`, `changed`): attendance records the presence, `RoomPersistence`
  * writes the state through. Media lives on `RoomRouters` (server/media/room-routers.ts).
  */
-import type { ChatMessage, JoinResponse, LeaveReason, SessionState } from '../../client-sdk/src/protocol/index.ts';
+import type { JoinResponse, LeaveReason } from '../../client-sdk/src/protocol/index.ts';
 import { idCharacters } from '../../client-sdk/src/protocol/index.ts';
 import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
-import type { LiveFigures } from '../attendance/live.ts';
 import type { AttendanceEventType, NewAttendanceEvent } from '../attendance/recorder.ts';
-import { defaultCapabilities, type VerifiedIdentity } from '../auth/tokens.ts';
+import type { VerifiedIdentity } from '../auth/tokens.ts';
 import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { MemberMedia } from '../media/member-media.ts';
 import { RoomRouters } from '../media/room-routers.ts';
-import type { TurnSettings } from '../media/turn.ts';
-import { turnIceServers } from '../media/turn.ts';
-import type { WorkerPool } from '../media/worker-pool.ts';
 import { Audience, type Notification } from './audience.ts';
 import { Chat } from './chat.ts';
 import { Hands } from './hands.ts';
 import { LiveAttendance } from './live-attendance.ts';
 import { type CallerNeed, capabilitiesIn, Member, type MemberInit, type Stage } from './member.ts';
 import { Moderation } from './moderation.ts';
-import {
-  type MemberChange,
-  type RoomChange,
-  RoomPersistence,
-  type RoomPersistenceOptions,
-} from './room-persistence.ts';
+import { type MemberChange, type RoomChange, RoomPersistence } from './room-persistence.ts';
+import type { RoomSettings } from './room-settings.ts';
 import type { RoomStateSnapshot } from './room-state.ts';
 import type { RoomDefinition } from './room-store.ts';
+import { SessionView } from './session-view.ts';
 import { WaitingRoom } from './waiting-room.ts';
 
 export type { Notification } from './audience.ts';
 export type { Stage } from './member.ts';
-
-/** What the room asks the audit log to record (ids only). */
-export interface AuditRecord {
-  room: string;
-  actor: string;
-  action: string;
-  target?: string;
-  result?: string;
-  details?: Record<string, string | number | boolean>;
-}
-
-export interface RoomSettings {
-  pool: WorkerPool;
-  logger: Logger;
-  reconnectGraceMs: number;
-  emptyTimeoutMs: number;
-  maxConsumersPerRouter: number;
-  turn: TurnSettings;
-  /** Records a moderation action or a consent (fire and forget: the audit log reports its own failures). */
-  audit: (record: AuditRecord) => void;
-  /** Revokes a removed participant's token (its `jti`). */
-  revoke: (identity: VerifiedIdentity) => Promise<void>;
-  /** Keeps (or forgets) a chat message after the session, for rooms with `keepChat`. */
-  chatArchive: { keep(room: string, message: ChatMessage): void; forget(room: string, messageId: string): void };
-  /** Records a presence change for attendance (ids only; the recorder never blocks). */
-  attendance: (event: NewAttendanceEvent) => void;
-  /**
-   * Plain RTP transports (SRTP, no ICE/DTLS) on this address, for the bench's load generator;
-   * absent: refused.
-   */
-  plainTransports?: { listenIp: string; announcedIp?: string };
-  /** This room's live attendance figures (ids only), as billing computes them; throws a HavenError. */
-  liveAttendance: (room: RoomDefinition) => Promise<LiveFigures>;
-  /**
-   * Where rooms write their facilitation state through, and are restored from when they open
-   * again after their node died (absent: memory only). `fence` is this node's lease on the room
-   * (the cluster's): a write is applied only while Redis still names it, else skipped.
-   */
-  roomState?: RoomPersistenceOptions;
-}
+export type { AuditRecord, RoomSettings } from './room-settings.ts';
 
 export type RoomEvents = {
   notify: [participantId: string, notification: Notification];
@@ -108,6 +62,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly hands: Hands;
   readonly chat: Chat;
   readonly liveAttendance: LiveAttendance;
+  readonly view: SessionView;
   readonly #settings: RoomSettings;
   readonly #logger: Logger;
   readonly #members = new Map<string, Member>();
@@ -151,6 +106,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     );
     this.chat = new Chat(definition, this.#members, this.audience, settings.chatArchive);
     this.liveAttendance = new LiveAttendance(this, this.#logger, settings.liveAttendance);
+    this.view = new SessionView(this, settings);
   }
 
   /**
@@ -161,7 +117,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   static async open(definition: RoomDefinition, settings: RoomSettings, saved?: RoomStateSnapshot): Promise<Room> {
     const room = new Room(definition, settings);
     await room.#routers.add();
-    if (saved) room.#restore(saved);
+    if (saved) room.#persistence.restore(saved);
     else room.presence('sessionStarted');
     room.#logger.info({ kind: definition.kind, restored: saved !== undefined }, 'room opened');
     room.#armEmptyTimer();
@@ -169,61 +125,13 @@ export class Room extends TypedEmitter<RoomEvents> {
   }
 
   /**
-   * Takes back a session whose node died. Everyone it held (consent gate, waiting, admitted)
-   * comes back as after a dropped connection: no connection, the grace timer running. One
-   * `restored` event carries when the old node last served the room: attendance dates everyone's
-   * disconnection there (compute.ts), not now. Rejoining within the grace gives them their place
-   * as any reconnection does; otherwise they leave as usual.
+   * Takes back one member of a session whose node died: as after a dropped connection, with no
+   * connection and the grace timer running (see `RoomPersistence.restore`).
    */
-  #restore(saved: RoomStateSnapshot): void {
-    this.presence('restored', undefined, saved.lastServedAt === undefined ? {} : { lastServedAt: saved.lastServedAt });
-    this.moderation.restore(saved);
-    this.waitingRoom.restore(saved.consents);
-    const granted = new Set(saved.unmuteGranted);
-    for (const stored of saved.members) {
-      const id = stored.participantId;
-      // A ban written just before its member's removal was.
-      if (this.moderation.isBanned(id)) continue;
-      const identity: VerifiedIdentity = {
-        participantId: id,
-        name: id,
-        roomId: this.id,
-        role: stored.role,
-        capabilities: defaultCapabilities(stored.role),
-        expiresAtMs: stored.expiresAtMs ?? 0,
-        tokenHash: '',
-        ...(stored.jti === undefined ? {} : { jti: stored.jti }),
-      };
-      const member = this.#newMember({
-        identity,
-        capabilities: capabilitiesIn(this.definition, identity),
-        stage: stored.stage,
-        waitingSince: stored.waitingSince,
-        alias: saved.aliases.get(id),
-        unmuteGranted: granted.has(id),
-        connectionId: undefined,
-        restored: true,
-      });
-      this.#members.set(id, member);
-      member.startGrace(this.#settings.reconnectGraceMs, () => this.leave(id, 'disconnected'));
-    }
-    this.hands.restore(saved.hands.filter((h) => this.#members.get(h.participantId)?.stage === 'admitted'));
-    this.moderation.restoreSpotlight(saved.spotlight);
-    const { moderation } = this;
-    this.#logger.info(
-      {
-        members: this.#members.size,
-        waiting: this.waitingRoom.members().length,
-        hands: this.hands.size,
-        bans: moderation.bans().length,
-        locked: moderation.locked,
-        audioMode: moderation.audioMode,
-      },
-      'room state restored',
-    );
-    // Stored again as restored: everyone dropped (so a further restore records no second
-    // disconnection), and nothing of what was left out (hands or a spotlight of people gone).
-    void this.#persistence.rewrite();
+  restoreMember(init: Omit<MemberInit, 'media' | 'connectionId' | 'restored'>): void {
+    const member = this.#newMember({ ...init, connectionId: undefined, restored: true });
+    this.#members.set(member.id, member);
+    member.startGrace(this.#settings.reconnectGraceMs, () => this.leave(member.id, 'disconnected'));
   }
 
   /** A member with its media, whose changes those who may see it are told of. */
@@ -288,18 +196,6 @@ export class Room extends TypedEmitter<RoomEvents> {
     return member;
   }
 
-  /** ROOM_FULL when admitting `member` now would go over the room's capacity. */
-  capacityRefusal(member: Member): HavenError | undefined {
-    const admitted = (role: string) => this.audience.admitted().filter((m) => m.role === role).length;
-    if (member.role === 'participant' && admitted('participant') >= this.definition.capacity) {
-      return new HavenError('ROOM_FULL', `the room admits ${this.definition.capacity} participant(s)`);
-    }
-    if (member.role === 'facilitator' && this.definition.kind === 'individual' && admitted('facilitator') >= 1) {
-      return new HavenError('ROOM_FULL', 'an individual session has one facilitator');
-    }
-    return undefined;
-  }
-
   /**
    * Joins `identity` through `connectionId`. A participant meets the consent gate (if the room has
    * a consent text), then the waiting room (if the room has one); facilitators and observers go
@@ -323,7 +219,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       waitingSince: Date.now(),
       connectionId,
     });
-    const refusal = this.capacityRefusal(member);
+    const refusal = this.waitingRoom.capacityRefusal(member);
     if (refusal) throw refusal;
     const isParticipant = identity.role === 'participant';
     const consentAsked = this.definition.consent && !this.waitingRoom.hasAccepted(identity.participantId);
@@ -338,7 +234,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     );
     if (member.stage === 'admitted') await this.admit(member, false);
     else if (member.stage === 'waiting') this.waitingRoom.entered(member);
-    return { response: this.stageResponse(member, false) };
+    return { response: this.view.stageResponse(member, false) };
   }
 
   #rejoin(existing: Member, identity: VerifiedIdentity, connectionId: string): JoinResult {
@@ -368,38 +264,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       } else if (existing.stage === 'waiting') this.waitingRoom.changed();
     }
     if (existing.facilitating) this.waitingRoom.updated();
-    return { replacedConnectionId: replaced, response: this.stageResponse(existing, true) };
-  }
-
-  /** What a member is answered for where it stands. */
-  stageResponse(member: Member, resumed: boolean): JoinResponse {
-    const { reconnectGraceMs } = this.#settings;
-    if (member.stage === 'consent' && this.definition.consent)
-      return { stage: 'consent', consent: this.definition.consent, reconnectGraceMs };
-    if (member.stage === 'waiting') return { stage: 'waiting', waiting: this.waitingRoom.info(), reconnectGraceMs };
-    return { stage: 'admitted', session: this.#sessionState(member, resumed) };
-  }
-
-  #sessionState(member: Member, resumed: boolean): SessionState {
-    const { audience, moderation } = this;
-    return {
-      room: { id: this.id, kind: this.definition.kind, title: this.definition.title },
-      self: member.info(),
-      capabilities: member.capabilities,
-      participants: audience
-        .admitted()
-        .filter((m) => m !== member && audience.visibleTo(member, m))
-        .map((m) => m.info()),
-      routerRtpCapabilities: member.media.home.router.rtpCapabilities,
-      iceServers: turnIceServers(this.#settings.turn, member.id),
-      resumed,
-      reconnectGraceMs: this.#settings.reconnectGraceMs,
-      audioMode: moderation.audioMode,
-      locked: moderation.locked,
-      spotlight: moderation.spotlit,
-      hands: this.hands.seenBy(member),
-      waiting: member.role === 'facilitator' ? this.waitingRoom.list() : [],
-    };
+    return { replacedConnectionId: replaced, response: this.view.stageResponse(existing, true) };
   }
 
   /** Puts a member in the session: a router for its media, and everyone who may see it is told. */
@@ -413,7 +278,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.presence('admitted', id, { role: member.role });
     this.safeEmit('memberChanged', member, 'presence');
     this.audience.broadcast('participantJoined', [member.info()], id, member);
-    if (notify && member.connected) this.audience.notify(id, 'admitted', [this.#sessionState(member, false)]);
+    if (notify && member.connected) this.audience.notify(id, 'admitted', [this.view.session(member, false)]);
     if (member.role === 'facilitator') this.waitingRoom.updated();
   }
 

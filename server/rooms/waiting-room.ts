@@ -56,11 +56,24 @@ export class WaitingRoom {
       member.waitingSince = Date.now();
       this.entered(member);
     } else {
-      const refusal = room.capacityRefusal(member);
+      const refusal = this.capacityRefusal(member);
       if (refusal) throw refusal;
       await room.admit(member, false);
     }
-    return room.stageResponse(member, false);
+    return room.view.stageResponse(member, false);
+  }
+
+  /** ROOM_FULL when admitting `member` now would go over the room's capacity. */
+  capacityRefusal(member: Member): HavenError | undefined {
+    const { definition, audience } = this.#room;
+    const admitted = (role: string) => audience.admitted().filter((m) => m.role === role).length;
+    if (member.role === 'participant' && admitted('participant') >= definition.capacity) {
+      return new HavenError('ROOM_FULL', `the room admits ${definition.capacity} participant(s)`);
+    }
+    if (member.role === 'facilitator' && definition.kind === 'individual' && admitted('facilitator') >= 1) {
+      return new HavenError('ROOM_FULL', 'an individual session has one facilitator');
+    }
+    return undefined;
   }
 
   /** Those in the waiting room, in the order they arrived there. */
@@ -102,7 +115,7 @@ export class WaitingRoom {
   }
 
   async admit(target: Member): Promise<void> {
-    const refusal = this.#room.capacityRefusal(target);
+    const refusal = this.capacityRefusal(target);
     if (refusal) {
       this.#toldSessionFull([target]);
       throw refusal;
@@ -116,7 +129,7 @@ export class WaitingRoom {
   async admitAll(): Promise<AdmitAllResponse> {
     const admittedIds: string[] = [];
     for (const target of this.members()) {
-      if (this.#room.capacityRefusal(target)) continue;
+      if (this.capacityRefusal(target)) continue;
       await this.#room.admit(target, true);
       admittedIds.push(target.id);
     }
@@ -133,7 +146,7 @@ export class WaitingRoom {
   /** Tells each of `waiting` who cannot come in now that the session is full. */
   #toldSessionFull(waiting: Member[]): void {
     for (const m of waiting) {
-      if (m.connected && this.#room.capacityRefusal(m)) {
+      if (m.connected && this.capacityRefusal(m)) {
         this.#room.audience.notify(m.id, 'waiting', [this.info('sessionFull')]);
       }
     }

@@ -19,10 +19,10 @@ test('observers are hidden from participants; facilitators see them', async () =
   assert.equal(joinedFor('f1'), ['p1', 'o1']);
   const p1 = f.room.members.get('p1');
   assert.ok(p1);
-  const seen = sessionOf(f.room.stageResponse(p1, false)).participants.map((p) => p.id);
+  const seen = sessionOf(f.room.view.stageResponse(p1, false)).participants.map((p) => p.id);
   assert.equal(seen, ['f1']);
   assert.equal(
-    sessionOf(f.room.stageResponse(o1, false)).participants.map((p) => p.id),
+    sessionOf(f.room.view.stageResponse(o1, false)).participants.map((p) => p.id),
     ['f1', 'p1'],
   );
 });
