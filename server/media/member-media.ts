@@ -158,8 +158,7 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
   }
 
   #transport(transportId: string, direction?: TransportDirection): Transport {
-    const transport = this.transports.get(transportId);
-    if (!transport) throw new HavenError('NOT_FOUND', 'no such transport');
+    const transport = found(this.transports, transportId, 'no such transport');
     if (direction && transport.appData.direction !== direction) {
       throw new HavenError('INVALID_REQUEST', `transport is not a ${direction} transport`);
     }
@@ -223,9 +222,7 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
   }
 
   #ownTrack(producerId: string): PublishedTrack {
-    const track = this.tracks.get(producerId);
-    if (!track) throw new HavenError('NOT_FOUND', 'no such producer');
-    return track;
+    return found(this.tracks, producerId, 'no such producer');
   }
 
   /** The member pausing or resuming its own track (a held microphone stays paused). */
@@ -286,9 +283,7 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
   }
 
   #consumer(consumerId: string): Consumer {
-    const consumer = this.consumers.get(consumerId);
-    if (!consumer) throw new HavenError('NOT_FOUND', 'no such consumer');
-    return consumer;
+    return found(this.consumers, consumerId, 'no such consumer');
   }
 
   async setConsumerPaused(consumerId: string, paused: boolean): Promise<void> {
@@ -318,4 +313,11 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
     this.#closed = true;
     this.reset();
   }
+}
+
+/** The entry of `map` at `id`, or NOT_FOUND. */
+function found<T>(map: ReadonlyMap<string, T>, id: string, missing: string): T {
+  const entry = map.get(id);
+  if (entry === undefined) throw new HavenError('NOT_FOUND', missing);
+  return entry;
 }

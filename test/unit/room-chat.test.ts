@@ -14,6 +14,15 @@ function chatTo(f: Awaited<ReturnType<typeof fakeRoom>>, text: string): string[]
   return f.told.filter((t) => t.name === 'chatMessage' && (t.args[0] as ChatMessage).text === text).map((t) => t.to);
 }
 
+/** A room with a facilitator (f1) and two participants (p1, p2). */
+async function facilitatorAndTwo(overrides: Parameters<typeof fakeRoom>[0] = {}) {
+  const f = await fakeRoom(overrides);
+  await f.join('f1', 'facilitator');
+  const p1 = await f.join('p1', 'participant');
+  await f.join('p2', 'participant');
+  return { f, p1 };
+}
+
 test('to everyone: everyone in the session who may see the sender, not those waiting', async () => {
   const f = await fakeRoom({ waitingRoom: true });
   const f1 = await f.join('f1', 'facilitator');
@@ -28,19 +37,13 @@ test('to everyone: everyone in the session who may see the sender, not those wai
 });
 
 test('to the facilitators: them and the sender', async () => {
-  const f = await fakeRoom();
-  await f.join('f1', 'facilitator');
-  const p1 = await f.join('p1', 'participant');
-  await f.join('p2', 'participant');
+  const { f, p1 } = await facilitatorAndTwo();
   f.room.chat.send(p1, 'a question', 'facilitators');
   assert.equal(chatTo(f, 'a question').sort(), ['f1', 'p1']);
 });
 
 test('privately: to or from a facilitator always; between participants only where the room allows it', async () => {
-  const f = await fakeRoom();
-  await f.join('f1', 'facilitator');
-  const p1 = await f.join('p1', 'participant');
-  await f.join('p2', 'participant');
+  const { f, p1 } = await facilitatorAndTwo();
   f.room.chat.send(p1, 'just you', 'f1');
   assert.equal(chatTo(f, 'just you'), ['p1', 'f1']);
   assert.throws(
