@@ -1,13 +1,11 @@
 /**
  * The admin HTTP API (`/v1/…`), for the clinic's backend: create, list, read and end rooms.
- * Every call needs `Authorization: Bearer <admin.apiKey>`; bodies are JSON, validated by schema;
+ * Every call needs `Authorization: Bearer <admin.apiKey>`, checked before anything else, on any
+ * `/v1/…` path; bodies are JSON and every input is validated by schema (./admin-schemas.ts);
  * answers are `{ ok: true, data }` or `{ ok: false, error: { code, message } }`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from 'zod';
-import { idPattern } from '../../client-sdk/src/protocol/index.ts';
-import type { Delivery, DeliveryPage, EndpointSummary } from '../webhooks/deliveries.ts';
 import type { SessionAttendance } from '../attendance/compute.ts';
 import { attendanceCsv } from '../attendance/csv.ts';
 import { weeklyTotals } from '../attendance/weekly.ts';
@@ -16,8 +14,27 @@ import { answerFailure, HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
 import type { RoomStore } from '../rooms/room-store.ts';
-import { describeIssues } from '../signaling/schemas.ts';
-import { readBody, readJsonBody, sendError, sendJson } from './json.ts';
+import type { Delivery, DeliveryPage, EndpointSummary } from '../webhooks/deliveries.ts';
+import { forwardToOwner } from './admin-forward.ts';
+import {
+  consentSchema,
+  createRoomSchema,
+  deliveriesQuery,
+  idParams,
+  listQuery,
+  participantQuery,
+} from './admin-schemas.ts';
+import { readJsonBody, sendError, sendJson } from './json.ts';
+import {
+  everyMethod,
+  type HttpMethod,
+  type HttpRouter,
+  noRouteMessage,
+  type RouteHandler,
+  type RouteRequest,
+  type RouteSet,
+} from './router.ts';
+import { parse, queryOf } from './validation.ts';
 
 export interface AdminDeps {
   apiKey: string | undefined;
@@ -39,58 +56,18 @@ export interface AdminDeps {
   program: { timeZone: string; weeklyThresholdHours: number };
 }
 
-const consentText = z.string().trim().min(1).max(20_000);
-
-function isTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
+interface Outcome {
+  status: number;
+  data: unknown;
+  /** Answer CSV instead of JSON. */
+  csv?: string;
+  /** An action that changed something, for the log (ids only). */
+  action?: string;
+  roomId?: string;
 }
 
-export const createRoomSchema = z.strictObject({
-  id: z.string().regex(idPattern, 'letters, digits and . _ : - only, at most 128').optional(),
-  kind: z.enum(['group', 'individual', 'education']).default('group'),
-  title: z.string().trim().min(1).max(200),
-  capacity: z.number().int().min(1).max(500).optional(),
-  schedule: z
-    .strictObject({
-      start: z.iso.datetime({ offset: true }),
-      end: z.iso.datetime({ offset: true }),
-      timeZone: z.string().refine(isTimeZone, 'not an IANA time zone'),
-    })
-    .refine((s) => Date.parse(s.start) < Date.parse(s.end), 'end must be after start')
-    .optional(),
-  roster: z.array(z.string().regex(idPattern)).max(500).optional(),
-  waitingRoom: z.boolean().optional(),
-  observersVisible: z.boolean().optional(),
-  privateChat: z.boolean().optional(),
-  keepChat: z.boolean().optional(),
-  consentText: consentText.optional(),
-});
-
-const consentSchema = z.strictObject({ text: consentText });
-
-const participantQuery = z.strictObject({
-  from: z.iso.datetime({ offset: true }),
-  to: z.iso.datetime({ offset: true }),
-  timeZone: z.string().refine(isTimeZone, 'not an IANA time zone').optional(),
-});
-
-const pageQuery = {
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.coerce.number().int().min(0).default(0),
-};
-const listSchema = z.strictObject(pageQuery);
-const deliveriesQuery = z.strictObject({
-  status: z.enum(['pending', 'delivered', 'retrying', 'dead']).optional(),
-  ...pageQuery,
-});
-
-const forwardedHeader = 'haven-forwarded';
-const forwardTimeoutMs = 10_000;
+/** An admin route: its outcome, or undefined when it answered already (forwarded to another node). */
+type AdminRoute = (deps: AdminDeps, request: RouteRequest) => Promise<Outcome | undefined>;
 
 function sameKey(given: string, expected: string): boolean {
   const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -104,141 +81,145 @@ function authorize(req: IncomingMessage, apiKey: string | undefined): void {
   if (!given || !sameKey(given, apiKey)) throw new HavenError('UNAUTHORIZED', 'missing or wrong admin API key');
 }
 
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const result = schema.safeParse(value);
-  if (!result.success) throw new HavenError('INVALID_REQUEST', describeIssues(result.error));
-  return result.data;
+const noRoute: AdminRoute = async (_deps, { req, url }) => {
+  throw new HavenError('NOT_FOUND', noRouteMessage(req.method, url.pathname));
+};
+
+/** The room a `/v1/rooms/:id…` path names; a path with no valid room id is no route at all. */
+function roomIdOf(request: RouteRequest): string {
+  return parse(
+    idParams,
+    request.params,
+    () => new HavenError('NOT_FOUND', noRouteMessage(request.req.method, request.url.pathname)),
+  ).id;
 }
 
-/** Handles `/v1/…`; returns false for any other path. */
-export function handleAdmin(deps: AdminDeps, req: IncomingMessage, res: ServerResponse, url: URL): boolean {
-  if (!url.pathname.startsWith('/v1/')) return false;
-  const log = deps.logger.child({ component: 'admin-api' });
-  forwarded(deps, req, res, url)
-    .then((answered) => (answered ? undefined : route(deps, req, url)))
-    .then((outcome) => {
-      if (!outcome) return;
-      const { status, data, action, roomId, csv } = outcome;
-      if (action && roomId) deps.audit.recordInBackground({ room: roomId, actor: 'admin', action });
-      if (csv !== undefined) {
-        res.writeHead(status, { 'content-type': 'text/csv; charset=utf-8', 'cache-control': 'no-store' });
-        res.end(csv);
-        return;
-      }
-      sendJson(res, status, { ok: true, data });
-    })
-    .catch((err: unknown) => sendError(res, answerFailure(err, log, { path: url.pathname })));
-  return true;
-}
+const createRoom: AdminRoute = async (deps, { req }) => {
+  const input = parse(createRoomSchema, await readJsonBody(req));
+  const room = await deps.store.create({ ...input, origin: 'admin' });
+  return { status: 201, data: room, action: 'room.create', roomId: room.id };
+};
+
+const listRooms: AdminRoute = async (deps, { url }) => {
+  const { limit, cursor } = parse(listQuery, queryOf(url));
+  return { status: 200, data: await deps.store.list(limit, cursor) };
+};
+
+const getRoom: AdminRoute = async (deps, request) => {
+  const roomId = roomIdOf(request);
+  const room = await deps.store.get(roomId);
+  if (!room) throw new HavenError('NOT_FOUND', 'no such room');
+  const live = deps.rooms.get(roomId);
+  return { status: 200, data: { ...room, live: live ? { participants: live.size, routers: live.routerCount } : null } };
+};
+
+const endRoom: AdminRoute = async (deps, request) => {
+  const roomId = roomIdOf(request);
+  if (!(await deps.rooms.end(roomId, 'ended by the clinic'))) throw new HavenError('NOT_FOUND', 'no such room');
+  return { status: 200, data: { id: roomId, ended: true }, action: 'room.end', roomId };
+};
+
+const setConsent: AdminRoute = async (deps, request) => {
+  const roomId = roomIdOf(request);
+  const { text } = parse(consentSchema, await readJsonBody(request.req));
+  const room = await deps.store.setConsent(roomId, text);
+  if (!room?.consent) throw new HavenError('NOT_FOUND', 'no such room');
+  deps.rooms.get(roomId)?.setConsent(room.consent);
+  const { version, hash } = room.consent;
+  return { status: 200, data: { version, hash }, action: 'consent.update', roomId };
+};
+
+const roomAttendance: AdminRoute = async (deps, request) => {
+  const attendance = await deps.attendanceOf(roomIdOf(request));
+  if (!attendance) throw new HavenError('NOT_FOUND', 'no attendance computed for this room yet');
+  const csv = (request.req.headers.accept ?? '').includes('text/csv');
+  return { status: 200, data: attendance, ...(csv ? { csv: attendanceCsv(attendance) } : {}) };
+};
+
+const participantAttendance: AdminRoute = async (deps, request) => {
+  // `/v1/participants//attendance` names no participant: no route, rather than a wrong id.
+  if (!request.params.id) return noRoute(deps, request);
+  const { id } = parse(idParams, request.params, () => new HavenError('INVALID_REQUEST', 'not a participant id'));
+  const query = parse(participantQuery, queryOf(request.url));
+  const timeZone = query.timeZone ?? deps.program.timeZone;
+  const sessions = await deps.sessionsOf(id, Date.parse(query.from), Date.parse(query.to));
+  return {
+    status: 200,
+    data: {
+      participant: id,
+      timeZone,
+      sessions: sessions.map((s) => {
+        const p = s.participants.find((x) => x.participant === id);
+        return { room: s.room, scheduled: s.scheduled, status: p?.status, presentSeconds: p?.presentSeconds ?? 0 };
+      }),
+      weeks: weeklyTotals(sessions, id, timeZone, deps.program.weeklyThresholdHours),
+    },
+  };
+};
+
+const endpoints: AdminRoute = async (deps) => ({ status: 200, data: { endpoints: await deps.endpoints() } });
+
+const deliveries: AdminRoute = async (deps, { url }) => ({
+  status: 200,
+  data: await deps.deliveries(parse(deliveriesQuery, queryOf(url))),
+});
 
 /**
- * Calls that act on a live room (end it, change its consent text, read its live figures) go to
- * the node serving it; the answer is passed back as it is. Marked, so it is never forwarded twice.
+ * A route about a live room, for every method (the node serving the room answers the methods it
+ * does not serve as well): forwarded to that node when it is another one, else `local`.
  */
-async function forwarded(deps: AdminDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
-  const match = /^\/v1\/rooms\/([^/]+)(\/end|\/consent)?$/.exec(url.pathname);
-  if (!match || !deps.remoteOwnerUrl || req.headers[forwardedHeader]) return false;
-  authorize(req, deps.apiKey);
-  const roomId = decodeURIComponent(match[1] as string);
-  if (!idPattern.test(roomId)) return false;
-  const owner = await deps.remoteOwnerUrl(roomId);
-  if (!owner) return false;
-  const body = req.method === 'GET' ? undefined : (await readBody(req)) || undefined;
-  const answer = await fetch(new URL(url.pathname + url.search, owner), {
-    method: req.method,
-    headers: {
-      authorization: req.headers.authorization ?? '',
-      'content-type': req.headers['content-type'] ?? 'application/json',
-      [forwardedHeader]: '1',
-    },
-    body,
-    signal: AbortSignal.timeout(forwardTimeoutMs),
-  });
-  const text = await answer.text();
-  res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(text);
-  return true;
+function live(local: AdminRoute): AdminRoute {
+  return async (deps, request) => {
+    const { remoteOwnerUrl } = deps;
+    const room = idParams.safeParse(request.params);
+    if (remoteOwnerUrl && room.success && (await forwardToOwner(request, () => remoteOwnerUrl(room.data.id)))) {
+      return undefined;
+    }
+    return local(deps, request);
+  };
 }
 
-interface Outcome {
-  status: number;
-  data: unknown;
-  /** Answer CSV instead of JSON. */
-  csv?: string;
-  /** An action that changed something, for the log (ids only). */
-  action?: string;
-  roomId?: string;
+/** Checks the admin key, then runs the route: the key is checked before anything else. */
+async function authorized(deps: AdminDeps, request: RouteRequest, route: AdminRoute): Promise<Outcome | undefined> {
+  authorize(request.req, deps.apiKey);
+  return route(deps, request);
 }
 
-async function route(deps: AdminDeps, req: IncomingMessage, url: URL): Promise<Outcome> {
-  authorize(req, deps.apiKey);
-  const path = url.pathname;
-  if (path === '/v1/rooms' && req.method === 'POST') {
-    const input = parse(createRoomSchema, await readJsonBody(req));
-    const room = await deps.store.create({ ...input, origin: 'admin' });
-    return { status: 201, data: room, action: 'room.create', roomId: room.id };
+function sendOutcome(deps: AdminDeps, res: ServerResponse, outcome: Outcome | undefined): void {
+  if (!outcome) return;
+  const { status, data, action, roomId, csv } = outcome;
+  if (action && roomId) deps.audit.recordInBackground({ room: roomId, actor: 'admin', action });
+  if (csv !== undefined) {
+    res.writeHead(status, { 'content-type': 'text/csv; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(csv);
+    return;
   }
-  if (path === '/v1/rooms' && req.method === 'GET') {
-    const { limit, cursor } = parse(listSchema, Object.fromEntries(url.searchParams));
-    return { status: 200, data: await deps.store.list(limit, cursor) };
-  }
-  if (path === '/v1/webhooks/endpoints' && req.method === 'GET') {
-    return { status: 200, data: { endpoints: await deps.endpoints() } };
-  }
-  if (path === '/v1/webhooks/deliveries' && req.method === 'GET') {
-    const query = parse(deliveriesQuery, Object.fromEntries(url.searchParams));
-    return { status: 200, data: await deps.deliveries(query) };
-  }
-  const participant = /^\/v1\/participants\/([^/]+)\/attendance$/.exec(path);
-  if (participant && req.method === 'GET') {
-    const id = decodeURIComponent(participant[1] as string);
-    if (!idPattern.test(id)) throw new HavenError('INVALID_REQUEST', 'not a participant id');
-    const query = parse(participantQuery, Object.fromEntries(url.searchParams));
-    const timeZone = query.timeZone ?? deps.program.timeZone;
-    const sessions = await deps.sessionsOf(id, Date.parse(query.from), Date.parse(query.to));
-    return {
-      status: 200,
-      data: {
-        participant: id,
-        timeZone,
-        sessions: sessions.map((s) => {
-          const p = s.participants.find((x) => x.participant === id);
-          return { room: s.room, scheduled: s.scheduled, status: p?.status, presentSeconds: p?.presentSeconds ?? 0 };
-        }),
-        weeks: weeklyTotals(sessions, id, timeZone, deps.program.weeklyThresholdHours),
-      },
+  sendJson(res, status, { ok: true, data });
+}
+
+/** The admin API's routes; any other `/v1/…` path answers NOT_FOUND, after the key check. */
+export function adminRoutes(deps: AdminDeps): RouteSet {
+  const log = deps.logger.child({ component: 'admin-api' });
+  const answer =
+    (route: AdminRoute): RouteHandler =>
+    (request) => {
+      authorized(deps, request, route)
+        .then((outcome) => sendOutcome(deps, request.res, outcome))
+        .catch((err: unknown) => sendError(request.res, answerFailure(err, log, { path: request.url.pathname })));
     };
-  }
-  const match = /^\/v1\/rooms\/([^/]+)(\/end|\/consent|\/attendance)?$/.exec(path);
-  const roomId = match ? decodeURIComponent(match[1] as string) : undefined;
-  if (roomId !== undefined && idPattern.test(roomId)) {
-    if (match?.[2] === '/consent' && req.method === 'PUT') {
-      const { text } = parse(consentSchema, await readJsonBody(req));
-      const room = await deps.store.setConsent(roomId, text);
-      if (!room?.consent) throw new HavenError('NOT_FOUND', 'no such room');
-      deps.rooms.get(roomId)?.setConsent(room.consent);
-      const { version, hash } = room.consent;
-      return { status: 200, data: { version, hash }, action: 'consent.update', roomId };
-    }
-    if (match?.[2] === '/attendance' && req.method === 'GET') {
-      const attendance = await deps.attendanceOf(roomId);
-      if (!attendance) throw new HavenError('NOT_FOUND', 'no attendance computed for this room yet');
-      const csv = (req.headers.accept ?? '').includes('text/csv');
-      return { status: 200, data: attendance, ...(csv ? { csv: attendanceCsv(attendance) } : {}) };
-    }
-    if (!match?.[2] && req.method === 'GET') {
-      const room = await deps.store.get(roomId);
-      if (!room) throw new HavenError('NOT_FOUND', 'no such room');
-      const live = deps.rooms.get(roomId);
-      return {
-        status: 200,
-        data: { ...room, live: live ? { participants: live.size, routers: live.routerCount } : null },
-      };
-    }
-    if (match?.[2] === '/end' && req.method === 'POST') {
-      if (!(await deps.rooms.end(roomId, 'ended by the clinic'))) throw new HavenError('NOT_FOUND', 'no such room');
-      return { status: 200, data: { id: roomId, ended: true }, action: 'room.end', roomId };
-    }
-  }
-  throw new HavenError('NOT_FOUND', `no route for ${req.method} ${path}`);
+  const liveRoom = (router: HttpRouter, path: string, served: Partial<Record<HttpMethod, AdminRoute>>) => {
+    for (const method of everyMethod) router.on(method, path, answer(live(served[method] ?? noRoute)));
+  };
+  return (router) => {
+    router.on('POST', '/v1/rooms', answer(createRoom));
+    router.on('GET', '/v1/rooms', answer(listRooms));
+    liveRoom(router, '/v1/rooms/:id', { GET: getRoom });
+    liveRoom(router, '/v1/rooms/:id/end', { POST: endRoom });
+    liveRoom(router, '/v1/rooms/:id/consent', { PUT: setConsent });
+    router.on('GET', '/v1/rooms/:id/attendance', answer(roomAttendance));
+    router.on('GET', '/v1/participants/:id/attendance', answer(participantAttendance));
+    router.on('GET', '/v1/webhooks/endpoints', answer(endpoints));
+    router.on('GET', '/v1/webhooks/deliveries', answer(deliveries));
+    router.on(everyMethod, '/v1/*', answer(noRoute));
+  };
 }

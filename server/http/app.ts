@@ -10,8 +10,9 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { Duplex } from 'node:stream';
 import { answerFailure, HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { type AdminDeps, handleAdmin } from './admin.ts';
+import { type AdminDeps, adminRoutes } from './admin.ts';
 import { sendError, sendJson } from './json.ts';
+import { HttpRouter, type RouteSet } from './router.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -22,8 +23,8 @@ export interface Readiness {
 export interface HttpAppDeps {
   readiness(): Promise<Readiness>;
   admin: AdminDeps;
-  /** Handles `/demo…` when the demo is enabled; returns false for other paths. */
-  demo?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean;
+  /** The demo's routes (`/demo…`), when the demo is enabled. */
+  demo?: RouteSet;
   /** Where faults are logged; the admin API's logger when absent. */
   logger?: Logger;
 }
@@ -31,22 +32,22 @@ export interface HttpAppDeps {
 export function createHttpApp(deps: HttpAppDeps): RequestListener {
   const log = (deps.logger ?? deps.admin.logger).child({ component: 'http' });
   const fail = (res: ServerResponse, err: unknown, path: string) => sendError(res, answerFailure(err, log, { path }));
+  const router = new HttpRouter();
+  router.on('GET', '/healthz', ({ res }) => sendJson(res, 200, { status: 'ok' }));
+  router.on('GET', '/readyz', ({ res }) => {
+    deps.readiness().then(
+      (r) => sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', ...r }),
+      () => sendJson(res, 503, { status: 'not ready', ready: false, redis: false, workers: 0 }),
+    );
+  });
+  router.add(adminRoutes(deps.admin));
+  if (deps.demo) router.add(deps.demo);
   return (req: IncomingMessage, res: ServerResponse) => {
     let path = '?';
     try {
       const url = requestUrl(req);
       path = url.pathname;
-      if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
-      if (path === '/readyz' && req.method === 'GET') {
-        deps.readiness().then(
-          (r) => sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', ...r }),
-          () => sendJson(res, 503, { status: 'not ready', ready: false, redis: false, workers: 0 }),
-        );
-        return;
-      }
-      if (handleAdmin(deps.admin, req, res, url)) return;
-      if (deps.demo?.(req, res, url)) return;
-      sendError(res, { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` });
+      router.serve(req, res, url);
     } catch (err) {
       try {
         fail(res, err, path);

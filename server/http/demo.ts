@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { idPattern } from '../../client-sdk/src/protocol/index.ts';
 import { mintAccessToken } from '../auth/mint.ts';
-import { answerFailure, HavenError } from '../errors.ts';
+import { answerFailure } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { describeIssues } from '../signaling/schemas.ts';
 import { readJsonBody, sendError, sendJson } from './json.ts';
+import type { RouteSet } from './router.ts';
+import { parse } from './validation.ts';
 
 export interface DemoDeps {
   /** HS256 secret the node verifies tokens with. */
@@ -23,8 +24,13 @@ export interface DemoDeps {
   logger: Logger;
 }
 
+interface DemoFile {
+  path: string;
+  type: string;
+}
+
 const root = join(import.meta.dirname, '..', '..', 'client-sdk');
-const files: Record<string, { path: string; type: string }> = {
+const files: Record<string, DemoFile> = {
   '/demo': { path: join(root, 'demo', 'index.html'), type: 'text/html; charset=utf-8' },
   '/demo/': { path: join(root, 'demo', 'index.html'), type: 'text/html; charset=utf-8' },
   '/demo/demo.js': { path: join(root, 'demo', 'demo.js'), type: 'text/javascript; charset=utf-8' },
@@ -38,36 +44,31 @@ const tokenRequest = z.strictObject({
   name: z.string().trim().min(1).max(80),
 });
 
-export function createDemoHandler(deps: DemoDeps) {
-  return (req: IncomingMessage, res: ServerResponse, url: URL): boolean => {
-    if (url.pathname === '/demo/token' && req.method === 'POST') {
+/** The demo's routes, for the HTTP app. */
+export function createDemoHandler(deps: DemoDeps): RouteSet {
+  return (router) => {
+    router.on('POST', '/demo/token', ({ req, res, url }) => {
       mintDemoToken(deps, req).then(
         (data) => sendJson(res, 200, { ok: true, data }),
         (err) => sendError(res, answerFailure(err, deps.logger, { path: url.pathname })),
       );
-      return true;
-    }
-    const file = files[url.pathname];
-    if (!file || req.method !== 'GET') return false;
-    readFile(file.path).then(
-      (body) => {
-        res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-cache' });
-        res.end(body);
-      },
-      () =>
-        sendJson(res, 404, {
-          ok: false,
-          error: { code: 'NOT_FOUND', message: 'demo file missing; run npm run build:sdk' },
-        }),
-    );
-    return true;
+    });
+    for (const [path, file] of Object.entries(files)) router.on('GET', path, ({ res }) => sendFile(res, file));
   };
 }
 
+function sendFile(res: ServerResponse, file: DemoFile): void {
+  readFile(file.path).then(
+    (body) => {
+      res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-cache' });
+      res.end(body);
+    },
+    () => sendError(res, { code: 'NOT_FOUND', message: 'demo file missing; run npm run build:sdk' }),
+  );
+}
+
 async function mintDemoToken(deps: DemoDeps, req: IncomingMessage) {
-  const parsed = tokenRequest.safeParse(await readJsonBody(req));
-  if (!parsed.success) throw new HavenError('INVALID_REQUEST', describeIssues(parsed.error));
-  const { room, role, name } = parsed.data;
+  const { room, role, name } = parse(tokenRequest, await readJsonBody(req));
   // A pseudonymous id, as a clinic's backend would use; the name is only for display.
   const sub = `demo-${randomBytes(6).toString('hex')}`;
   const token = mintAccessToken({
