@@ -1,8 +1,9 @@
 /**
- * One room's facilitation state in Redis, written through by its `Room`, so that a session
- * survives the node running it (issue 7): when the room opens again on another node, it is
- * restored from here. Ids and small values only — never a token's display name, a token, or
- * free text (the waiting room's message stays in memory). Keys, under `haven:room-state:<room>:`:
+ * One room's facilitation state in Redis, written through by its room (`RoomPersistence`), so
+ * that a session survives the node running it (issue 7): when the room opens again on another
+ * node, it is restored from here. Ids and small values only — never a token's display name, a
+ * token, or free text (the waiting room's message stays in memory). Keys, under
+ * `haven:room-state:<room>:`:
  *
  * - `meta`     hash: `locked` (`0`/`1`), `audioMode`, `spotlight` (participant id or empty)
  * - `members`  hash: participant id → `{ stage, role, since, dropped?, jti?, exp? }` (everyone at
@@ -72,10 +73,10 @@ export interface RoomStateSnapshot {
 }
 
 /**
- * What a `Room` writes through. Presence-driven writes (joins, stages, hands, …) are fire and
- * forget: they follow connections and must never wait for, or fail because of, Redis; a failure
- * is logged (ids only) and reported to `onFailure`, and the room writes its whole state again
- * (`replace`) once Redis answers. `locked` and `ban` are awaited: the facilitator's answer says
+ * What a room writes through (room-persistence.ts). Presence-driven writes (joins, stages,
+ * hands, …) are fire and forget: they follow connections and must never wait for, or fail
+ * because of, Redis; a failure is logged (ids only) and reported to `onFailure`, and the room
+ * writes its whole state again (`replace`) once Redis answers. `locked` and `ban` are awaited: the facilitator's answer says
  * that nobody new gets in / that this person stays out, and that must hold on the node that takes
  * the room over, so the request fails (`INTERNAL`) rather than answer ok for a decision only this
  * node's memory holds.
@@ -224,7 +225,7 @@ export class RoomStateStore {
     return this.#write(room, fence, 'clear', (tx, k) => tx.del(...Object.values(k)), false);
   }
 
-  /** The write-through handle a `Room` uses; `fence` is the cluster's lease on the room. */
+  /** The write-through handle of a room (`RoomPersistence`); `fence` is the cluster's lease on the room. */
   writer(room: string, options: RoomStateWriterOptions = {}): RoomStateWriter {
     const { fence, onFailure } = options;
     const write = (what: string, build: (tx: Commands, k: Record<KeyName, string>) => void) =>
