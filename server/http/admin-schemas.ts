@@ -1,6 +1,7 @@
 /** The admin API's inputs: its bodies, query strings and path params. */
 import { z } from 'zod';
 import { idPattern } from '../../client-sdk/src/protocol/index.ts';
+import { deliveryStatuses } from '../webhooks/deliveries.ts';
 import { idParam, timeZone } from './validation.ts';
 
 const consentText = z.string().trim().min(1).max(20_000);
@@ -45,6 +46,6 @@ const pageQuery = {
 export const listQuery = z.strictObject(pageQuery);
 
 export const deliveriesQuery = z.strictObject({
-  status: z.enum(['pending', 'delivered', 'retrying', 'dead']).optional(),
+  status: z.enum(deliveryStatuses).optional(),
   ...pageQuery,
 });
