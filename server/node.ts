@@ -8,26 +8,25 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server as HttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import { Server as SocketServer } from 'socket.io';
-import { type Config, isDemoEnabled, isRoomAutoCreateEnabled } from '../config/schema.ts';
+import { type Config, isRoomAutoCreateEnabled } from '../config/schema.ts';
 import { liveAttendanceReader } from './attendance/live.ts';
 import { AttendanceQueue } from './attendance/queue.ts';
 import { AttendanceRecorder } from './attendance/recorder.ts';
-import { attendanceOf, participantSessions } from './attendance/results.ts';
 import { attendanceSink } from './attendance/sink.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { type AuditKeys, auditKeysOf } from './audit/keys.ts';
 import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { Cluster } from './cluster/cluster.ts';
 import { DataDirLock } from './data-dir-lock.ts';
-import { answerClientError, createHttpApp, type Readiness } from './http/app.ts';
-import { createDemoHandler } from './http/demo.ts';
+import { answerClientError, type Readiness } from './http/app.ts';
 import type { Logger } from './logger.ts';
 import { WorkerPool } from './media/worker-pool.ts';
+import { createNodeHttpServer } from './node-http.ts';
 import type { RedisConnection } from './redis/connection.ts';
 import type { EmbeddedRedis } from './redis/embedded-redis.ts';
 import { openNodeRedis } from './redis/node-redis.ts';
@@ -38,7 +37,6 @@ import { type Fence, RoomStateStore } from './rooms/room-state.ts';
 import { RoomStore } from './rooms/room-store.ts';
 import { maxFrameBytes } from './signaling/guard.ts';
 import { attachSignaling, type HavenSocketServer, type SignalingHandle } from './signaling/signaling.ts';
-import { endpointSummaries, listDeliveries } from './webhooks/deliveries.ts';
 import { checkpointEvent } from './webhooks/events.ts';
 import { WebhookQueue } from './webhooks/queue.ts';
 
@@ -63,8 +61,6 @@ export interface NodeOptions {
 
 const redisPingTimeoutMs = 1_000;
 const backgroundCloseTimeoutMs = 2_000;
-/** A lease taken for a connection whose room never opened here is given up after this. */
-const unusedLeaseMs = 30_000;
 
 export class HavenNode {
   readonly config: Config;
@@ -81,7 +77,6 @@ export class HavenNode {
   /** This node among the nodes sharing the Redis: heartbeats, room leases, placement. */
   readonly cluster: Cluster;
   #signaling: SignalingHandle | undefined;
-  #leaseSweep: NodeJS.Timeout | undefined;
   /** BullMQ workers and queues, closed before Redis. */
   readonly #background: Closable[];
   readonly #embeddedRedis: EmbeddedRedis | undefined;
@@ -221,36 +216,17 @@ export class HavenNode {
         embeddedRedis: embedded,
         dataDirLock,
         pool,
-        http: createServer(
-          createHttpApp({
-            readiness: () => node.readiness(),
-            admin: {
-              apiKey: config.admin.apiKey,
-              store,
-              rooms,
-              logger,
-              audit,
-              sessionsOf: (participant, fromMs, toMs) => participantSessions(redis, participant, fromMs, toMs),
-              program: {
-                timeZone: config.attendance.timeZone,
-                weeklyThresholdHours: config.attendance.weeklyThresholdHours,
-              },
-              deliveries: (query) => listDeliveries(redis, query),
-              endpoints: () => endpointSummaries(redis, config.webhooks.urls),
-              remoteOwnerUrl: (room) => cluster.remoteOwnerUrl(room),
-              attendanceOf: (room) => attendanceOf(redis, room),
-            },
-            demo:
-              isDemoEnabled(config) && authSecret
-                ? createDemoHandler({
-                    secret: authSecret,
-                    issuer: config.auth.issuer,
-                    audience: config.auth.audience,
-                    logger,
-                  })
-                : undefined,
-          }),
-        ),
+        http: createNodeHttpServer({
+          config,
+          logger,
+          redis,
+          store,
+          rooms,
+          audit,
+          cluster,
+          authSecret,
+          readiness: () => node.readiness(),
+        }),
         io: new SocketServer({ serveClient: false, maxHttpBufferSize: maxFrameBytes }),
         rooms,
         revocations,
@@ -302,10 +278,6 @@ export class HavenNode {
       room.once('closed', () => void cluster.leases.release(room.id).catch(() => {}));
     });
     await cluster.start(this.config.cluster.publicUrl ?? this.url);
-    this.#leaseSweep = setInterval(() => {
-      cluster.releaseUnused((id) => rooms.get(id) !== undefined, unusedLeaseMs).catch(() => {});
-    }, 10_000);
-    this.#leaseSweep.unref();
   }
 
   /**
@@ -342,7 +314,6 @@ export class HavenNode {
     this.#stopping ??= (async () => {
       this.logger.info('haven node stopping');
       // Drain: no new rooms here; each room's lease is given up and its clients move to another node.
-      clearInterval(this.#leaseSweep);
       const served = this.rooms.rooms.map((room) => room.id);
       await this.cluster.drain(served).catch(() => {});
       for (const roomId of served) this.#moveRoom(roomId, 'draining');

@@ -75,15 +75,7 @@ export function attendanceEventOf(room: string, id: string, fields: readonly str
     const where = parsed.error.issues.map((i) => i.path.join('.')).join(', ');
     throw new Error(`attendance stream of room ${room}, id ${id}: malformed ${where}`);
   }
-  const { type, at, participant, details } = parsed.data;
-  return {
-    id,
-    room,
-    type,
-    at,
-    ...(participant === undefined ? {} : { participant }),
-    ...(details === undefined ? {} : { details }),
-  };
+  return { id, room, ...parsed.data };
 }
 
 const readPageSize = 1_000;

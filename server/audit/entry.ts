@@ -167,14 +167,14 @@ const entryFields = z.object({
   room: z.string(),
   actor: z.string(),
   action: z.string(),
-  target: z.string().optional(),
   result: z.string(),
+  prev: z.string(),
+  hash: z.string(),
+  target: z.string().optional(),
   // Only its shape: what the values are is for the hash (and `verify`) to tell.
   details: jsonText(z.record(z.string(), z.unknown(), { error: detailsProblem }), detailsProblem)
     .transform((details) => details as AuditDetails)
     .optional(),
-  prev: z.string(),
-  hash: z.string(),
   kid: z.string().optional(),
   mac: z.string().optional(),
 });
@@ -185,13 +185,6 @@ export function fromFields(fields: string[]): AuditEntry | string {
   const present = presentFields.safeParse(record);
   if (!present.success) return present.error.issues[0]?.message ?? 'malformed entry';
   const parsed = entryFields.safeParse(record);
-  if (!parsed.success) return parsed.error.issues[0]?.message ?? 'malformed entry';
-  const { target, details, kid, mac, ...required } = parsed.data;
-  return {
-    ...required,
-    ...(target === undefined ? {} : { target }),
-    ...(details === undefined ? {} : { details }),
-    ...(kid === undefined ? {} : { kid }),
-    ...(mac === undefined ? {} : { mac }),
-  };
+  // Fields in the order `haven audit show` prints them (the schema's).
+  return parsed.success ? parsed.data : (parsed.error.issues[0]?.message ?? 'malformed entry');
 }

@@ -27,6 +27,10 @@ export interface ClusterOptions {
   serving?: (room: string) => boolean;
 }
 
+/** A lease taken for a connection whose room never opened here is given up after this. */
+const unusedLeaseMs = 30_000;
+const unusedLeaseSweepMs = 10_000;
+
 export type ClusterEvents = {
   /** This node no longer serves `room` (its lease ran out or was taken): close it here now. */
   lost: [room: string];
@@ -36,6 +40,8 @@ export class Cluster extends TypedEmitter<ClusterEvents> {
   readonly registry: NodeRegistry;
   readonly leases: RoomLeases;
   #placing: Promise<void> = Promise.resolve();
+  readonly #serving: (room: string) => boolean;
+  #unusedLeaseSweep: NodeJS.Timeout | undefined;
 
   constructor(options: ClusterOptions) {
     super();
@@ -48,16 +54,21 @@ export class Cluster extends TypedEmitter<ClusterEvents> {
     });
     this.leases = new RoomLeases(options.redis, options.nodeId, options.nodeTimeoutMs, options.logger, options.serving);
     this.leases.on('lost', (room) => this.safeEmit('lost', room));
+    this.#serving = options.serving ?? (() => true);
   }
 
   get nodeId(): string {
     return this.registry.id;
   }
 
-  /** Joins the cluster as the node reachable at `url`. */
+  /** Joins the cluster as the node reachable at `url`; gives up unused leases every 10 s from then on. */
   async start(url: string): Promise<void> {
     await this.registry.start(url);
     this.leases.start();
+    this.#unusedLeaseSweep = setInterval(() => {
+      this.releaseUnused(this.#serving, unusedLeaseMs).catch(() => {});
+    }, unusedLeaseSweepMs);
+    this.#unusedLeaseSweep.unref();
   }
 
   /** Gives up leases taken for connections whose room never opened here (after `graceMs`). */
@@ -127,11 +138,13 @@ export class Cluster extends TypedEmitter<ClusterEvents> {
 
   /** Stops taking rooms and gives up the leases of `rooms` (which the node then closes). */
   async drain(rooms: readonly string[]): Promise<void> {
+    clearInterval(this.#unusedLeaseSweep);
     await this.registry.drain();
     await Promise.all(rooms.map((room) => this.leases.release(room)));
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.#unusedLeaseSweep);
     this.leases.stop();
     await Promise.all(this.leases.rooms.map((room) => this.leases.release(room)));
     await this.registry.stop();
