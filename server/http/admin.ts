@@ -165,10 +165,10 @@ const deliveries: AdminRoute = async (deps, { url }) => ({
 });
 
 /**
- * A route about a live room, for every method (the node serving the room answers the methods it
- * does not serve as well): forwarded to that node when it is another one, else `local`.
+ * A route on a live room's path: the call goes to the node serving the room when that is another
+ * node, whatever its method (that node answers a method it has no route for); else to `local`.
  */
-function live(local: AdminRoute): AdminRoute {
+function viaServingNode(local: AdminRoute): AdminRoute {
   return async (deps, request) => {
     const { remoteOwnerUrl } = deps;
     const room = idParams.safeParse(request.params);
@@ -208,7 +208,7 @@ export function adminRoutes(deps: AdminDeps): RouteSet {
         .catch((err: unknown) => sendError(request.res, answerFailure(err, log, { path: request.url.pathname })));
     };
   const liveRoom = (router: HttpRouter, path: string, served: Partial<Record<HttpMethod, AdminRoute>>) => {
-    for (const method of everyMethod) router.on(method, path, answer(live(served[method] ?? noRoute)));
+    for (const method of everyMethod) router.on(method, path, answer(viaServingNode(served[method] ?? noRoute)));
   };
   return (router) => {
     router.on('POST', '/v1/rooms', answer(createRoom));
