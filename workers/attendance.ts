@@ -11,6 +11,7 @@ import { computeAttendance, type SessionAttendance } from '../server/attendance/
 import { type AttendanceEvent, readAttendanceEvents } from '../server/attendance/event.ts';
 import {
   type AttendanceJob,
+  attendanceJobOf,
   attendanceQueueName,
   sessionEndJobName,
   weeklyJobName,
@@ -79,10 +80,11 @@ export function startAttendanceWorker(
         const sessions = (fromMs: number, toMs: number) => sessionsBetween(deps.redis, fromMs, toMs);
         return checkClosedWeek({ ...deps, sessionsBetween: sessions }, (deps.now ?? Date.now)());
       }
-      const result = await processAttendance(deps, job.data.room);
+      const { room } = attendanceJobOf(job.data);
+      const result = await processAttendance(deps, room);
       if (result && job.name === sessionEndJobName) {
         // Keyed by the session, so a job retried after a crash queues the webhook once.
-        await deps.emit?.('attendance.ready', { room: job.data.room, onceKey: String(result.sessionStartedAt) });
+        await deps.emit?.('attendance.ready', { room, onceKey: String(result.sessionStartedAt) });
       }
       return { participants: result?.participants.length ?? 0 };
     },

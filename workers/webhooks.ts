@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../server/logger.ts';
 import type { RedisConnection } from '../server/redis/connection.ts';
 import { type Delivery, saveDelivery } from '../server/webhooks/deliveries.ts';
-import { type WebhookJob, type WebhookSettings, webhookQueueName } from '../server/webhooks/queue.ts';
+import { type WebhookJob, type WebhookSettings, webhookJobOf, webhookQueueName } from '../server/webhooks/queue.ts';
 import { type WorkerSettings, workerOptions } from './options.ts';
 
 const requestTimeoutMs = 10_000;
@@ -33,7 +33,7 @@ export function startWebhookWorker(
   const worker = new Worker<WebhookJob>(
     webhookQueueName,
     async (job: Job<WebhookJob>) => {
-      const { event, url } = job.data;
+      const { event, url } = webhookJobOf(job.data);
       const body = JSON.stringify(event);
       const timestamp = Math.floor(Date.now() / 1000);
       const res = await fetch(url, {

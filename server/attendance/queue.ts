@@ -4,6 +4,8 @@
  * the room id only.
  */
 import { Queue } from 'bullmq';
+import { z } from 'zod';
+import { idPattern } from '../../client-sdk/src/protocol/index.ts';
 import type { Logger } from '../logger.ts';
 import { bullConnection, type RedisConnection } from '../redis/connection.ts';
 
@@ -17,6 +19,15 @@ export const weeklyCheckEveryMs = 3_600_000;
 /** Job data: ids only. */
 export interface AttendanceJob {
   room: string;
+}
+
+const attendanceJobSchema = z.object({ room: z.string().regex(idPattern) }) satisfies z.ZodType<AttendanceJob>;
+
+/** A room job's data as the processor takes it; throws (the job fails) when it names no room. */
+export function attendanceJobOf(data: unknown): AttendanceJob {
+  const parsed = attendanceJobSchema.safeParse(data);
+  if (!parsed.success) throw new Error('malformed attendance job');
+  return parsed.data;
 }
 
 export class AttendanceQueue {

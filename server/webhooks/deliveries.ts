@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { parseJson } from '../redis/codec.ts';
-import { type WebhookEvent, webhookEventTypes } from './events.ts';
+import { type WebhookEvent, webhookEventSchema } from './events.ts';
 
 export const deliveryStatuses = ['pending', 'delivered', 'retrying', 'dead'] as const;
 export type DeliveryStatus = (typeof deliveryStatuses)[number];
@@ -25,14 +25,7 @@ export interface Delivery {
 
 const deliverySchema = z.object({
   id: z.string(),
-  event: z.object({
-    id: z.string(),
-    type: z.enum(webhookEventTypes),
-    room: z.string().optional(),
-    participant: z.string().optional(),
-    occurredAt: z.string(),
-    data: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
-  }),
+  event: webhookEventSchema,
   url: z.string(),
   status: z.enum(deliveryStatuses),
   attempts: z.number(),

@@ -2,6 +2,7 @@
  * Webhook events: JSON POSTed to the clinic's endpoints (the types, the body, and what a caller
  * gives to emit one). Bodies carry ids, times and numbers only.
  */
+import { z } from 'zod';
 import type { AuditCheckpoint } from '../audit/checkpoint.ts';
 
 export const webhookEventTypes = [
@@ -25,6 +26,15 @@ export interface WebhookEvent {
   /** Facts of the event, e.g. `{ week, presentSeconds, thresholdHours }` for `threshold.missed`. */
   data?: Record<string, string | number>;
 }
+
+export const webhookEventSchema = z.object({
+  id: z.string(),
+  type: z.enum(webhookEventTypes),
+  room: z.string().optional(),
+  participant: z.string().optional(),
+  occurredAt: z.string(),
+  data: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
+}) satisfies z.ZodType<WebhookEvent>;
 
 export interface WebhookEventInput {
   room?: string;

@@ -7,10 +7,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import type { Logger } from '../logger.ts';
 import { bullConnection, type RedisConnection } from '../redis/connection.ts';
 import { claimDelivery, type Delivery, saveDelivery } from './deliveries.ts';
-import type { WebhookEvent, WebhookEventInput, WebhookEventType } from './events.ts';
+import { type WebhookEvent, type WebhookEventInput, type WebhookEventType, webhookEventSchema } from './events.ts';
 
 export const webhookQueueName = 'haven-webhooks';
 
@@ -18,6 +19,15 @@ export const webhookQueueName = 'haven-webhooks';
 export interface WebhookJob {
   event: WebhookEvent;
   url: string;
+}
+
+const webhookJobSchema = z.object({ event: webhookEventSchema, url: z.string() }) satisfies z.ZodType<WebhookJob>;
+
+/** A job's data as the processor takes it; throws (the job fails) when it is not a webhook job. */
+export function webhookJobOf(data: unknown): WebhookJob {
+  const parsed = webhookJobSchema.safeParse(data);
+  if (!parsed.success) throw new Error('malformed webhook job');
+  return parsed.data;
 }
 
 export interface WebhookSettings {
