@@ -77,7 +77,7 @@ export class HavenNode {
   /** This node among the nodes sharing the Redis: heartbeats, room leases, placement. */
   readonly cluster: Cluster;
   #signaling: SignalingHandle | undefined;
-  /** BullMQ workers and queues, closed before Redis. */
+  /** The audit log's checkpointer, the processors beside the node (if any) and the queues: closed before Redis. */
   readonly #background: Closable[];
   readonly #embeddedRedis: EmbeddedRedis | undefined;
   /** Held while the node runs: two nodes on one data folder would share its Redis and spill file. */

@@ -16,11 +16,13 @@
  */
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { attendanceStreamsPrefix } from '../server/attendance/event.ts';
 import { AuditLog } from '../server/audit/audit-log.ts';
 import { auditStreamsPrefix } from '../server/audit/entry.ts';
 import type { AuditKeys } from '../server/audit/keys.ts';
 import type { Logger } from '../server/logger.ts';
+import { parseJson } from '../server/redis/codec.ts';
 import type { RedisConnection } from '../server/redis/connection.ts';
 import { type RetentionSettings, retentionQueueName } from '../server/retention/queue.ts';
 import { purgeDeliveries } from '../server/webhooks/deliveries.ts';
@@ -155,14 +157,11 @@ export async function processRetention(deps: RetentionDeps): Promise<RetentionRe
   return result;
 }
 
+const keptMessageSchema = z.object({ sentAt: z.number() });
+
 /** A kept message's `sentAt`; one that cannot be read is kept (Infinity), never guessed old. */
 function sentAt(json: string): number {
-  try {
-    const value = (JSON.parse(json) as { sentAt?: unknown }).sentAt;
-    return typeof value === 'number' && Number.isFinite(value) ? value : Number.POSITIVE_INFINITY;
-  } catch {
-    return Number.POSITIVE_INFINITY;
-  }
+  return parseJson(keptMessageSchema, json)?.sentAt ?? Number.POSITIVE_INFINITY;
 }
 
 /** Runs in the node by default, or alone (`npm run workers`). */

@@ -7,7 +7,9 @@
  * expiring). A node's rooms are counted by the leases (`haven:node-rooms:<id>`, leases.ts).
  */
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import type { Logger } from '../logger.ts';
+import { parseJson } from '../redis/codec.ts';
 
 export interface NodeInfo {
   id: string;
@@ -21,6 +23,16 @@ export interface NodeInfo {
   cpu: number;
   startedAt: string;
 }
+
+const nodeInfoSchema = z.object({
+  id: z.string(),
+  url: z.string(),
+  draining: z.boolean(),
+  rooms: z.number(),
+  consumers: z.number(),
+  cpu: z.number(),
+  startedAt: z.string(),
+}) satisfies z.ZodType<NodeInfo>;
 
 export interface LiveNode extends NodeInfo {
   /** Rooms it holds a lease on now (the count placement goes by: it is never stale). */
@@ -108,7 +120,11 @@ export class NodeRegistry {
     const infos = await redis.mget(ids.map(nodeKey));
     const gone = ids.filter((_, i) => !infos[i]);
     if (gone.length > 0) await redis.srem(nodesKey, ...gone);
-    const live = infos.flatMap((json) => (json ? [JSON.parse(json) as NodeInfo] : []));
+    // A heartbeat that is not a node's info (not one Haven wrote) is no live node.
+    const live = infos.flatMap((json) => {
+      const info = json ? parseJson(nodeInfoSchema, json) : undefined;
+      return info ? [info] : [];
+    });
     const counts = await Promise.all(live.map((n) => redis.scard(nodeRoomsKey(n.id))));
     return live.map((n, i) => ({ ...n, leases: counts[i] ?? 0 }));
   }
@@ -124,7 +140,7 @@ export class NodeRegistry {
       this.#options.redis.pttl(nodeKey(id)),
     ]);
     if (!json || ttlMs < this.#options.nodeTimeoutMs - 2 * this.#beatMs) return undefined;
-    return (JSON.parse(json) as NodeInfo).url;
+    return parseJson(nodeInfoSchema, json)?.url;
   }
 
   get #beatMs(): number {
