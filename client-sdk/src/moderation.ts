@@ -5,7 +5,8 @@
  * what: anyone but a facilitator is refused with a `HavenRequestError` of code `FORBIDDEN`, and
  * every action is audited there. This module only checks arguments and sends requests.
  */
-import type { LiveAttendance } from './attendance.ts';
+import { LiveAttendance } from './attendance.ts';
+import type { NotificationHandlers } from './notification-router.ts';
 import type {
   AdmitAllResponse,
   AttendanceSnapshot,
@@ -13,24 +14,92 @@ import type {
   RequestName,
   RequestOf,
   ResponseOf,
+  SessionState,
   WaitingEntry,
 } from './protocol/index.ts';
+import type { SessionEvents } from './session-events.ts';
 
 /** The requests a {@link Moderation} sends: the moderation ones, and `lowerHand` for someone else's hand. */
 export type ModerationRequestSender = <K extends RequestName>(name: K, payload: RequestOf<K>) => Promise<ResponseOf<K>>;
 
-/** @internal State behind a {@link Moderation}, kept current by the SessionClient. */
-export interface ModerationState {
-  /** Who waits, oldest first (empty for anyone but a facilitator). */
-  waiting: readonly WaitingEntry[];
-  /** The latest live attendance, once asked for or pushed. */
-  attendance: LiveAttendance | undefined;
-  /** The server said the session has ended (a `sessionEnded` notification came). */
-  sessionEnded: boolean;
-}
+/**
+ * @internal The waiting room and live attendance as a facilitator sees them (the state behind a
+ * {@link Moderation}), kept current from the join answer and the room's notifications.
+ */
+export class ModerationState {
+  readonly #events: SessionEvents;
+  #waiting: readonly WaitingEntry[] = Object.freeze([]);
+  #attendance: LiveAttendance | undefined;
+  #sessionEnded = false;
 
-/** @internal Takes a snapshot in (unless a newer one is there) and answers the current view. */
-export type AttendanceApplier = (snapshot: AttendanceSnapshot, receivedAt: number) => LiveAttendance;
+  constructor(events: SessionEvents) {
+    this.#events = events;
+  }
+
+  /** Who waits, oldest first (empty for anyone but a facilitator). */
+  get waiting(): readonly WaitingEntry[] {
+    return this.#waiting;
+  }
+
+  /** The latest live attendance, once asked for or pushed. */
+  get attendance(): LiveAttendance | undefined {
+    return this.#attendance;
+  }
+
+  /** The server said the session has ended (a `sessionEnded` notification came). */
+  get sessionEnded(): boolean {
+    return this.#sessionEnded;
+  }
+
+  markSessionEnded(): void {
+    this.#sessionEnded = true;
+  }
+
+  /** Who waits, as an admission says. */
+  applySession(session: SessionState): void {
+    this.#waiting = Object.freeze(session.waiting.map((entry) => ({ ...entry })));
+  }
+
+  /** Out of the room: the waiting room is out of view. */
+  leave(): void {
+    this.#waiting = Object.freeze([]);
+  }
+
+  /** Keeps the newest view (a push and an answer may cross); emits `attendanceUpdated` for a new one. */
+  applyAttendance(snapshot: AttendanceSnapshot, receivedAt: number): LiveAttendance {
+    const current = this.#attendance;
+    if (current && snapshot.asOf < current.asOf) return current;
+    const next = new LiveAttendance(snapshot, receivedAt, current);
+    this.#attendance = next;
+    this.#events.safeEmit('attendanceUpdated', next);
+    return next;
+  }
+
+  /**
+   * Back in the room with a live attendance view in use: changes pushed while the connection was
+   * down were lost, so ask again (a failure leaves the view as it was; the next push updates it).
+   */
+  refreshAttendance(ask: () => Promise<AttendanceSnapshot>, stillCurrent: () => boolean): void {
+    if (!this.#attendance) return;
+    ask().then(
+      (snapshot) => {
+        if (stillCurrent()) this.applyAttendance(snapshot, Date.now());
+      },
+      () => {},
+    );
+  }
+
+  /** The handlers of the notifications it applies. */
+  handlers(): NotificationHandlers<'waitingRoomChanged' | 'attendanceUpdated'> {
+    return {
+      waitingRoomChanged: ({ waiting }) => {
+        this.#waiting = Object.freeze(waiting.map((entry) => ({ ...entry })));
+        this.#events.safeEmit('waitingRoomChanged', this.#waiting);
+      },
+      attendanceUpdated: (snapshot) => this.applyAttendance(snapshot, Date.now()),
+    };
+  }
+}
 
 /** Options of {@link Moderation.remove}. */
 export interface RemoveOptions {
@@ -63,13 +132,11 @@ function checkText(value: unknown, name: string): string {
 export class Moderation {
   readonly #send: ModerationRequestSender;
   readonly #state: ModerationState;
-  readonly #applyAttendance: AttendanceApplier;
 
   /** @internal Created by the SessionClient. */
-  constructor(send: ModerationRequestSender, state: ModerationState, applyAttendance: AttendanceApplier) {
+  constructor(send: ModerationRequestSender, state: ModerationState) {
     this.#send = send;
     this.#state = state;
-    this.#applyAttendance = applyAttendance;
   }
 
   /**
@@ -99,7 +166,7 @@ export class Moderation {
    */
   async liveAttendance(): Promise<LiveAttendance> {
     const snapshot = await this.#send('liveAttendance', {});
-    return this.#applyAttendance(snapshot, Date.now());
+    return this.#state.applyAttendance(snapshot, Date.now());
   }
 
   /** Lets someone in from the waiting room. */

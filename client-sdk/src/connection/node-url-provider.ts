@@ -4,6 +4,8 @@
  * the URL of the one that does, wherever the room moved since the last connection.
  */
 import { HavenRequestError } from '../errors.ts';
+import { obtainToken, type ResolvedOptions } from '../options.ts';
+import { Signaling } from '../signaling.ts';
 
 /** Redirects followed per connection: a room moving while the client follows it may need two. */
 export const maxRedirects = 3;
@@ -24,4 +26,13 @@ export async function followRedirects<T>(entryUrl: string, open: (url: string) =
       target = redirect;
     }
   }
+}
+
+/** Fetches a token and opens a connection with it, on the node that serves the room. */
+export async function openSignaling(options: ResolvedOptions): Promise<Signaling> {
+  const { token, url, socketPath, connectTimeoutMs, requestTimeoutMs } = options;
+  const value = await obtainToken(token, connectTimeoutMs);
+  return followRedirects(url, (target) =>
+    Signaling.open({ url: target, path: socketPath, token: value, connectTimeoutMs, requestTimeoutMs }),
+  );
 }

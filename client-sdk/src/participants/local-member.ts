@@ -3,8 +3,9 @@
  * and what it publishes. Publications outlive a media session: after a reconnection, a media
  * reset or a readmission they are produced again, with the same track in the same muted state.
  */
+import type { ClientContext } from '../client-context.ts';
 import { HavenRequestError, InvalidStateError, isConnectionLoss } from '../errors.ts';
-import type { MediaSession } from '../media-session.ts';
+import type { NotificationHandlers } from '../notification-router.ts';
 import {
   type Capabilities,
   type MediaKind,
@@ -14,19 +15,13 @@ import {
   type TrackSource,
 } from '../protocol/index.ts';
 import { captureTrack, publishPresets } from '../publish-presets.ts';
-import { type ConnectionState, reportError, type SessionEvents } from '../session-events.ts';
+import { reportError } from '../session-events.ts';
 import { LocalPublication } from './local-publication.ts';
 import type { LocalTrack } from './local-track.ts';
 import { LocalParticipant, type LocalParticipantState } from './participant.ts';
 
 /** What a {@link LocalMember} needs of the client it belongs to. */
-export interface LocalMemberHost {
-  readonly events: SessionEvents;
-  /** The current media session, if any. */
-  media(): MediaSession | undefined;
-  /** Throws an `InvalidStateError` naming `what` unless the client is in one of `allowed`. */
-  assertState(what: string, ...allowed: ConnectionState[]): void;
-}
+export type LocalMemberHost = Pick<ClientContext, 'events' | 'media' | 'assertState'>;
 
 function assertTrack(track: unknown, kind: MediaKind, source: TrackSource): asserts track is MediaStreamTrack {
   const candidate = track as Partial<MediaStreamTrack> | null;
@@ -61,6 +56,17 @@ export class LocalMember {
 
   get isFacilitator(): boolean {
     return this.#state?.role === 'facilitator';
+  }
+
+  /** The handlers of the notifications about this client's own tracks. */
+  handlers(): NotificationHandlers<'mutedByFacilitator' | 'unmuteRequested'> {
+    const { events } = this.#host;
+    return {
+      mutedByFacilitator: ({ source, producerId }) => {
+        if (this.#applyFacilitatorMute(source, producerId)) events.safeEmit('mutedByFacilitator', source);
+      },
+      unmuteRequested: ({ by }) => events.safeEmit('unmuteRequested', by),
+    };
   }
 
   /** Who the server says this client is: the same person keeps the same view across rejoins. */
@@ -122,6 +128,8 @@ export class LocalMember {
 
   /** Mutes or unmutes `source`: locally at once, then on the server. */
   async setEnabled(source: TrackSource, enabled: boolean): Promise<void> {
+    if (typeof enabled !== 'boolean') throw new TypeError('enabled must be a boolean');
+    this.#host.assertState(`setting the ${source} on or off`, 'joined', 'reconnecting', 'waiting', 'joining');
     const publication = this.#publications.get(source);
     if (!publication) throw new InvalidStateError(`no ${source} track is published`);
     // At once: a mute never waits for the network.
@@ -153,7 +161,7 @@ export class LocalMember {
    * or closed the screen (unpublished here, without a request). False if that track is not
    * (or no longer) published here.
    */
-  applyFacilitatorMute(source: TrackSource, producerId: string): boolean {
+  #applyFacilitatorMute(source: TrackSource, producerId: string): boolean {
     const publication = this.#publications.get(source);
     if (!publication || publication.producerId !== producerId) return false;
     if (source === 'screen') {

@@ -4,38 +4,44 @@
  * announced before its participant; it is received once both are known and the client is in the
  * room.
  */
+import type { ClientContext } from '../client-context.ts';
 import { HavenRequestError, isConnectionLoss } from '../errors.ts';
-import type { MediaSession } from '../media-session.ts';
+import type { NotificationHandlers } from '../notification-router.ts';
 import type { LeaveReason, ParticipantInfo, TrackInfo } from '../protocol/index.ts';
-import { reportError, type SessionEvents } from '../session-events.ts';
+import { reportError } from '../session-events.ts';
 import { RemoteParticipant, type RemoteParticipantState } from './participant.ts';
 import { RemoteSubscription } from './remote-subscription.ts';
 
-/** What {@link RemoteMembers} needs of the client they belong to. */
-export interface RemoteMembersHost {
-  readonly events: SessionEvents;
-  /** The current media session, if any. */
-  media(): MediaSession | undefined;
-  /** Whether the client is in the room (tracks are received only then). */
-  joined(): boolean;
-  /** This client's participant id, once joined (never among the others). */
-  selfId(): string | undefined;
-}
+/** What {@link RemoteMembers} need of the client they belong to. */
+export type RemoteMembersHost = Pick<ClientContext, 'events' | 'media' | 'state'>;
 
 export class RemoteMembers {
   readonly #host: RemoteMembersHost;
+  /** This client's participant id, once joined (never among the others). */
+  readonly #selfId: () => string | undefined;
   readonly #states = new Map<string, RemoteParticipantState>();
   readonly #participants = new Map<string, RemoteParticipant>();
   /** By producer id. */
   readonly #subscriptions = new Map<string, RemoteSubscription>();
 
-  constructor(host: RemoteMembersHost) {
+  constructor(host: RemoteMembersHost, selfId: () => string | undefined) {
     this.#host = host;
+    this.#selfId = selfId;
   }
 
   /** The app's views, by participant id. */
   get participants(): ReadonlyMap<string, RemoteParticipant> {
     return this.#participants;
+  }
+
+  /** The handlers of the notifications only they are concerned by. */
+  handlers(): NotificationHandlers<'participantJoined' | 'trackPublished' | 'trackUnpublished' | 'consumerClosed'> {
+    return {
+      participantJoined: (info) => this.join(info),
+      trackPublished: (info) => this.subscribe(info),
+      trackUnpublished: ({ producerId }) => this.unpublished(producerId),
+      consumerClosed: ({ consumerId }) => this.consumerClosed(consumerId),
+    };
   }
 
   /** A facilitator renamed someone: false if that is nobody here. */
@@ -47,7 +53,7 @@ export class RemoteMembers {
 
   /** A `participantJoined`: who it is, their tracks, and tracks of theirs announced before them. */
   join(info: ParticipantInfo): void {
-    if (info.id === this.#host.selfId()) return;
+    if (info.id === this.#selfId()) return;
     this.#upsert(info);
     for (const track of info.tracks) this.subscribe(track);
     for (const subscription of this.#subscriptions.values()) {
@@ -98,7 +104,7 @@ export class RemoteMembers {
 
   /** Records a remote track and receives it (once joined, and once its participant is known). */
   subscribe(info: TrackInfo): void {
-    if (info.participantId === this.#host.selfId()) return;
+    if (info.participantId === this.#selfId()) return;
     const known = this.#subscriptions.get(info.producerId);
     if (known) {
       known.update(info);
@@ -184,7 +190,8 @@ export class RemoteMembers {
   async #consume(subscription: RemoteSubscription): Promise<void> {
     const media = this.#host.media();
     const { producerId, participantId } = subscription.info;
-    if (!this.#host.joined() || !media || media.closed) return;
+    // Tracks are received only in the room.
+    if (this.#host.state() !== 'joined' || !media || media.closed) return;
     if (!subscription.wantsConsumerOn(media) || !this.#states.has(participantId)) return;
     subscription.consumingOn = media;
     try {

@@ -1,0 +1,20 @@
+/** @internal What the parts of a SessionClient (join flow, members) see of the client: its state, connection and media. */
+import type { MediaSession } from './media-session.ts';
+import type { MediaHandlerName } from './options.ts';
+import type { CloseReason, ConnectionState, SessionEvents } from './session-events.ts';
+import type { Signaling } from './signaling.ts';
+
+export interface ClientContext {
+  /** The client itself, which emits the events. */
+  readonly events: SessionEvents;
+  state(): ConnectionState;
+  setState(state: ConnectionState): void;
+  /** Throws an `InvalidStateError` naming `what` unless the client is in one of `allowed`. */
+  assertState(what: string, ...allowed: ConnectionState[]): void;
+  /** The current connection, if any. */
+  signaling(): Signaling | undefined;
+  /** The current media session, if any. */
+  media(): MediaSession | undefined;
+  handlerName(): MediaHandlerName | undefined;
+  close(reason: CloseReason, error?: Error): void;
+}
