@@ -45,20 +45,14 @@ export interface JoinTimes {
   firstPacketAt?: number;
 }
 
-/** One socket.io connection to `url`; a refused handshake rejects with the SDK's error for it. */
-function openSocket(url: string, token: string): Promise<Socket> {
-  const socket = io(url, {
-    path: socketPath,
-    auth: { token },
-    transports: ['websocket'],
-    reconnection: false,
-    forceNew: true,
-  });
+/** One socket.io connection to `url`, as a generator opens it (no reconnection); rejects with the handshake's error. */
+export function openSocket(url: string, path: string, auth: object): Promise<Socket> {
+  const socket = io(url, { path, auth, transports: ['websocket'], reconnection: false, forceNew: true });
   return new Promise((resolve, reject) => {
     socket.once('connect', () => resolve(socket));
     socket.once('connect_error', (err) => {
       socket.close();
-      reject(handshakeError(err));
+      reject(err);
     });
   });
 }
@@ -130,7 +124,11 @@ export class HavenClient {
       ttlS: 4 * 3600,
     });
     // As the SDK does: a node that does not serve the room redirects to the one that does.
-    const socket = await followRedirects(this.#target.url, (url) => openSocket(url, token));
+    const socket = await followRedirects(this.#target.url, (url) =>
+      openSocket(url, socketPath, { token }).catch((err) => {
+        throw handshakeError(err);
+      }),
+    );
     this.#socket = socket;
     const admitted = this.next('admitted', () => true, requestTimeoutMs * 4);
     admitted.catch(() => {}); // awaited below only when the join lands in the waiting room

@@ -7,9 +7,10 @@
  * every fifth second of a facilitator a moderation action), each timed from emit to ack.
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { io, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { protocolVersion, socketPath } from '../client-sdk/src/protocol/index.ts';
 import { mintAccessToken } from '../server/auth/mint.ts';
+import { openSocket as connect } from './haven-client.ts';
 
 export type SignalingTarget = { kind: 'haven'; url: string; secret: string } | { kind: 'bare'; url: string };
 export interface SignalingRoom {
@@ -88,23 +89,6 @@ class CodedError extends Error {
   ) {
     super(message);
   }
-}
-
-function connect(url: string, path: string, auth: object): Promise<Socket> {
-  const socket = io(url, {
-    path,
-    auth,
-    transports: ['websocket'],
-    reconnection: false,
-    forceNew: true,
-  });
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', (err) => {
-      socket.close();
-      reject(err);
-    });
-  });
 }
 
 /** Through Haven's front door: consent, then the waiting room until the facilitator admits. */

@@ -1,10 +1,5 @@
 /** Options of a {@link SessionClient}, their defaults and their validation. */
-import {
-  BackoffReconnectPolicy,
-  defaultReconnectOptions,
-  type ReconnectOptions,
-  type ReconnectPolicy,
-} from './connection/reconnect-policy.ts';
+import { BackoffReconnectPolicy, type ReconnectOptions, type ReconnectPolicy } from './connection/reconnect-policy.ts';
 import { HavenRequestError } from './errors.ts';
 import { socketPath as defaultSocketPath } from './protocol/index.ts';
 
@@ -100,21 +95,7 @@ function resolveReconnect(reconnect: ReconnectOptions | ReconnectPolicy | undefi
     }
     return reconnect;
   }
-  const maxAttempts = reconnect?.maxAttempts ?? defaultReconnectOptions.maxAttempts;
-  if (
-    typeof maxAttempts !== 'number' ||
-    !(maxAttempts === Number.POSITIVE_INFINITY || (Number.isInteger(maxAttempts) && maxAttempts >= 0))
-  ) {
-    throw new TypeError('reconnect.maxAttempts must be a non-negative integer or Infinity');
-  }
-  const baseDelayMs = positiveNumber(
-    reconnect?.baseDelayMs,
-    'reconnect.baseDelayMs',
-    defaultReconnectOptions.baseDelayMs,
-  );
-  const maxDelayMs = positiveNumber(reconnect?.maxDelayMs, 'reconnect.maxDelayMs', defaultReconnectOptions.maxDelayMs);
-  if (maxDelayMs < baseDelayMs) throw new TypeError('reconnect.maxDelayMs must not be below reconnect.baseDelayMs');
-  return new BackoffReconnectPolicy({ maxAttempts, baseDelayMs, maxDelayMs });
+  return new BackoffReconnectPolicy(reconnect);
 }
 
 /**

@@ -74,9 +74,30 @@ export interface ReconnectPolicy {
 export class BackoffReconnectPolicy implements ReconnectPolicy {
   readonly #options: Required<ReconnectOptions>;
 
-  /** @param options - already checked (the SessionClient checks what the app passed). */
-  constructor(options: Required<ReconnectOptions> = defaultReconnectOptions) {
-    this.#options = { ...options };
+  /**
+   * @param options - the defaults fill in what is missing.
+   * @throws TypeError naming the first bad option.
+   */
+  constructor(options: ReconnectOptions = {}) {
+    const maxAttempts = options.maxAttempts ?? defaultReconnectOptions.maxAttempts;
+    const baseDelayMs = options.baseDelayMs ?? defaultReconnectOptions.baseDelayMs;
+    const maxDelayMs = options.maxDelayMs ?? defaultReconnectOptions.maxDelayMs;
+    if (
+      typeof maxAttempts !== 'number' ||
+      !(maxAttempts === Number.POSITIVE_INFINITY || (Number.isInteger(maxAttempts) && maxAttempts >= 0))
+    ) {
+      throw new TypeError('reconnect.maxAttempts must be a non-negative integer or Infinity');
+    }
+    for (const [name, value] of [
+      ['baseDelayMs', baseDelayMs],
+      ['maxDelayMs', maxDelayMs],
+    ] as const) {
+      if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+        throw new TypeError(`reconnect.${name} must be a positive number of ms`);
+      }
+    }
+    if (maxDelayMs < baseDelayMs) throw new TypeError('reconnect.maxDelayMs must not be below reconnect.baseDelayMs');
+    this.#options = { maxAttempts, baseDelayMs, maxDelayMs };
   }
 
   nextRetryDelayMs({ attempt, lastError }: ReconnectContext): number | null {
