@@ -2,7 +2,7 @@
  * The composition root of a node's process, and the one module that wires server/ and workers/:
  * a Haven node (server/node.ts, which enqueues) with the BullMQ processors (workers/, which
  * process) in the same process, unless `workers.inProcess` is false: they run apart then
- * (`npm run workers`). server/main.ts, the process entry, starts the node through it.
+ * (`npm run workers`). app/main.ts, the process entry, starts the node through it.
  */
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../server/logger.ts';

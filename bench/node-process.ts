@@ -1,5 +1,5 @@
 /**
- * Runs a Haven node as its own process (`server/main.ts`), as ops would, on a free port with a
+ * Runs a Haven node as its own process (`app/main.ts`), as ops would, on a free port with a
  * temporary data folder and JSON logs, and reads its log lines.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -53,7 +53,7 @@ export const nodeFlags = ['--max-semi-space-size=64'];
 export async function startNodeProcess(env: Record<string, string> = {}): Promise<NodeProcess> {
   const ownDataDir = env.HAVEN_DATA_DIR === undefined;
   const dataDir = env.HAVEN_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'haven-node-'));
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(root, 'server/main.ts')], {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(root, 'app/main.ts')], {
     cwd: root,
     env: {
       ...process.env,

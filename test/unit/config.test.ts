@@ -220,7 +220,7 @@ test('a file that is missing or not a JSON object is refused', () => {
 });
 
 test('the server exits 2 on a bad value, naming the key and what is allowed', () => {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'app/main.ts'], {
     cwd: root,
     env: { ...process.env, HAVEN_MEDIA_LOG_LEVEL: 'chatty' },
     encoding: 'utf8',

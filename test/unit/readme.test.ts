@@ -24,7 +24,7 @@ test('the README quickstart names the two commands', () => {
 
 test('npm start runs the node with the V8 flags the tests and the bench start it with', () => {
   const start = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')).scripts.start;
-  assert.ok(start.includes(`node ${nodeFlags.join(' ')} --import tsx server/main.ts`), start);
+  assert.ok(start.includes(`node ${nodeFlags.join(' ')} --import tsx app/main.ts`), start);
   for (const flag of nodeFlags) assert.ok(readme.includes(flag), `README names ${flag}`);
 });
 

@@ -1,16 +1,17 @@
 /**
  * Entry point of a Haven node: `npm start` (after set-up), or
- * `node --max-semi-space-size=64 --import tsx server/main.ts` (the flag: README, Running a node).
+ * `node --max-semi-space-size=64 --import tsx app/main.ts` (the flag: README, Running a node).
  * Reads the configuration (exit 2 with the offending keys if it is invalid), starts the node with
- * its in-process workers (app/haven-node.ts, the composition root), and shuts it down gracefully
+ * its in-process workers (haven-node.ts, the composition root), and shuts it down gracefully
  * on SIGINT/SIGTERM within `shutdownTimeoutMs`.
  */
-import { startHavenNode } from '../app/haven-node.ts';
+
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { isDemoEnabled } from '../config/schema.ts';
-import { newErrorId } from './errors.ts';
-import { createLogger } from './logger.ts';
-import type { HavenNode } from './node.ts';
+import { newErrorId } from '../server/errors.ts';
+import { createLogger } from '../server/logger.ts';
+import type { HavenNode } from '../server/node.ts';
+import { startHavenNode } from './haven-node.ts';
 
 let config: ReturnType<typeof loadConfig>;
 try {
