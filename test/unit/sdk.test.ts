@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { Server, type Socket } from 'socket.io';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { graceExpired, ReconnectDeadline } from '../../client-sdk/src/connection/reconnect-deadline.ts';
 import {
   BackoffReconnectPolicy,
   backoffDelay,
@@ -24,7 +25,6 @@ import {
   type WaitingEntry,
 } from '../../client-sdk/src/index.ts';
 import { obtainToken } from '../../client-sdk/src/options.ts';
-import { graceExpired, ReconnectDeadline } from '../../client-sdk/src/connection/reconnect-deadline.ts';
 import { buildSdk, bundleProblems } from '../../scripts/build-sdk.ts';
 import { throwsAsync } from '../helpers/assert.ts';
 import { createNodeSessionClient } from '../helpers/wrtc-session.ts';
