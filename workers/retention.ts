@@ -16,15 +16,14 @@
  */
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
 import { attendanceStreamsPrefix } from '../server/attendance/event.ts';
 import { AuditLog } from '../server/audit/audit-log.ts';
 import { auditStreamsPrefix } from '../server/audit/entry.ts';
 import type { AuditKeys } from '../server/audit/keys.ts';
 import type { Logger } from '../server/logger.ts';
-import { parseJson } from '../server/redis/codec.ts';
 import type { RedisConnection } from '../server/redis/connection.ts';
 import { type RetentionSettings, retentionQueueName } from '../server/retention/queue.ts';
+import { chatArchivesPrefix, keptMessageSentAt } from '../server/rooms/chat-archive.ts';
 import { purgeDeliveries } from '../server/webhooks/deliveries.ts';
 import { type WorkerSettings, workerOptions } from './options.ts';
 
@@ -120,13 +119,13 @@ export async function processRetention(deps: RetentionDeps): Promise<RetentionRe
 
   if (settings.chatDays > 0) {
     const before = cutoff(settings.chatDays);
-    for await (const key of scanKeys(redis, `${literal(prefix)}chat:*`, 'hash')) {
+    for await (const key of scanKeys(redis, `${literal(chatArchivesPrefix(prefix))}*`, 'hash')) {
       let cursor = '0';
       do {
         const [next, pairs] = await redis.hscan(key, cursor, 'COUNT', scanCount);
         const expired: string[] = [];
         for (let i = 0; i + 1 < pairs.length; i += 2) {
-          if (sentAt(pairs[i + 1] as string) < before) expired.push(pairs[i] as string);
+          if (keptMessageSentAt(pairs[i + 1] as string) < before) expired.push(pairs[i] as string);
         }
         // HDEL counts only what it removed: a message deleted meanwhile, or seen twice, is not counted.
         if (expired.length > 0) result.chat += await redis.hdel(key, ...expired);
@@ -155,13 +154,6 @@ export async function processRetention(deps: RetentionDeps): Promise<RetentionRe
     result.deliveries = await purgeDeliveries(redis, cutoff(settings.deliveriesDays));
   }
   return result;
-}
-
-const keptMessageSchema = z.object({ sentAt: z.number() });
-
-/** A kept message's `sentAt`; one that cannot be read is kept (Infinity), never guessed old. */
-function sentAt(json: string): number {
-  return parseJson(keptMessageSchema, json)?.sentAt ?? Number.POSITIVE_INFINITY;
 }
 
 /** Runs in the node by default, or alone (`npm run workers`). */
