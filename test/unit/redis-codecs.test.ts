@@ -59,7 +59,11 @@ test('an audit entry round-trips through its fields; a malformed one says what i
     mac: sha,
   };
   assert.equal(fromFields(toFields(entry)), entry);
-  assert.is(JSON.stringify(fromFields(toFields(entry))), JSON.stringify(entry), 'fields in the order `haven audit show` prints them');
+  assert.is(
+    JSON.stringify(fromFields(toFields(entry))),
+    JSON.stringify(entry),
+    'fields in the order `haven audit show` prints them',
+  );
   const fields = toFields(entry);
   const without = (name: string) => fields.filter((_, i) => fields[i - (i % 2)] !== name);
   const replaced = (name: string, value: string) =>
