@@ -131,7 +131,14 @@ export class Room extends TypedEmitter<RoomEvents> {
   restoreMember(init: Omit<MemberInit, 'media' | 'connectionId' | 'restored'>): void {
     const member = this.#newMember({ ...init, connectionId: undefined, restored: true });
     this.#members.set(member.id, member);
-    member.startGrace(this.#settings.reconnectGraceMs, () => this.leave(member.id, 'disconnected'));
+    this.#startGrace(member);
+  }
+
+  /** The reconnection grace: when it runs out, this member leaves (never a newer one with its id). */
+  #startGrace(member: Member): void {
+    member.startGrace(this.#settings.reconnectGraceMs, () => {
+      if (this.#members.get(member.id) === member) this.leave(member.id, 'disconnected');
+    });
   }
 
   /** A member with its media, whose changes those who may see it are told of. */
@@ -301,6 +308,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     const id = target.id;
     this.presence('denied', id);
     this.audience.notify(id, 'denied', [{ reason }]);
+    target.close();
     this.#members.delete(id);
     this.safeEmit('memberGone', id);
     this.waitingRoom.changed();
@@ -321,7 +329,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.#logger.info({ participant: participantId, stage: member.stage }, 'participant disconnected; place kept');
     this.presence('disconnected', participantId, { stage: member.stage });
     this.safeEmit('memberChanged', member, 'presence');
-    member.startGrace(this.#settings.reconnectGraceMs, () => this.leave(participantId, 'disconnected'));
+    this.#startGrace(member);
     if (member.role === 'facilitator') this.waitingRoom.updated();
   }
 

@@ -98,4 +98,24 @@ test('facilitators and observers go straight in, past the gate and the waiting r
   assert.is((await f.join('o1', 'observer')).stage, 'admitted');
 });
 
+test('a grace that was running when someone was denied never takes out who comes back with that id', async () => {
+  const f = await fakeRoom({ waitingRoom: true }, { reconnectGraceMs: 50 });
+  const f1 = await f.join('f1', 'facilitator');
+  await f.join('p1', 'participant');
+  await f.join('p2', 'participant');
+  f.room.disconnected('p1', 'conn-p1');
+  await f.room.moderation.deny(f1, 'p1');
+  await f.room.join(identity('p1', 'participant'), 'conn-p1-again');
+  // p2's grace starts after p1's old one and lasts as long: timers of one duration fire in order,
+  // so when p2 is gone, p1's old grace would have run out too.
+  const p2Gone = new Promise<void>((resolve) =>
+    f.room.on('presence', (event) => {
+      if (event.type === 'left' && event.participant === 'p2') resolve();
+    }),
+  );
+  f.room.disconnected('p2', 'conn-p2');
+  await p2Gone;
+  assert.is(f.room.stageOf('p1'), 'waiting', 'p1, back after the denial, is still waiting');
+});
+
 test.run();
