@@ -5,6 +5,7 @@
  * `errorId` that is also in the error's log line, so that an answer can be traced.
  */
 import { randomBytes } from 'node:crypto';
+import type { z } from 'zod';
 import type { ConsentInfo, ErrorCode, ProtocolError } from '../client-sdk/src/protocol/index.ts';
 import type { Logger } from './logger.ts';
 
@@ -79,3 +80,11 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   UNAVAILABLE: 503,
   PAYLOAD_TOO_LARGE: 413,
 };
+
+/** A short description of what is wrong, naming fields but never echoing values. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`)
+    .join('; ');
+}

@@ -3,10 +3,20 @@
  * session and removal events, sent as webhooks; dropped when this node no longer serves the room.
  */
 import type { Logger } from '../logger.ts';
-import { attendanceWebhook } from '../webhooks/attendance-webhooks.ts';
 import type { WebhookEventInput, WebhookEventType } from '../webhooks/events.ts';
-import type { NewAttendanceEvent } from './event.ts';
+import type { AttendanceEventType, NewAttendanceEvent } from './event.ts';
 import type { AttendanceRecorder } from './recorder.ts';
+
+const webhookOf: Partial<Record<AttendanceEventType, WebhookEventType>> = {
+  sessionStarted: 'session.started',
+  sessionEnded: 'session.ended',
+  removed: 'participant.removed',
+};
+
+/** The webhook an attendance event is also sent as, if any: a clinic hears of sessions and removals. */
+export function attendanceWebhook(type: AttendanceEventType): WebhookEventType | undefined {
+  return webhookOf[type];
+}
 
 export interface AttendanceSinkDeps {
   /** Whether this node serves the room now (holds its lease). */

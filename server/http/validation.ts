@@ -1,8 +1,7 @@
 /** What the HTTP layer takes in (path params, query strings, bodies), through zod schemas. */
 import { z } from 'zod';
 import { idPattern } from '../../client-sdk/src/protocol/index.ts';
-import { HavenError } from '../errors.ts';
-import { describeIssues } from '../signaling/schemas.ts';
+import { describeIssues, HavenError } from '../errors.ts';
 
 /**
  * `value` as `schema` reads it; refused with `refusal`, by default INVALID_REQUEST naming the

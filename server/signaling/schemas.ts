@@ -92,11 +92,3 @@ export const requestNames = Object.keys(requestSchemas) as RequestName[];
 export function isRequestName(name: string): name is RequestName {
   return Object.hasOwn(requestSchemas, name);
 }
-
-/** A short description of what is wrong, naming fields but never echoing values. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 3)
-    .map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`)
-    .join('; ');
-}

@@ -20,7 +20,7 @@ import {
 } from '../../client-sdk/src/protocol/index.ts';
 import type { TokenVerifier, VerifiedIdentity } from '../auth/tokens.ts';
 import type { Cluster } from '../cluster/cluster.ts';
-import { answerFailure, HavenError } from '../errors.ts';
+import { answerFailure, describeIssues, HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Member } from '../rooms/member.ts';
 import type { Room } from '../rooms/room.ts';
@@ -28,7 +28,7 @@ import type { RoomManager } from '../rooms/room-manager.ts';
 import { guarded, loggableEventName } from './guard.ts';
 import { authorize, callerNeed, stageIn } from './permissions.ts';
 import { TokenBucket } from './rate-limit.ts';
-import { describeIssues, isRequestName, requestSchemas } from './schemas.ts';
+import { isRequestName, requestSchemas } from './schemas.ts';
 
 export interface SignalingOptions {
   verifier: TokenVerifier;

@@ -2,8 +2,7 @@ import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { attendanceEventTypes, type NewAttendanceEvent } from '../../server/attendance/event.ts';
-import { attendanceSink } from '../../server/attendance/sink.ts';
-import { attendanceWebhook } from '../../server/webhooks/attendance-webhooks.ts';
+import { attendanceSink, attendanceWebhook } from '../../server/attendance/sink.ts';
 import type { WebhookEventInput, WebhookEventType } from '../../server/webhooks/events.ts';
 
 test('session starts and ends and removals are webhooks; no other attendance event is', () => {
