@@ -8,7 +8,7 @@
  * Run as: node --import tsx bin/haven.ts token --room R --role participant --sub S --name N
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { type Capabilities, idPattern, type Role } from '../client-sdk/src/protocol/index.ts';
@@ -112,9 +112,9 @@ function parseCaps(list: string): Partial<Capabilities> {
 
 /** Returns the text for stdout; throws a UsageError for anything the caller must fix. */
 function run(argv: string[], env: NodeJS.ProcessEnv): string {
-  let parsed: ReturnType<typeof parse>;
+  let parsed: ReturnType<typeof parseCommand<typeof tokenOptions>>;
   try {
-    parsed = parse(argv);
+    parsed = parseCommand(argv, tokenOptions);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -177,27 +177,21 @@ function run(argv: string[], env: NodeJS.ProcessEnv): string {
   }
 }
 
-function parse(args: string[]) {
-  return parseArgs({
-    args,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      room: { type: 'string' },
-      role: { type: 'string' },
-      sub: { type: 'string' },
-      name: { type: 'string' },
-      ttl: { type: 'string' },
-      caps: { type: 'string' },
-      issuer: { type: 'string' },
-      audience: { type: 'string' },
-      jti: { type: 'string' },
-      key: { type: 'string' },
-      alg: { type: 'string' },
-    },
-  });
-}
+const helpOption = { type: 'boolean', short: 'h' } as const;
+
+const tokenOptions = {
+  room: { type: 'string' },
+  role: { type: 'string' },
+  sub: { type: 'string' },
+  name: { type: 'string' },
+  ttl: { type: 'string' },
+  caps: { type: 'string' },
+  issuer: { type: 'string' },
+  audience: { type: 'string' },
+  jti: { type: 'string' },
+  key: { type: 'string' },
+  alg: { type: 'string' },
+} as const;
 
 /* ---- haven audit -------------------------------------------------------------------------- */
 
@@ -209,9 +203,9 @@ function wholeNumber(option: string, value: string | undefined, fallback: number
 
 /** `haven audit …`: writes its output itself; returns the exit status. */
 async function runAudit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let parsed: ReturnType<typeof parseAudit>;
+  let parsed: ReturnType<typeof parseCommand<typeof auditOptions>>;
   try {
-    parsed = parseAudit(argv);
+    parsed = parseCommand(argv, auditOptions);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -349,23 +343,20 @@ function auditConnection(url: string | undefined, env: NodeJS.ProcessEnv): Redis
   );
 }
 
-function parseAudit(args: string[]) {
-  return parseArgs({
-    args,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      room: { type: 'string' },
-      redis: { type: 'string' },
-      prefix: { type: 'string' },
-      from: { type: 'string' },
-      count: { type: 'string' },
-      key: { type: 'string', multiple: true },
-      checkpoint: { type: 'string', multiple: true },
-      checkpoints: { type: 'string' },
-    },
-  });
+const auditOptions = {
+  room: { type: 'string' },
+  redis: { type: 'string' },
+  prefix: { type: 'string' },
+  from: { type: 'string' },
+  count: { type: 'string' },
+  key: { type: 'string', multiple: true },
+  checkpoint: { type: 'string', multiple: true },
+  checkpoints: { type: 'string' },
+} as const;
+
+/** A subcommand's arguments: strict, positionals allowed, and `-h`/`--help` for every one. */
+function parseCommand<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  return parseArgs({ args, allowPositionals: true, strict: true, options: { help: helpOption, ...options } });
 }
 
 const argv = process.argv.slice(2);
