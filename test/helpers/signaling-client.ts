@@ -1,14 +1,17 @@
 /** A raw socket.io client speaking Haven's protocol, for signaling tests (no media). */
 import { io, type Socket } from 'socket.io-client';
-import type { Role } from '../../client-sdk/src/protocol/index.ts';
 import {
   type Ack,
   type ClientToServerEvents,
+  type JoinResponse,
   type NotificationName,
+  protocolVersion,
   type RequestName,
   type ResponseOf,
+  type Role,
   type ServerNotifications,
   type ServerToClientEvents,
+  type SessionState,
   socketPath,
 } from '../../client-sdk/src/protocol/index.ts';
 import { mintAccessToken } from '../../server/auth/mint.ts';
@@ -68,6 +71,15 @@ export async function ok<K extends RequestName>(socket: TestSocket, name: K, pay
   const ack = await request(socket, name, payload);
   if (!ack.ok) throw new Error(`${name} failed: ${ack.error.code} ${ack.error.message}`);
   return ack.data;
+}
+
+/** Sends `join` with this protocol's version; resolves with the stage it reached. */
+export const joinAs = (socket: TestSocket): Promise<JoinResponse> => ok(socket, 'join', { protocolVersion });
+
+/** The session state of a join that was admitted at once; throws on any other stage. */
+export function admitted(response: JoinResponse): SessionState {
+  if (response.stage !== 'admitted') throw new Error(`expected admitted, got ${response.stage}`);
+  return response.session;
 }
 
 type Listen = (event: string, listener: (...args: unknown[]) => void) => void;

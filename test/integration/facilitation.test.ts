@@ -3,82 +3,35 @@
  * chat. Who may send which request is permission-matrix.test.ts. Every moderation action lands in
  * the audit log.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join as joinPath } from 'node:path';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
-import {
-  type JoinResponse,
-  type ModerationRequestName,
-  protocolVersion,
-  type SessionState,
-} from '../../client-sdk/src/protocol/index.ts';
+import { type ModerationRequestName, protocolVersion, type SessionState } from '../../client-sdk/src/protocol/index.ts';
 import { AuditLog } from '../../server/audit/audit-log.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { ChatArchive } from '../../server/rooms/chat-archive.ts';
 import { rejects } from '../helpers/assert.ts';
+import { sessionNode } from '../helpers/session-node.ts';
 import {
   admin,
+  admitted,
   collect,
   connect,
+  joinAs,
   next,
   ok,
   request,
   type TestSocket,
-  testAdminKey,
-  testSecret,
-  token,
 } from '../helpers/signaling-client.ts';
 
-let node: NodeProcess;
-let redis: EmbeddedRedis;
-const redisDir = mkdtempSync(joinPath(tmpdir(), 'haven-facilitation-redis-'));
-const sockets: TestSocket[] = [];
-let roomSeq = 0;
 const consentText = 'What is said in group stays in group. Sessions are not recorded.';
-
-test.before(async () => {
-  redis = await EmbeddedRedis.start({ dataDir: redisDir });
-  node = await startNodeProcess({
-    REDIS_URL: redis.url,
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
-    HAVEN_SIGNALING_RATE_BURST: '200',
-  });
+const { node, redis, newRoom, client } = sessionNode(test, {
+  redis: true,
+  env: { HAVEN_SIGNALING_RATE_BURST: '200' },
+  roomPrefix: 'fac',
+  room: { title: 'Thursday group' },
 });
-
-test.after(async () => {
-  for (const s of sockets) s.close();
-  node?.kill();
-  await redis?.stop();
-  rmSync(redisDir, { recursive: true, force: true });
-});
-
-async function newRoom(extra: object = {}): Promise<string> {
-  const id = `fac-${process.pid}-${++roomSeq}`;
-  const res = await admin(node.url, 'POST', '/v1/rooms', { id, title: 'Thursday group', ...extra });
-  assert.is(res.status, 201, JSON.stringify(res.body));
-  return id;
-}
-
-async function client(room: string, sub: string, role: 'facilitator' | 'participant' | 'observer' = 'participant') {
-  const socket = await connect(node.url, token(room, sub, role));
-  sockets.push(socket);
-  return socket;
-}
-
-const joinAs = (socket: TestSocket): Promise<JoinResponse> => ok(socket, 'join', { protocolVersion });
-
-function admitted(response: JoinResponse): SessionState {
-  if (response.stage !== 'admitted') throw new Error(`expected admitted, got ${response.stage}`);
-  return response.session;
-}
 
 async function auditLength(room: string): Promise<number> {
   const client = new Redis(redis.url);

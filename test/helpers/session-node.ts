@@ -1,0 +1,169 @@
+/**
+ * One Haven node process for a test file, started by uvu's `before` and stopped by its `after`:
+ * with the test secret and admin key (and, if asked, an embedded Redis of its own), rooms created
+ * through the admin API, and socket clients that are closed at the end whether the tests passed
+ * or not.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import type { Role } from '../../client-sdk/src/protocol/index.ts';
+import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
+import { admin, connect, type TestSocket, testAdminKey, testSecret, token } from './signaling-client.ts';
+
+/** What every test node is started with: the secret tests mint tokens with, the admin key, any WebRTC port. */
+export const testNodeEnv = {
+  HAVEN_AUTH_SECRET: testSecret,
+  HAVEN_ADMIN_API_KEY: testAdminKey,
+  HAVEN_MEDIA_WEBRTC_PORT: '0',
+} as const;
+
+export interface SessionNodeOptions {
+  /** The node's environment besides `testNodeEnv` (which it may override); `undefined` leaves a variable out. */
+  env?: Record<string, string | undefined>;
+  /** Start an embedded Redis for this file and give it to the node as `REDIS_URL`. */
+  redis?: boolean;
+  /** Rooms from `newRoom` are named `<roomPrefix>-<pid>-<n>`. */
+  roomPrefix?: string;
+  /** What `newRoom` creates a room with, before the caller's own fields. */
+  room?: object;
+}
+
+/**
+ * A stand-in for a value that exists only once `before` has run, so that a test file can name it
+ * at the top. Methods are bound to the value itself.
+ */
+function lateBound<T extends object>(what: string): { handle: T; get(): T | undefined; set(value: T): void } {
+  let value: T | undefined;
+  const current = (): T => {
+    if (value === undefined) throw new Error(`${what} is not started yet (test.before has not run)`);
+    return value;
+  };
+  const handle = new Proxy({} as T, {
+    get(_, key) {
+      const target = current();
+      const member = Reflect.get(target, key, target);
+      return typeof member === 'function' ? member.bind(target) : member;
+    },
+  });
+  return {
+    handle,
+    get: () => value,
+    set: (v) => {
+      value = v;
+    },
+  };
+}
+
+/** Runs every clean-up step even when one of them throws; rethrows the first failure. */
+async function runAll(steps: (() => unknown)[]): Promise<void> {
+  let failure: unknown;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      failure ??= err;
+    }
+  }
+  if (failure !== undefined) throw failure;
+}
+
+export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
+  const node = lateBound<NodeProcess>('the node');
+  const redis = lateBound<EmbeddedRedis>('the embedded Redis');
+  const redisDir = options.redis ? mkdtempSync(join(tmpdir(), 'haven-test-redis-')) : undefined;
+  const pendingClients: { client: ReturnType<typeof lateBound<Redis>>; options: RedisOptions }[] = [];
+  const sockets: TestSocket[] = [];
+  const atEnd: (() => unknown)[] = [];
+  let roomSeq = 0;
+
+  const env = (): Record<string, string> => {
+    const merged: Record<string, string | undefined> = {
+      ...(redis.get() ? { REDIS_URL: redis.get()?.url } : {}),
+      ...testNodeEnv,
+      ...options.env,
+    };
+    return Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as Record<string, string>;
+  };
+
+  test.before(async () => {
+    if (redisDir) redis.set(await EmbeddedRedis.start({ dataDir: redisDir }));
+    for (const { client, options: clientOptions } of pendingClients) {
+      const connection = new Redis(redis.handle.url, clientOptions);
+      connection.on('error', () => {}); // commands still reject; a test may stop Redis on purpose
+      client.set(connection);
+    }
+    node.set(await startNodeProcess(env()));
+  });
+
+  test.after(() =>
+    runAll([
+      ...atEnd,
+      ...sockets.map((s) => () => s.close()),
+      () => node.get()?.kill(),
+      ...pendingClients.map(
+        ({ client }) =>
+          () =>
+            client.get()?.disconnect(),
+      ),
+      () => redis.get()?.stop(),
+      () => redisDir && rmSync(redisDir, { recursive: true, force: true }),
+    ]),
+  );
+
+  return {
+    /** The node (once `before` has run). */
+    node: node.handle,
+    /** The embedded Redis (with `redis: true`). */
+    redis: redis.handle,
+
+    /** A client of the embedded Redis, connected in `before` and disconnected in `after`. */
+    redisClient(clientOptions: RedisOptions = {}): Redis {
+      const client = lateBound<Redis>('the Redis client');
+      pendingClients.push({ client, options: clientOptions });
+      return client.handle;
+    },
+
+    /** Creates a room through the admin API (expecting 201); resolves with its id. */
+    async newRoom(extra: object = {}): Promise<string> {
+      const id = `${options.roomPrefix ?? 'room'}-${process.pid}-${++roomSeq}`;
+      const res = await admin(node.handle.url, 'POST', '/v1/rooms', { id, ...options.room, ...extra });
+      assert.is(res.status, 201, JSON.stringify(res.body));
+      return id;
+    },
+
+    /** A socket connected with a token for `sub` in `room`, closed at the end. */
+    async client(
+      room: string,
+      sub: string,
+      role: Role = 'participant',
+      claims: Parameters<typeof token>[3] = {},
+    ): Promise<TestSocket> {
+      const socket = await connect(node.handle.url, token(room, sub, role, claims));
+      sockets.push(socket);
+      return socket;
+    },
+
+    /** Keeps a socket connected some other way, to close it at the end. */
+    track(socket: TestSocket): TestSocket {
+      sockets.push(socket);
+      return socket;
+    },
+
+    /** Runs `step` at the end, before the sockets close and the node stops. */
+    atEnd(step: () => unknown): void {
+      atEnd.push(step);
+    },
+
+    /** Kills the node and starts a fresh one with the same environment. */
+    async restart(): Promise<NodeProcess> {
+      node.get()?.kill();
+      node.set(await startNodeProcess(env()));
+      return node.handle;
+    },
+  };
+}
