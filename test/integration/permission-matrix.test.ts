@@ -8,16 +8,10 @@
  * fail on its made-up ids). Tokens grant every capability, so that capabilities, which are the
  * room's to check, never stand in for the table.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join as joinPath } from 'node:path';
-import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import { protocolVersion, type RequestName, type RequestOf, type Role } from '../../client-sdk/src/protocol/index.ts';
 import type { HavenError } from '../../server/errors.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import {
   authorize,
   type ConnectionStage,
@@ -27,46 +21,21 @@ import {
   stages,
 } from '../../server/signaling/permissions.ts';
 import { requestNames } from '../../server/signaling/schemas.ts';
-import {
-  admin,
-  connect,
-  next,
-  ok,
-  request,
-  type TestSocket,
-  testAdminKey,
-  testSecret,
-  token,
-} from '../helpers/signaling-client.ts';
+import { sessionNode } from '../helpers/session-node.ts';
+import { admin, connect, next, ok, request, type TestSocket } from '../helpers/signaling-client.ts';
 
-let node: NodeProcess;
-let redis: EmbeddedRedis;
-let client: Redis;
-const redisDir = mkdtempSync(joinPath(tmpdir(), 'haven-permissions-redis-'));
-const sockets: TestSocket[] = [];
-let roomSeq = 0;
-
-test.before(async () => {
-  redis = await EmbeddedRedis.start({ dataDir: redisDir });
-  client = new Redis(redis.url);
-  node = await startNodeProcess({
-    REDIS_URL: redis.url,
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
+const haven = sessionNode(test, {
+  redis: true,
+  env: {
     HAVEN_MEDIA_PLAIN_TRANSPORTS: 'true',
     HAVEN_SIGNALING_RATE_LIMIT: '1000',
     HAVEN_SIGNALING_RATE_BURST: '5000',
-  });
+  },
+  roomPrefix: 'perm',
+  room: { title: 'Matrix group', consentText: 'What is said here stays here.' },
 });
-
-test.after(async () => {
-  for (const s of sockets) s.close();
-  client?.disconnect();
-  node?.kill();
-  await redis?.stop();
-  rmSync(redisDir, { recursive: true, force: true });
-});
+const { node } = haven;
+const client = haven.redisClient();
 
 /* ---- one valid-shaped payload per request (typed: a new request cannot be left out) ---- */
 
@@ -145,11 +114,8 @@ interface Fixture {
 
 const allCaps = { publishAudio: true, publishVideo: true, publishScreen: true, chat: true };
 
-async function joined(room: string, sub: string, role: Role = 'participant'): Promise<TestSocket> {
-  const socket = await connect(node.url, token(room, sub, role, { caps: allCaps }));
-  sockets.push(socket);
-  return socket;
-}
+const joined = (room: string, sub: string, role: Role = 'participant'): Promise<TestSocket> =>
+  haven.client(room, sub, role, { caps: allCaps });
 
 /** A participant through the consent gate into the waiting room. */
 async function waiting(room: string, sub: string): Promise<TestSocket> {
@@ -168,13 +134,7 @@ async function admitted(room: string, facilitator: TestSocket, sub: string): Pro
 }
 
 async function fixture({ role, stage }: Row): Promise<Fixture> {
-  const room = `perm-${process.pid}-${++roomSeq}`;
-  const created = await admin(node.url, 'POST', '/v1/rooms', {
-    id: room,
-    title: 'Matrix group',
-    consentText: 'What is said here stays here.',
-  });
-  assert.is(created.status, 201, JSON.stringify(created.body));
+  const room = await haven.newRoom();
   const facilitator = await joined(room, 'f1', 'facilitator');
   assert.is((await ok(facilitator, 'join', { protocolVersion })).stage, 'admitted');
   const others = [facilitator];
