@@ -6,71 +6,39 @@ import { once } from 'node:events';
 import jwt from 'jsonwebtoken';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
 import { protocolVersion, type RequestName } from '../../client-sdk/src/protocol/index.ts';
 import { mintAccessToken } from '../../server/auth/mint.ts';
 import { rejects } from '../helpers/assert.ts';
+import { sessionNode } from '../helpers/session-node.ts';
 import {
   admin,
+  admitted,
   collect,
   connect,
+  joinAs,
   next,
   ok,
   request,
   type TestSocket,
-  testAdminKey,
   testSecret,
-  token,
 } from '../helpers/signaling-client.ts';
 
-let node: NodeProcess;
-const sockets: TestSocket[] = [];
-let roomSeq = 0;
-
-test.before(async () => {
-  node = await startNodeProcess({
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
+const haven = sessionNode(test, {
+  env: {
     HAVEN_ROOMS_RECONNECT_GRACE_S: '2',
     HAVEN_ROOMS_EMPTY_TIMEOUT_S: '1',
     HAVEN_SIGNALING_RATE_LIMIT: '10',
     HAVEN_SIGNALING_RATE_BURST: '30',
-  });
-});
-
-test.after(() => {
-  for (const s of sockets) s.close();
-  node?.kill();
-});
-
-async function client(room: string, sub: string, role: 'facilitator' | 'participant' | 'observer' = 'participant') {
-  const socket = await connect(node.url, token(room, sub, role));
-  sockets.push(socket);
-  return socket;
-}
-
-async function newRoom(kind = 'group', extra: object = {}): Promise<string> {
-  const id = `room-${process.pid}-${++roomSeq}`;
+  },
   // No waiting room here: this file tests sessions; the waiting room is tested in facilitation.test.ts.
-  const res = await admin(node.url, 'POST', '/v1/rooms', {
-    id,
-    kind,
-    title: 'Tuesday group',
-    waitingRoom: false,
-    ...extra,
-  });
-  assert.is(res.status, 201, JSON.stringify(res.body));
-  return id;
-}
+  room: { title: 'Tuesday group', waitingRoom: false },
+});
+const { node, client } = haven;
+const newRoom = (kind = 'group', extra: object = {}): Promise<string> => haven.newRoom({ kind, ...extra });
 
 /** Joins and expects to be admitted at once; returns the session state. */
-async function join(socket: TestSocket) {
-  const joined = await ok(socket, 'join', { protocolVersion });
-  if (joined.stage !== 'admitted') throw new Error(`expected to be admitted, got ${joined.stage}`);
-  return joined.session;
-}
+const join = async (socket: TestSocket) => admitted(await joinAs(socket));
 
 /* ---- authentication ---- */
 

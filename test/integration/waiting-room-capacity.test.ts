@@ -5,53 +5,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
-import { type JoinResponse, protocolVersion } from '../../client-sdk/src/protocol/index.ts';
-import {
-  admin,
-  collect,
-  connect,
-  next,
-  ok,
-  request,
-  type TestSocket,
-  testAdminKey,
-  testSecret,
-  token,
-} from '../helpers/signaling-client.ts';
+import { sessionNode } from '../helpers/session-node.ts';
+import { collect, joinAs, next, ok, request } from '../helpers/signaling-client.ts';
 
-let node: NodeProcess;
-const sockets: TestSocket[] = [];
-let roomSeq = 0;
-
-test.before(async () => {
-  node = await startNodeProcess({
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
-  });
-});
-
-test.after(() => {
-  for (const s of sockets) s.close();
-  node?.kill();
-});
-
-async function newRoom(body: object): Promise<string> {
-  const id = `cap-${process.pid}-${++roomSeq}`;
-  const res = await admin(node.url, 'POST', '/v1/rooms', { id, title: 'Session', ...body });
-  assert.is(res.status, 201, JSON.stringify(res.body));
-  return id;
-}
-
-async function client(room: string, sub: string, role: 'facilitator' | 'participant' = 'participant') {
-  const socket = await connect(node.url, token(room, sub, role));
-  sockets.push(socket);
-  return socket;
-}
-
-const joinAs = (socket: TestSocket): Promise<JoinResponse> => ok(socket, 'join', { protocolVersion });
+const { newRoom, client } = sessionNode(test, { roomPrefix: 'cap', room: { title: 'Session' } });
 
 test('individual session, two people arriving together: admitAll says who was left waiting, and they are told it is full', async () => {
   const room = await newRoom({ kind: 'individual' });
