@@ -49,6 +49,8 @@ function lateBound<T extends object>(what: string): { handle: T; get(): T | unde
       const member = Reflect.get(target, key, target);
       return typeof member === 'function' ? member.bind(target) : member;
     },
+    set: (_, key, v) => Reflect.set(current(), key, v),
+    has: (_, key) => Reflect.has(current(), key),
   });
   return {
     handle,
@@ -118,8 +120,9 @@ export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
   return {
     /** The node (once `before` has run). */
     node: node.handle,
-    /** The embedded Redis (with `redis: true`). */
+    /** The embedded Redis (with `redis: true`), and the folder it keeps its data in (removed at the end). */
     redis: redis.handle,
+    redisDir: redisDir as string,
 
     /** A client of the embedded Redis, connected in `before` and disconnected in `after`. */
     redisClient(clientOptions: RedisOptions = {}): Redis {

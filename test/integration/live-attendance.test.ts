@@ -5,80 +5,32 @@
  * stretch at the disconnection; pushes after presence changes; coded refusals; the SDK's API
  * (ticking locally, refreshed after a reconnection); an answer when Redis is gone.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
 import type { LiveAttendance } from '../../client-sdk/src/index.ts';
-import { type AttendanceSnapshot, protocolVersion } from '../../client-sdk/src/protocol/index.ts';
+import type { AttendanceSnapshot } from '../../client-sdk/src/protocol/index.ts';
 import { liveAttendanceReader } from '../../server/attendance/live.ts';
 import { AttendanceRecorder } from '../../server/attendance/recorder.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
-import {
-  admin,
-  collect,
-  connect,
-  next,
-  ok,
-  request,
-  type TestSocket,
-  testAdminKey,
-  testSecret,
-  token,
-} from '../helpers/signaling-client.ts';
+import { sessionNode } from '../helpers/session-node.ts';
+import { collect, joinAs, next, ok, request, type TestSocket, token } from '../helpers/signaling-client.ts';
 import { createNodeSessionClient, type NodeSession, startSignalingProxy } from '../helpers/wrtc-session.ts';
 
 const graceS = 3;
-let node: NodeProcess;
-let redis: EmbeddedRedis;
-let reader: Redis;
-const redisDir = mkdtempSync(joinPath(tmpdir(), 'haven-live-attendance-redis-'));
-const sockets: TestSocket[] = [];
+const haven = sessionNode(test, {
+  redis: true,
+  env: { HAVEN_SIGNALING_RATE_BURST: '200', HAVEN_ROOMS_RECONNECT_GRACE_S: String(graceS) },
+  roomPrefix: 'live',
+  room: { title: 'Tuesday group' },
+});
+const { node, redis, redisDir, newRoom, client } = haven;
+const reader = haven.redisClient({ maxRetriesPerRequest: 1 });
 const sessions: NodeSession[] = [];
-let roomSeq = 0;
+haven.atEnd(() => Promise.all(sessions.map((s) => s.close())));
 
-test.before(async () => {
-  redis = await EmbeddedRedis.start({ dataDir: redisDir });
-  reader = new Redis(redis.url, { maxRetriesPerRequest: 1 });
-  reader.on('error', () => {});
-  node = await startNodeProcess({
-    REDIS_URL: redis.url,
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
-    HAVEN_SIGNALING_RATE_BURST: '200',
-    HAVEN_ROOMS_RECONNECT_GRACE_S: String(graceS),
-  });
-});
-
-test.after(async () => {
-  await Promise.all(sessions.map((s) => s.close()));
-  for (const s of sockets) s.close();
-  node?.kill();
-  reader?.disconnect();
-  await redis?.stop();
-  rmSync(redisDir, { recursive: true, force: true });
-});
-
-async function newRoom(extra: object = {}): Promise<string> {
-  const id = `live-${process.pid}-${++roomSeq}`;
-  const res = await admin(node.url, 'POST', '/v1/rooms', { id, title: 'Tuesday group', ...extra });
-  assert.is(res.status, 201, JSON.stringify(res.body));
-  return id;
-}
-
-async function client(room: string, sub: string, role: 'facilitator' | 'participant' | 'observer' = 'participant') {
-  const socket = await connect(node.url, token(room, sub, role));
-  sockets.push(socket);
-  return socket;
-}
-
-const joinAs = (socket: TestSocket) => ok(socket, 'join', { protocolVersion });
 const snapshot = (socket: TestSocket): Promise<AttendanceSnapshot> => ok(socket, 'liveAttendance', {});
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
