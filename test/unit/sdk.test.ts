@@ -17,6 +17,7 @@ import {
   type ConnectionState,
   HavenRequestError,
   InvalidStateError,
+  type ReconnectPolicy,
   RemoteTrack,
   SessionClient,
   type SessionClientEvents,
@@ -1095,6 +1096,46 @@ test('the browser bundle builds: one ESM file, no require/imports/Node built-ins
   assert.is(bundleProblems('import{x as y}from"debug";').length, 1);
   assert.is(bundleProblems('import"./side.js";').length, 1);
   assert.is(bundleProblems('const f="node:fs";').length, 1);
+});
+
+test('an app’s own ReconnectPolicy paces reconnection after each drop; answering null closes the client', async () => {
+  let connections = 0;
+  const server = await stageServer((socket, requests) => {
+    connections++;
+    answer(socket, requests, 'join', () =>
+      ok({ stage: 'admitted', session: sessionState({ reconnectGraceMs: 4_000 }) }),
+    );
+  });
+  const asked: { attempt: number; graceMs: number }[] = [];
+  const reconnect: ReconnectPolicy = {
+    // The first drop: try again at once. The second: give up.
+    nextRetryDelayMs: ({ attempt, graceMs }) => {
+      asked.push({ attempt, graceMs });
+      return asked.length === 1 ? 0 : null;
+    },
+  };
+  const session = createNodeSessionClient(server.url, 'p-1', { reconnect });
+  const { client } = session;
+  try {
+    await client.connect();
+    await client.join();
+    const resumed = inState(client, 'reconnecting').then(() => inState(client, 'joined'));
+    server.last().conn.close();
+    await resumed;
+    assert.is(connections, 2);
+    const closed = nextEvent(client, 'closed');
+    server.last().conn.close();
+    const [reason] = await closed;
+    assert.is(reason, 'reconnectFailed');
+    assert.equal(asked, [
+      { attempt: 0, graceMs: 4_000 },
+      { attempt: 0, graceMs: 4_000 },
+    ]);
+    assert.is(connections, 2, 'no attempt after the policy gave up');
+  } finally {
+    await session.close();
+    await server.close();
+  }
 });
 
 test.run();
