@@ -124,6 +124,9 @@ export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
     redis: redis.handle,
     redisDir: redisDir as string,
 
+    /** The sockets closed at the end: `client`'s, and any a test connected some other way and pushed. */
+    sockets,
+
     /** A client of the embedded Redis, connected in `before` and disconnected in `after`. */
     redisClient(clientOptions: RedisOptions = {}): Redis {
       const client = lateBound<Redis>('the Redis client');
@@ -147,12 +150,6 @@ export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
       claims: Parameters<typeof token>[3] = {},
     ): Promise<TestSocket> {
       const socket = await connect(node.handle.url, token(room, sub, role, claims));
-      sockets.push(socket);
-      return socket;
-    },
-
-    /** Keeps a socket connected some other way, to close it at the end. */
-    track(socket: TestSocket): TestSocket {
       sockets.push(socket);
       return socket;
     },

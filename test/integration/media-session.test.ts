@@ -5,10 +5,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import { commandOf, descendants, isAlive, waitFor } from '../../bench/processes.ts';
 import type { RemoteTrack } from '../../client-sdk/src/index.ts';
-import { admin, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
+import type { Role } from '../../client-sdk/src/protocol/index.ts';
+import { sessionNode } from '../helpers/session-node.ts';
+import { admin, token } from '../helpers/signaling-client.ts';
 import {
   createNodeSessionClient,
   type NodeSession,
@@ -17,38 +18,22 @@ import {
   startSignalingProxy,
 } from '../helpers/wrtc-session.ts';
 
-let node: NodeProcess;
-const sessions: NodeSession[] = [];
-let roomSeq = 0;
-
-test.before(async () => {
-  node = await startNodeProcess({
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
+const haven = sessionNode(test, {
+  env: {
     HAVEN_MEDIA_WORKERS: '2',
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
     // Small enough that a room of four spreads over both workers.
     HAVEN_MEDIA_MAX_CONSUMERS_PER_ROUTER: '4',
-  });
+  },
+  roomPrefix: 'media',
+  room: { title: 'Media test', waitingRoom: false },
 });
+const { node } = haven;
+const sessions: NodeSession[] = [];
+haven.atEnd(() => Promise.all(sessions.map((s) => s.close())));
 
-test.after(async () => {
-  await Promise.all(sessions.map((s) => s.close()));
-  node?.kill();
-});
+const newRoom = (kind: string): Promise<string> => haven.newRoom({ kind });
 
-async function newRoom(kind: string): Promise<string> {
-  const id = `media-${process.pid}-${++roomSeq}`;
-  const body = { id, kind, title: 'Media test', waitingRoom: false };
-  assert.is((await admin(node.url, 'POST', '/v1/rooms', body)).status, 201);
-  return id;
-}
-
-async function joined(
-  room: string,
-  sub: string,
-  role: 'facilitator' | 'participant' = 'participant',
-): Promise<NodeSession> {
+async function joined(room: string, sub: string, role: Role = 'participant'): Promise<NodeSession> {
   const session = createNodeSessionClient(node.url, token(room, sub, role));
   sessions.push(session);
   await session.client.connect();

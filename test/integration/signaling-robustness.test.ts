@@ -13,7 +13,6 @@ import pino from 'pino';
 import { Server as SocketServer } from 'socket.io';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import { isAlive, waitFor } from '../../bench/processes.ts';
 import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import type { TokenVerifier } from '../../server/auth/tokens.ts';
@@ -22,8 +21,8 @@ import { createHttpApp } from '../../server/http/app.ts';
 import type { RoomManager } from '../../server/rooms/room-manager.ts';
 import { loggableEventName } from '../../server/signaling/guard.ts';
 import { attachSignaling, type HavenSocketServer } from '../../server/signaling/signaling.ts';
+import { sessionNode } from '../helpers/session-node.ts';
 import {
-  admin,
   connect,
   connectOutcome,
   ok,
@@ -31,52 +30,25 @@ import {
   sendRawPacket,
   type TestSocket,
   testAdminKey,
-  testSecret,
   token,
 } from '../helpers/signaling-client.ts';
 
-let node: NodeProcess;
-const sockets: TestSocket[] = [];
+const haven = sessionNode(test, {
+  env: { HAVEN_SIGNALING_RATE_BURST: '500', HAVEN_DEMO: 'true' },
+  roomPrefix: 'robust',
+  room: { title: 'Group', waitingRoom: false },
+});
+const { node, client } = haven;
 let seq = 0;
 
-const nodeEnv = {
-  HAVEN_AUTH_SECRET: testSecret,
-  HAVEN_ADMIN_API_KEY: testAdminKey,
-  HAVEN_MEDIA_WEBRTC_PORT: '0',
-  HAVEN_SIGNALING_RATE_BURST: '500',
-  HAVEN_DEMO: 'true',
-};
-
 /** A test that took the node down must not take the next tests with it: they get a new node. */
-async function liveNode(): Promise<NodeProcess> {
-  if (!node?.child.pid || !isAlive(node.child.pid)) {
-    node?.kill();
-    node = await startNodeProcess(nodeEnv);
-  }
-  return node;
-}
-
 test.before.each(async () => {
-  await liveNode();
+  if (!node.child.pid || !isAlive(node.child.pid)) await haven.restart();
 });
-
-test.after(() => {
-  for (const s of sockets) s.close();
-  node?.kill();
-});
-
-async function client(room: string, sub: string, role: 'facilitator' | 'participant' = 'participant') {
-  const socket = await connect(node.url, token(room, sub, role));
-  sockets.push(socket);
-  return socket;
-}
 
 /** A facilitator alone in a fresh room, joined: the bystander whose session must not notice. */
 async function bystander(): Promise<TestSocket> {
-  const id = `robust-${process.pid}-${++seq}`;
-  const res = await admin(node.url, 'POST', '/v1/rooms', { id, title: 'Group', waitingRoom: false });
-  assert.is(res.status, 201, JSON.stringify(res.body));
-  const socket = await client(id, `f-${seq}`, 'facilitator');
+  const socket = await client(await haven.newRoom(), `f-${++seq}`, 'facilitator');
   await ok(socket, 'join', { protocolVersion });
   return socket;
 }
