@@ -14,21 +14,20 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import { isAlive } from '../../bench/processes.ts';
 import { errorCodes, protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { requestNames, requestSchemas } from '../../server/signaling/schemas.ts';
+import { sessionNode } from '../helpers/session-node.ts';
 import {
   admin,
   connect,
   connectOutcome,
+  joinAs as join,
   next,
   ok,
   request,
   sendRawPacket,
   type TestSocket,
-  testAdminKey,
-  testSecret,
   token,
 } from '../helpers/signaling-client.ts';
 
@@ -49,35 +48,17 @@ const answerTimeoutMs = 10_000;
  */
 const rssBoundBytes = 200 * 1024 * 1024;
 
-let node: NodeProcess;
-const sockets: TestSocket[] = [];
-const room = `fuzz-${process.pid}`;
-const facilitatorRoom = `fuzz-fac-${process.pid}`;
-const consentText = 'What is said in group stays in group.';
-
-test.before(async () => {
-  node = await startNodeProcess({
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
+const haven = sessionNode(test, {
+  env: {
     // High enough that most frames reach validation; RATE_LIMITED is a coded answer too.
     HAVEN_SIGNALING_RATE_LIMIT: '2000',
     HAVEN_SIGNALING_RATE_BURST: '2000',
-  });
+  },
 });
-
-test.after(() => {
-  for (const s of sockets) s.close();
-  node?.kill();
-});
-
-async function client(roomId: string, sub: string, role: 'facilitator' | 'participant' | 'observer' = 'participant') {
-  const socket = await connect(node.url, token(roomId, sub, role));
-  sockets.push(socket);
-  return socket;
-}
-
-const join = (s: TestSocket) => ok(s, 'join', { protocolVersion });
+const { node, client, sockets } = haven;
+const room = `fuzz-${process.pid}`;
+const facilitatorRoom = `fuzz-fac-${process.pid}`;
+const consentText = 'What is said in group stays in group.';
 
 function rssOf(pid: number): number {
   const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
