@@ -1125,8 +1125,9 @@ test('an app’s own ReconnectPolicy paces reconnection after each drop; answeri
     assert.is(connections, 2);
     const closed = nextEvent(client, 'closed');
     server.last().conn.close();
-    const [reason] = await closed;
+    const [reason, error] = await closed;
     assert.is(reason, 'reconnectFailed');
+    assert.is((error as HavenRequestError).code, 'DISCONNECTED', 'given up before any attempt: the drop is the error');
     assert.equal(asked, [
       { attempt: 0, graceMs: 4_000 },
       { attempt: 0, graceMs: 4_000 },

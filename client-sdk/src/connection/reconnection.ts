@@ -74,7 +74,15 @@ export class Reconnection {
           if (isFatalRejoinError(error, this.#host.tokenRefreshes)) break;
         }
       }
-      this.#host.fail(this.#lastError ?? graceExpired(this.#graceMs, this.#lastError));
+      // The policy gave up (or a refusal cannot be overcome): the last attempt's error says why.
+      this.#host.fail(
+        this.#lastError ??
+          new HavenRequestError(
+            'DISCONNECTED',
+            'the connection dropped and the reconnect policy made no attempt',
+            'connect',
+          ),
+      );
     } finally {
       deadline.stop();
     }
