@@ -1,13 +1,13 @@
 /** The admin API's inputs: its bodies, query strings and path params. */
 import { z } from 'zod';
-import { idPattern } from '../../client-sdk/src/protocol/index.ts';
+import { idPattern, maxIdLength } from '../../client-sdk/src/protocol/index.ts';
 import { deliveryStatuses } from '../webhooks/deliveries.ts';
 import { idParam, timeZone } from './validation.ts';
 
 const consentText = z.string().trim().min(1).max(20_000);
 
 export const createRoomSchema = z.strictObject({
-  id: z.string().regex(idPattern, 'letters, digits and . _ : - only, at most 128').optional(),
+  id: z.string().regex(idPattern, `letters, digits and . _ : - only, at most ${maxIdLength}`).optional(),
   kind: z.enum(['group', 'individual', 'education']).default('group'),
   title: z.string().trim().min(1).max(200),
   capacity: z.number().int().min(1).max(500).optional(),

@@ -4,9 +4,9 @@
  * objects are checked here for shape and size only; mediasoup validates their contents.
  */
 import { z } from 'zod';
-import { maxChatLength, type RequestName, type RequestOf } from '../../client-sdk/src/protocol/index.ts';
+import { maxChatLength, maxIdLength, type RequestName, type RequestOf } from '../../client-sdk/src/protocol/index.ts';
 
-const id = z.string().min(1).max(128);
+const id = z.string().min(1).max(maxIdLength);
 const target = z.strictObject({ participantId: id });
 const chatText = z.string().trim().min(1).max(maxChatLength);
 /**
