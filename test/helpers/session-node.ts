@@ -31,6 +31,8 @@ export interface SessionNodeOptions {
   roomPrefix?: string;
   /** What `newRoom` creates a room with, before the caller's own fields. */
   room?: object;
+  /** Whether `before` starts the node (default); without it, the file starts its nodes with `startNode`. */
+  start?: boolean;
 }
 
 /**
@@ -80,16 +82,21 @@ export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
   const redisDir = options.redis ? mkdtempSync(join(tmpdir(), 'haven-test-redis-')) : undefined;
   const pendingClients: { client: ReturnType<typeof lateBound<Redis>>; options: RedisOptions }[] = [];
   const sockets: TestSocket[] = [];
+  const started: NodeProcess[] = [];
   const atEnd: (() => unknown)[] = [];
   let roomSeq = 0;
 
-  const env = (): Record<string, string> => {
+  const startNode = async (env: Record<string, string | undefined> = {}): Promise<NodeProcess> => {
     const merged: Record<string, string | undefined> = {
       ...(redis.get() ? { REDIS_URL: redis.get()?.url } : {}),
       ...testNodeEnv,
       ...options.env,
+      ...env,
     };
-    return Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as Record<string, string>;
+    const given = Object.entries(merged).filter(([, v]) => v !== undefined) as [string, string][];
+    const spawned = await startNodeProcess(Object.fromEntries(given));
+    started.push(spawned);
+    return spawned;
   };
 
   test.before(async () => {
@@ -99,14 +106,14 @@ export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
       connection.on('error', () => {}); // commands still reject; a test may stop Redis on purpose
       client.set(connection);
     }
-    node.set(await startNodeProcess(env()));
+    if (options.start !== false) node.set(await startNode());
   });
 
   test.after(() =>
     runAll([
       ...atEnd,
       ...sockets.map((s) => () => s.close()),
-      () => node.get()?.kill(),
+      ...started.map((n) => () => n.kill()),
       ...pendingClients.map(
         ({ client }) =>
           () =>
@@ -162,8 +169,11 @@ export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
     /** Kills the node and starts a fresh one with the same environment. */
     async restart(): Promise<NodeProcess> {
       node.get()?.kill();
-      node.set(await startNodeProcess(env()));
+      node.set(await startNode());
       return node.handle;
     },
+
+    /** Starts another node (killed at the end), with `env` over the file's own. */
+    startNode,
   };
 }

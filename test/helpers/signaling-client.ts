@@ -82,6 +82,12 @@ export function admitted(response: JoinResponse): SessionState {
   return response.session;
 }
 
+/** The code a request is refused with, or `'ok'`. */
+export async function codeOf(socket: TestSocket, name: string, payload: unknown): Promise<string> {
+  const res = await request(socket, name as RequestName, payload);
+  return res.ok ? 'ok' : res.error.code;
+}
+
 type Listen = (event: string, listener: (...args: unknown[]) => void) => void;
 const untyped = (socket: TestSocket) => socket as unknown as { on: Listen; once: Listen };
 

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../../bench/processes.ts';
-import { type ModerationRequestName, protocolVersion, type SessionState } from '../../client-sdk/src/protocol/index.ts';
+import { type ModerationRequestName, protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { AuditLog } from '../../server/audit/audit-log.ts';
 import { ChatArchive } from '../../server/rooms/chat-archive.ts';
 import { rejects } from '../helpers/assert.ts';
@@ -16,6 +16,7 @@ import { sessionNode } from '../helpers/session-node.ts';
 import {
   admin,
   admitted,
+  codeOf,
   collect,
   connect,
   joinAs,
@@ -41,11 +42,6 @@ async function auditLength(room: string): Promise<number> {
     client.disconnect();
   }
 }
-
-const codeOf = async (socket: TestSocket, name: string, payload: unknown) => {
-  const res = await request(socket, name as never, payload);
-  return res.ok ? 'ok' : res.error.code;
-};
 
 /** A facilitator in a fresh room (waiting room on) and a participant they admitted. */
 async function groupWithParticipant(extra: object = {}) {

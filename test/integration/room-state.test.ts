@@ -6,54 +6,36 @@
  * locked, the banned refused, controlled audio; attendance shows a reconnection, not a second
  * admission; who does not come back leaves after the grace.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import type { NodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
-import { type JoinResponse, protocolVersion, type SessionState } from '../../client-sdk/src/protocol/index.ts';
+import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import type { HavenError } from '../../server/errors.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RoomStateStore } from '../../server/rooms/room-state.ts';
+import { sessionNode } from '../helpers/session-node.ts';
 import {
   admin,
+  codeOf,
   collect,
   connect,
+  joinAs,
   next,
   ok,
-  request,
+  admitted as session,
   type TestSocket,
-  testAdminKey,
-  testSecret,
   token,
 } from '../helpers/signaling-client.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'haven-room-state-'));
-let redis: EmbeddedRedis;
-let client: Redis;
-const sockets: TestSocket[] = [];
-const nodes: NodeProcess[] = [];
+// Two nodes, started by the tests themselves, share this file's Redis.
+const haven = sessionNode(test, { redis: true, start: false });
+const { sockets } = haven;
+const client = haven.redisClient({ maxRetriesPerRequest: 2 });
 /** Log lines of the store under test (pino JSON). */
 const logLines: Record<string, unknown>[] = [];
 const logger = pino({ level: 'info' }, { write: (line: string) => logLines.push(JSON.parse(line)) });
-
-test.before(async () => {
-  redis = await EmbeddedRedis.start({ dataDir: join(dir, 'redis') });
-  client = new Redis(redis.url, { maxRetriesPerRequest: 2 });
-  client.on('error', () => {});
-});
-
-test.after(async () => {
-  for (const s of sockets) s.close();
-  for (const n of nodes) n.kill();
-  client?.disconnect();
-  await redis?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -250,18 +232,8 @@ const opusAudio = {
   rtcp: { cname: 'haven-room-state', reducedSize: true },
 };
 
-function startNode(graceS: number): Promise<NodeProcess> {
-  return startNodeProcess({
-    REDIS_URL: redis.url,
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
-    HAVEN_ROOMS_RECONNECT_GRACE_S: String(graceS),
-  }).then((n) => {
-    nodes.push(n);
-    return n;
-  });
-}
+const startNode = (graceS: number): Promise<NodeProcess> =>
+  haven.startNode({ HAVEN_ROOMS_RECONNECT_GRACE_S: String(graceS) });
 
 /**
  * Connects; while the room is still held by the dead node (a cluster layer refusing with
@@ -281,18 +253,6 @@ async function connectTo(node: NodeProcess, accessToken: string): Promise<TestSo
     }
   }
 }
-
-const joinAs = (socket: TestSocket): Promise<JoinResponse> => ok(socket, 'join', { protocolVersion });
-
-function session(response: JoinResponse): SessionState {
-  if (response.stage !== 'admitted') throw new Error(`expected admitted, got ${response.stage}`);
-  return response.session;
-}
-
-const codeOf = async (socket: TestSocket, name: string, payload: unknown) => {
-  const res = await request(socket, name as never, payload);
-  return res.ok ? 'ok' : res.error.code;
-};
 
 async function streamOf(room: string): Promise<{ type: string; participant?: string; details?: string }[]> {
   const entries = await client.xrange(`haven:attendance:${room}`, '-', '+');
