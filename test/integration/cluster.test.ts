@@ -4,64 +4,37 @@
  * come back on the others with their clients and media, a frozen node cannot serve a room it
  * lost, and a Redis restart is survived without restarting the nodes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import type { NodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
 import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
-import {
-  admin,
-  connect,
-  next,
-  ok,
-  request,
-  type TestSocket,
-  testAdminKey,
-  testSecret,
-  token,
-} from '../helpers/signaling-client.ts';
+import { sessionNode } from '../helpers/session-node.ts';
+import { admin, connect, next, ok, request, type TestSocket, token } from '../helpers/signaling-client.ts';
 import { createNodeSessionClient, type NodeSession, type Reception, receiveFrom } from '../helpers/wrtc-session.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'haven-cluster-'));
 const nodeTimeoutS = 5; // the default
-let embedded: EmbeddedRedis;
-let redis: Redis;
+const haven = sessionNode(test, {
+  redis: true,
+  start: false,
+  env: { HAVEN_CLUSTER_NODE_TIMEOUT_S: String(nodeTimeoutS) },
+});
+const redis = haven.redisClient(); // reconnects after the Redis restart below
+const { redis: embedded, sockets } = haven;
 const nodes = new Map<string, NodeProcess>();
-const sockets: TestSocket[] = [];
 const sessions: NodeSession[] = [];
+haven.atEnd(async () => {
+  for (const s of sessions) await s.close();
+});
 
 async function startNode(id: string): Promise<NodeProcess> {
-  const node = await startNodeProcess({
-    REDIS_URL: embedded.url,
-    HAVEN_NODE_ID: id,
-    HAVEN_CLUSTER_NODE_TIMEOUT_S: String(nodeTimeoutS),
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
-  });
+  const node = await haven.startNode({ HAVEN_NODE_ID: id });
   nodes.set(id, node);
   return node;
 }
 
 test.before(async () => {
-  embedded = await EmbeddedRedis.start({ dataDir: dir });
-  redis = new Redis(embedded.url);
-  redis.on('error', () => {}); // the Redis restart below
   for (const id of ['n1', 'n2', 'n3']) await startNode(id);
-});
-
-test.after(async () => {
-  for (const s of sockets) s.close();
-  for (const s of sessions) await s.close();
-  for (const node of nodes.values()) node.kill();
-  redis?.disconnect();
-  await embedded?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 const urlOf = (id: string) => (nodes.get(id) as NodeProcess).url;
