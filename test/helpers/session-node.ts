@@ -4,16 +4,15 @@
  * through the admin API, and socket clients that are closed at the end whether the tests passed
  * or not.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import type { Role } from '../../client-sdk/src/protocol/index.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
+import type { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
+import { lateBound, runAll } from './hooks.ts';
 import { admin, connect, type TestSocket, testAdminKey, testSecret, token } from './signaling-client.ts';
+import { testRedis } from './test-redis.ts';
 
 /** What every test node is started with: the secret tests mint tokens with, the admin key, any WebRTC port. */
 export const testNodeEnv = {
@@ -35,52 +34,9 @@ export interface SessionNodeOptions {
   start?: boolean;
 }
 
-/**
- * A stand-in for a value that exists only once `before` has run, so that a test file can name it
- * at the top. Methods are bound to the value itself.
- */
-function lateBound<T extends object>(what: string): { handle: T; get(): T | undefined; set(value: T): void } {
-  let value: T | undefined;
-  const current = (): T => {
-    if (value === undefined) throw new Error(`${what} is not started yet (test.before has not run)`);
-    return value;
-  };
-  const handle = new Proxy({} as T, {
-    get(_, key) {
-      const target = current();
-      const member = Reflect.get(target, key, target);
-      return typeof member === 'function' ? member.bind(target) : member;
-    },
-    set: (_, key, v) => Reflect.set(current(), key, v),
-    has: (_, key) => Reflect.has(current(), key),
-  });
-  return {
-    handle,
-    get: () => value,
-    set: (v) => {
-      value = v;
-    },
-  };
-}
-
-/** Runs every clean-up step even when one of them throws; rethrows the first failure. */
-async function runAll(steps: (() => unknown)[]): Promise<void> {
-  let failure: unknown;
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (err) {
-      failure ??= err;
-    }
-  }
-  if (failure !== undefined) throw failure;
-}
-
 export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
   const node = lateBound<NodeProcess>('the node');
-  const redis = lateBound<EmbeddedRedis>('the embedded Redis');
-  const redisDir = options.redis ? mkdtempSync(join(tmpdir(), 'haven-test-redis-')) : undefined;
-  const pendingClients: { client: ReturnType<typeof lateBound<Redis>>; options: RedisOptions }[] = [];
+  const redis = options.redis ? testRedis() : undefined;
   const sockets: TestSocket[] = [];
   const started: NodeProcess[] = [];
   const atEnd: (() => unknown)[] = [];
@@ -88,7 +44,7 @@ export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
 
   const startNode = async (env: Record<string, string | undefined> = {}): Promise<NodeProcess> => {
     const merged: Record<string, string | undefined> = {
-      ...(redis.get() ? { REDIS_URL: redis.get()?.url } : {}),
+      ...(redis ? { REDIS_URL: redis.server.url } : {}),
       ...testNodeEnv,
       ...options.env,
       ...env,
@@ -100,12 +56,7 @@ export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
   };
 
   test.before(async () => {
-    if (redisDir) redis.set(await EmbeddedRedis.start({ dataDir: redisDir }));
-    for (const { client, options: clientOptions } of pendingClients) {
-      const connection = new Redis(redis.handle.url, clientOptions);
-      connection.on('error', () => {}); // commands still reject; a test may stop Redis on purpose
-      client.set(connection);
-    }
+    await redis?.start();
     if (options.start !== false) node.set(await startNode());
   });
 
@@ -114,13 +65,7 @@ export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
       ...atEnd,
       ...sockets.map((s) => () => s.close()),
       ...started.map((n) => () => n.kill()),
-      ...pendingClients.map(
-        ({ client }) =>
-          () =>
-            client.get()?.disconnect(),
-      ),
-      () => redis.get()?.stop(),
-      () => redisDir && rmSync(redisDir, { recursive: true, force: true }),
+      () => redis?.stop(),
     ]),
   );
 
@@ -128,17 +73,16 @@ export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
     /** The node (once `before` has run). */
     node: node.handle,
     /** The embedded Redis (with `redis: true`), and the folder it keeps its data in (removed at the end). */
-    redis: redis.handle,
-    redisDir: redisDir as string,
+    redis: redis?.server as EmbeddedRedis,
+    redisDir: redis?.dir as string,
 
     /** The sockets closed at the end: `client`'s, and any a test connected some other way and pushed. */
     sockets,
 
-    /** A client of the embedded Redis, connected in `before` and disconnected in `after`. */
+    /** A client of the embedded Redis (with `redis: true`), connected in `before` and disconnected in `after`. */
     redisClient(clientOptions: RedisOptions = {}): Redis {
-      const client = lateBound<Redis>('the Redis client');
-      pendingClients.push({ client, options: clientOptions });
-      return client.handle;
+      if (!redis) throw new Error('sessionNode: redisClient needs `redis: true`');
+      return redis.client(clientOptions);
     },
 
     /** Creates a room through the admin API (expecting 201); resolves with its id. */

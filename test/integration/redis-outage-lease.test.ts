@@ -16,27 +16,19 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import type { NodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
 import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { lastServedAt, RoomLeases } from '../../server/cluster/leases.ts';
-import {
-  admin,
-  collect,
-  connect,
-  next,
-  ok,
-  request,
-  type TestSocket,
-  testAdminKey,
-  testSecret,
-  token,
-} from '../helpers/signaling-client.ts';
+import { freePort } from '../helpers/ports.ts';
+import { sessionNode } from '../helpers/session-node.ts';
+import { admin, collect, connect, next, ok, request, type TestSocket, token } from '../helpers/signaling-client.ts';
 
 const leaseMs = 5_000; // the default HAVEN_CLUSTER_NODE_TIMEOUT_S
 const dir = mkdtempSync(join(tmpdir(), 'haven-outage-lease-'));
-const nodes: NodeProcess[] = [];
-const sockets: TestSocket[] = [];
+// The nodes are started below, each with its own way to Redis.
+const haven = sessionNode(test, { start: false });
+const { sockets } = haven;
 const children: ChildProcess[] = [];
 let redisPort = 0;
 let redisServer: ChildProcess;
@@ -88,14 +80,6 @@ class CuttableProxy {
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** redis-server on `redisPort`, on its AOF in `dir` (so a restart finds what it had). */
 async function startRedis(): Promise<ChildProcess> {
   const args = ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes'];
@@ -111,17 +95,8 @@ async function stopRedis(): Promise<void> {
   await exited;
 }
 
-async function startNode(id: string, url: string): Promise<NodeProcess> {
-  const node = await startNodeProcess({
-    REDIS_URL: url,
-    HAVEN_NODE_ID: id,
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
-  });
-  nodes.push(node);
-  return node;
-}
+const startNode = (id: string, url: string): Promise<NodeProcess> =>
+  haven.startNode({ REDIS_URL: url, HAVEN_NODE_ID: id });
 
 async function joined(url: string, room: string, sub: string, role: 'facilitator' | 'participant') {
   const socket = await connect(url, token(room, sub, role));
@@ -153,8 +128,6 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  for (const socket of sockets) socket.close();
-  for (const node of nodes) node.kill();
   redis?.disconnect();
   proxy?.close();
   for (const child of children) child.kill('SIGKILL');

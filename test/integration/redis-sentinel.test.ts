@@ -7,9 +7,7 @@
  * master, once each, in order.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -22,6 +20,7 @@ import { waitFor } from '../../bench/processes.ts';
 import { type Ack, protocolVersion, type RequestName, type ResponseOf } from '../../client-sdk/src/protocol/index.ts';
 import { AttendanceRecorder } from '../../server/attendance/recorder.ts';
 import { redisOptions } from '../../server/redis/connection.ts';
+import { freePort } from '../helpers/ports.ts';
 import {
   admin,
   connect,
@@ -47,15 +46,6 @@ function cleanUp(): void {
   rmSync(dir, { recursive: true, force: true });
 }
 process.once('exit', cleanUp);
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 function start(bin: string, args: string[]): ChildProcess {
   const child = spawn(bin, args, { cwd: dir, stdio: 'ignore' });
