@@ -11,18 +11,20 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
-import { launchBrowser, recordPeerConnections, type TestBrowser } from '../helpers/browser.ts';
-import { admin, testAdminKey } from '../helpers/signaling-client.ts';
+import { browserFor } from '../helpers/browser.ts';
+import { sessionNode } from '../helpers/session-node.ts';
 
 const screenshots = process.env.HAVEN_UPDATE_SCREENSHOTS
   ? join(import.meta.dirname, '..', '..', 'docs', 'screenshots')
   : mkdtempSync(join(tmpdir(), 'haven-screenshots-'));
 mkdirSync(screenshots, { recursive: true });
 
-let node: NodeProcess;
-let browser: TestBrowser;
+// Closed before the node stops, so that no page is left reconnecting.
+const browser = browserFor(test);
+// The demo signs its own tokens (a random secret per start, as in development).
+const haven = sessionNode(test, { env: { HAVEN_AUTH_SECRET: undefined } });
+const { node } = haven;
 const room = `e2e-fac-${process.pid}`;
 const pages: Record<string, Page> = {};
 const ids: Record<string, string> = {};
@@ -69,20 +71,11 @@ function audioBytesFrom(page: Page, fromId: string): Promise<number> {
 }
 
 test.before(async () => {
-  node = await startNodeProcess({ HAVEN_ADMIN_API_KEY: testAdminKey, HAVEN_MEDIA_WEBRTC_PORT: '0' });
-  const created = await admin(node.url, 'POST', '/v1/rooms', {
+  await haven.newRoom({
     id: room,
     title: 'Thursday IOP group',
     consentText: 'What is said in group stays in group.\nThis session is not recorded.',
   });
-  assert.is(created.status, 201);
-  browser = await launchBrowser();
-  await browser.context.addInitScript(recordPeerConnections);
-});
-
-test.after(async () => {
-  await browser?.close();
-  node?.kill();
 });
 
 test('consent → waiting room → admitted by the facilitator → media flows', async () => {

@@ -7,13 +7,17 @@
 import type { Page } from 'playwright-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
-import { launchBrowser, recordPeerConnections, type TestBrowser } from '../helpers/browser.ts';
-import { admin, testAdminKey } from '../helpers/signaling-client.ts';
+import { browserFor } from '../helpers/browser.ts';
+import { sessionNode } from '../helpers/session-node.ts';
 
-let node: NodeProcess;
-let browser: TestBrowser;
+// Closed before the node stops, so that no page is left reconnecting.
+const browser = browserFor(test);
+// The demo signs its own tokens (a random secret per start, as in development).
+const haven = sessionNode(test, {
+  env: { HAVEN_AUTH_SECRET: undefined, HAVEN_ROOMS_RECONNECT_GRACE_S: '20', HAVEN_LOG_LEVEL: 'info' },
+});
+const { node } = haven;
 const room = `e2e-${process.pid}`;
 const pages: Record<string, Page> = {};
 
@@ -76,23 +80,9 @@ const participantIds = (page: Page) =>
     ).havenDemo.client.participants.keys(),
   ]);
 
+// This test is about media: no waiting room (the facilitation tests cover it).
 test.before(async () => {
-  node = await startNodeProcess({
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
-    HAVEN_ROOMS_RECONNECT_GRACE_S: '20',
-    HAVEN_LOG_LEVEL: 'info',
-  });
-  // This test is about media: no waiting room (the facilitation tests cover it).
-  const created = await admin(node.url, 'POST', '/v1/rooms', { id: room, title: 'E2E group', waitingRoom: false });
-  assert.is(created.status, 201);
-  browser = await launchBrowser();
-  await browser.context.addInitScript(recordPeerConnections);
-});
-
-test.after(async () => {
-  await browser?.close();
-  node?.kill();
+  await haven.newRoom({ id: room, title: 'E2E group', waitingRoom: false });
 });
 
 test('three pages in one group room each receive the other two’s audio and video', async () => {

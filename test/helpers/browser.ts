@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
+import type { Test } from 'uvu';
+import { lateBound } from './hooks.ts';
 
 export const chromiumPath = '/usr/bin/chromium';
 
@@ -58,3 +60,17 @@ export const recordPeerConnections = () => {
     }
   } as typeof RTCPeerConnection;
 };
+
+/**
+ * The browser of a test file: launched by uvu's `before` (recording its pages' peer connections)
+ * and closed by its `after`.
+ */
+export function browserFor(test: Test): TestBrowser {
+  const browser = lateBound<TestBrowser>('the browser');
+  test.before(async () => {
+    browser.set(await launchBrowser());
+    await browser.handle.context.addInitScript(recordPeerConnections);
+  });
+  test.after(() => browser.get()?.close());
+  return browser.handle;
+}

@@ -5,13 +5,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../../bench/processes.ts';
@@ -19,18 +16,18 @@ import { computeAttendance } from '../../server/attendance/compute.ts';
 import { readAttendanceEvents } from '../../server/attendance/event.ts';
 import { AttendanceQueue, attendanceQueueName } from '../../server/attendance/queue.ts';
 import { attendanceResultKey } from '../../server/attendance/results.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RoomStore } from '../../server/rooms/room-store.ts';
+import { testRedisFor } from '../helpers/test-redis.ts';
 
 const root = join(import.meta.dirname, '..', '..');
-const dir = mkdtempSync(join(tmpdir(), 'haven-attendance-crash-'));
 const room = 'crash-room';
 const minute = 60_000;
 /** Events that change nothing (media reconnects of a present participant) but make the job long. */
 const padding = 100_000;
 
-let embedded: EmbeddedRedis;
-let redis: Redis;
+const testRedis = testRedisFor(test);
+const { server: embedded } = testRedis;
+const redis = testRedis.client();
 const received: { type: string; id: string }[] = [];
 const receiver = createServer(async (req, res) => {
   let body = '';
@@ -41,18 +38,10 @@ const receiver = createServer(async (req, res) => {
 });
 
 test.before(async () => {
-  embedded = await EmbeddedRedis.start({ dataDir: dir });
-  redis = new Redis(embedded.url);
   receiver.listen(0, '127.0.0.1');
   await once(receiver, 'listening');
 });
-
-test.after(async () => {
-  redis?.disconnect();
-  receiver.close();
-  await embedded?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+testRedis.atEnd(() => receiver.close());
 
 /** A one-hour session two hours ago: pt-a on time, pt-b late and leaving early, pt-c never comes. */
 async function seedSession(): Promise<number> {

@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
@@ -20,11 +19,12 @@ import {
 } from '../../server/audit/audit-log.ts';
 import { AuditKeys, auditKeysOf, keyId } from '../../server/audit/keys.ts';
 import { createLogger } from '../../server/logger.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { rejects } from '../helpers/assert.ts';
+import { testRedisFor } from '../helpers/test-redis.ts';
 
 const root = join(import.meta.dirname, '..', '..');
-const dataDir = mkdtempSync(join(tmpdir(), 'haven-audit-'));
+const testRedis = testRedisFor(test);
+const { server: redisServer, dir: dataDir } = testRedis;
 const prefix = `haven-test-${randomUUID()}:`;
 const silent = pino({ level: 'silent' });
 /** The node's audit secret: in its configuration, never in Redis. */
@@ -34,22 +34,8 @@ const keyFile = join(dataDir, 'audit.key');
 writeFileSync(keyFile, `# audit secrets, the signing one first\n${secret}\n`);
 /** A log with the node's keys (what records), unless options say otherwise. */
 const keyedLog = (options: AuditLogOptions = {}) => new AuditLog(redis, silent, { prefix, keys, ...options });
-let redisServer: EmbeddedRedis;
-let redis: Redis;
-let other: Redis;
-
-test.before(async () => {
-  redisServer = await EmbeddedRedis.start({ dataDir });
-  redis = new Redis(redisServer.url);
-  other = new Redis(redisServer.url);
-});
-
-test.after(async () => {
-  redis?.disconnect();
-  other?.disconnect();
-  await redisServer?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const redis = testRedis.client();
+const other = testRedis.client();
 
 let rooms = 0;
 const newRoom = () => `grp-${++rooms}-${randomUUID().slice(0, 8)}`;

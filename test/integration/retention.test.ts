@@ -5,12 +5,9 @@
  * the node's job scheduler running the processor through BullMQ, with nothing in the job's data.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -19,15 +16,14 @@ import { ConfigError, loadConfig } from '../../config/load.ts';
 import { AuditLog } from '../../server/audit/audit-log.ts';
 import { AuditKeys } from '../../server/audit/keys.ts';
 import { createLogger } from '../../server/logger.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RetentionQueue, type RetentionSettings, retentionQueueName } from '../../server/retention/queue.ts';
 import { listDeliveries } from '../../server/webhooks/deliveries.ts';
 import { WebhookQueue } from '../../server/webhooks/queue.ts';
 import { processRetention, startRetentionWorker } from '../../workers/retention.ts';
 import { rejects } from '../helpers/assert.ts';
+import { testRedisFor } from '../helpers/test-redis.ts';
 
 const root = join(import.meta.dirname, '..', '..');
-const dataDir = mkdtempSync(join(tmpdir(), 'haven-retention-'));
 const day = 86_400_000;
 const silent = pino({ level: 'silent' });
 const auditSecret = 'retention-test-audit-secret-0123456789';
@@ -42,19 +38,9 @@ const defaults: RetentionSettings = {
 };
 /** What a patient might write: must never reach a log line or a job. */
 const chatText = 'I relapsed on Friday and feel unsafe at home';
-let redisServer: EmbeddedRedis;
-let redis: Redis;
-
-test.before(async () => {
-  redisServer = await EmbeddedRedis.start({ dataDir });
-  redis = new Redis(redisServer.url);
-});
-
-test.after(async () => {
-  redis?.disconnect();
-  await redisServer?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const testRedis = testRedisFor(test);
+const { server: redisServer } = testRedis;
+const redis = testRedis.client();
 
 let rooms = 0;
 /** Audit entries for the tampering tests start here: recent, so that no retention run at the real time takes them. */

@@ -4,34 +4,30 @@
  * a week is checked once, and checking it again sends nothing twice.
  */
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Queue, type Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../../bench/processes.ts';
 import { AttendanceQueue, attendanceQueueName, weeklyJobName } from '../../server/attendance/queue.ts';
 import { sessionsBetween } from '../../server/attendance/results.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { RoomStore } from '../../server/rooms/room-store.ts';
 import { listDeliveries } from '../../server/webhooks/deliveries.ts';
 import { WebhookQueue } from '../../server/webhooks/queue.ts';
 import { processAttendance, startAttendanceWorker } from '../../workers/attendance.ts';
 import { startWebhookWorker } from '../../workers/webhooks.ts';
 import { checkClosedWeek, lastClosedWeek } from '../../workers/weekly.ts';
+import { testRedisFor } from '../helpers/test-redis.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'haven-weekly-'));
 const timeZone = 'America/New_York';
 const program = { timeZone, weeklyThresholdHours: 9 };
 const hour = 3_600_000;
 
-let embedded: EmbeddedRedis;
-let redis: Redis;
+const testRedis = testRedisFor(test);
+const { server: embedded } = testRedis;
+const redis = testRedis.client();
 let hooks: WebhookQueue;
 let worker: Worker;
 const received: { type: string; participant?: string; data?: Record<string, unknown> }[] = [];
@@ -43,8 +39,6 @@ const receiver = createServer(async (req, res) => {
 });
 
 test.before(async () => {
-  embedded = await EmbeddedRedis.start({ dataDir: dir });
-  redis = new Redis(embedded.url);
   receiver.listen(0, '127.0.0.1');
   await once(receiver, 'listening');
   const settings = {
@@ -57,13 +51,10 @@ test.before(async () => {
   worker = startWebhookWorker({ url: embedded.url }, redis, settings, { stalledMs: 30_000 }, pino({ level: 'silent' }));
 });
 
-test.after(async () => {
+testRedis.atEnd(async () => {
   await worker?.close();
   await hooks?.close();
-  redis?.disconnect();
   receiver.close();
-  await embedded?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** A computed session: `present` participants attend from start to end; `roster` may add no-shows. */
