@@ -85,10 +85,10 @@ export function sessionNode(test: Test, options: SessionNodeOptions = {}) {
       return redis.client(clientOptions);
     },
 
-    /** Creates a room through the admin API (expecting 201); resolves with its id. */
-    async newRoom(extra: object = {}): Promise<string> {
+    /** Creates a room through the admin API of the node (or of `url`), expecting 201; resolves with its id. */
+    async newRoom(extra: object = {}, url = node.handle.url): Promise<string> {
       const id = `${options.roomPrefix ?? 'room'}-${process.pid}-${++roomSeq}`;
-      const res = await admin(node.handle.url, 'POST', '/v1/rooms', { id, ...options.room, ...extra });
+      const res = await admin(url, 'POST', '/v1/rooms', { id, ...options.room, ...extra });
       assert.is(res.status, 201, JSON.stringify(res.body));
       return id;
     },

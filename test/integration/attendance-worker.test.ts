@@ -5,8 +5,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -14,21 +12,11 @@ import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts'
 import { waitFor } from '../../bench/processes.ts';
 import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { parseCsv } from '../../server/attendance/csv.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
 import { admin, connect, ok, type TestSocket, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
+import { testRedisFor } from '../helpers/test-redis.ts';
 
 const root = join(import.meta.dirname, '..', '..');
-const dir = mkdtempSync(join(tmpdir(), 'haven-attendance-worker-'));
-let redis: EmbeddedRedis;
-
-test.before(async () => {
-  redis = await EmbeddedRedis.start({ dataDir: dir });
-});
-
-test.after(async () => {
-  await redis?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { server: redis } = testRedisFor(test);
 
 async function attendanceOf(node: NodeProcess, room: string) {
   const res = await admin(node.url, 'GET', `/v1/rooms/${room}/attendance`);

@@ -5,56 +5,32 @@
  * `TOKEN_UNAVAILABLE`, on connect and while reconnecting. And `moderation.endSession()` resolves
  * once the session has ended.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import type { NodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
 import type { CloseReason, ConnectionState } from '../../client-sdk/src/index.ts';
 import { HavenRequestError } from '../../client-sdk/src/index.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
-import { admin, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
+import { sessionNode } from '../helpers/session-node.ts';
+import { token } from '../helpers/signaling-client.ts';
 import { createNodeSessionClient, type NodeSession } from '../helpers/wrtc-session.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'haven-sdk-reconnect-'));
-let redis: EmbeddedRedis;
-const nodes: NodeProcess[] = [];
+const haven = sessionNode(test, {
+  redis: true,
+  start: false, // the tests start their own nodes
+  env: { HAVEN_CLUSTER_NODE_TIMEOUT_S: '1' },
+  roomPrefix: 'sdkrc',
+  room: { kind: 'group', title: 'Group', waitingRoom: false },
+});
 const sessions: NodeSession[] = [];
-let roomSeq = 0;
-
-test.before(async () => {
-  redis = await EmbeddedRedis.start({ dataDir: join(dir, 'redis') });
-});
-
-test.after(async () => {
+haven.atEnd(async () => {
   for (const session of sessions) await session.close();
-  for (const node of nodes) node.kill();
-  await redis?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
-async function startNode(graceS: number, env: Record<string, string> = {}): Promise<NodeProcess> {
-  const node = await startNodeProcess({
-    REDIS_URL: redis.url,
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
-    HAVEN_ROOMS_RECONNECT_GRACE_S: String(graceS),
-    HAVEN_CLUSTER_NODE_TIMEOUT_S: '1',
-    ...env,
-  });
-  nodes.push(node);
-  return node;
-}
+const startNode = (graceS: number, env: Record<string, string> = {}): Promise<NodeProcess> =>
+  haven.startNode({ HAVEN_ROOMS_RECONNECT_GRACE_S: String(graceS), ...env });
 
-async function newRoom(node: NodeProcess): Promise<string> {
-  const id = `sdkrc-${process.pid}-${++roomSeq}`;
-  const created = await admin(node.url, 'POST', '/v1/rooms', { id, kind: 'group', title: 'Group', waitingRoom: false });
-  assert.is(created.status, 201, JSON.stringify(created.body));
-  return id;
-}
+const newRoom = (node: NodeProcess): Promise<string> => haven.newRoom({}, node.url);
 
 /** A client whose states and close are recorded with the client's own clock. */
 function watched(url: string, accessToken: Parameters<typeof createNodeSessionClient>[1]) {

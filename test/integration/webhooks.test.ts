@@ -7,26 +7,26 @@
 import { spawnSync } from 'node:child_process';
 import { createHmac, createPublicKey, timingSafeEqual, verify as verifySignature } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type NodeProcess, startNodeProcess } from '../../bench/node-process.ts';
+import type { NodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
 import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import { checkpointMessage } from '../../server/audit/checkpoint.ts';
-import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
-import { admin, connect, next, ok, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
+import { sessionNode } from '../helpers/session-node.ts';
+import { admin, connect, next, ok, token } from '../helpers/signaling-client.ts';
 
 const webhookSecret = 'clinic-webhook-secret-0123';
 const auditSecret = 'webhooks-test-audit-secret-0123456789';
 const root = join(import.meta.dirname, '..', '..');
-const redisDir = mkdtempSync(join(tmpdir(), 'haven-webhooks-redis-'));
-let redisServer: EmbeddedRedis;
+// The node is started once the receiver listens: its URLs are in the node's settings.
+const haven = sessionNode(test, { redis: true, start: false });
+const { redis: redisServer, redisDir } = haven;
 
 interface Received {
   path: string;
@@ -73,15 +73,10 @@ test.before(async () => {
   receiver.listen(0, '127.0.0.1');
   await once(receiver, 'listening');
   const base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  redisServer = await EmbeddedRedis.start({ dataDir: redisDir });
-  node = await startNodeProcess({
-    REDIS_URL: redisServer.url,
+  node = await haven.startNode({
     HAVEN_AUDIT_HMAC_KEY: auditSecret,
     // Only a session's end checkpoints during the test: one audit.checkpoint per session.
     HAVEN_AUDIT_CHECKPOINT_INTERVAL_S: '3600',
-    HAVEN_AUTH_SECRET: testSecret,
-    HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
     HAVEN_WEBHOOK_URLS: `${base}/ok,${base}/flaky,${base}/down`,
     HAVEN_WEBHOOK_SECRET: webhookSecret,
     HAVEN_WEBHOOK_MAX_ATTEMPTS: '3',
@@ -89,11 +84,8 @@ test.before(async () => {
   });
 });
 
-test.after(async () => {
-  node?.kill();
+test.after(() => {
   receiver.close();
-  await redisServer?.stop();
-  rmSync(redisDir, { recursive: true, force: true });
 });
 
 test('a session’s events arrive signed; a 500 is retried; a dead endpoint is dead-lettered', async () => {
