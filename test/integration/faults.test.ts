@@ -7,7 +7,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -18,6 +17,7 @@ import { commandOf, descendants, isAlive, redisServersIn, waitFor } from '../../
 import { computeAttendance } from '../../server/attendance/compute.ts';
 import { type AttendanceEvent, readAttendanceEvents } from '../../server/attendance/event.ts';
 import { lastServedAt } from '../../server/cluster/leases.ts';
+import { freePort } from '../helpers/ports.ts';
 import { admin, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 import { createNodeSessionClient, type NodeSession, type Reception, receiveFrom } from '../helpers/wrtc-session.ts';
 
@@ -165,14 +165,6 @@ function assertExactAttendance(events: AttendanceEvent[], people: string[], unti
     assert.equal(figures.intervals, [{ from, to }], `${person}: one interval, admission to leave`);
     assert.is(figures.presentSeconds, Math.floor((to - from) / 1000), `${person}: present seconds`);
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 async function status(url: string): Promise<number> {
