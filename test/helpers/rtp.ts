@@ -21,3 +21,15 @@ export function rtpPayload(packet: Buffer): Buffer | undefined {
   const padding = (packet[0] ?? 0) & 0x20 ? (packet[packet.length - 1] ?? 0) : 0;
   return packet.subarray(offset, packet.length - padding);
 }
+
+/** The RTP parameters of an Opus microphone, as a client sends them with `produce`. */
+export function opusAudioParameters(ssrc: number, cname: string) {
+  return {
+    codecs: [
+      { mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: {}, rtcpFeedback: [] },
+    ],
+    encodings: [{ ssrc }],
+    headerExtensions: [],
+    rtcp: { cname, reducedSize: true },
+  };
+}

@@ -12,6 +12,7 @@ import { type ModerationRequestName, protocolVersion } from '../../client-sdk/sr
 import { AuditLog } from '../../server/audit/audit-log.ts';
 import { ChatArchive } from '../../server/rooms/chat-archive.ts';
 import { rejects } from '../helpers/assert.ts';
+import { opusAudioParameters } from '../helpers/rtp.ts';
 import { sessionNode } from '../helpers/session-node.ts';
 import {
   admin,
@@ -61,14 +62,7 @@ async function enter(socket: TestSocket, facilitator: TestSocket, id: string): P
   await entering;
 }
 
-const opusAudio = {
-  codecs: [
-    { mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: {}, rtcpFeedback: [] },
-  ],
-  encodings: [{ ssrc: 11111111 }],
-  headerExtensions: [],
-  rtcp: { cname: 'haven-test', reducedSize: true },
-};
+const opusAudio = opusAudioParameters(11111111, 'haven-test');
 
 /** Publishes a (silent) microphone without real media: enough for the server to moderate it. */
 async function publishMicrophone(socket: TestSocket): Promise<string> {

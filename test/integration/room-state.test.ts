@@ -15,6 +15,7 @@ import { waitFor } from '../../bench/processes.ts';
 import { protocolVersion } from '../../client-sdk/src/protocol/index.ts';
 import type { HavenError } from '../../server/errors.ts';
 import { RoomStateStore } from '../../server/rooms/room-state.ts';
+import { opusAudioParameters } from '../helpers/rtp.ts';
 import { sessionNode } from '../helpers/session-node.ts';
 import {
   admin,
@@ -223,14 +224,7 @@ test('store: the default TTL is 24 h, refreshed by every write', async () => {
 
 /* ---- a session across a node's death ---- */
 
-const opusAudio = {
-  codecs: [
-    { mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: {}, rtcpFeedback: [] },
-  ],
-  encodings: [{ ssrc: 22222222 }],
-  headerExtensions: [],
-  rtcp: { cname: 'haven-room-state', reducedSize: true },
-};
+const opusAudio = opusAudioParameters(22222222, 'haven-room-state');
 
 const startNode = (graceS: number): Promise<NodeProcess> =>
   haven.startNode({ HAVEN_ROOMS_RECONNECT_GRACE_S: String(graceS) });
