@@ -14,6 +14,8 @@ packages=(
   redis-server redis-sentinel
   # browser end-to-end tests (headless, driven by playwright-core)
   chromium fonts-liberation
+  # the metrics test scrapes a node with a real Prometheus, and checks the alert rules with promtool
+  prometheus
 )
 src_list=/etc/apt/sources.list.d/haven-deb-src.sources
 
