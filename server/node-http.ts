@@ -47,6 +47,7 @@ export function createNodeHttpServer(deps: NodeHttpDeps): HttpServer {
         deliveries: (query) => listDeliveries(redis, query),
         endpoints: () => endpointSummaries(redis, config.webhooks.urls),
         remoteOwnerUrl: (room) => cluster.remoteOwnerUrl(room),
+        servingNode: () => ({ id: cluster.nodeId, url: cluster.registry.url }),
         attendanceOf: (room) => attendanceOf(redis, room),
       },
       demo:

@@ -12,6 +12,8 @@ import { weeklyTotals } from '../attendance/weekly.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { answerFailure, HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Stage } from '../rooms/member.ts';
+import type { Room } from '../rooms/room.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
 import type { RoomStore } from '../rooms/room-store.ts';
 import type { Delivery, DeliveryPage, EndpointSummary } from '../webhooks/deliveries.ts';
@@ -52,6 +54,8 @@ export interface AdminDeps {
   deliveries: (options: { status?: Delivery['status']; limit: number; cursor: number }) => Promise<DeliveryPage>;
   /** The URL of the node serving a live room, when it is another node (calls about it are forwarded there). */
   remoteOwnerUrl?: (room: string) => Promise<string | undefined>;
+  /** The node answering (the one serving a live room: calls about it are forwarded there). */
+  servingNode?: () => { id: string; url: string };
   /** The program's time zone (weeks) and weekly threshold, in hours. */
   program: { timeZone: string; weeklyThresholdHours: number };
 }
@@ -110,8 +114,15 @@ const getRoom: AdminRoute = async (deps, request) => {
   const room = await deps.store.get(roomId);
   if (!room) throw new HavenError('NOT_FOUND', 'no such room');
   const live = deps.rooms.get(roomId);
-  return { status: 200, data: { ...room, live: live ? { participants: live.size, routers: live.routerCount } : null } };
+  return { status: 200, data: { ...room, live: live ? liveView(live, deps.servingNode?.()) : null } };
 };
+
+/** A live room at a glance: everyone in it (by stage, facilitators in `admitted`), its routers, its node. */
+function liveView(room: Room, node: { id: string; url: string } | undefined) {
+  const stages: Record<Stage, number> = { consent: 0, waiting: 0, admitted: 0 };
+  for (const member of room.members.values()) stages[member.stage]++;
+  return { participants: room.size, stages, routers: room.routerCount, node: node ?? null };
+}
 
 const endRoom: AdminRoute = async (deps, request) => {
   const roomId = roomIdOf(request);
