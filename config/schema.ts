@@ -206,6 +206,30 @@ export const configSchema = z
           ),
       })
       .prefault({}),
+    metrics: z
+      .strictObject({
+        /** Bearer token of `GET /metrics` on the HTTP port. Unset (and no `port`): no metrics, `/metrics` answers 404. */
+        token: z
+          .string()
+          .min(24)
+          .optional()
+          .describe(
+            'Bearer token of `GET /metrics` (Prometheus text format) on the HTTP port (24+ characters). Unset, and no metrics port: metrics are off (404).',
+          ),
+        /** Address of the separate metrics listener (with `port`). Default `127.0.0.1`. */
+        host: z
+          .string()
+          .min(1)
+          .default('127.0.0.1')
+          .describe('Address the separate metrics listener binds to (with `metrics.port`): a private network’s.'),
+        /** Port of a separate, plain metrics listener; then `/metrics` is served there only. */
+        port: port
+          .optional()
+          .describe(
+            'Port of a separate plain HTTP listener for `GET /metrics` (then not served on the HTTP port; the token, if set, is asked there too).',
+          ),
+      })
+      .prefault({}),
     rooms: z
       .strictObject({
         /** Whether a facilitator's valid token opens a room not created through the admin API. */
@@ -492,6 +516,9 @@ export const envNames = {
   'auth.maxTokenLifetimeS': 'HAVEN_AUTH_MAX_TOKEN_LIFETIME_S',
   'auth.clockSkewS': 'HAVEN_AUTH_CLOCK_SKEW_S',
   'admin.apiKey': 'HAVEN_ADMIN_API_KEY',
+  'metrics.token': 'HAVEN_METRICS_TOKEN',
+  'metrics.host': 'HAVEN_METRICS_HOST',
+  'metrics.port': 'HAVEN_METRICS_PORT',
   'rooms.autoCreate': 'HAVEN_ROOMS_AUTO_CREATE',
   'rooms.emptyTimeoutS': 'HAVEN_ROOMS_EMPTY_TIMEOUT_S',
   'rooms.reconnectGraceS': 'HAVEN_ROOMS_RECONNECT_GRACE_S',
@@ -527,6 +554,10 @@ export const envNames = {
 /** Settings whose default depends on the mode: development conveniences, secure in production. */
 export function isDemoEnabled(config: Config): boolean {
   return config.env !== 'production' && (config.demo ?? true);
+}
+/** Whether the node serves `/metrics` at all (a token, or a separate listener). */
+export function isMetricsEnabled(config: Config): boolean {
+  return config.metrics.token !== undefined || config.metrics.port !== undefined;
 }
 export function isRoomAutoCreateEnabled(config: Config): boolean {
   return config.rooms.autoCreate ?? config.env !== 'production';
