@@ -10,6 +10,7 @@ import type { AuditLog } from './audit/audit-log.ts';
 import type { Cluster } from './cluster/cluster.ts';
 import { createHttpApp, type Readiness } from './http/app.ts';
 import { createDemoHandler } from './http/demo.ts';
+import { type MetricsSource, metricsRoutes } from './http/metrics-route.ts';
 import type { Logger } from './logger.ts';
 import type { RoomManager } from './rooms/room-manager.ts';
 import type { RoomStore } from './rooms/room-store.ts';
@@ -26,6 +27,8 @@ export interface NodeHttpDeps {
   /** The HS256 secret the demo mints tokens with; no demo without it. */
   authSecret: string | undefined;
   readiness: () => Promise<Readiness>;
+  /** The node's metrics, when enabled: served here unless a separate metrics port is set. */
+  metrics?: MetricsSource;
 }
 
 export function createNodeHttpServer(deps: NodeHttpDeps): HttpServer {
@@ -33,6 +36,10 @@ export function createNodeHttpServer(deps: NodeHttpDeps): HttpServer {
   return createServer(
     createHttpApp({
       readiness: deps.readiness,
+      metrics:
+        deps.metrics && config.metrics.port === undefined
+          ? metricsRoutes({ metrics: deps.metrics, token: config.metrics.token, logger })
+          : undefined,
       admin: {
         apiKey: config.admin.apiKey,
         store,

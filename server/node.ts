@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import { Server as SocketServer } from 'socket.io';
-import { type Config, isRoomAutoCreateEnabled } from '../config/schema.ts';
+import { type Config, isMetricsEnabled, isRoomAutoCreateEnabled } from '../config/schema.ts';
 import { liveAttendanceReader } from './attendance/live.ts';
 import { AttendanceQueue } from './attendance/queue.ts';
 import { AttendanceRecorder } from './attendance/recorder.ts';
@@ -24,8 +24,10 @@ import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { Cluster } from './cluster/cluster.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 import { answerClientError, type Readiness } from './http/app.ts';
+import { createMetricsServer } from './http/metrics-route.ts';
 import type { Logger } from './logger.ts';
 import { WorkerPool } from './media/worker-pool.ts';
+import { NodeMetrics } from './metrics/node-metrics.ts';
 import { createNodeHttpServer } from './node-http.ts';
 import type { RedisConnection } from './redis/connection.ts';
 import type { EmbeddedRedis } from './redis/embedded-redis.ts';
@@ -68,6 +70,8 @@ export class HavenNode {
   readonly redis: Redis;
   readonly pool: WorkerPool;
   readonly http: HttpServer;
+  /** The separate metrics listener (`metrics.port`), when configured. */
+  readonly metricsHttp: HttpServer | undefined;
   readonly io: HavenSocketServer;
   readonly rooms: RoomManager;
   readonly revocations: RevocationStore;
@@ -92,6 +96,7 @@ export class HavenNode {
     dataDirLock: DataDirLock;
     pool: WorkerPool;
     http: HttpServer;
+    metricsHttp: HttpServer | undefined;
     io: HavenSocketServer;
     rooms: RoomManager;
     revocations: RevocationStore;
@@ -107,6 +112,7 @@ export class HavenNode {
     this.#dataDirLock = parts.dataDirLock;
     this.pool = parts.pool;
     this.http = parts.http;
+    this.metricsHttp = parts.metricsHttp;
     this.io = parts.io;
     this.rooms = parts.rooms;
     this.revocations = parts.revocations;
@@ -209,6 +215,22 @@ export class HavenNode {
         load: () => ({ rooms: rooms.rooms.length, consumers: pool.workers.reduce((n, w) => n + w.load, 0) }),
         serving: (room) => rooms.get(room) !== undefined,
       });
+      const metrics = isMetricsEnabled(config)
+        ? new NodeMetrics({
+            redis,
+            connection,
+            attendance,
+            cluster,
+            rooms,
+            pool,
+            logger,
+            ready: async () => (await node.readiness()).ready,
+          })
+        : undefined;
+      if (metrics) started.push(() => metrics.close());
+      const { token } = config.metrics;
+      const metricsHttp =
+        metrics && config.metrics.port !== undefined ? createMetricsServer({ metrics, token, logger }) : undefined;
       const node: HavenNode = new HavenNode({
         config,
         logger,
@@ -226,7 +248,9 @@ export class HavenNode {
           cluster,
           authSecret,
           readiness: () => node.readiness(),
+          metrics,
         }),
+        metricsHttp,
         io: new SocketServer({ serveClient: false, maxHttpBufferSize: maxFrameBytes }),
         rooms,
         revocations,
@@ -237,6 +261,7 @@ export class HavenNode {
           { close: async () => audit.close() },
           ...(background ? [background] : []),
           attendanceQueue,
+          ...(metrics ? [metrics] : []),
           webhooks,
           retentionQueue,
         ],
@@ -253,11 +278,17 @@ export class HavenNode {
         rateLimit: config.signaling.rateLimit,
         rateBurst: config.signaling.rateBurst,
         cluster,
+        observer: metrics?.signaling,
       });
       node.http.on('clientError', answerClientError);
       node.io.attach(node.http);
       node.http.listen(config.http.port, config.http.host);
       await once(node.http, 'listening');
+      if (metricsHttp) {
+        started.push(() => metricsHttp.close());
+        metricsHttp.listen(config.metrics.port, config.metrics.host);
+        await once(metricsHttp, 'listening');
+      }
       await node.#joinCluster();
       logger.info({ url: node.url, workers: pool.workers.length, embeddedRedis: !!embedded }, 'haven node ready');
       return node;
@@ -322,6 +353,8 @@ export class HavenNode {
       this.io.disconnectSockets(true);
       await new Promise<void>((r) => this.io.close(() => r()));
       this.http.closeAllConnections();
+      this.metricsHttp?.close();
+      this.metricsHttp?.closeAllConnections();
       await this.pool.close();
       // Attendance events still waiting for Redis: a last chance, then the spill file.
       await this.attendance.flush(2_000).catch(() => {});

@@ -93,6 +93,11 @@ export class AttendanceRecorder {
     return this.#queue.length + this.#spilled;
   }
 
+  /** Of those, the events in the spill file on disk. */
+  get spilled(): number {
+    return this.#spilled;
+  }
+
   /**
    * Copies of `room`'s events not yet known to be in Redis (queued or spilled), oldest first: a
    * live view adds them to what it reads from the stream. The one being written may be in the

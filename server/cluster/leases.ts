@@ -126,6 +126,8 @@ interface Held {
 export type LeaseEvents = {
   /** The lease on `room` was lost (not renewed in time, or taken): stop serving it. */
   lost: [room: string];
+  /** A renewal went through (Redis kept the lease ours for another `leaseMs`). */
+  renewed: [room: string];
 };
 
 export type Acquired = { held: true; fence: number } | { held: false; owner: string };
@@ -276,6 +278,7 @@ export class RoomLeases extends TypedEmitter<LeaseEvents> {
           if (this.#held.get(room) !== held) return; // released meanwhile
           if (renewed !== 1) return this.#lose(room, 'taken by another node');
           held.validUntil = askedAt + this.#leaseMs;
+          this.safeEmit('renewed', room);
           if (held.suspended) this.#logger.info({ room }, 'room lease renewed: Redis reachable again');
           held.suspended = false;
         } catch (err) {

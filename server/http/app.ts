@@ -23,6 +23,8 @@ export interface Readiness {
 export interface HttpAppDeps {
   readiness(): Promise<Readiness>;
   admin: AdminDeps;
+  /** `GET /metrics`, when it is served on this port (server/http/metrics-route.ts). */
+  metrics?: RouteSet;
   /** The demo's routes (`/demo…`), when the demo is enabled. */
   demo?: RouteSet;
   /** Where faults are logged; the admin API's logger when absent. */
@@ -41,6 +43,7 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
     );
   });
   router.add(adminRoutes(deps.admin));
+  if (deps.metrics) router.add(deps.metrics);
   if (deps.demo) router.add(deps.demo);
   return (req: IncomingMessage, res: ServerResponse) => {
     let path = '?';

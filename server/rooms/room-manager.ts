@@ -12,7 +12,8 @@ import type { RoomSettings } from './room-settings.ts';
 import type { RoomDefinition, RoomStore } from './room-store.ts';
 
 export type RoomManagerEvents = {
-  roomOpened: [room: Room];
+  /** `resumed`: the room goes on from state another node (or an earlier run) left: a failover. */
+  roomOpened: [room: Room, resumed: boolean];
 };
 
 export class RoomManager extends TypedEmitter<RoomManagerEvents> {
@@ -58,7 +59,7 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
     const room = await Room.open(definition, this.#settings, saved);
     this.#rooms.set(room.id, room);
     room.once('closed', () => this.#rooms.delete(room.id));
-    this.safeEmit('roomOpened', room);
+    this.safeEmit('roomOpened', room, saved !== undefined);
     return room;
   }
 

@@ -11,6 +11,7 @@ import {
   type Ack,
   type ClientToServerEvents,
   type Empty,
+  type ErrorCode,
   type JoinResponse,
   protocolVersion,
   type RequestName,
@@ -38,6 +39,14 @@ export interface SignalingOptions {
   rateBurst: number;
   /** Where connections for a room belong among the nodes; absent: every room is served here. */
   cluster?: Pick<Cluster, 'route' | 'serves'>;
+  /** Told of each connection admitted and each request answered (for metrics); must not throw. */
+  observer?: SignalingObserver;
+}
+
+/** What signaling tells an observer: names from the protocol's fixed set only (`unknown` otherwise). */
+export interface SignalingObserver {
+  connected(identity: VerifiedIdentity): void;
+  answered(event: RequestName | 'unknown', code: 'ok' | ErrorCode): void;
 }
 
 export interface SignalingHandle {
@@ -97,6 +106,7 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     await options.cluster?.route(identity.roomId);
     socket.data.identity = identity;
     socket.data.bucket = new TokenBucket(options.rateLimit, options.rateBurst);
+    options.observer?.connected(identity);
   }
 
   io.use((socket, next) => {
@@ -230,7 +240,11 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
       socket.onAny(
         guarded(log, 'event', (name: unknown, ...args: unknown[]) => {
           const ack = args[args.length - 1];
-          const reply = (response: Ack<unknown>) => (typeof ack === 'function' ? ack(response) : undefined);
+          const known = typeof name === 'string' && isRequestName(name) ? name : 'unknown';
+          const reply = (response: Ack<unknown>) => {
+            if (typeof ack === 'function') ack(response);
+            options.observer?.answered(known, response.ok ? 'ok' : response.error.code);
+          };
           if (!socket.data.bucket.take()) {
             reply({ ok: false, error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } });
             return;

@@ -115,3 +115,12 @@ export async function purgeDeliveries(redis: Redis, beforeMs: number): Promise<n
     purged += ids.length;
   }
 }
+
+/** How many deliveries are on record in each status (for metrics). */
+export async function deliveryCounts(redis: Redis): Promise<Record<DeliveryStatus, number>> {
+  const counts = await Promise.all(deliveryStatuses.map((status) => redis.zcard(indexKey(status))));
+  return Object.fromEntries(deliveryStatuses.map((status, i) => [status, counts[i] ?? 0])) as Record<
+    DeliveryStatus,
+    number
+  >;
+}
