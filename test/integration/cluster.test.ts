@@ -116,7 +116,16 @@ test('admin calls about a live room work from any node', async () => {
   const owner = (await ownerOf(room)) as string;
   const other = [...nodes.keys()].find((id) => id !== owner) as string;
   const live = await admin(urlOf(other), 'GET', `/v1/rooms/${room}`);
-  assert.equal(live.body.data.live, { participants: 1, routers: 1 }, 'the live figures of the serving node');
+  assert.equal(
+    live.body.data.live,
+    {
+      participants: 1,
+      stages: { consent: 0, waiting: 0, admitted: 1 },
+      routers: 1,
+      node: { id: owner, url: urlOf(owner) },
+    },
+    'the live figures of the serving node, which it names',
+  );
   const facilitator = sockets[1] as TestSocket;
   const ended = next(facilitator, 'sessionEnded');
   const res = await admin(urlOf(other), 'POST', `/v1/rooms/${room}/end`);
