@@ -11,7 +11,11 @@
  *   disconnection recovered within the grace counts as present throughout;
  * - waiting from `waiting` (or `movedToWaitingRoom`) until `admitted`, `denied`, `left`,
  *   `removed`, `sessionEnded`, or an unrecovered disconnection (same rule);
- * - intervals are merged (union), durations are whole seconds (floor of the exact ms length);
+ * - intervals are merged (union), durations are whole seconds (floor of the exact ms length):
+ *   truncated, never rounded up, so that a billed second was always attended (at most one second
+ *   under per session; README: Attendance);
+ * - lateness runs from the scheduled start to the first admission, time waiting included; time at
+ *   the consent gate or waiting is never present time;
  * - an outage of the room's node is a disconnection of everyone it had connected, dated at the
  *   last moment that node is known to have served the room: a `restored` event (another node, or
  *   the same one restarted, took the session back) carries the old owner's last lease renewal,
