@@ -20,6 +20,7 @@ export function observeWorkers(series: Series, pool: WorkerPool): WorkerMetrics 
     const worker_ = String(index);
     series.producers.set({ worker: worker_ }, 0);
     series.consumers.set({ worker: worker_ }, 0);
+    series.workerDeaths.inc({ worker: worker_ }, 0);
     const onTransport = (transport: Transport) => {
       transport.observer.on('newproducer', (producer) => {
         series.producers.inc({ worker: worker_ });

@@ -1,0 +1,158 @@
+/**
+ * The node's metrics as an operator gets them: a real Prometheus (Debian's) scrapes a node every
+ * second with the metrics token during a session, and the series are read back through its HTTP
+ * API. No label carries a room or participant id. The alert rules pass `promtool check rules`,
+ * a scrape passes `promtool check metrics`.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { waitFor } from '../../bench/processes.ts';
+import { freePort } from '../helpers/ports.ts';
+import { sessionNode } from '../helpers/session-node.ts';
+import { codeOf, joinAs, next, ok } from '../helpers/signaling-client.ts';
+
+const metricsToken = 'metrics-token-for-haven-tests-0123';
+const { node, newRoom, client } = sessionNode(test, {
+  env: { HAVEN_METRICS_TOKEN: metricsToken, HAVEN_MEDIA_WORKERS: '1' },
+  roomPrefix: 'metrics',
+  room: { title: 'Metrics group', waitingRoom: true },
+});
+const dir = mkdtempSync(join(tmpdir(), 'haven-prometheus-'));
+let prometheus: ChildProcess | undefined;
+let prometheusUrl = '';
+const idsUsed: string[] = [];
+
+test.before(async () => {
+  const port = await freePort();
+  prometheusUrl = `http://127.0.0.1:${port}`;
+  const target = new URL(node.url).host;
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    [
+      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      'scrape_configs:',
+      '  - job_name: haven',
+      '    scrape_interval: 1s',
+      `    authorization: { credentials: ${metricsToken} }`,
+      `    static_configs: [{ targets: ['${target}'] }]`,
+    ].join('\n'),
+  );
+  prometheus = spawn(
+    '/usr/bin/prometheus',
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  await waitFor(
+    () =>
+      fetch(`${prometheusUrl}/-/ready`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    30_000,
+    'Prometheus ready',
+  );
+});
+
+test.after(() => {
+  prometheus?.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The value of `query` in Prometheus (the first sample), or undefined while it has none. */
+async function queried(query: string): Promise<number | undefined> {
+  const res = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(query)}`);
+  const body = (await res.json()) as { data: { result: { value: [number, string] }[] } };
+  const sample = body.data.result[0];
+  return sample ? Number(sample.value[1]) : undefined;
+}
+
+/** Waits until Prometheus has scraped a value of `query` that `holds`. */
+function scraped(query: string, holds: (v: number) => boolean): Promise<number> {
+  return waitFor(
+    async () => {
+      const v = await queried(query);
+      return v !== undefined && holds(v) ? { v } : undefined;
+    },
+    30_000,
+    `Prometheus to scrape ${query}`,
+  ).then(({ v }) => v);
+}
+
+test('GET /metrics answers 401 without the metrics token, the exposition with it', async () => {
+  assert.is((await fetch(`${node.url}/metrics`)).status, 401);
+  const wrong = await fetch(`${node.url}/metrics`, {
+    headers: { authorization: 'Bearer not-the-token-at-all-000000' },
+  });
+  assert.is(wrong.status, 401);
+  const res = await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
+  assert.is(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+  assert.match(await res.text(), /^haven_rooms_open 0$/m);
+});
+
+test('a session, as Prometheus scraped it: rooms, stages, join latency, requests, workers, queues', async () => {
+  const room = await newRoom();
+  idsUsed.push(room, 'metrics-facilitator', 'metrics-patient');
+  const facilitator = await client(room, 'metrics-facilitator', 'facilitator');
+  await joinAs(facilitator);
+  const patient = await client(room, 'metrics-patient');
+  assert.is((await joinAs(patient)).stage, 'waiting');
+  await scraped('haven_participants{job="haven",stage="waiting"}', (v) => v === 1);
+  await scraped('haven_rooms_open{job="haven"}', (v) => v === 1);
+  const admitted = next(patient, 'admitted');
+  await ok(facilitator, 'admit', { participantId: 'metrics-patient' });
+  await admitted;
+  assert.is(await codeOf(patient, 'noSuchRequest', {}), 'UNKNOWN_EVENT');
+  await ok(patient, 'createTransport', { direction: 'send' });
+  await scraped('haven_participants{job="haven",stage="admitted"}', (v) => v === 2);
+  await scraped('haven_join_admitted_seconds_count{job="haven"}', (v) => v === 2);
+  await scraped('haven_signaling_requests_total{job="haven",event="join",code="ok"}', (v) => v === 2);
+  await scraped('haven_signaling_requests_total{job="haven",event="unknown",code="UNKNOWN_EVENT"}', (v) => v === 1);
+  await scraped('haven_signaling_requests_total{job="haven",event="createTransport",code="ok"}', (v) => v === 1);
+  await scraped('haven_worker_producers{job="haven",worker="0"}', (v) => v === 0);
+  await scraped('haven_worker_cpu_seconds{job="haven",worker="0"}', (v) => v > 0);
+  await scraped('haven_worker_max_rss_bytes{job="haven",worker="0"}', (v) => v > 1_000_000);
+  await scraped('haven_worker_deaths_total{job="haven",worker="0"}', (v) => v === 0);
+  await scraped('haven_redis_up{job="haven"}', (v) => v === 1);
+  await scraped('haven_ready{job="haven"}', (v) => v === 1);
+  await scraped('haven_redis_command_duration_seconds_count{job="haven"}', (v) => v > 0);
+  await scraped('haven_queue_jobs{job="haven",queue="haven-attendance",state="delayed"}', (v) => v >= 0);
+  await scraped('haven_queue_stalled_jobs_total{job="haven",queue="haven-webhooks"}', (v) => v === 0);
+  await scraped('haven_webhook_deliveries{job="haven",status="dead"}', (v) => v === 0);
+  await scraped('haven_attendance_events_pending{job="haven"}', (v) => v >= 0);
+  await scraped('haven_attendance_events_spilled{job="haven"}', (v) => v === 0);
+  await scraped('haven_lease_renewals_total{job="haven"}', (v) => v > 0);
+  await scraped('haven_lease_losses_total{job="haven"}', (v) => v === 0);
+  await scraped('haven_room_failovers_total{job="haven"}', (v) => v === 0);
+});
+
+test('no label value Prometheus holds is a room or participant id of the session', async () => {
+  assert.ok(idsUsed.length > 0);
+  const res = await fetch(`${prometheusUrl}/api/v1/series?match[]=${encodeURIComponent('{job="haven"}')}`);
+  const series = ((await res.json()) as { data: Record<string, string>[] }).data;
+  assert.ok(series.length > 50, `${series.length} series`);
+  for (const labels of series) {
+    for (const value of Object.values(labels)) {
+      assert.not.ok(
+        idsUsed.some((id) => value.includes(id)),
+        `label value ${value} carries an id`,
+      );
+    }
+  }
+});
+
+test('promtool accepts the alert rules (docs/alerts.yml) and lints a scrape', async () => {
+  assert.match(execFileSync('promtool', ['check', 'rules', 'docs/alerts.yml'], { encoding: 'utf8' }), /SUCCESS/);
+  const res = await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
+  execFileSync('promtool', ['check', 'metrics'], { input: await res.text(), encoding: 'utf8' });
+});
+
+test.run();
