@@ -72,6 +72,7 @@ test('the units run the node and the workers as npm start and npm run workers do
     assert.equal(directives(text, 'User'), ['haven'], name);
     assert.equal(directives(text, 'WorkingDirectory'), ['/opt/haven'], name);
     assert.equal(directives(text, 'Restart'), ['on-failure'], name);
+    assert.equal(directives(text, 'RestartPreventExitStatus'), ['2'], `${name}: a configuration error`);
     assert.equal(directives(text, 'KillSignal'), ['SIGTERM'], name);
     assert.equal(directives(text, 'NoNewPrivileges'), ['yes'], name);
     assert.equal(directives(text, 'ProtectSystem'), ['strict'], name);
@@ -84,6 +85,7 @@ test('systemd waits longer than the node’s own shutdown timeout, and lets it w
   const config = nodeConfig();
   assert.ok(Number(directives(text, 'TimeoutStopSec')[0]) * 1000 > config.shutdownTimeoutMs);
   assert.equal(directives(text, 'ReadWritePaths'), [config.dataDir]);
+  assert.equal(directives(text, 'KillMode'), ['mixed'], 'the node stops its children itself');
   assert.is(config.env, 'production');
 });
 
