@@ -13,14 +13,18 @@ import * as assert from 'uvu/assert';
 import { waitFor } from '../../bench/processes.ts';
 import { freePort } from '../helpers/ports.ts';
 import { sessionNode } from '../helpers/session-node.ts';
-import { codeOf, joinAs, next, ok } from '../helpers/signaling-client.ts';
+import { codeOf, joinAs, next, ok, token } from '../helpers/signaling-client.ts';
+import { createNodeSessionClient, type NodeSession, receiveFrom } from '../helpers/wrtc-session.ts';
 
 const metricsToken = 'metrics-token-for-haven-tests-0123';
-const { node, newRoom, client } = sessionNode(test, {
+const haven = sessionNode(test, {
   env: { HAVEN_METRICS_TOKEN: metricsToken, HAVEN_MEDIA_WORKERS: '1' },
   roomPrefix: 'metrics',
   room: { title: 'Metrics group', waitingRoom: true },
 });
+const { node, newRoom, client } = haven;
+const sessions: NodeSession[] = [];
+haven.atEnd(() => Promise.all(sessions.map((s) => s.close())));
 const dir = mkdtempSync(join(tmpdir(), 'haven-prometheus-'));
 let prometheus: ChildProcess | undefined;
 let prometheusUrl = '';
@@ -134,6 +138,27 @@ test('a session, as Prometheus scraped it: rooms, stages, join latency, requests
   await scraped('haven_room_failovers_total{job="haven"}', (v) => v === 0);
 });
 
+test('media: producers and consumers on the worker, and the time from admission to the first transport connected', async () => {
+  const room = await newRoom({ waitingRoom: false });
+  idsUsed.push(room, 'metrics-speaker', 'metrics-listener');
+  const joined = async (sub: string, role: 'facilitator' | 'participant') => {
+    const session = createNodeSessionClient(node.url, token(room, sub, role));
+    sessions.push(session);
+    await session.client.connect();
+    await session.client.join();
+    return session;
+  };
+  const speaker = await joined('metrics-speaker', 'facilitator');
+  const listener = await joined('metrics-listener', 'participant');
+  const rx = receiveFrom(listener, 'metrics-speaker');
+  await speaker.client.publishMicrophone(speaker.audioTrack());
+  await waitFor(() => rx.audible() > 4_800, 15_000, 'audio from the speaker');
+  await scraped('haven_worker_producers{job="haven",worker="0"}', (v) => v >= 1);
+  await scraped('haven_worker_consumers{job="haven",worker="0"}', (v) => v >= 1);
+  await scraped('haven_join_first_media_seconds_count{job="haven"}', (v) => v >= 2);
+  await scraped('haven_join_first_media_seconds_sum{job="haven"}', (v) => v > 0);
+});
+
 test('no label value Prometheus holds is a room or participant id of the session', async () => {
   assert.ok(idsUsed.length > 0);
   const res = await fetch(`${prometheusUrl}/api/v1/series?match[]=${encodeURIComponent('{job="haven"}')}`);
@@ -147,6 +172,18 @@ test('no label value Prometheus holds is a room or participant id of the session
       );
     }
   }
+});
+
+test('off unless configured (404); with metrics.port, served there in plain and not on the HTTP port', async () => {
+  const off = await haven.startNode({ HAVEN_METRICS_TOKEN: undefined });
+  assert.is((await fetch(`${off.url}/metrics`)).status, 404);
+  const port = await freePort();
+  const apart = await haven.startNode({ HAVEN_METRICS_TOKEN: undefined, HAVEN_METRICS_PORT: String(port) });
+  assert.is((await fetch(`${apart.url}/metrics`)).status, 404);
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  assert.is(res.status, 200);
+  assert.match(await res.text(), /^# TYPE haven_signaling_requests_total counter$/m);
+  assert.is((await fetch(`http://127.0.0.1:${port}/v1/rooms`)).status, 404, 'nothing else on the metrics port');
 });
 
 test('promtool accepts the alert rules (docs/alerts.yml) and lints a scrape', async () => {
