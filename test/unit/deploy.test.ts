@@ -61,9 +61,9 @@ test('systemd-analyze verify accepts the units, rendered with this checkout and 
 });
 
 test('the units run the node and the workers as npm start and npm run workers do', () => {
-  const [node] = directives(unit('haven-node.service'), 'ExecStart');
-  const [workers] = directives(unit('haven-workers.service'), 'ExecStart');
-  assert.ok(node?.startsWith('/usr/bin/node ') && workers?.startsWith('/usr/bin/node '));
+  const [node = ''] = directives(unit('haven-node.service'), 'ExecStart');
+  const [workers = ''] = directives(unit('haven-workers.service'), 'ExecStart');
+  assert.ok(node.startsWith('/usr/bin/node ') && workers.startsWith('/usr/bin/node '));
   const nodeArgs = node.slice('/usr/bin/'.length);
   assert.ok(scripts.start.endsWith(`&& ${nodeArgs}`), `${scripts.start} vs ${node}`);
   assert.is(scripts.workers, workers.slice('/usr/bin/'.length));
