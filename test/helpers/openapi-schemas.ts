@@ -5,14 +5,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Ajv2020 from '@redocly/ajv/dist/2020.js';
+import ajv2020 from '@redocly/ajv/dist/2020.js';
 
 export const openapiPath = join(import.meta.dirname, '..', '..', 'docs', 'openapi.json');
 // biome-ignore lint/suspicious/noExplicitAny: the spec is read as untyped JSON.
 export const spec = JSON.parse(readFileSync(openapiPath, 'utf8')) as any;
 
 const base = 'haven-openapi';
-const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
+// A CommonJS module: its class is both the module and its `default`, which is what the types see.
+const ajv = new ajv2020.default({ strict: false, allErrors: true, validateFormats: false });
 ajv.addSchema({ $id: base, components: spec.components });
 
 /** The errors of `value` against the named component schema (empty when it conforms). */
