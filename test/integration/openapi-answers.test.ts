@@ -31,7 +31,6 @@ const receiver = createServer((req, res) => {
 receiver.listen(0, '127.0.0.1');
 await once(receiver, 'listening');
 const haven = sessionNode(test, {
-  roomPrefix: 'oa',
   env: {
     HAVEN_WEBHOOK_URLS: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`,
     HAVEN_WEBHOOK_SECRET: 'openapi-test-webhook-secret',
@@ -83,7 +82,9 @@ test('every route’s answers conform to the documented schemas', async () => {
     end: new Date(Date.now() + 3_600_000).toISOString(),
     timeZone: 'America/New_York',
   };
-  const room = await haven.newRoom({ title: 'Group', roster: ['pt-1', 'pt-2'], schedule, waitingRoom: true });
+  const room = `oa-${process.pid}`;
+  const fields = { id: room, title: 'Group', roster: ['pt-1', 'pt-2'], schedule, waitingRoom: true };
+  await call('POST', '/v1/rooms', '/v1/rooms', 201, fields);
   await call('GET', '/v1/rooms/{id}', `/v1/rooms/${room}`, 200);
   await call('GET', '/v1/rooms', '/v1/rooms?limit=5', 200);
 
@@ -105,7 +106,11 @@ test('every route’s answers conform to the documented schemas', async () => {
   const inSession = await call('GET', '/v1/rooms/{id}', `/v1/rooms/${room}`, 200);
   assert.equal(inSession.data.live.stages, { consent: 0, waiting: 0, admitted: 2 });
   await call('PUT', '/v1/rooms/{id}/consent', `/v1/rooms/${room}/consent`, 200, { text: 'What is said here stays.' });
+  const withConsent = await call('GET', '/v1/rooms/{id}', `/v1/rooms/${room}`, 200);
+  assert.is(withConsent.data.consent.version, 1);
   await call('POST', '/v1/rooms/{id}/end', `/v1/rooms/${room}/end`, 200);
+  const ended = await call('GET', '/v1/rooms/{id}', `/v1/rooms/${room}`, 200);
+  assert.is(ended.data.live, null);
 
   const attendance = await waitFor(
     async () => {
