@@ -16,6 +16,7 @@ import { sessionNode } from '../helpers/session-node.ts';
 import { codeOf, joinAs, next, ok, token } from '../helpers/signaling-client.ts';
 import { createNodeSessionClient, type NodeSession, receiveFrom } from '../helpers/wrtc-session.ts';
 
+const alertRules = join(import.meta.dirname, '..', '..', 'docs', 'alerts.yml');
 const metricsToken = 'metrics-token-for-haven-tests-0123';
 const haven = sessionNode(test, {
   env: { HAVEN_METRICS_TOKEN: metricsToken, HAVEN_MEDIA_WORKERS: '1' },
@@ -38,6 +39,7 @@ test.before(async () => {
     join(dir, 'prometheus.yml'),
     [
       'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      `rule_files: ['${alertRules}']`,
       'scrape_configs:',
       '  - job_name: haven',
       '    scrape_interval: 1s',
@@ -186,8 +188,23 @@ test('off unless configured (404); with metrics.port, served there in plain and 
   assert.is((await fetch(`http://127.0.0.1:${port}/v1/rooms`)).status, 404, 'nothing else on the metrics port');
 });
 
+test('Prometheus loads the alert rules and evaluates them against the node, none failing', async () => {
+  const rules = await waitFor(
+    async () => {
+      const res = await fetch(`${prometheusUrl}/api/v1/rules`);
+      const body = (await res.json()) as { data: { groups: { rules: { name: string; health: string }[] }[] } };
+      const all = body.data.groups.flatMap((g) => g.rules);
+      return all.length > 0 && all.every((r) => r.health === 'ok') ? all : undefined;
+    },
+    30_000,
+    'the alert rules evaluated',
+  );
+  assert.ok(rules.some((r) => r.name === 'HavenMediaWorkerDied'));
+  assert.ok(rules.some((r) => r.name === 'HavenRoomLeaseLost'));
+});
+
 test('promtool accepts the alert rules (docs/alerts.yml) and lints a scrape', async () => {
-  assert.match(execFileSync('promtool', ['check', 'rules', 'docs/alerts.yml'], { encoding: 'utf8' }), /SUCCESS/);
+  assert.match(execFileSync('promtool', ['check', 'rules', alertRules], { encoding: 'utf8' }), /SUCCESS/);
   const res = await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
   execFileSync('promtool', ['check', 'metrics'], { input: await res.text(), encoding: 'utf8' });
 });

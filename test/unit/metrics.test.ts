@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -102,6 +103,29 @@ test('/metrics: 401 with a challenge without the token; a scrape that fails answ
   } finally {
     server.close();
   }
+});
+
+test('the README lists every series, with its type and labels, and no other', async () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('### Metrics'), readme.indexOf('### Several nodes'));
+  const rows = [...section.matchAll(/^\| `(haven_\w+)` \| (\w+) \| ([^|]+) \|/gm)].map(([, name, type, labels]) => ({
+    name,
+    type,
+    // Values in parentheses (`stage` (`consent`, …)) are not label names.
+    labels: [...(labels ?? '').replace(/\([^)]*\)/g, '').matchAll(/`(\w+)`/g)].map((m) => m[1]),
+  }));
+  const metrics = await Promise.all(
+    createSeries()
+      .registry.getMetricsAsArray()
+      .map(async (m) => ({
+        name: (m as unknown as { name: string }).name,
+        type: String((await m.get()).type),
+        labels: [...((m as unknown as { labelNames: string[] }).labelNames ?? [])],
+      })),
+  );
+  const byName = (a: { name: string | undefined }, b: { name: string | undefined }) =>
+    String(a.name).localeCompare(String(b.name));
+  assert.equal(rows.sort(byName), metrics.sort(byName));
 });
 
 test.run();
