@@ -290,7 +290,11 @@ export class HavenNode {
         await once(metricsHttp, 'listening');
       }
       await node.#joinCluster();
-      logger.info({ url: node.url, workers: pool.workers.length, embeddedRedis: !!embedded }, 'haven node ready');
+      const metricsAt = metricsHttp?.address() as AddressInfo | undefined;
+      logger.info(
+        { url: node.url, workers: pool.workers.length, embeddedRedis: !!embedded, metricsPort: metricsAt?.port },
+        'haven node ready',
+      );
       return node;
     } catch (err) {
       await undo();

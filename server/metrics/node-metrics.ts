@@ -58,7 +58,9 @@ export class NodeMetrics {
 
   /** The Prometheus text exposition, gauges read now (within about two seconds). */
   async scrape(): Promise<string> {
-    await Promise.race([this.#refresh(), new Promise((r) => setTimeout(r, refreshTimeoutMs).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#refresh(), new Promise((r) => (timer = setTimeout(r, refreshTimeoutMs)))]);
+    clearTimeout(timer);
     return this.#series.registry.metrics();
   }
 

@@ -114,14 +114,13 @@ test('the README lists every series, with its type and labels, and no other', as
     // Values in parentheses (`stage` (`consent`, …)) are not label names.
     labels: [...(labels ?? '').replace(/\([^)]*\)/g, '').matchAll(/`(\w+)`/g)].map((m) => m[1]),
   }));
+  const { registry: _, ...series } = createSeries();
   const metrics = await Promise.all(
-    createSeries()
-      .registry.getMetricsAsArray()
-      .map(async (m) => ({
-        name: (m as unknown as { name: string }).name,
-        type: String((await m.get()).type),
-        labels: [...((m as unknown as { labelNames: string[] }).labelNames ?? [])],
-      })),
+    Object.values(series).map(async (metric) => {
+      const { name, type } = await metric.get();
+      // prom-client keeps the label names on the metric without typing them.
+      return { name, type: String(type), labels: [...(metric as unknown as { labelNames: string[] }).labelNames] };
+    }),
   );
   const byName = (a: { name: string | undefined }, b: { name: string | undefined }) =>
     String(a.name).localeCompare(String(b.name));
