@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { waitFor } from '../../bench/processes.ts';
+import { commandOf, descendants, isAlive, waitFor } from '../../bench/processes.ts';
 import { freePort } from '../helpers/ports.ts';
 import { sessionNode } from '../helpers/session-node.ts';
 import { codeOf, joinAs, next, ok, token } from '../helpers/signaling-client.ts';
@@ -207,6 +207,16 @@ test('promtool accepts the alert rules (docs/alerts.yml) and lints a scrape', as
   assert.match(execFileSync('promtool', ['check', 'rules', alertRules], { encoding: 'utf8' }), /SUCCESS/);
   const res = await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
   execFileSync('promtool', ['check', 'metrics'], { input: await res.text(), encoding: 'utf8' });
+});
+
+test('a media worker killed: its death counted, in its slot', async () => {
+  const workers = descendants(node.child.pid as number).filter(
+    (pid) => isAlive(pid) && /mediasoup-worker/.test(commandOf(pid)),
+  );
+  assert.is(workers.length, 1);
+  process.kill(workers[0] as number, 'SIGKILL');
+  await scraped('haven_worker_deaths_total{job="haven",worker="0"}', (v) => v === 1);
+  await scraped('haven_ready{job="haven"}', (v) => v === 1);
 });
 
 test.run();
