@@ -34,8 +34,10 @@ function timeCommands(series: Series, redis: Redis): void {
   const send = redis.sendCommand.bind(redis);
   redis.sendCommand = ((command, stream) => {
     const end = series.redisLatency.startTimer();
+    // `end` would take the reply for labels: called with nothing.
+    const observe = () => void end();
     const reply = send(command, stream);
-    command.promise.then(end, end);
+    command.promise.then(observe, observe);
     return reply;
   }) as Redis['sendCommand'];
 }

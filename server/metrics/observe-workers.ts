@@ -1,34 +1,39 @@
 /**
- * The media workers: producers and consumers per worker slot, from mediasoup's own `observer`
- * events (router → transport → producer/consumer), deaths from the pool's events, CPU and memory
- * asked of each worker at scrape time. The label is the worker's slot (0 … workers − 1).
+ * The media workers: producers and consumers per worker slot, counted from mediasoup's own
+ * `observer` events (router → transport → producer/consumer); deaths from the pool's events; CPU
+ * and memory asked of each worker at scrape time. The label is the worker's slot (0 … workers − 1),
+ * which a replacement keeps.
  */
 import type { Transport, Worker } from 'mediasoup/node/lib/types.js';
 import type { PoolWorker, WorkerPool } from '../media/worker-pool.ts';
 import type { Series } from './series.ts';
 
 export interface WorkerMetrics {
-  /** Sets the gauges read at scrape time (CPU, RSS); a worker that cannot answer is left out. */
+  /** Sets the gauges read at scrape time; a worker that cannot answer keeps its last CPU and RSS. */
   refresh(): Promise<void>;
 }
 
+interface Carried {
+  producers: number;
+  consumers: number;
+}
+
 export function observeWorkers(series: Series, pool: WorkerPool): WorkerMetrics {
-  const watched = new WeakSet<Worker>();
+  // Per worker process, not per slot: a dead worker's last closes never count on its successor.
+  const carried = new WeakMap<Worker, Carried>();
   const watch = ({ index, worker }: PoolWorker) => {
-    if (watched.has(worker)) return;
-    watched.add(worker);
-    const worker_ = String(index);
-    series.producers.set({ worker: worker_ }, 0);
-    series.consumers.set({ worker: worker_ }, 0);
-    series.workerDeaths.inc({ worker: worker_ }, 0);
+    if (carried.has(worker)) return;
+    const counts: Carried = { producers: 0, consumers: 0 };
+    carried.set(worker, counts);
+    series.workerDeaths.inc({ worker: String(index) }, 0);
     const onTransport = (transport: Transport) => {
       transport.observer.on('newproducer', (producer) => {
-        series.producers.inc({ worker: worker_ });
-        producer.observer.once('close', () => series.producers.dec({ worker: worker_ }));
+        counts.producers++;
+        producer.observer.once('close', () => counts.producers--);
       });
       transport.observer.on('newconsumer', (consumer) => {
-        series.consumers.inc({ worker: worker_ });
-        consumer.observer.once('close', () => series.consumers.dec({ worker: worker_ }));
+        counts.consumers++;
+        consumer.observer.once('close', () => counts.consumers--);
       });
     };
     worker.observer.on('newrouter', (router) => router.observer.on('newtransport', onTransport));
@@ -48,11 +53,15 @@ export function observeWorkers(series: Series, pool: WorkerPool): WorkerMetrics 
     async refresh() {
       await Promise.all(
         pool.workers.map(async ({ index, worker }) => {
+          const slot = { worker: String(index) };
+          const counts = carried.get(worker);
+          series.producers.set(slot, counts?.producers ?? 0);
+          series.consumers.set(slot, counts?.consumers ?? 0);
           const usage = await worker.getResourceUsage().catch(() => undefined);
           if (!usage) return;
           // getrusage: times in ms, ru_maxrss in KiB (Linux).
-          series.workerCpu.set({ worker: String(index) }, (usage.ru_utime + usage.ru_stime) / 1000);
-          series.workerRss.set({ worker: String(index) }, usage.ru_maxrss * 1024);
+          series.workerCpu.set(slot, (usage.ru_utime + usage.ru_stime) / 1000);
+          series.workerRss.set(slot, usage.ru_maxrss * 1024);
         }),
       );
     },
