@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { commandOf, descendants, isAlive, waitFor } from '../../bench/processes.ts';
 import { freePort } from '../helpers/ports.ts';
 import { sessionNode } from '../helpers/session-node.ts';
-import { codeOf, joinAs, next, ok, token } from '../helpers/signaling-client.ts';
+import { codeOf, connect, joinAs, next, ok, type TestSocket, token } from '../helpers/signaling-client.ts';
 import { createNodeSessionClient, type NodeSession, receiveFrom } from '../helpers/wrtc-session.ts';
 
 const alertRules = join(import.meta.dirname, '..', '..', 'docs', 'alerts.yml');
@@ -24,6 +24,13 @@ const haven = sessionNode(test, {
   room: { title: 'Metrics group', waitingRoom: true },
 });
 const { node, newRoom, client } = haven;
+/** Two more nodes sharing a Redis, for what only a cluster shows (failovers, lost leases). */
+const pair = sessionNode(test, {
+  redis: true,
+  start: false,
+  env: { HAVEN_METRICS_TOKEN: metricsToken, HAVEN_MEDIA_WORKERS: '1', HAVEN_CLUSTER_NODE_TIMEOUT_S: '2' },
+  room: { title: 'Failover group', waitingRoom: false },
+});
 const sessions: NodeSession[] = [];
 haven.atEnd(() => Promise.all(sessions.map((s) => s.close())));
 const dir = mkdtempSync(join(tmpdir(), 'haven-prometheus-'));
@@ -217,6 +224,53 @@ test('a media worker killed: its death counted, in its slot', async () => {
   process.kill(workers[0] as number, 'SIGKILL');
   await scraped('haven_worker_deaths_total{job="haven",worker="0"}', (v) => v === 1);
   await scraped('haven_ready{job="haven"}', (v) => v === 1);
+});
+
+/** A series' value in a node's own exposition (no Prometheus needed for this one). */
+async function valueAt(url: string, name: string): Promise<number> {
+  const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
+  const line = (await res.text()).split('\n').find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(' ')[1]);
+}
+
+/** Connects to `url`, following a REDIRECT (to another node) once. */
+async function connectFollowing(url: string, accessToken: string): Promise<{ socket: TestSocket; landed: string }> {
+  try {
+    const socket = await connect(url, accessToken);
+    pair.sockets.push(socket);
+    return { socket, landed: url };
+  } catch (err) {
+    const data = (err as { data?: { code?: string; url?: string } }).data;
+    if (data?.code !== 'REDIRECT' || !data.url) throw err;
+    const socket = await connect(data.url, accessToken);
+    pair.sockets.push(socket);
+    return { socket, landed: data.url };
+  }
+}
+
+test('a node frozen past its lease: the lease loss counted there, the failover on the node that took the room', async () => {
+  const [a, b] = [await pair.startNode(), await pair.startNode()];
+  if (!a || !b) throw new Error('nodes not started');
+  const room = await pair.newRoom({}, a.url);
+  const { socket: facilitator, landed } = await connectFollowing(a.url, token(room, 'fac-lease', 'facilitator'));
+  await joinAs(facilitator);
+  const [frozen, live] = landed === a.url ? [a, b] : [b, a];
+  process.kill(frozen.child.pid as number, 'SIGSTOP');
+  try {
+    // Until the lease runs out the live node sends newcomers to the frozen one, or says the room moves.
+    const newcomer = await waitFor(
+      () => connect(live.url, token(room, 'pt-lease')).catch(() => undefined),
+      15_000,
+      'the room placed on the live node',
+    );
+    pair.sockets.push(newcomer);
+    await joinAs(newcomer);
+  } finally {
+    process.kill(frozen.child.pid as number, 'SIGCONT');
+  }
+  assert.is(await valueAt(live.url, 'haven_room_failovers_total'), 1);
+  await waitFor(async () => (await valueAt(frozen.url, 'haven_lease_losses_total')) === 1, 10_000, 'the loss counted');
+  assert.is(await valueAt(live.url, 'haven_lease_losses_total'), 0);
 });
 
 test.run();
