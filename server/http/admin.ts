@@ -4,7 +4,6 @@
  * `/v1/…` path; bodies are JSON and every input is validated by schema (./admin-schemas.ts);
  * answers are `{ ok: true, data }` or `{ ok: false, error: { code, message } }`.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionAttendance } from '../attendance/compute.ts';
 import { attendanceCsv } from '../attendance/csv.ts';
@@ -26,6 +25,7 @@ import {
   listQuery,
   participantQuery,
 } from './admin-schemas.ts';
+import { bearerMatches } from './bearer.ts';
 import { readJsonBody, sendError, sendJson } from './json.ts';
 import {
   everyMethod,
@@ -73,16 +73,9 @@ interface Outcome {
 /** An admin route: its outcome, or undefined when it answered already (forwarded to another node). */
 type AdminRoute = (deps: AdminDeps, request: RouteRequest) => Promise<Outcome | undefined>;
 
-function sameKey(given: string, expected: string): boolean {
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(given), digest(expected));
-}
-
 function authorize(req: IncomingMessage, apiKey: string | undefined): void {
   if (!apiKey) throw new HavenError('UNAUTHORIZED', 'the admin API is off: set HAVEN_ADMIN_API_KEY');
-  const header = req.headers.authorization ?? '';
-  const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-  if (!given || !sameKey(given, apiKey)) throw new HavenError('UNAUTHORIZED', 'missing or wrong admin API key');
+  if (!bearerMatches(req, apiKey)) throw new HavenError('UNAUTHORIZED', 'missing or wrong admin API key');
 }
 
 const noRoute: AdminRoute = async (_deps, { req, url }) => {

@@ -3,10 +3,10 @@
  * (`metrics.token`), or on a separate plain listener for a private network (`metrics.port`; the
  * token is asked there too when set). Unconfigured, no route serves it: 404, as for any path.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
+import { createServer, type Server as HttpServer } from 'node:http';
 import { answerFailure, HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { bearerMatches } from './bearer.ts';
 import { sendError } from './json.ts';
 import { HttpRouter, type RouteSet } from './router.ts';
 
@@ -22,18 +22,10 @@ export interface MetricsRouteDeps {
   logger: Logger;
 }
 
-/** Compares digests, so that neither the length nor the content leaks through timing. */
-function tokenMatches(req: IncomingMessage, token: string): boolean {
-  const header = req.headers.authorization ?? '';
-  const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return given !== '' && timingSafeEqual(digest(given), digest(token));
-}
-
 export function metricsRoutes(deps: MetricsRouteDeps): RouteSet {
   return (router) =>
     router.on('GET', '/metrics', ({ req, res }) => {
-      if (deps.token !== undefined && !tokenMatches(req, deps.token)) {
+      if (deps.token !== undefined && !bearerMatches(req, deps.token)) {
         res.setHeader('www-authenticate', 'Bearer realm="metrics"');
         throw new HavenError('UNAUTHORIZED', 'missing or wrong metrics token');
       }
