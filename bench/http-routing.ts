@@ -59,7 +59,7 @@ function app(): RequestListener {
     audit: { recordInBackground: () => {} },
     remoteOwnerUrl: async () => undefined,
   } as unknown as AdminDeps;
-  return createHttpApp({ readiness: async () => ({ ready: true, redis: true, workers: 1 }), admin });
+  return createHttpApp({ readiness: async () => ({ ready: true, redis: true, workers: 1, draining: false }), admin });
 }
 
 /** The server process: the app on a loopback port, until this process is gone. */

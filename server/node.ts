@@ -341,7 +341,9 @@ export class HavenNode {
       ),
       new Promise<boolean>((r) => setTimeout(r, redisPingTimeoutMs, false).unref()),
     ]);
-    return { ready: redis && workers > 0, redis, workers };
+    // A draining node (stopping) takes no new sessions: a load balancer should send nobody here.
+    const draining = this.#stopping !== undefined;
+    return { ready: redis && workers > 0 && !draining, redis, workers, draining };
   }
 
   /** Graceful shutdown: stop taking connections, disconnect clients, close media, Redis last. */

@@ -18,6 +18,8 @@ export interface Readiness {
   ready: boolean;
   redis: boolean;
   workers: number;
+  /** The node is shutting down: its rooms are moving to other nodes. */
+  draining: boolean;
 }
 
 export interface HttpAppDeps {
@@ -39,7 +41,7 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
   router.on('GET', '/readyz', ({ res }) => {
     deps.readiness().then(
       (r) => sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', ...r }),
-      () => sendJson(res, 503, { status: 'not ready', ready: false, redis: false, workers: 0 }),
+      () => sendJson(res, 503, { status: 'not ready', ready: false, redis: false, workers: 0, draining: false }),
     );
   });
   router.add(adminRoutes(deps.admin));

@@ -35,7 +35,7 @@ test('GET /healthz answers 200 while the process is up', async () => {
 test('GET /readyz answers 200 when Redis answers and a worker is alive', async () => {
   const { status, body } = await get('/readyz');
   assert.is(status, 200);
-  assert.equal(body, { status: 'ready', ready: true, redis: true, workers: 1 });
+  assert.equal(body, { status: 'ready', ready: true, redis: true, workers: 1, draining: false });
 });
 
 test('an unknown path answers a coded 404', async () => {

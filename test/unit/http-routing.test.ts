@@ -48,7 +48,7 @@ function adminDeps(remoteOwnerUrl?: (room: string) => Promise<string | undefined
 
 async function listen(admin: AdminDeps): Promise<{ server: Server; url: string }> {
   const server = createServer(
-    createHttpApp({ readiness: async () => ({ ready: true, redis: true, workers: 1 }), admin }),
+    createHttpApp({ readiness: async () => ({ ready: true, redis: true, workers: 1, draining: false }), admin }),
   );
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
