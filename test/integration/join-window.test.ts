@@ -5,38 +5,29 @@
  * The node runs in this process so that the test can act at exactly that moment: the room's
  * `join` is wrapped to raise a participant's hand right after it answers the facilitator.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadConfig } from '../../config/load.ts';
-import { createLogger } from '../../server/logger.ts';
-import { HavenNode } from '../../server/node.ts';
+import type { HavenNode } from '../../server/node.ts';
 import type { Room } from '../../server/rooms/room.ts';
+import { startInProcessNode } from '../helpers/in-process-node.ts';
 import { admin, connect, ok, type TestSocket, testAdminKey, testSecret, token } from '../helpers/signaling-client.ts';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'haven-join-window-'));
 let node: HavenNode;
+let dataDir: string;
 const sockets: TestSocket[] = [];
 
 test.before(async () => {
-  const config = loadConfig({
+  ({ node, dataDir } = await startInProcessNode('join-window', {
     HAVEN_AUTH_SECRET: testSecret,
     HAVEN_ADMIN_API_KEY: testAdminKey,
-    HAVEN_HTTP_PORT: '0',
-    HAVEN_DATA_DIR: dataDir,
-    HAVEN_MEDIA_WORKERS: '1',
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
-    HAVEN_LOG_LEVEL: 'warn',
-  });
-  node = await HavenNode.start(config, createLogger(config));
+  }));
 });
 
 test.after(async () => {
   for (const s of sockets) s.close();
   await node?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 test('a hand raised just after a facilitator’s join is answered reaches that facilitator', async () => {

@@ -3,32 +3,22 @@
  * `/readyz` stops sending clients to it while its rooms move to other nodes. The node runs in
  * this process so that the test reads its readiness at the moment the drain begins.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadConfig } from '../../config/load.ts';
-import { createLogger } from '../../server/logger.ts';
-import { HavenNode } from '../../server/node.ts';
+import type { HavenNode } from '../../server/node.ts';
+import { startInProcessNode } from '../helpers/in-process-node.ts';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'haven-readiness-drain-'));
 let node: HavenNode | undefined;
+let dataDir: string | undefined;
 
 test.after(async () => {
   await node?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 test('ready while serving; from the moment it drains, not ready and saying so', async () => {
-  const config = loadConfig({
-    HAVEN_HTTP_PORT: '0',
-    HAVEN_DATA_DIR: dataDir,
-    HAVEN_MEDIA_WORKERS: '1',
-    HAVEN_MEDIA_WEBRTC_PORT: '0',
-    HAVEN_LOG_LEVEL: 'warn',
-  });
-  node = await HavenNode.start(config, createLogger(config));
+  ({ node, dataDir } = await startInProcessNode('readiness-drain'));
   const res = await fetch(`${node.url}/readyz`);
   assert.is(res.status, 200);
   assert.equal(await res.json(), { status: 'ready', ready: true, redis: true, workers: 1, draining: false });
