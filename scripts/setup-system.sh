@@ -16,6 +16,8 @@ packages=(
   chromium fonts-liberation
   # the metrics test scrapes a node with a real Prometheus, and checks the alert rules with promtool
   prometheus
+  # the TURN test relays a browser's media through a real coturn; the TLS test puts nginx in front
+  coturn nginx
 )
 src_list=/etc/apt/sources.list.d/haven-deb-src.sources
 
