@@ -2,7 +2,7 @@
  * Headless Chromium (Debian's package) driven by playwright-core, with a fake camera and
  * microphone, for end-to-end tests of what a browser does.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
@@ -16,12 +16,27 @@ export interface TestBrowser {
   close(): Promise<void>;
 }
 
+export interface BrowserOptions {
+  /** Run Chromium inside this network namespace (`ip netns exec`): it sees only that namespace's network. */
+  netns?: string;
+  /** Accept the test's self-signed certificates. */
+  ignoreHTTPSErrors?: boolean;
+}
+
 /** A fresh profile (its own user data folder) with camera and microphone allowed. */
-export async function launchBrowser(): Promise<TestBrowser> {
+export async function launchBrowser(options: BrowserOptions = {}): Promise<TestBrowser> {
   const userDataDir = mkdtempSync(join(tmpdir(), 'haven-chromium-'));
+  let executablePath = chromiumPath;
+  if (options.netns) {
+    // playwright drives Chromium over a pipe, which crosses the namespace; the network does not.
+    executablePath = join(userDataDir, 'chromium-in-netns');
+    writeFileSync(executablePath, `#!/bin/sh\nexec ip netns exec ${options.netns} ${chromiumPath} "$@"\n`);
+    chmodSync(executablePath, 0o755);
+  }
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: chromiumPath,
+    executablePath,
     headless: true,
+    ignoreHTTPSErrors: options.ignoreHTTPSErrors ?? false,
     permissions: ['camera', 'microphone'],
     args: [
       '--no-sandbox',
