@@ -4,14 +4,14 @@
  * API. No label carries a room or participant id. The alert rules pass `promtool check rules`,
  * a scrape passes `promtool check metrics`.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { commandOf, descendants, isAlive, waitFor } from '../../bench/processes.ts';
+import { lateBound } from '../helpers/hooks.ts';
 import { freePort } from '../helpers/ports.ts';
+import { type Prometheus, startPrometheus } from '../helpers/prometheus.ts';
 import { sessionNode } from '../helpers/session-node.ts';
 import { codeOf, connect, joinAs, next, ok, type TestSocket, token } from '../helpers/signaling-client.ts';
 import { createNodeSessionClient, type NodeSession, receiveFrom } from '../helpers/wrtc-session.ts';
@@ -33,71 +33,18 @@ const pair = sessionNode(test, {
 });
 const sessions: NodeSession[] = [];
 haven.atEnd(() => Promise.all(sessions.map((s) => s.close())));
-const dir = mkdtempSync(join(tmpdir(), 'haven-prometheus-'));
-let prometheus: ChildProcess | undefined;
-let prometheusUrl = '';
+const prometheus = lateBound<Prometheus>('Prometheus');
 const idsUsed: string[] = [];
 
 test.before(async () => {
-  const port = await freePort();
-  prometheusUrl = `http://127.0.0.1:${port}`;
-  const target = new URL(node.url).host;
-  writeFileSync(
-    join(dir, 'prometheus.yml'),
-    [
-      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
-      `rule_files: ['${alertRules}']`,
-      'scrape_configs:',
-      '  - job_name: haven',
-      '    scrape_interval: 1s',
-      `    authorization: { credentials: ${metricsToken} }`,
-      `    static_configs: [{ targets: ['${target}'] }]`,
-    ].join('\n'),
-  );
-  prometheus = spawn(
-    '/usr/bin/prometheus',
-    [
-      `--config.file=${join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  await waitFor(
-    () =>
-      fetch(`${prometheusUrl}/-/ready`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    30_000,
-    'Prometheus ready',
+  prometheus.set(
+    await startPrometheus({ targets: [new URL(node.url).host], token: metricsToken, ruleFiles: [alertRules] }),
   );
 });
 
-test.after(() => {
-  prometheus?.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-});
+test.after(() => prometheus.get()?.stop());
 
-/** The value of `query` in Prometheus (the first sample), or undefined while it has none. */
-async function queried(query: string): Promise<number | undefined> {
-  const res = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(query)}`);
-  const body = (await res.json()) as { data: { result: { value: [number, string] }[] } };
-  const sample = body.data.result[0];
-  return sample ? Number(sample.value[1]) : undefined;
-}
-
-/** Waits until Prometheus has scraped a value of `query` that `holds`. */
-function scraped(query: string, holds: (v: number) => boolean): Promise<number> {
-  return waitFor(
-    async () => {
-      const v = await queried(query);
-      return v !== undefined && holds(v) ? { v } : undefined;
-    },
-    30_000,
-    `Prometheus to scrape ${query}`,
-  ).then(({ v }) => v);
-}
+const scraped: Prometheus['scraped'] = (query, holds) => prometheus.handle.scraped(query, holds);
 
 test('GET /metrics answers 401 without the metrics token, the exposition with it', async () => {
   assert.is((await fetch(`${node.url}/metrics`)).status, 401);
@@ -170,7 +117,7 @@ test('media: producers and consumers on the worker, and the time from admission 
 
 test('no label value Prometheus holds is a room or participant id of the session', async () => {
   assert.ok(idsUsed.length > 0);
-  const res = await fetch(`${prometheusUrl}/api/v1/series?match[]=${encodeURIComponent('{job="haven"}')}`);
+  const res = await fetch(`${prometheus.handle.url}/api/v1/series?match[]=${encodeURIComponent('{job="haven"}')}`);
   const series = ((await res.json()) as { data: Record<string, string>[] }).data;
   assert.ok(series.length > 50, `${series.length} series`);
   for (const labels of series) {
@@ -198,7 +145,7 @@ test('off unless configured (404); with metrics.port, served there in plain and 
 test('Prometheus loads the alert rules and evaluates them against the node, none failing', async () => {
   const rules = await waitFor(
     async () => {
-      const res = await fetch(`${prometheusUrl}/api/v1/rules`);
+      const res = await fetch(`${prometheus.handle.url}/api/v1/rules`);
       const body = (await res.json()) as { data: { groups: { rules: { name: string; health: string }[] }[] } };
       const all = body.data.groups.flatMap((g) => g.rules);
       return all.length > 0 && all.every((r) => r.health === 'ok') ? all : undefined;
