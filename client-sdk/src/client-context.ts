@@ -1,6 +1,6 @@
 /** @internal What the parts of a SessionClient (join flow, members) see of the client: its state, connection and media. */
 import type { MediaSession } from './media-session.ts';
-import type { MediaHandlerName } from './options.ts';
+import type { MediaOptions } from './options.ts';
 import type { CloseReason, ConnectionState, SessionEvents } from './session-events.ts';
 import type { Signaling } from './signaling.ts';
 
@@ -15,6 +15,7 @@ export interface ClientContext {
   signaling(): Signaling | undefined;
   /** The current media session, if any. */
   media(): MediaSession | undefined;
-  handlerName(): MediaHandlerName | undefined;
+  /** What new media transports are created with (the client's options). */
+  mediaOptions(): MediaOptions;
   close(reason: CloseReason, error?: Error): void;
 }

@@ -379,7 +379,7 @@ export class JoinFlow {
       signaling,
       routerRtpCapabilities: this.#routerRtpCapabilities,
       iceServers: this.#iceServers,
-      handlerName: this.#host.handlerName(),
+      ...this.#host.mediaOptions(),
       onError: (error) => reportError(this.#host.events, error),
     });
     try {

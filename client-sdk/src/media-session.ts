@@ -17,16 +17,15 @@ import type {
   Transport,
 } from 'mediasoup-client/types';
 import { InvalidStateError } from './errors.ts';
-import type { MediaHandlerName } from './options.ts';
+import type { MediaOptions } from './options.ts';
 import type { ConsumeResponse, IceServer, TrackSource, TransportDirection } from './protocol/index.ts';
 import type { PublishPreset } from './publish-presets.ts';
 import type { Signaling } from './signaling.ts';
 
-export interface MediaSessionOptions {
+export interface MediaSessionOptions extends MediaOptions {
   signaling: Signaling;
   routerRtpCapabilities: unknown;
   iceServers: IceServer[];
-  handlerName: MediaHandlerName | undefined;
   /** Errors no caller awaits (an ICE restart that failed). */
   onError: (error: Error) => void;
 }
@@ -35,6 +34,7 @@ export class MediaSession {
   readonly #device: Device;
   readonly #signaling: Signaling;
   readonly #iceServers: RTCIceServer[];
+  readonly #iceTransportPolicy: RTCIceTransportPolicy;
   readonly #onError: (error: Error) => void;
   readonly #transports = new Map<TransportDirection, Promise<Transport>>();
   #closed = false;
@@ -43,6 +43,7 @@ export class MediaSession {
     this.#device = device;
     this.#signaling = options.signaling;
     this.#iceServers = options.iceServers.map((server) => ({ ...server }));
+    this.#iceTransportPolicy = options.iceTransportPolicy;
     this.#onError = options.onError;
   }
 
@@ -149,6 +150,8 @@ export class MediaSession {
       dtlsParameters: params.dtlsParameters as DtlsParameters,
       sctpParameters: params.sctpParameters as SctpParameters | undefined,
       iceServers: this.#iceServers,
+      // `relay`: only TURN candidates, on both transports (a clinic's policy, or a relay check).
+      iceTransportPolicy: this.#iceTransportPolicy,
     };
     const transport =
       direction === 'send' ? this.#device.createSendTransport(options) : this.#device.createRecvTransport(options);

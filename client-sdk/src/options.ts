@@ -36,6 +36,22 @@ export interface SessionClientOptions {
    * Node with `@roamhq/wrtc` (there is no user agent to detect).
    */
   mediasoupHandlerName?: MediaHandlerName;
+  /**
+   * Which ICE candidates the media transports may use: `'all'` (default: direct to the server
+   * when the network allows, else through the TURN relay the server hands out) or `'relay'`
+   * (only through the TURN relay, as a strict clinic policy requires or to check a relay works).
+   * With `'relay'` and no TURN configured on the server, media never connects.
+   */
+  iceTransportPolicy?: IceTransportPolicy;
+}
+
+/** RTCPeerConnection's `iceTransportPolicy`, for both media transports. */
+export type IceTransportPolicy = 'all' | 'relay';
+
+/** What the media transports are created with. */
+export interface MediaOptions {
+  handlerName: MediaHandlerName | undefined;
+  iceTransportPolicy: IceTransportPolicy;
 }
 
 /** Options with every default filled in. */
@@ -46,10 +62,11 @@ export interface ResolvedOptions {
   socketPath: string;
   requestTimeoutMs: number;
   connectTimeoutMs: number;
-  mediasoupHandlerName: MediaHandlerName | undefined;
+  media: MediaOptions;
 }
 
 const handlerNames: readonly MediaHandlerName[] = ['Chrome111', 'Chrome74', 'Firefox120', 'Safari12', 'ReactNative106'];
+const icePolicies: readonly IceTransportPolicy[] = ['all', 'relay'];
 
 function positiveNumber(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -62,7 +79,7 @@ function positiveNumber(value: unknown, name: string, fallback: number): number 
 /** Checks `options` and fills in the defaults; throws a `TypeError` naming the first bad option. */
 export function resolveOptions(options: SessionClientOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { url, token, reconnect, socketPath, mediasoupHandlerName } = options;
+  const { url, token, reconnect, socketPath, mediasoupHandlerName, iceTransportPolicy = 'all' } = options;
   if (typeof url !== 'string' || url.length === 0) throw new TypeError('url must be a non-empty string');
   if (!(typeof token === 'string' && token.length > 0) && typeof token !== 'function') {
     throw new TypeError('token must be a non-empty string or a function returning a promise of one');
@@ -73,6 +90,9 @@ export function resolveOptions(options: SessionClientOptions): ResolvedOptions {
   if (mediasoupHandlerName !== undefined && !handlerNames.includes(mediasoupHandlerName)) {
     throw new TypeError(`mediasoupHandlerName must be one of ${handlerNames.join(', ')}`);
   }
+  if (!icePolicies.includes(iceTransportPolicy)) {
+    throw new TypeError(`iceTransportPolicy must be one of ${icePolicies.join(', ')}`);
+  }
   return {
     url,
     token,
@@ -80,7 +100,7 @@ export function resolveOptions(options: SessionClientOptions): ResolvedOptions {
     socketPath: socketPath ?? defaultSocketPath,
     requestTimeoutMs: positiveNumber(options.requestTimeoutMs, 'requestTimeoutMs', 10_000),
     connectTimeoutMs: positiveNumber(options.connectTimeoutMs, 'connectTimeoutMs', 10_000),
-    mediasoupHandlerName,
+    media: { handlerName: mediasoupHandlerName, iceTransportPolicy },
   };
 }
 

@@ -79,7 +79,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     assertState: (what, ...allowed) => this.#assertState(what, ...allowed),
     signaling: () => this.#signaling,
     media: () => this.#join.media,
-    handlerName: () => this.#options.mediasoupHandlerName,
+    mediaOptions: () => this.#options.media,
     close: (reason, error) => this.#close(reason, error),
   };
   readonly #router = new NotificationRouter(() => this.#state === 'joined');
