@@ -9,6 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../../bench/processes.ts';
 import { browserFor } from '../helpers/browser.ts';
+import { inboundTracks as inbound, receivingFrom } from '../helpers/page-media.ts';
 import { sessionNode } from '../helpers/session-node.ts';
 
 // Closed before the node stops, so that no page is left reconnecting.
@@ -20,44 +21,6 @@ const haven = sessionNode(test, {
 const { node } = haven;
 const room = `e2e-${process.pid}`;
 const pages: Record<string, Page> = {};
-
-interface InboundTrack {
-  kind: string;
-  ssrc: number;
-  bytes: number;
-  frames: number;
-}
-
-/** Inbound RTP streams of the page's open peer connections that carry media. */
-async function inbound(page: Page): Promise<InboundTrack[]> {
-  return page.evaluate(async () => {
-    const tracks: { kind: string; ssrc: number; bytes: number; frames: number }[] = [];
-    for (const pc of (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections) {
-      if (pc.connectionState === 'closed') continue;
-      (await pc.getStats()).forEach((s) => {
-        // mediasoup's bandwidth probe (ssrc 1234) never decodes: count only real media.
-        if (s.type === 'inbound-rtp' && s.ssrc !== 1234 && s.bytesReceived > 0) {
-          tracks.push({ kind: s.kind, ssrc: s.ssrc, bytes: s.bytesReceived, frames: s.framesDecoded ?? 0 });
-        }
-      });
-    }
-    return tracks;
-  });
-}
-
-/** Waits until the page decodes video from `others` peers and receives their audio. */
-async function receivingFrom(page: Page, others: number, what: string): Promise<InboundTrack[]> {
-  return waitFor(
-    async () => {
-      const tracks = await inbound(page);
-      const video = tracks.filter((t) => t.kind === 'video' && t.frames > 0);
-      const audio = tracks.filter((t) => t.kind === 'audio');
-      return video.length >= others && audio.length >= others ? tracks : undefined;
-    },
-    20_000,
-    what,
-  );
-}
 
 async function open(name: string, role: string): Promise<Page> {
   const page = await browser.context.newPage();
