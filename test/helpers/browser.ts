@@ -21,6 +21,8 @@ export interface BrowserOptions {
   netns?: string;
   /** Accept the test's self-signed certificates. */
   ignoreHTTPSErrors?: boolean;
+  /** Origins served over plain HTTP that pages may use the camera and microphone on, as on `https://`. */
+  secureOrigins?: string[];
 }
 
 /** A fresh profile (its own user data folder) with camera and microphone allowed. */
@@ -49,6 +51,9 @@ export async function launchBrowser(options: BrowserOptions = {}): Promise<TestB
       '--use-fake-device-for-media-stream',
       '--use-fake-ui-for-media-stream',
       '--allow-loopback-in-peer-connection',
+      ...(options.secureOrigins?.length
+        ? [`--unsafely-treat-insecure-origin-as-secure=${options.secureOrigins.join(',')}`]
+        : []),
     ],
   });
   return {
