@@ -21,7 +21,7 @@ import {
   socketPath,
   type TrackInfo,
 } from '../client-sdk/src/protocol/index.ts';
-import { mintAccessToken } from '../server/auth/mint.ts';
+import { mintAccessToken } from '../server-sdk/src/mint.ts';
 import { epochMs } from './media.ts';
 import { loopback, type MediaPeer, producerRtpParameters } from './peer.ts';
 

@@ -9,7 +9,7 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Socket } from 'socket.io-client';
 import { protocolVersion, socketPath } from '../client-sdk/src/protocol/index.ts';
-import { mintAccessToken } from '../server/auth/mint.ts';
+import { mintAccessToken } from '../server-sdk/src/mint.ts';
 import { openSocket as connect } from './haven-client.ts';
 
 export type SignalingTarget = { kind: 'haven'; url: string; secret: string } | { kind: 'bare'; url: string };

@@ -1,7 +1,7 @@
 /**
  * Haven's command line.
  * - `haven token` mints an access token (for development, tests and ops checks; a clinic's backend
- *   mints its own, see server/auth/mint.ts). Prints only the token on stdout, so
+ *   mints its own with @haven/server-sdk). Prints only the token on stdout, so
  *   `TOKEN=$(haven token …)` works; errors go to stderr, exit 2.
  * - `haven audit verify|show` checks or prints a room's audit log (server/audit/audit-log.ts).
  *
@@ -16,9 +16,9 @@ import { loadConfig } from '../config/load.ts';
 import { AuditLog, type AuditVerification } from '../server/audit/audit-log.ts';
 import { type AuditCheckpoint, checkpointsInLines, parseCheckpoint } from '../server/audit/checkpoint.ts';
 import { AuditKeys, readKeyFile } from '../server/audit/keys.ts';
-import { mintAccessToken } from '../server/auth/mint.ts';
-import type { TokenAlgorithm } from '../server/auth/tokens.ts';
 import { type RedisConnection, redisConnectionOf, redisOptions } from '../server/redis/connection.ts';
+import type { TokenAlgorithm } from '../server-sdk/src/keys.ts';
+import { mintAccessToken } from '../server-sdk/src/mint.ts';
 
 const usage = `Usage: haven <command> [options]
 

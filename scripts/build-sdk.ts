@@ -56,7 +56,7 @@ function declarationImports(text: string): { relative: string[]; bare: string[] 
 }
 
 /** Follows the public declarations from `entry`; throws if one reaches a package (it is bundled, not installed). */
-function checkDeclarations(entry: string): string[] {
+export function checkDeclarations(entry: string): string[] {
   const seen = new Set<string>();
   const queue = [entry];
   while (queue.length) {
@@ -75,7 +75,7 @@ function checkDeclarations(entry: string): string[] {
 }
 
 /** tsc keeps the sources' `.ts` specifiers in declarations: point them at the emitted `.js`/`.d.ts` pair. */
-function rewriteSpecifiers(dir: string): void {
+export function rewriteSpecifiers(dir: string): void {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const file = join(dir, entry.name);
     if (entry.isDirectory()) rewriteSpecifiers(file);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up whatever is still missing on a Debian 12 machine, skipping what is done: system
-# packages (as root), npm packages, the media worker, the client SDK bundle. Run by `npm start`
-# and `npm test`.
+# packages (as root), npm packages, the media worker, the two packages a portal installs (the
+# client SDK bundle, the server package). Run by `npm start` and `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,4 +22,14 @@ bundle=client-sdk/dist/haven-sdk.js
 if [ ! -f "$bundle" ] || [ -n "$(find client-sdk/src scripts/build-sdk.ts -newer "$bundle" -print -quit)" ]; then
   echo "[setup] building the client SDK"
   node --import tsx scripts/build-sdk.ts
+fi
+
+# The server package a portal's backend installs (@haven/server-sdk): its admin API types are
+# generated from docs/openapi.json, its token claims share the protocol's limits.
+server_bundle=server-sdk/dist/index.js
+if [ ! -f "$server_bundle" ] || [ -n "$(find server-sdk/src server-sdk/package.json server-sdk/tsconfig.build.json \
+  client-sdk/src/protocol docs/openapi.json scripts/build-server-sdk.ts scripts/build-sdk.ts \
+  -newer "$server_bundle" -not -path 'server-sdk/src/generated/*' -print -quit)" ]; then
+  echo "[setup] building the server package"
+  node --import tsx scripts/build-server-sdk.ts
 fi

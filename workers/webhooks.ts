@@ -2,24 +2,19 @@
  * The webhook processor: POSTs each queued event (server/webhooks/queue.ts) to its endpoint,
  * signed, and records every outcome as the delivery's state (server/webhooks/deliveries.ts).
  *
- * Signature: `Haven-Signature: v1=<hex HMAC-SHA256(secret, "<Haven-Timestamp>.<body>")>` with
- * `Haven-Timestamp` in Unix seconds; a receiver recomputes it and refuses old timestamps.
+ * Signed with `signWebhook` of server-sdk/src/webhooks.ts, the module whose `verifyWebhook` a
+ * portal's receiver checks deliveries with.
  */
-import { createHmac } from 'node:crypto';
 import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../server/logger.ts';
 import type { RedisConnection } from '../server/redis/connection.ts';
 import { type Delivery, saveDelivery } from '../server/webhooks/deliveries.ts';
 import { type WebhookJob, type WebhookSettings, webhookJobOf, webhookQueueName } from '../server/webhooks/queue.ts';
+import { signWebhook } from '../server-sdk/src/webhooks.ts';
 import { type WorkerSettings, workerOptions } from './options.ts';
 
 const requestTimeoutMs = 10_000;
-
-/** The signature header value for a body sent at `timestamp` (Unix seconds). */
-export function signWebhook(secret: string, timestamp: number, body: string): string {
-  return `v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
-}
 
 /** POSTs each event, signed; records every outcome. */
 export function startWebhookWorker(

@@ -7,9 +7,10 @@
 import { createHash, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import jwt from 'jsonwebtoken';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { AccessTokenClaims, Capabilities, Role } from '../../client-sdk/src/protocol/index.ts';
-import { idPattern, maxIdLength } from '../../client-sdk/src/protocol/index.ts';
+import { accessTokenClaimsSchema } from '../../server-sdk/src/claims.ts';
+import { algorithmForKey, type TokenAlgorithm } from '../../server-sdk/src/keys.ts';
 import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
@@ -30,8 +31,6 @@ export interface VerifiedIdentity {
   /** `tokenFingerprint(token)`: what logs may carry to identify the token. */
   tokenHash: string;
 }
-
-export type TokenAlgorithm = 'HS256' | 'RS256' | 'ES256';
 
 /** Longest token accepted, in characters: a real one is well under 1 KB; this bounds parsing work. */
 export const maxTokenLength = 8192;
@@ -54,30 +53,6 @@ export function tokenFingerprint(token: string): string {
 
 /* ---- Claims ------------------------------------------------------------------------------- */
 
-/** `sub` and `room` end up in Redis keys and logs: a small, safe alphabet. */
-const id = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(maxIdLength, `at most ${maxIdLength} characters`)
-  .regex(idPattern, 'only letters, digits and . _ : -');
-const numericDate = z.number();
-const cap = z.boolean().optional();
-
-/** The claims Haven reads; other claims are allowed (and dropped). Keys in the order they are checked. */
-export const accessTokenClaimsSchema = z.object({
-  exp: numericDate,
-  iss: z.string(),
-  aud: z.union([z.string(), z.array(z.string())]),
-  sub: id,
-  room: id,
-  role: z.enum(['facilitator', 'participant', 'observer']),
-  name: z.string().trim().min(1, 'must not be empty').max(256, 'at most 256 characters'),
-  caps: z.strictObject({ publishAudio: cap, publishVideo: cap, publishScreen: cap, chat: cap }).optional(),
-  iat: numericDate.optional(),
-  nbf: numericDate.optional(),
-  jti: z.string().min(1, 'must not be empty').max(256, 'at most 256 characters').optional(),
-});
-
 /** Names the claim a failed parse is about (`missing claim: room`, `invalid claim: sub`). */
 export function claimProblem(payload: unknown, error: z.ZodError): string {
   const claim = error.issues[0]?.path[0];
@@ -85,23 +60,6 @@ export function claimProblem(payload: unknown, error: z.ZodError): string {
   return (payload as Record<string, unknown>)[claim] === undefined
     ? `missing claim: ${claim}`
     : `invalid claim: ${claim}`;
-}
-
-/**
- * The one algorithm a key may be used with: RS256 for RSA (2048 bits or more), ES256 for EC P-256.
- * Works on public and private keys alike; throws a TypeError for anything else.
- */
-export function algorithmForKey(key: KeyObject): 'RS256' | 'ES256' {
-  const details = key.asymmetricKeyDetails;
-  if (key.asymmetricKeyType === 'rsa') {
-    if ((details?.modulusLength ?? 0) < 2048) throw new TypeError('RSA keys must have at least 2048 bits');
-    return 'RS256';
-  }
-  if (key.asymmetricKeyType === 'ec') {
-    if (details?.namedCurve !== 'prime256v1') throw new TypeError('EC keys must be on the P-256 curve (ES256)');
-    return 'ES256';
-  }
-  throw new TypeError(`unsupported key type "${key.asymmetricKeyType}": use an RSA (RS256) or EC P-256 (ES256) key`);
 }
 
 /* ---- Revocation --------------------------------------------------------------------------- */

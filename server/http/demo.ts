@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { idPattern } from '../../client-sdk/src/protocol/index.ts';
-import { mintAccessToken } from '../auth/mint.ts';
+import { mintAccessToken } from '../../server-sdk/src/mint.ts';
 import { answerFailure } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { readJsonBody, sendError, sendJson } from './json.ts';

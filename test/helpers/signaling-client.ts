@@ -14,7 +14,7 @@ import {
   type SessionState,
   socketPath,
 } from '../../client-sdk/src/protocol/index.ts';
-import { mintAccessToken } from '../../server/auth/mint.ts';
+import { mintAccessToken } from '../../server-sdk/src/mint.ts';
 
 export type TestSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 

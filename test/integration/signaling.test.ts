@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../../bench/processes.ts';
 import { protocolVersion, type RequestName } from '../../client-sdk/src/protocol/index.ts';
-import { mintAccessToken } from '../../server/auth/mint.ts';
+import { mintAccessToken } from '../../server-sdk/src/mint.ts';
 import { rejects } from '../helpers/assert.ts';
 import { sessionNode } from '../helpers/session-node.ts';
 import {

@@ -9,7 +9,6 @@ import jwt from 'jsonwebtoken';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mintAccessToken } from '../../server/auth/mint.ts';
 import {
   defaultCapabilities,
   RevocationStore,
@@ -19,6 +18,7 @@ import {
 } from '../../server/auth/tokens.ts';
 import { HavenError } from '../../server/errors.ts';
 import { EmbeddedRedis } from '../../server/redis/embedded-redis.ts';
+import { mintAccessToken } from '../../server-sdk/src/mint.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const secret = 'a-test-secret-that-is-long-enough-0123456789';

@@ -6,7 +6,8 @@
 import { createPrivateKey, type KeyObject, randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { AccessTokenClaims, Capabilities, Role } from '../../client-sdk/src/protocol/index.ts';
-import { accessTokenClaimsSchema, algorithmForKey, type TokenAlgorithm } from './tokens.ts';
+import { accessTokenClaimsSchema } from './claims.ts';
+import { algorithmForKey, type TokenAlgorithm } from './keys.ts';
 
 export interface MintOptions {
   /**
