@@ -13,6 +13,7 @@ const defaultsInWords: Partial<Record<ConfigKey, string>> = {
   'auth.secret': 'random per start (development)',
   'rooms.autoCreate': '`true` (development), `false` (production)',
   demo: '`true` (development), `false` (production)',
+  'http.trustedProxies': 'none',
   'turn.urls': 'none',
   'webhooks.urls': 'none',
 };

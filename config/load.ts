@@ -32,9 +32,11 @@ export class ConfigError extends Error {
 
 type Raw = Record<string, unknown>;
 
+/** The value at `path`; for an item of a list given as one comma-separated string, that string. */
 function getPath(obj: Raw, path: readonly PropertyKey[]): unknown {
   let node: unknown = obj;
   for (const part of path) {
+    if (typeof node === 'string') return node;
     if (node === null || typeof node !== 'object') return undefined;
     node = (node as Raw)[part as string];
   }
@@ -67,6 +69,15 @@ function readFile(file: string): Raw {
   }
 }
 
+/** The variable of the key at `path`, or of the key it is an item of (`turn.urls.1`: `HAVEN_TURN_URLS`). */
+function envOf(path: readonly PropertyKey[]): string | undefined {
+  for (let n = path.length; n > 0; n--) {
+    const env = envNames[path.slice(0, n).join('.') as ConfigKey];
+    if (env) return env;
+  }
+  return undefined;
+}
+
 /** Loads and validates the configuration; throws `ConfigError` when any value is invalid. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const file = env[configFileEnv];
@@ -83,7 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       const isUnknown = issue.code === 'unrecognized_keys';
       return {
         key: key || '(root)',
-        env: envNames[key as ConfigKey],
+        env: envOf(issue.path),
         message: issue.message,
         received: isUnknown ? undefined : getPath(raw, issue.path),
       };

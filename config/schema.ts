@@ -5,24 +5,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { httpSection, signalingSection } from './connections.ts';
 import { checkSettingsTogether } from './cross-checks.ts';
-
-const port = z.coerce.number().int().min(0).max(65535);
-const positiveInt = z.coerce.number().int().positive();
-/** A boolean from JSON, or from an environment variable (`true`/`false`, `1`/`0`, `yes`/`no`). */
-const flag = z.union([z.boolean(), z.stringbool()]);
-/** A list from JSON, or a comma-separated environment variable. */
-const list = <T extends z.ZodType>(item: T) =>
-  z.preprocess(
-    (v) =>
-      typeof v === 'string'
-        ? v
-            .split(',')
-            .map((s) => s.trim())
-            .filter(Boolean)
-        : v,
-    z.array(item),
-  );
+import { flag, list, port, positiveInt } from './primitives.ts';
 
 export const configShape = z.strictObject({
   /** Deployment mode. `production` turns off development conveniences. Default `development`. */
@@ -30,18 +15,7 @@ export const configShape = z.strictObject({
     .enum(['development', 'production'])
     .default('development')
     .describe('Deployment mode; `production` turns off development conveniences.'),
-  http: z
-    .strictObject({
-      /** Address the HTTP API and signaling listen on. Default `127.0.0.1`. */
-      host: z
-        .string()
-        .min(1)
-        .default('127.0.0.1')
-        .describe('Address the HTTP API and signaling listen on (`0.0.0.0` for every interface).'),
-      /** TCP port of the HTTP API and signaling; 0 picks a free one. Default 7880. */
-      port: port.default(7880).describe('TCP port of the HTTP API and signaling; `0` picks a free port.'),
-    })
-    .prefault({}),
+  http: httpSection,
   /** Folder for the node's own data (embedded Redis). Default `./data`. */
   dataDir: z
     .string()
@@ -251,19 +225,7 @@ export const configShape = z.strictObject({
         .describe('Seconds a dropped connection keeps its place in the room (no leave seen by others).'),
     })
     .prefault({}),
-  signaling: z
-    .strictObject({
-      /** Requests per second each connection may make (token bucket). Default 20. */
-      rateLimit: positiveInt.default(20).describe('Signaling requests per second allowed to one connection.'),
-      /**
-       * Requests a connection may make in a burst above the rate. Default 200: joining a room of
-       * 16 asks for 30 consumers and resumes them at once, about 70 requests (measured by the bench).
-       */
-      rateBurst: positiveInt
-        .default(200)
-        .describe('Signaling requests one connection may make in a burst (joining a big room makes many at once).'),
-    })
-    .prefault({}),
+  signaling: signalingSection,
   turn: z
     .strictObject({
       /** TURN server URLs handed to clients (`turn:host:3478?transport=udp`, `turns:…`). */

@@ -79,6 +79,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   REDIRECT: 307,
   UNAVAILABLE: 503,
   PAYLOAD_TOO_LARGE: 413,
+  TOO_MANY_CONNECTIONS: 429,
 };
 
 /** A short description of what is wrong, naming fields but never echoing values. */

@@ -24,6 +24,7 @@ import { RevocationStore, TokenVerifier } from './auth/tokens.ts';
 import { Cluster } from './cluster/cluster.ts';
 import { DataDirLock } from './data-dir-lock.ts';
 import { answerClientError, type Readiness } from './http/app.ts';
+import { trustedProxies } from './http/client-address.ts';
 import { createMetricsServer } from './http/metrics-route.ts';
 import type { Logger } from './logger.ts';
 import { WorkerPool } from './media/worker-pool.ts';
@@ -279,6 +280,10 @@ export class HavenNode {
         rateBurst: config.signaling.rateBurst,
         cluster,
         observer: metrics?.signaling,
+        perAddress: {
+          max: config.signaling.maxConnectionsPerAddress,
+          trustedProxies: trustedProxies(config.http.trustedProxies),
+        },
       });
       node.http.on('clientError', answerClientError);
       node.io.attach(node.http);

@@ -26,6 +26,7 @@ import type { Logger } from '../logger.ts';
 import type { Member } from '../rooms/member.ts';
 import type { Room } from '../rooms/room.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
+import { AddressCap, type PerAddressOptions } from './address-cap.ts';
 import { guarded, loggableEventName } from './guard.ts';
 import { authorize, callerNeed, stageIn } from './permissions.ts';
 import { TokenBucket } from './rate-limit.ts';
@@ -41,6 +42,8 @@ export interface SignalingOptions {
   cluster?: Pick<Cluster, 'route' | 'serves'>;
   /** Told of each connection admitted and each request answered (for metrics); must not throw. */
   observer?: SignalingObserver;
+  /** The cap on connections open at once from one client address; absent: no cap. */
+  perAddress?: PerAddressOptions;
 }
 
 /** What signaling tells an observer: names from the protocol's fixed set only (`unknown` otherwise). */
@@ -99,7 +102,20 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     }),
   );
 
+  const addressCap = options.perAddress && new AddressCap(options.perAddress, logger);
+
   async function admitConnection(socket: HavenSocket): Promise<void> {
+    // First, and cheap: a flood from one address is refused before its tokens are even checked.
+    const release = addressCap?.hold(socket);
+    try {
+      await verifyConnection(socket);
+    } catch (err) {
+      release?.();
+      throw err;
+    }
+  }
+
+  async function verifyConnection(socket: HavenSocket): Promise<void> {
     const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
     const identity = await options.verifier.verify(token);
     // A room served by another node: REDIRECT there (the SDK follows), before anything else.

@@ -232,4 +232,32 @@ test('the server exits 2 on a bad value, naming the key and what is allowed', ()
   assert.match(result.stderr, /given: "chatty"/);
 });
 
+test('trusted proxies: addresses and CIDR ranges of both families, none by default', () => {
+  assert.equal(loadConfig({}).http.trustedProxies, []);
+  const config = loadConfig({ HAVEN_TRUSTED_PROXIES: '127.0.0.1, 10.0.0.0/8,::1, fd00::/8' });
+  assert.equal(config.http.trustedProxies, ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8']);
+  const fromFile = loadConfig({ HAVEN_CONFIG: jsonFile('{"http": {"trustedProxies": ["192.0.2.10"]}}') });
+  assert.equal(fromFile.http.trustedProxies, ['192.0.2.10']);
+});
+
+test('a trusted proxy that is not an address or a range is refused, naming the variable and the entry', () => {
+  for (const bad of ['nginx.internal', '10.0.0.0/33', '10.0.0.1:8080', 'fd00::/200']) {
+    const [problem] = problemsOf({ HAVEN_TRUSTED_PROXIES: `127.0.0.1,${bad}` });
+    assert.is(problem?.key, 'http.trustedProxies.1', bad);
+    assert.is(problem?.env, 'HAVEN_TRUSTED_PROXIES');
+    assert.match(problem?.message ?? '', /IP address or a CIDR range/);
+    assert.is(problem?.received, `127.0.0.1,${bad}`);
+  }
+});
+
+test('the per-address connection cap: 50 by default, a positive integer', () => {
+  assert.is(loadConfig({}).signaling.maxConnectionsPerAddress, 50);
+  assert.is(loadConfig({ HAVEN_SIGNALING_MAX_CONNECTIONS_PER_ADDRESS: '3' }).signaling.maxConnectionsPerAddress, 3);
+  for (const bad of ['0', '-1', '2.5', 'many'])
+    assert.is(
+      problemsOf({ HAVEN_SIGNALING_MAX_CONNECTIONS_PER_ADDRESS: bad })[0]?.key,
+      'signaling.maxConnectionsPerAddress',
+    );
+});
+
 test.run();

@@ -32,6 +32,8 @@ export const errorCodes = [
   'UNAVAILABLE',
   /** An HTTP body over the limit (64 KiB): nothing was read or changed. */
   'PAYLOAD_TOO_LARGE',
+  /** Too many signaling connections open from the caller's address: one must close first. */
+  'TOO_MANY_CONNECTIONS',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 
@@ -50,8 +52,19 @@ export interface ProtocolError {
 
 export type Ack<T> = { ok: true; data: T } | { ok: false; error: ProtocolError };
 
-/** Codes a rejoin can overcome by trying again (later, or at another node). */
-const retryableCodes: readonly ErrorCode[] = ['RATE_LIMITED', 'INVALID_STATE', 'INTERNAL', 'REDIRECT', 'UNAVAILABLE'];
+/**
+ * Codes a rejoin can overcome by trying again (later, or at another node). `TOO_MANY_CONNECTIONS`
+ * is one: the connection a dropped client reconnects to replace may still be counted until the
+ * node sees it gone, and connections of the same address end; the reconnect policy paces retries.
+ */
+const retryableCodes: readonly ErrorCode[] = [
+  'RATE_LIMITED',
+  'INVALID_STATE',
+  'INTERNAL',
+  'REDIRECT',
+  'UNAVAILABLE',
+  'TOO_MANY_CONNECTIONS',
+];
 
 /** Codes a rejoin cannot overcome by retrying: the SDK stops reconnecting when answered one. */
 export const fatalRejoinCodes: readonly ErrorCode[] = errorCodes.filter((code) => !retryableCodes.includes(code));
