@@ -1,0 +1,184 @@
+/**
+ * A browser session through the TURN relay, end to end: coturn started from
+ * deploy/coturn/turnserver.conf, a real node handing out its credentials, and two Chromium pages
+ * in one room. One page runs in a network namespace that reaches the node's HTTP port and coturn
+ * (on the host's veth address) but not the node's media ports (127.0.0.1, which inside the
+ * namespace is its own loopback): its media can only go through the relay, and does, both ways.
+ * The other page, on the host, could reach the media ports but is told to use the relay only
+ * (`iceTransportPolicy: 'relay'`). Without TURN configured, that policy leaves a page without a
+ * single candidate: its media never connects.
+ */
+import type { Page } from 'playwright-core';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { NodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
+import { launchBrowser, recordPeerConnections, type TestBrowser } from '../helpers/browser.ts';
+import { type Coturn, startCoturn } from '../helpers/coturn.ts';
+import { runAll } from '../helpers/hooks.ts';
+import { createNetns, type Netns } from '../helpers/netns.ts';
+import { inboundTracks, receivingFrom, selectedCandidateTypes } from '../helpers/page-media.ts';
+import { sessionNode } from '../helpers/session-node.ts';
+import { token } from '../helpers/signaling-client.ts';
+
+const turnSecret = `turn-secret-${process.pid}-0123456789abcdef`;
+let ns: Netns;
+let turn: Coturn;
+let node: NodeProcess;
+let inside: TestBrowser;
+let outside: TestBrowser;
+const room = `e2e-turn-${process.pid}`;
+
+// Registered first: the pages close before the node stops (none is left reconnecting), the
+// namespace goes last.
+test.before(async () => {
+  ns = await createNetns();
+  turn = await startCoturn({ listenAddress: ns.hostAddress, secret: turnSecret });
+  node = await haven.startNode({
+    HAVEN_HTTP_HOST: ns.hostAddress,
+    HAVEN_TURN_URLS: turn.urls.join(','),
+    HAVEN_TURN_SECRET: turnSecret,
+  });
+  // Plain HTTP on the veth address is no secure context: the node's origin may use the devices.
+  inside = await launchBrowser({ netns: ns.name, secureOrigins: [node.url] });
+  outside = await launchBrowser({ secureOrigins: [node.url] });
+  for (const browser of [inside, outside]) await browser.context.addInitScript(recordPeerConnections);
+  await haven.newRoom({ id: room, title: 'Relayed group', waitingRoom: false }, node.url);
+});
+test.after(() =>
+  runAll([() => inside?.close(), () => outside?.close(), () => turn?.stop(), () => node?.kill(), () => ns?.remove()]),
+);
+const haven = sessionNode(test, { start: false });
+
+/**
+ * Opens the node's demo origin in `browser` and joins `roomId` there with the SDK bundle,
+ * publishing the fake camera and microphone; resolves with the page once published.
+ */
+async function joinPage(
+  browser: TestBrowser,
+  url: string,
+  roomId: string,
+  sub: string,
+  policy: 'all' | 'relay',
+): Promise<Page> {
+  const page = await browser.context.newPage();
+  page.on('pageerror', (err) => console.log(`    [${sub}] page error: ${err.message}`));
+  await page.goto(`${url}/demo`);
+  await page.evaluate(
+    async ({ accessToken, iceTransportPolicy }) => {
+      const sdk = '/demo/haven-sdk.js';
+      const { SessionClient } = await import(sdk);
+      const client = new SessionClient({
+        url: location.origin,
+        token: accessToken,
+        reconnect: false,
+        iceTransportPolicy,
+      });
+      (window as unknown as { haven: unknown }).haven = client;
+      await client.connect();
+      await client.join();
+      await client.publishMicrophone();
+      await client.publishCamera();
+    },
+    { accessToken: token(roomId, sub), iceTransportPolicy: policy },
+  );
+  return page;
+}
+
+/** Which of the page's open peer connections send and which receive, and their connection states. */
+function transports(page: Page): Promise<{ sends: boolean; state: string }[]> {
+  return page.evaluate(() =>
+    (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections
+      .filter((pc) => pc.signalingState !== 'closed')
+      .map((pc) => ({
+        sends: pc.getTransceivers().some((t) => t.direction === 'sendonly'),
+        state: pc.connectionState,
+      })),
+  );
+}
+
+/** Waits until the page's send and receive transports are both connected through the relay. */
+async function relayedBothWays(page: Page, what: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const open = await transports(page);
+      if (open.length !== 2 || !open.some((t) => t.sends) || open.some((t) => t.state !== 'connected')) return false;
+      return (await selectedCandidateTypes(page)).length === 2;
+    },
+    20_000,
+    `${what}: send and receive transports connected`,
+  );
+  assert.equal(
+    (await selectedCandidateTypes(page)).map((pair) => pair.local),
+    ['relay', 'relay'],
+    `${what}: both selected pairs start at a relay candidate`,
+  );
+}
+
+/** Waits until every audio and decoded video stream the page receives has grown past `before`. */
+async function stillFlowing(page: Page, what: string): Promise<void> {
+  const before = await receivingFrom(page, 1, `${what} to receive the other page`);
+  await waitFor(
+    async () => {
+      const after = await inboundTracks(page);
+      return before
+        .filter((t) => t.kind === 'audio' || t.frames > 0)
+        .every((t) => {
+          const later = after.find((a) => a.ssrc === t.ssrc);
+          return !!later && later.bytes > t.bytes && (t.kind === 'audio' || later.frames > t.frames);
+        });
+    },
+    15_000,
+    `${what}: audio and video to keep flowing`,
+  );
+}
+
+test('a page that cannot reach the media ports connects through coturn; media flows both ways', async () => {
+  const started = Date.now();
+  const inner = await joinPage(inside, node.url, room, 'in-netns', 'all');
+  const outer = await joinPage(outside, node.url, room, 'on-host', 'relay');
+  await relayedBothWays(inner, 'the page in the namespace');
+  const relayedMs = Date.now() - started;
+  await relayedBothWays(outer, 'the page told to use the relay only');
+  await stillFlowing(inner, 'the page in the namespace');
+  await stillFlowing(outer, 'the page on the host');
+  console.log(`    joined and connected through the relay, both transports, in ${relayedMs} ms`);
+  assert.not.ok(turn.output().includes(turnSecret), 'the secret is not in coturn’s log');
+});
+
+test('relay only, and no TURN configured: the transports gather no candidate and never connect', async () => {
+  const bare = await haven.startNode({ HAVEN_HTTP_HOST: ns.hostAddress });
+  const controlRoom = `${room}-no-turn`;
+  await haven.newRoom({ id: controlRoom, title: 'No relay', waitingRoom: false }, bare.url);
+  const browser = await launchBrowser({ secureOrigins: [bare.url] });
+  try {
+    await browser.context.addInitScript(recordPeerConnections);
+    const page = await joinPage(browser, bare.url, controlRoom, 'relay-only', 'relay');
+    // Gathering ends at once (there is nothing to gather); then the state is final.
+    const gathered = await waitFor(
+      () =>
+        page.evaluate(async () => {
+          const open = (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections.filter(
+            (pc) => pc.connectionState !== 'closed',
+          );
+          if (open.length === 0 || open.some((pc) => pc.iceGatheringState !== 'complete')) return undefined;
+          let candidates = 0;
+          for (const pc of open) {
+            (await pc.getStats()).forEach((s) => {
+              if (s.type === 'local-candidate') candidates++;
+            });
+          }
+          return { candidates, states: open.map((pc) => pc.connectionState) };
+        }),
+      15_000,
+      'ICE gathering to complete',
+    );
+    assert.is(gathered.candidates, 0, 'no local candidate: nothing to connect with');
+    assert.not.ok(gathered.states.includes('connected'), `states: ${gathered.states.join(', ')}`);
+  } finally {
+    await browser.close();
+    bare.kill();
+  }
+});
+
+test.run();
