@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { fatalRejoinCodes } from '../../client-sdk/src/protocol/index.ts';
 import {
   addressGroup,
   canonicalAddress,
@@ -49,12 +50,16 @@ test('a malformed entry: the trusted hop that handed it over is the client', () 
 });
 
 test('IPv6: canonical forms, brackets, zones, and IPv4-mapped peers', () => {
-  assert.is(canonicalAddress('2001:DB8:0:0:0:0:0:1'), '2001:db8::1');
-  assert.is(canonicalAddress('[2001:db8::1]'), '2001:db8::1');
-  assert.is(canonicalAddress('fe80::1%eth0'), 'fe80::1');
-  assert.is(canonicalAddress('::ffff:127.0.0.1'), '127.0.0.1');
-  assert.is(canonicalAddress('::ffff:7f00:2'), '127.0.0.2');
-  assert.is(canonicalAddress('example.org'), undefined);
+  const spellings = {
+    '2001:DB8:0:0:0:0:0:1': '2001:db8::1',
+    '[2001:db8::1]': '2001:db8::1',
+    'fe80::1%eth0': 'fe80::1',
+    '::ffff:127.0.0.1': '127.0.0.1',
+    '::ffff:7f00:2': '127.0.0.2',
+    'example.org': undefined,
+  };
+  for (const [written, canonical] of Object.entries(spellings))
+    assert.is(canonicalAddress(written), canonical, written);
   // A dual-stack listener reports an IPv4 peer as IPv4-mapped: it still matches the IPv4 entry.
   assert.is(clientAddress('::ffff:127.0.0.1', '198.51.100.1', proxy), '198.51.100.1');
   assert.is(clientAddress('fd12::5', '2001:db8::7', proxy), '2001:db8::7');
@@ -79,11 +84,14 @@ test('trusted proxy entries: addresses and CIDR ranges of both families; malform
 });
 
 test('clients are counted per IPv4 address, or per IPv6 /64', () => {
-  assert.is(addressGroup('198.51.100.1'), '198.51.100.1');
-  assert.is(addressGroup('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
-  assert.is(addressGroup('2001:db8:1:2::ffff'), '2001:db8:1:2::/64');
-  assert.is(addressGroup('2001:db8::1'), '2001:db8:0:0::/64');
-  assert.is(addressGroup('::1'), '0:0:0:0::/64');
+  const groups: [string, string][] = [
+    ['198.51.100.1', '198.51.100.1'],
+    ['2001:db8:1:2:aaaa::1', '2001:db8:1:2::/64'],
+    ['2001:db8:1:2::ffff', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+  ];
+  for (const [address, group] of groups) assert.is(addressGroup(address), group, address);
 });
 
 const ipv4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((p) => p.join('.'));
@@ -122,6 +130,10 @@ test('property: IPv6 addresses are grouped by their first four groups whatever t
       assert.is(addressGroup(canonical), addressGroup(first));
     }),
   );
+});
+
+test('TOO_MANY_CONNECTIONS is a refusal the SDK’s reconnection retries', () => {
+  assert.not.ok(fatalRejoinCodes.includes('TOO_MANY_CONNECTIONS'));
 });
 
 test('the per-address cap: places taken, refused at the cap, given back once; the log names no address', () => {
