@@ -5,8 +5,9 @@
  * (on the host's veth address) but not the node's media ports (127.0.0.1, which inside the
  * namespace is its own loopback): its media can only go through the relay, and does, both ways.
  * The other page, on the host, could reach the media ports but is told to use the relay only
- * (`iceTransportPolicy: 'relay'`). Without TURN configured, that policy leaves a page without a
- * single candidate: its media never connects.
+ * (`iceTransportPolicy: 'relay'`). Given only TURN over TCP (UDP blocked), the namespace's page
+ * relays over TCP. Without TURN configured, the relay-only policy leaves a page without a single
+ * candidate: its media never connects.
  */
 import type { Page } from 'playwright-core';
 import { test } from 'uvu';
@@ -144,6 +145,45 @@ test('a page that cannot reach the media ports connects through coturn; media fl
   await stillFlowing(outer, 'the page on the host');
   console.log(`    joined and connected through the relay, both transports, in ${relayedMs} ms`);
   assert.not.ok(turn.output().includes(turnSecret), 'the secret is not in coturn’s log');
+});
+
+test('only TURN over TCP given (networks that block UDP): the page connects through it', async () => {
+  const tcpOnly = turn.urls.filter((url) => url.endsWith('?transport=tcp'));
+  assert.is(tcpOnly.length, 1);
+  const tcpNode = await haven.startNode({
+    HAVEN_HTTP_HOST: ns.hostAddress,
+    HAVEN_TURN_URLS: tcpOnly.join(','),
+    HAVEN_TURN_SECRET: turnSecret,
+  });
+  const tcpRoom = `${room}-tcp`;
+  await haven.newRoom({ id: tcpRoom, title: 'TCP relay', waitingRoom: false }, tcpNode.url);
+  const browser = await launchBrowser({ netns: ns.name, secureOrigins: [tcpNode.url] });
+  try {
+    await browser.context.addInitScript(recordPeerConnections);
+    const page = await joinPage(browser, tcpNode.url, tcpRoom, 'tcp-only', 'all');
+    await waitFor(
+      async () => (await selectedCandidateTypes(page)).length === 1,
+      20_000,
+      'the send transport to connect',
+    );
+    assert.equal(
+      (await selectedCandidateTypes(page)).map((pair) => pair.local),
+      ['relay'],
+    );
+    const relays = await page.evaluate(async () => {
+      const protocols: string[] = [];
+      for (const pc of (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections) {
+        (await pc.getStats()).forEach((s) => {
+          if (s.type === 'local-candidate' && s.candidateType === 'relay') protocols.push(s.relayProtocol);
+        });
+      }
+      return protocols;
+    });
+    assert.ok(relays.length > 0 && relays.every((protocol) => protocol === 'tcp'), `relays over ${relays.join(', ')}`);
+  } finally {
+    await browser.close();
+    tcpNode.kill();
+  }
 });
 
 test('relay only, and no TURN configured: the transports gather no candidate and never connect', async () => {
