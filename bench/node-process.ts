@@ -61,6 +61,8 @@ export async function startNodeProcess(env: Record<string, string> = {}): Promis
       HAVEN_DATA_DIR: dataDir,
       HAVEN_LOG_FORMAT: 'json',
       HAVEN_MEDIA_WORKERS: '1',
+      // Every simulated client connects from 127.0.0.1: the per-address cap would refuse the load.
+      HAVEN_SIGNALING_MAX_CONNECTIONS_PER_ADDRESS: '100000',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
