@@ -85,6 +85,13 @@ export function rewriteSpecifiers(dir: string): void {
   }
 }
 
+/** Runs tsc on a build project (declarations only); throws with its output if it fails. */
+export function emitDeclarations(project: string): void {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  const result = spawnSync(process.execPath, [tsc, '-p', project], { cwd: root, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`tsc failed:\n${result.stdout}${result.stderr}`);
+}
+
 export async function buildSdk(): Promise<SdkBuild> {
   rmSync(dist, { recursive: true, force: true });
   mkdirSync(dist, { recursive: true });
@@ -109,12 +116,7 @@ export async function buildSdk(): Promise<SdkBuild> {
   if (problems.length) throw new Error(`the bundle is not browser-clean:\n${problems.join('\n')}`);
   if (!/export\s*\{[^}]*\bSessionClient\b/.test(code)) throw new Error('the bundle does not export SessionClient');
 
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const result = spawnSync(process.execPath, [tsc, '-p', join(sdk, 'tsconfig.build.json')], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-  if (result.status !== 0) throw new Error(`tsc failed:\n${result.stdout}${result.stderr}`);
+  emitDeclarations(join(sdk, 'tsconfig.build.json'));
   rewriteSpecifiers(join(dist, 'types'));
   const declarations = join(dist, 'haven-sdk.d.ts');
   writeFileSync(declarations, "export * from './types/index.js';\n");

@@ -8,14 +8,13 @@
  *
  * Usage: node --import tsx scripts/build-server-sdk.ts
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { builtinModules, createRequire } from 'node:module';
+import { builtinModules } from 'node:module';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import openapiTS, { astToString } from 'openapi-typescript';
-import { checkDeclarations, rewriteSpecifiers } from './build-sdk.ts';
+import { checkDeclarations, emitDeclarations, rewriteSpecifiers } from './build-sdk.ts';
 
 const root = join(import.meta.dirname, '..');
 const pkg = join(root, 'server-sdk');
@@ -74,12 +73,7 @@ export async function buildServerSdk(): Promise<{ bundle: string; declarations: 
   const foreign = foreignImports(code, dependencies);
   if (foreign.length) throw new Error(`the bundle imports what the package does not depend on: ${foreign.join(', ')}`);
 
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const result = spawnSync(process.execPath, [tsc, '-p', join(pkg, 'tsconfig.build.json')], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-  if (result.status !== 0) throw new Error(`tsc failed:\n${result.stdout}${result.stderr}`);
+  emitDeclarations(join(pkg, 'tsconfig.build.json'));
   const types = join(dist, 'types');
   rewriteSpecifiers(types);
   const declarations = join(dist, 'index.d.ts');
