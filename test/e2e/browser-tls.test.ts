@@ -149,24 +149,25 @@ function handshake(min: 'TLSv1.1' | 'TLSv1.2', max: 'TLSv1.1' | 'TLSv1.2' | 'TLS
       maxVersion: max,
       // Our side would refuse TLS 1.1 itself at OpenSSL's default security level: only nginx may refuse here.
       ciphers: 'DEFAULT@SECLEVEL=0',
+      ALPNProtocols: ['h2', 'http/1.1'],
     });
     socket.once('secureConnect', () => {
-      resolve(`${socket.getProtocol()} ${socket.getCipher().name}`);
+      resolve(`${socket.getProtocol()} ${socket.getCipher().name} ${socket.alpnProtocol}`);
       socket.end();
     });
     socket.once('error', (err) => resolve(`refused: ${/alert [a-z ]+/.exec(err.message)?.[0] ?? err.message}`));
   });
 }
 
-test('TLS 1.3 and 1.2 (forward-secret AEAD) are spoken, 1.1 is refused', async () => {
+test('TLS 1.3 and 1.2 (forward-secret AEAD) are spoken, with HTTP/2; 1.1 is refused', async () => {
   const outcomes = [
     await handshake('TLSv1.2', 'TLSv1.3'),
     await handshake('TLSv1.2', 'TLSv1.2'),
     await handshake('TLSv1.1', 'TLSv1.1'),
   ];
   console.log(`    TLS: ${outcomes.join('; ')}`);
-  assert.match(outcomes[0] as string, /^TLSv1\.3 /);
-  assert.match(outcomes[1] as string, /^TLSv1\.2 ECDHE-ECDSA-(AES(128|256)-GCM|CHACHA20-POLY1305)/);
+  assert.match(outcomes[0] as string, /^TLSv1\.3 \S+ h2$/);
+  assert.match(outcomes[1] as string, /^TLSv1\.2 ECDHE-ECDSA-(AES(128|256)-GCM|CHACHA20-POLY1305)\S* h2$/);
   assert.match(outcomes[2] as string, /^refused: .*(protocol version|alert)/i);
 });
 
