@@ -51,20 +51,16 @@ test.after(() =>
 );
 const haven = sessionNode(test, { start: false });
 
-/**
- * Opens the node's demo origin in `browser` and joins `roomId` there with the SDK bundle,
- * publishing the fake camera and microphone; resolves with the page once published.
- */
-async function joinPage(
-  browser: TestBrowser,
-  url: string,
-  roomId: string,
-  sub: string,
-  policy: 'all' | 'relay',
-): Promise<Page> {
+/** A page of `browser` on the node's demo origin, where the SDK bundle is served. */
+async function openPage(browser: TestBrowser, url: string, name: string): Promise<Page> {
   const page = await browser.context.newPage();
-  page.on('pageerror', (err) => console.log(`    [${sub}] page error: ${err.message}`));
+  page.on('pageerror', (err) => console.log(`    [${name}] page error: ${err.message}`));
   await page.goto(`${url}/demo`);
+  return page;
+}
+
+/** Joins `roomId` as `sub` with a SessionClient in `page`, publishing the fake camera and microphone. */
+async function joinIn(page: Page, roomId: string, sub: string, policy: 'all' | 'relay'): Promise<Page> {
   await page.evaluate(
     async ({ accessToken, iceTransportPolicy }) => {
       const sdk = '/demo/haven-sdk.js';
@@ -75,7 +71,6 @@ async function joinPage(
         reconnect: false,
         iceTransportPolicy,
       });
-      (window as unknown as { haven: unknown }).haven = client;
       await client.connect();
       await client.join();
       await client.publishMicrophone();
@@ -85,6 +80,24 @@ async function joinPage(
   );
   return page;
 }
+
+/** A new page of `browser` joined to `roomId` at `url`. */
+async function joinPage(
+  browser: TestBrowser,
+  url: string,
+  roomId: string,
+  sub: string,
+  policy: 'all' | 'relay',
+): Promise<Page> {
+  return joinIn(await openPage(browser, url, sub), roomId, sub, policy);
+}
+
+/** coturn's log lines about sessions (`verbose`). */
+const turnLog = (server: Coturn) =>
+  server
+    .output()
+    .split('\n')
+    .filter((line) => line.includes(': session '));
 
 /** Which of the page's open peer connections send and which receive, and their connection states. */
 function transports(page: Page): Promise<{ sends: boolean; state: string }[]> {
@@ -183,6 +196,64 @@ test('only TURN over TCP given (networks that block UDP): the page connects thro
   } finally {
     await browser.close();
     tcpNode.kill();
+  }
+});
+
+test('a relayed session outlives its TURN credentials', async () => {
+  const ttlS = 3;
+  // Short allocation lifetimes and nonces, so that refreshes (every lifetime/2) and new nonces
+  // come within seconds; `verbose` logs each refresh.
+  const shortTurn = await startCoturn({
+    listenAddress: ns.hostAddress,
+    secret: turnSecret,
+    extraConfig: ['verbose', 'max-allocate-lifetime=10', 'stale-nonce=4'],
+  });
+  const ttlNode = await haven.startNode({
+    HAVEN_HTTP_HOST: ns.hostAddress,
+    HAVEN_TURN_URLS: shortTurn.urls.filter((url) => url.endsWith('?transport=udp')).join(','),
+    HAVEN_TURN_SECRET: turnSecret,
+    HAVEN_TURN_TTL_S: String(ttlS),
+  });
+  const ttlRoom = `${room}-ttl`;
+  await haven.newRoom({ id: ttlRoom, title: 'Long session', waitingRoom: false }, ttlNode.url);
+  const browser = await launchBrowser({ netns: ns.name, secureOrigins: [ttlNode.url] });
+  try {
+    await browser.context.addInitScript(recordPeerConnections);
+    const page = await openPage(browser, ttlNode.url, 'ttl');
+    await joinIn(page, ttlRoom, 'ttl-a', 'all');
+    await joinIn(page, ttlRoom, 'ttl-b', 'all');
+    await receivingFrom(page, 2, 'each client in the namespace to receive the other');
+    // The usernames say `floor(now) + ttl`: one more second and both clients' have expired.
+    const expiresAt = Date.now() + (ttlS + 1) * 1000;
+    await waitFor(() => Date.now() > expiresAt, (ttlS + 5) * 1000, 'the credentials to expire');
+    const seen = turnLog(shortTurn).length;
+    // Each refresh after the expiry meets a stale nonce first (4 s < 5 s): coturn asks again, and
+    // the client answers with the same, expired, credentials.
+    const after = await waitFor(
+      () => {
+        const later = turnLog(shortTurn).slice(seen);
+        return later.filter((line) => /REFRESH processed, success/.test(line)).length >= 4 && later;
+      },
+      30_000,
+      'four allocation refreshes after the credentials expired',
+    );
+    assert.ok(
+      after.some((line) => /438: Stale nonce/.test(line)),
+      'new nonces were handed out meanwhile',
+    );
+    assert.not.ok(
+      after.some((line) => /error 401/.test(line) && !/user <>/.test(line)),
+      'no authenticated request was refused',
+    );
+    await stillFlowing(page, 'the clients after their credentials expired');
+    // Usernames are in coturn's log (and in clear on the wire): a tag, never the participant id.
+    const log = turnLog(shortTurn).join('\n');
+    assert.match(log, /user <\d+:[\w-]{22}>/);
+    assert.not.ok(/ttl-a|ttl-b/.test(log), 'no participant id in coturn’s log');
+  } finally {
+    await browser.close();
+    await shortTurn.stop();
+    ttlNode.kill();
   }
 });
 

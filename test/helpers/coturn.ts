@@ -29,6 +29,8 @@ export interface CoturnOptions {
   allowedPeer?: string;
   /** TURN over TLS on a port of its own, with this certificate and key. Default: no TLS listener. */
   tls?: { certFile: string; keyFile: string };
+  /** More directives, appended after the test-only overrides (e.g. `verbose`, shorter lifetimes). */
+  extraConfig?: string[];
 }
 
 export interface Coturn {
@@ -116,7 +118,14 @@ function accepts(address: string, port: number, tls: boolean): Promise<boolean> 
 
 /** Starts coturn and resolves once it answers STUN over UDP and accepts TCP (and TLS) connections. */
 export async function startCoturn(options: CoturnOptions): Promise<Coturn> {
-  const { listenAddress, secret, relayAddress = listenAddress, allowedPeer = '127.0.0.1', tls } = options;
+  const {
+    listenAddress,
+    secret,
+    relayAddress = listenAddress,
+    allowedPeer = '127.0.0.1',
+    tls,
+    extraConfig = [],
+  } = options;
   const dir = mkdtempSync(join(tmpdir(), 'haven-coturn-'));
   const port = await freePort();
   const tlsPort = tls ? await freePort() : undefined;
@@ -145,6 +154,7 @@ export async function startCoturn(options: CoturnOptions): Promise<Coturn> {
       'no-stdout-log',
       `pidfile=${join(dir, 'turnserver.pid')}`,
       `userdb=${join(dir, 'turndb')}`,
+      ...extraConfig,
     ],
   );
   const configFile = join(dir, 'turnserver.conf');

@@ -85,7 +85,7 @@ test('relay-only clients make both transports relay-only, with the node’s TURN
     assert.is(config.iceTransportPolicy, 'relay');
     const [server] = config.iceServers ?? [];
     assert.equal(server?.urls, [turnUrl]);
-    assert.match(String(server?.username), /^\d+:/, 'coturn REST API username: expiry, then the participant');
+    assert.match(String(server?.username), /^\d+:/, 'coturn REST API username: expiry, then the participant’s tag');
   }
 });
 
