@@ -70,7 +70,7 @@ export function createSeries(registry = new Registry()) {
     }),
     requests: new Counter({
       name: 'haven_signaling_requests_total',
-      help: 'Signaling requests answered, by request name (`unknown` for names outside the protocol) and code (`ok` or the error code).',
+      help: 'Signaling requests answered, by request name (`connect` for the handshake, `unknown` for names outside the protocol) and code (`ok` or the error code).',
       labelNames: ['event', 'code'],
       registers,
     }),

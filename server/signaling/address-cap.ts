@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'socket.io';
 import { HavenError } from '../errors.ts';
-import { addressGroup, clientAddress, type TrustedProxies } from '../http/client-address.ts';
+import { addressGroup, canonicalAddress, clientAddress, type TrustedProxies } from '../http/client-address.ts';
 import type { Logger } from '../logger.ts';
 
 export interface PerAddressOptions {
@@ -24,6 +24,8 @@ export class AddressCap {
   readonly #log: Logger;
   readonly #open = new Map<string, number>();
   #refusedUnlogged = 0;
+  /** A refused connection since the last log line came through a peer that forwards, untrusted. */
+  #untrustedForwarding = false;
   #loggedAt = Number.NEGATIVE_INFINITY;
 
   readonly #trusted: TrustedProxies;
@@ -40,12 +42,12 @@ export class AddressCap {
    * Returns the way to give it back sooner (a handshake refused for another reason).
    */
   hold(socket: Pick<Socket, 'conn' | 'handshake' | 'once'>): () => void {
-    const address = clientAddress(
-      socket.conn.remoteAddress,
-      socket.handshake.headers['x-forwarded-for'],
-      this.#trusted,
-    );
-    const release = this.take(address === undefined ? 'unknown' : addressGroup(address));
+    const forwardedFor = socket.handshake.headers['x-forwarded-for'];
+    const address = clientAddress(socket.conn.remoteAddress, forwardedFor, this.#trusted);
+    // A proxy left out of http.trustedProxies makes all its clients one address: the log says so.
+    const peer = canonicalAddress(socket.conn.remoteAddress ?? '');
+    const untrustedForwarding = forwardedFor !== undefined && peer !== undefined && !this.#trusted.has(peer);
+    const release = this.take(address === undefined ? 'unknown' : addressGroup(address), untrustedForwarding);
     if (!release) {
       throw new HavenError('TOO_MANY_CONNECTIONS', 'too many connections from this address; close one or try later');
     }
@@ -58,11 +60,13 @@ export class AddressCap {
 
   /**
    * Takes one of `group`'s places: a function giving it back (once, however often called), or
-   * `undefined` when the group has `max` open already.
+   * `undefined` when the group has `max` open already (`untrustedForwarding`: the refused
+   * connection's peer, not a trusted proxy, sent `X-Forwarded-For`).
    */
-  take(group: string): (() => void) | undefined {
+  take(group: string, untrustedForwarding = false): (() => void) | undefined {
     const open = this.#open.get(group) ?? 0;
     if (open >= this.#max) {
+      this.#untrustedForwarding ||= untrustedForwarding;
       this.#refused();
       return undefined;
     }
@@ -87,9 +91,16 @@ export class AddressCap {
     const now = Date.now();
     if (now - this.#loggedAt < logEveryMs) return;
     this.#log.warn(
-      { max: this.#max, refused: this.#refusedUnlogged },
+      {
+        max: this.#max,
+        refused: this.#refusedUnlogged,
+        ...(this.#untrustedForwarding && {
+          hint: 'refused connections carried X-Forwarded-For from a peer not in HAVEN_TRUSTED_PROXIES: if it is your proxy, list it there',
+        }),
+      },
       'signaling connections refused: per-address cap reached',
     );
+    this.#untrustedForwarding = false;
     this.#loggedAt = now;
     this.#refusedUnlogged = 0;
   }

@@ -46,10 +46,13 @@ export interface SignalingOptions {
   perAddress?: PerAddressOptions;
 }
 
-/** What signaling tells an observer: names from the protocol's fixed set only (`unknown` otherwise). */
+/**
+ * What signaling tells an observer: names from the protocol's fixed set only (`unknown` otherwise);
+ * `connect` is the handshake (token, per-address cap, redirect).
+ */
 export interface SignalingObserver {
   connected(identity: VerifiedIdentity): void;
-  answered(event: RequestName | 'unknown', code: 'ok' | ErrorCode): void;
+  answered(event: RequestName | 'connect' | 'unknown', code: 'ok' | ErrorCode): void;
 }
 
 export interface SignalingHandle {
@@ -127,10 +130,14 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
 
   io.use((socket, next) => {
     admitConnection(socket).then(
-      () => next(),
+      () => {
+        options.observer?.answered('connect', 'ok');
+        next();
+      },
       (err) => {
         // The verifier logged the reason with the token's hash; socket.io carries `data` to the client.
         const error = answerFailure(err, logger, { listener: 'connect' });
+        options.observer?.answered('connect', error.code);
         next(Object.assign(new Error(error.code), { data: error }));
       },
     );

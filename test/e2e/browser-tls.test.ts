@@ -331,7 +331,7 @@ test('behind a trusted nginx, each client is counted under its own address, what
 });
 
 test('without trusted proxies, every client behind nginx counts as nginx', async () => {
-  const { through, direct } = await cappedNode({ HAVEN_TRUSTED_PROXIES: undefined });
+  const { node, through, direct } = await cappedNode({ HAVEN_TRUSTED_PROXIES: undefined });
   const admitted = [
     connected(await through('127.0.0.2', '127.0.0.2'), 'first through nginx'),
     connected(await through('127.0.0.3', '127.0.0.3'), 'second through nginx'),
@@ -340,6 +340,9 @@ test('without trusted proxies, every client behind nginx counts as nginx', async
   // A client reaching the node directly is counted under its own address.
   connected(await direct('127.0.0.6', '127.0.0.1'), 'direct from .6');
   for (const socket of admitted) assert.ok(socket.connected, 'the admitted stay connected');
+  // The log tells the operator what is wrong: a peer that forwards but is not trusted.
+  const refusal = node.logs.find((l) => l.msg === 'signaling connections refused: per-address cap reached');
+  assert.match(String(refusal?.hint), /X-Forwarded-For from a peer not in HAVEN_TRUSTED_PROXIES/);
 });
 
 test.run();

@@ -13,7 +13,16 @@ import { lateBound } from '../helpers/hooks.ts';
 import { freePort } from '../helpers/ports.ts';
 import { type Prometheus, startPrometheus } from '../helpers/prometheus.ts';
 import { sessionNode } from '../helpers/session-node.ts';
-import { codeOf, connect, joinAs, next, ok, type TestSocket, token } from '../helpers/signaling-client.ts';
+import {
+  codeOf,
+  connect,
+  connectOutcome,
+  joinAs,
+  next,
+  ok,
+  type TestSocket,
+  token,
+} from '../helpers/signaling-client.ts';
 import { createNodeSessionClient, type NodeSession, receiveFrom } from '../helpers/wrtc-session.ts';
 
 const alertRules = join(import.meta.dirname, '..', '..', 'docs', 'alerts.yml');
@@ -75,6 +84,11 @@ test('a session, as Prometheus scraped it: rooms, stages, join latency, requests
   await scraped('haven_participants{job="haven",stage="admitted"}', (v) => v === 2);
   await scraped('haven_join_admitted_seconds_count{job="haven"}', (v) => v === 2);
   await scraped('haven_signaling_requests_total{job="haven",event="join",code="ok"}', (v) => v === 2);
+  await scraped('haven_signaling_requests_total{job="haven",event="connect",code="ok"}', (v) => v >= 2);
+  // A refused handshake: counted under `connect` with its code.
+  const refused = await connectOutcome(node.url, { token: 'not-a-token' });
+  assert.is(refused.outcome === 'refused' && refused.error?.code, 'UNAUTHORIZED');
+  await scraped('haven_signaling_requests_total{job="haven",event="connect",code="UNAUTHORIZED"}', (v) => v === 1);
   await scraped('haven_signaling_requests_total{job="haven",event="unknown",code="UNKNOWN_EVENT"}', (v) => v === 1);
   await scraped('haven_signaling_requests_total{job="haven",event="createTransport",code="ok"}', (v) => v === 1);
   await scraped('haven_worker_producers{job="haven",worker="0"}', (v) => v === 0);
