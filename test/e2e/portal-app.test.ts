@@ -12,6 +12,7 @@ import { waitFor } from '../../bench/processes.ts';
 import type * as ServerSdk from '../../server-sdk/src/index.ts';
 import { launchBrowser, recordPeerConnections, type TestBrowser } from '../helpers/browser.ts';
 import { runAll } from '../helpers/hooks.ts';
+import { receivingFrom } from '../helpers/page-media.ts';
 import { type PortalApp, packHavenPackages, startPortalApp } from '../helpers/portal-app.ts';
 import { freePort } from '../helpers/ports.ts';
 import { sessionNode } from '../helpers/session-node.ts';
@@ -77,22 +78,6 @@ test('the portal creates the session’s room through the admin client', async (
   assert.type(((await again.json()) as { error: string }).error, 'string');
 });
 
-/** Counts of the page's inbound streams: video that decodes, audio that arrives. */
-function mediaIn(page: Page): Promise<{ video: number; audio: number }> {
-  return page.evaluate(async () => {
-    const seen = { video: 0, audio: 0 };
-    for (const pc of (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections) {
-      for (const s of (await pc.getStats()).values()) {
-        // 1234 is mediasoup's bandwidth probe, never decoded.
-        if (s.type !== 'inbound-rtp' || s.ssrc === 1234) continue;
-        if (s.kind === 'video' && s.framesDecoded > 0) seen.video++;
-        if (s.kind === 'audio' && s.bytesReceived > 0) seen.audio++;
-      }
-    }
-    return seen;
-  });
-}
-
 async function joinFromPortal(user: string, name: string, role: string): Promise<Page> {
   const page = await (browser as TestBrowser).context.newPage();
   page.on('pageerror', (err) => console.log(`    [${user}] page error: ${err.message}`));
@@ -113,15 +98,11 @@ test('a facilitator and a participant join from the portal’s page and decode e
     joinFromPortal('p-1', 'Sam', 'participant'),
   ]);
   for (const [i, page] of pages.entries()) {
-    const seen = await waitFor(
-      async () => {
-        const media = await mediaIn(page);
-        return media.video >= 1 && media.audio >= 1 ? media : undefined;
-      },
-      20_000,
+    await receivingFrom(
+      page,
+      1,
       `${i ? 'the participant' : 'the facilitator'} to decode the other's video and receive their audio`,
     );
-    assert.ok(seen.video >= 1 && seen.audio >= 1);
   }
   const live = await admin(havenUrl, 'GET', `/v1/rooms/${room}`);
   assert.is(live.body.data.live?.participants, 2);
