@@ -232,7 +232,7 @@ test('a relayed session outlives its TURN credentials', async () => {
     const after = await waitFor(
       () => {
         const later = turnLog(shortTurn).slice(seen);
-        return later.filter((line) => /REFRESH processed, success/.test(line)).length >= 4 && later;
+        return later.filter((line) => /REFRESH processed, success/.test(line)).length >= 4 ? later : undefined;
       },
       30_000,
       'four allocation refreshes after the credentials expired',

@@ -80,7 +80,11 @@ test('relay-only clients make both transports relay-only, with the node’s TURN
   // Two of them, each publishing: each has a send and a receive transport.
   await joinAndPublish(room, 'relay-a', { iceTransportPolicy: 'relay' });
   await joinAndPublish(room, 'relay-b', { iceTransportPolicy: 'relay' });
-  const transports = await waitFor(() => openSince(from).length === 4 && openSince(from), 10_000, 'four transports');
+  const transports = await waitFor(
+    () => (openSince(from).length === 4 ? openSince(from) : undefined),
+    10_000,
+    'four transports',
+  );
   for (const { config } of transports) {
     assert.is(config.iceTransportPolicy, 'relay');
     const [server] = config.iceServers ?? [];
@@ -92,7 +96,11 @@ test('relay-only clients make both transports relay-only, with the node’s TURN
 test('by default the transports may use every candidate', async () => {
   const from = made.length;
   await joinAndPublish(`${room}-default`, 'default', {});
-  const [send] = await waitFor(() => openSince(from).length === 1 && openSince(from), 10_000, 'the send transport');
+  const [send] = await waitFor(
+    () => (openSince(from).length === 1 ? openSince(from) : undefined),
+    10_000,
+    'the send transport',
+  );
   assert.is(send?.config.iceTransportPolicy, 'all');
 });
 

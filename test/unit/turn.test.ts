@@ -25,7 +25,7 @@ test('coturn REST credentials: expiry:tag username, HMAC-SHA1 password in base64
 
 test('the username never carries the participant id (it travels in clear over turn: and reaches coturn’s log)', () => {
   const turn = { urls: ['turn:turn.example.org:3478'], secret: 's3cret-s3cret-s3', ttlS: 3600 };
-  const tag = (id: string, settings = turn) => String(turnIceServers(settings, id)[0]?.username).split(':')[1];
+  const tag = (id: string, settings = turn) => String(String(turnIceServers(settings, id)[0]?.username).split(':')[1]);
   assert.not.ok(tag('patient-4711').includes('patient-4711'));
   // One tag per participant (coturn's user-quota counts per tag), another for anyone else, and
   // another under another secret: nobody without the secret links it to the participant.
