@@ -172,8 +172,15 @@ export async function startCoturn(options: CoturnOptions): Promise<Coturn> {
   });
   const exited = once(child, 'exit');
   let stopping: Promise<void> | undefined;
+  // A test process that ends without `stop()` (a failure, `timeout`) takes coturn down with it.
+  const killNow = () => {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', killNow);
   const stop = () => {
     stopping ??= (async () => {
+      process.off('exit', killNow);
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
@@ -184,8 +191,6 @@ export async function startCoturn(options: CoturnOptions): Promise<Coturn> {
     })();
     return stopping;
   };
-  const killNow = () => child.kill('SIGKILL');
-  process.once('exit', killNow);
   try {
     await waitFor(
       async () => {
@@ -214,9 +219,6 @@ export async function startCoturn(options: CoturnOptions): Promise<Coturn> {
     port,
     ...(tlsPort === undefined ? {} : { tlsPort }),
     output: () => readLog(dir, output),
-    async stop() {
-      process.off('exit', killNow);
-      await stop();
-    },
+    stop,
   };
 }

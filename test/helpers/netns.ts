@@ -38,6 +38,8 @@ function removeSync(hostLink: string, name: string): void {
 process.once('exit', () => {
   for (const remove of live.values()) remove();
 });
+// Interrupted (Ctrl-C, `timeout`): exit, so that the line above runs.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
 /** The 10.213.x.y addresses and links this host has now (to step over blocks in use). */
 async function inUse(): Promise<string> {
