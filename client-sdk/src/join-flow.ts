@@ -19,7 +19,6 @@ import type { LocalMember } from './participants/local-member.ts';
 import type { RemoteMembers } from './participants/remote-members.ts';
 import {
   type ConsentInfo,
-  type IceServer,
   type JoinResponse,
   type LeaveReason,
   protocolVersion,
@@ -66,7 +65,6 @@ export class JoinFlow {
   #media: MediaSession | undefined;
   /** From the last admission, for a media session built after a `mediaReset`. */
   #routerRtpCapabilities: unknown;
-  #iceServers: IceServer[] = [];
   /** The media reset in progress, if any (resets run one after another). */
   #resetting: Promise<void> = Promise.resolve();
   /** The server's reconnection grace window, from the last join answer (0 until one said). */
@@ -325,7 +323,6 @@ export class JoinFlow {
     const held = router.keepHolding();
     try {
       this.#routerRtpCapabilities = session.routerRtpCapabilities;
-      this.#iceServers = session.iceServers;
       // The server closed the old transports when it gave the place back.
       await this.#replaceMediaSession(signaling);
       this.#applySession(session);
@@ -378,7 +375,6 @@ export class JoinFlow {
     const media = await MediaSession.create({
       signaling,
       routerRtpCapabilities: this.#routerRtpCapabilities,
-      iceServers: this.#iceServers,
       ...this.#host.mediaOptions(),
       onError: (error) => reportError(this.#host.events, error),
     });

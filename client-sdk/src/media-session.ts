@@ -18,14 +18,13 @@ import type {
 } from 'mediasoup-client/types';
 import { InvalidStateError } from './errors.ts';
 import type { MediaOptions } from './options.ts';
-import type { ConsumeResponse, IceServer, TrackSource, TransportDirection } from './protocol/index.ts';
+import type { ConsumeResponse, TrackSource, TransportDirection } from './protocol/index.ts';
 import type { PublishPreset } from './publish-presets.ts';
 import type { Signaling } from './signaling.ts';
 
 export interface MediaSessionOptions extends MediaOptions {
   signaling: Signaling;
   routerRtpCapabilities: unknown;
-  iceServers: IceServer[];
   /** Errors no caller awaits (an ICE restart that failed). */
   onError: (error: Error) => void;
 }
@@ -33,7 +32,6 @@ export interface MediaSessionOptions extends MediaOptions {
 export class MediaSession {
   readonly #device: Device;
   readonly #signaling: Signaling;
-  readonly #iceServers: RTCIceServer[];
   readonly #iceTransportPolicy: RTCIceTransportPolicy;
   readonly #onError: (error: Error) => void;
   readonly #transports = new Map<TransportDirection, Promise<Transport>>();
@@ -42,7 +40,6 @@ export class MediaSession {
   private constructor(device: Device, options: MediaSessionOptions) {
     this.#device = device;
     this.#signaling = options.signaling;
-    this.#iceServers = options.iceServers.map((server) => ({ ...server }));
     this.#iceTransportPolicy = options.iceTransportPolicy;
     this.#onError = options.onError;
   }
@@ -149,7 +146,8 @@ export class MediaSession {
       iceCandidates: params.iceCandidates as IceCandidate[],
       dtlsParameters: params.dtlsParameters as DtlsParameters,
       sctpParameters: params.sctpParameters as SctpParameters | undefined,
-      iceServers: this.#iceServers,
+      // Credentials issued with this transport (and again at each ICE restart): they expire.
+      iceServers: params.iceServers.map((server) => ({ ...server })),
       // `relay`: only TURN candidates, on both transports (a clinic's policy, or a relay check).
       iceTransportPolicy: this.#iceTransportPolicy,
     };
@@ -178,8 +176,11 @@ export class MediaSession {
   #restartIce(transport: Transport): void {
     this.#signaling
       .request('restartIce', { transportId: transport.id })
-      .then(({ iceParameters }) => {
-        if (!transport.closed) return transport.restartIce({ iceParameters: iceParameters as IceParameters });
+      .then(async ({ iceParameters, iceServers }) => {
+        if (transport.closed) return;
+        // The transport's TURN credentials may have expired since it was made (turn.ttlS).
+        await transport.updateIceServers({ iceServers: iceServers.map((server) => ({ ...server })) });
+        await transport.restartIce({ iceParameters: iceParameters as IceParameters });
       })
       .catch((error: Error) => {
         if (!this.#closed) this.#onError(error);

@@ -9,8 +9,10 @@ import type {
   ConnectPlainTransportRequest,
   ConsumeRequest,
   ConsumeResponse,
+  IceServer,
   PlainTransportOptions,
   ProduceRequest,
+  RestartIceResponse,
   TrackInfo,
   TrackSource,
   TransportDirection,
@@ -40,6 +42,8 @@ export interface MemberMediaOptions {
   rules: PublishRules;
   /** Plain RTP transports on this address (absent: refused). */
   plainTransports?: { listenIp: string; announcedIp?: string };
+  /** TURN servers with credentials valid from now on, for this member. */
+  iceServers: () => IceServer[];
 }
 
 export type MemberMediaEvents = {
@@ -110,6 +114,7 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
       iceParameters: transport.iceParameters,
       iceCandidates: transport.iceCandidates,
       dtlsParameters: transport.dtlsParameters,
+      iceServers: this.#options.iceServers(),
     };
   }
 
@@ -186,8 +191,12 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
     this.safeEmit('connected', String(transport.appData.direction));
   }
 
-  async restartIce(transportId: string) {
-    return { iceParameters: await this.#webRtcTransport(transportId).restartIce() };
+  async restartIce(transportId: string): Promise<RestartIceResponse> {
+    // New credentials too: a restart may come hours after the transport's were issued.
+    return {
+      iceParameters: await this.#webRtcTransport(transportId).restartIce(),
+      iceServers: this.#options.iceServers(),
+    };
   }
 
   async produce(request: ProduceRequest): Promise<{ producerId: string }> {

@@ -16,6 +16,7 @@ import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { MemberMedia } from '../media/member-media.ts';
 import { RoomRouters } from '../media/room-routers.ts';
+import { turnIceServers } from '../media/turn.ts';
 import { Audience, type Notification } from './audience.ts';
 import { Chat } from './chat.ts';
 import { Hands } from './hands.ts';
@@ -150,6 +151,7 @@ export class Room extends TypedEmitter<RoomEvents> {
           participantId: m.id,
           routers: this.#routers,
           plainTransports: this.#settings.plainTransports,
+          iceServers: () => turnIceServers(this.#settings.turn, m.id),
           rules: {
             mayPublish: (source) => m.mayPublish(source),
             heldMuted: (source) => this.moderation.heldMuted(m, source),

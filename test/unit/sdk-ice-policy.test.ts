@@ -21,7 +21,9 @@ const room = `ice-policy-${process.pid}`;
 const turnUrl = 'turn:127.0.0.1:3478?transport=udp';
 
 /** Every peer connection made in this process, with the configuration it was made with. */
-const made: { pc: RTCPeerConnection; config: RTCConfiguration }[] = [];
+const made: { pc: RTCPeerConnection; config: RTCConfiguration; seen: RTCPeerConnection }[] = [];
+/** Connections whose ICE is reported failed. */
+const failing = new WeakSet<RTCPeerConnection>();
 
 test.before(async () => {
   installWrtcGlobals();
@@ -29,7 +31,17 @@ test.before(async () => {
   globalThis.RTCPeerConnection = class extends Original {
     constructor(config: RTCConfiguration = {}) {
       super(config);
-      made.push({ pc: this, config });
+      // wrtc's connectionState is an own, non-configurable getter: a proxy can report a failure.
+      const seen = new Proxy(this, {
+        get: (target, key) => {
+          if (key === 'connectionState' && failing.has(target)) return 'failed';
+          const value = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      made.push({ pc: this, config, seen });
+      // biome-ignore lint/correctness/noConstructorReturn: the proxy stands for the connection
+      return seen;
     }
   } as typeof RTCPeerConnection;
   ({ node, dataDir } = await startInProcessNode('ice-policy', {
@@ -38,7 +50,7 @@ test.before(async () => {
     HAVEN_TURN_URLS: turnUrl,
     HAVEN_TURN_SECRET: 'turn-secret-0123456789abcdef',
   }));
-  for (const id of [room, `${room}-default`]) {
+  for (const id of [room, `${room}-default`, `${room}-restart`]) {
     const res = await admin(node.url, 'POST', '/v1/rooms', { id, title: 'ICE policy', waitingRoom: false });
     assert.is(res.status, 201, JSON.stringify(res.body));
   }
@@ -91,6 +103,37 @@ test('relay-only clients make both transports relay-only, with the node’s TURN
     assert.equal(server?.urls, [turnUrl]);
     assert.match(String(server?.username), /^\d+:/, 'coturn REST API username: expiry, then the participant’s tag');
   }
+});
+
+/** The expiry (Unix seconds) of the TURN username a peer connection is configured with now. */
+function turnExpiry(pc: RTCPeerConnection): number {
+  const [server] = pc.getConfiguration().iceServers ?? [];
+  return Number(String(server?.username).split(':')[0]);
+}
+
+test('an ICE restart brings the transport TURN credentials issued at that moment', async () => {
+  const from = made.length;
+  await joinAndPublish(`${room}-restart`, 'restarting', {});
+  const [send] = await waitFor(
+    () => (openSince(from).length === 1 ? openSince(from) : undefined),
+    10_000,
+    'the send transport',
+  );
+  const pc = (send as { pc: RTCPeerConnection }).pc;
+  const issued = turnExpiry(pc);
+  assert.ok(issued >= Math.floor(Date.now() / 1000) + 3600 - 5, `expiry ${issued}: the default one-hour lifetime`);
+  // Credentials issued from the next second on expire later than these.
+  await waitFor(() => Math.floor(Date.now() / 1000) + 3600 > issued, 5_000, 'the clock to pass a second');
+  // ICE failing, as mediasoup-client's handler sees it (a real failure takes libwebrtc ~30 s).
+  failing.add(pc);
+  pc.dispatchEvent(new Event('connectionstatechange'));
+  const renewed = await waitFor(
+    () => (turnExpiry(pc) > issued ? turnExpiry(pc) : undefined),
+    10_000,
+    'the restarted transport to get new credentials',
+  );
+  assert.ok(renewed > issued);
+  failing.delete(pc);
 });
 
 test('by default the transports may use every candidate', async () => {

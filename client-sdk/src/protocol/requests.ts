@@ -4,6 +4,7 @@ import type {
   AudioMode,
   ChatAudience,
   ConsentInfo,
+  IceServer,
   MediaKind,
   SessionState,
   TrackSource,
@@ -49,6 +50,8 @@ export interface TransportOptions {
   iceCandidates: unknown[];
   dtlsParameters: unknown;
   sctpParameters?: unknown;
+  /** TURN servers with credentials fresh for this transport (empty without TURN). */
+  iceServers: IceServer[];
 }
 
 export interface ConnectTransportRequest {
@@ -83,6 +86,8 @@ export interface RestartIceRequest {
 }
 export interface RestartIceResponse {
   iceParameters: unknown;
+  /** Fresh TURN credentials: the transport's may have expired (`turn.ttlS`) since it was made. */
+  iceServers: IceServer[];
 }
 
 export interface ProduceRequest {
