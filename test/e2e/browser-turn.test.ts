@@ -6,15 +6,19 @@
  * namespace is its own loopback): its media can only go through the relay, and does, both ways.
  * The other page, on the host, could reach the media ports but is told to use the relay only
  * (`iceTransportPolicy: 'relay'`). Given only TURN over TCP (UDP blocked), the namespace's page
- * relays over TCP. Without TURN configured, the relay-only policy leaves a page without a single
+ * relays over TCP; given only TURN over TLS, over TLS. Without TURN configured, the relay-only policy leaves a page without a single
  * candidate: its media never connects.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
-import { launchBrowser, recordPeerConnections, type TestBrowser } from '../helpers/browser.ts';
+import { type BrowserOptions, launchBrowser, recordPeerConnections, type TestBrowser } from '../helpers/browser.ts';
+import { makeCertificate } from '../helpers/certificate.ts';
 import { type Coturn, startCoturn } from '../helpers/coturn.ts';
 import { runAll } from '../helpers/hooks.ts';
 import { createNetns, type Netns } from '../helpers/netns.ts';
@@ -160,20 +164,22 @@ test('a page that cannot reach the media ports connects through coturn; media fl
   assert.not.ok(turn.output().includes(turnSecret), 'the secret is not in coturn’s log');
 });
 
-test('only TURN over TCP given (networks that block UDP): the page connects through it', async () => {
-  const tcpOnly = turn.urls.filter((url) => url.endsWith('?transport=tcp'));
-  assert.is(tcpOnly.length, 1);
-  const tcpNode = await haven.startNode({
+/**
+ * Joins a page in the namespace to a node given only `turnUrls`, and resolves with the protocols
+ * (`udp`, `tcp`, `tls`) its connected send transport's relay candidates reach coturn over.
+ */
+async function relayedOnlyThrough(turnUrls: string[], what: string, browserOptions: BrowserOptions = {}) {
+  const onlyNode = await haven.startNode({
     HAVEN_HTTP_HOST: ns.hostAddress,
-    HAVEN_TURN_URLS: tcpOnly.join(','),
+    HAVEN_TURN_URLS: turnUrls.join(','),
     HAVEN_TURN_SECRET: turnSecret,
   });
-  const tcpRoom = `${room}-tcp`;
-  await haven.newRoom({ id: tcpRoom, title: 'TCP relay', waitingRoom: false }, tcpNode.url);
-  const browser = await launchBrowser({ netns: ns.name, secureOrigins: [tcpNode.url] });
+  const onlyRoom = `${room}-${what}`;
+  await haven.newRoom({ id: onlyRoom, title: `Relay over ${what}`, waitingRoom: false }, onlyNode.url);
+  const browser = await launchBrowser({ ...browserOptions, netns: ns.name, secureOrigins: [onlyNode.url] });
   try {
     await browser.context.addInitScript(recordPeerConnections);
-    const page = await joinPage(browser, tcpNode.url, tcpRoom, 'tcp-only', 'all');
+    const page = await joinPage(browser, onlyNode.url, onlyRoom, `${what}-only`, 'all');
     await waitFor(
       async () => (await selectedCandidateTypes(page)).length === 1,
       20_000,
@@ -183,7 +189,7 @@ test('only TURN over TCP given (networks that block UDP): the page connects thro
       (await selectedCandidateTypes(page)).map((pair) => pair.local),
       ['relay'],
     );
-    const relays = await page.evaluate(async () => {
+    return await page.evaluate(async () => {
       const protocols: string[] = [];
       for (const pc of (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections) {
         (await pc.getStats()).forEach((s) => {
@@ -192,10 +198,35 @@ test('only TURN over TCP given (networks that block UDP): the page connects thro
       }
       return protocols;
     });
-    assert.ok(relays.length > 0 && relays.every((protocol) => protocol === 'tcp'), `relays over ${relays.join(', ')}`);
   } finally {
     await browser.close();
-    tcpNode.kill();
+    onlyNode.kill();
+  }
+}
+
+test('only TURN over TCP given (networks that block UDP): the page connects through it', async () => {
+  const tcpOnly = turn.urls.filter((url) => url.endsWith('?transport=tcp'));
+  assert.is(tcpOnly.length, 1);
+  const relays = await relayedOnlyThrough(tcpOnly, 'tcp');
+  assert.ok(relays.length > 0 && relays.every((protocol) => protocol === 'tcp'), `relays over ${relays.join(', ')}`);
+});
+
+test('only TURN over TLS given (networks that let out HTTPS only): the page connects through it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'haven-turns-'));
+  const tlsTurn = await startCoturn({
+    listenAddress: ns.hostAddress,
+    secret: turnSecret,
+    tls: makeCertificate(dir, ns.hostAddress, 'turn.localhost'),
+  });
+  try {
+    const tlsOnly = tlsTurn.urls.filter((url) => url.startsWith('turns:'));
+    assert.is(tlsOnly.length, 1);
+    // The certificate is the test's own: Chromium checks a turns: server's as a web site's.
+    const relays = await relayedOnlyThrough(tlsOnly, 'tls', { ignoreHTTPSErrors: true });
+    assert.ok(relays.length > 0 && relays.every((protocol) => protocol === 'tls'), `relays over ${relays.join(', ')}`);
+  } finally {
+    await tlsTurn.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -19,7 +19,7 @@ export interface TestBrowser {
 export interface BrowserOptions {
   /** Run Chromium inside this network namespace (`ip netns exec`): it sees only that namespace's network. */
   netns?: string;
-  /** Accept the test's self-signed certificates. */
+  /** Accept the test's self-signed certificates: pages' (playwright), and those of `turns:` servers (Chromium's flag). */
   ignoreHTTPSErrors?: boolean;
   /** Origins served over plain HTTP that pages may use the camera and microphone on, as on `https://`. */
   secureOrigins?: string[];
@@ -51,6 +51,7 @@ export async function launchBrowser(options: BrowserOptions = {}): Promise<TestB
       '--use-fake-device-for-media-stream',
       '--use-fake-ui-for-media-stream',
       '--allow-loopback-in-peer-connection',
+      ...(options.ignoreHTTPSErrors ? ['--ignore-certificate-errors'] : []),
       ...(options.secureOrigins?.length
         ? [`--unsafely-treat-insecure-origin-as-secure=${options.secureOrigins.join(',')}`]
         : []),

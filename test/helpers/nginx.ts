@@ -11,6 +11,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeCertificate } from './certificate.ts';
 import { freePort } from './ports.ts';
 
 export const nginxPath = '/usr/sbin/nginx';
@@ -65,36 +66,6 @@ export function renderSiteConfig(values: {
   text = replaceIn(text, '/etc/letsencrypt/live/haven.example.org/privkey.pem', values.keyFile);
   text = replaceIn(text, 'server_name haven.example.org;', `server_name ${values.serverName};`);
   return replaceIn(text, 'server 127.0.0.1:7880;', `server 127.0.0.1:${values.upstreamPort};`);
-}
-
-/** A self-signed EC certificate for `ip` and `name`, valid for a day. */
-function makeCertificate(dir: string, ip: string, name: string): { certFile: string; keyFile: string } {
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      `subjectAltName=IP:${ip},DNS:${name}`,
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  return { certFile, keyFile };
 }
 
 /** Resolves once `host:port` accepts a TCP connection; rejects if nginx exits first or after `timeoutMs`. */
