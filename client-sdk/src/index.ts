@@ -12,7 +12,7 @@ export type { ClientErrorCode } from './errors.ts';
 export { HavenRequestError, InvalidStateError } from './errors.ts';
 export type { ModerationRequestSender, RemoveOptions } from './moderation.ts';
 export { Moderation } from './moderation.ts';
-export type { MediaHandlerName, SessionClientOptions } from './options.ts';
+export type { IceTransportPolicy, MediaHandlerName, SessionClientOptions } from './options.ts';
 export { LocalTrack } from './participants/local-track.ts';
 export { LocalParticipant, RemoteParticipant } from './participants/participant.ts';
 export { RemoteTrack } from './participants/remote-track.ts';
