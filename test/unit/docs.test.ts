@@ -1,7 +1,8 @@
 /**
  * The documents the README points to say what the code does: every path they name exists, the
- * SDK's README names every option, method and event of the SDK, and the bench's README names only
- * flags the bench takes, and all its scenarios. (The OpenAPI file, the alert rules and `deploy/`
+ * SDK's README names every option, method and event of the SDK, the server package's README every
+ * export and admin method, and the bench's README names only flags the bench takes, and all its
+ * scenarios. (The OpenAPI file, the alert rules and `deploy/`
  * have tests of their own.)
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Moderation } from '../../client-sdk/src/moderation.ts';
 import { SessionClient } from '../../client-sdk/src/session-client.ts';
+import * as serverSdk from '../../server-sdk/src/index.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -108,6 +110,25 @@ test('the SDK README names every event of SessionClient', () => {
   const named = codeNames(sdkReadme);
   assert.equal(
     events.filter((e) => !named.has(e)),
+    [],
+  );
+});
+
+test('the server package README names every export and every admin client method', () => {
+  const named = codeNames(read('server-sdk/README.md'));
+  const exported = [
+    ...Object.keys(serverSdk),
+    ...[...read('server-sdk/src/index.ts').matchAll(/export type \{([^}]+)\}/g)].flatMap((m) =>
+      (m[1] as string).split(',').map((name) => name.trim()),
+    ),
+  ];
+  const methods = publicMembers(serverSdk.HavenAdmin.prototype);
+  assert.ok(
+    exported.includes('verifyWebhook') && exported.includes('RoomWithLive') && methods.includes('createRoom'),
+    [...exported, ...methods].join(),
+  );
+  assert.equal(
+    [...exported, ...methods].filter((name) => name && !named.has(name)),
     [],
   );
 });
