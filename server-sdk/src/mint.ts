@@ -31,12 +31,12 @@ export interface MintOptions {
   audience: string;
   /**
    * `sub` claim: the participant's opaque, pseudonymous id (never a real name or a medical record
-   * number); 1–128 characters from `A-Za-z0-9._:-`. Required.
+   * number); 1–128 characters from `A-Za-z0-9._:-`, not dots alone. Required.
    */
   sub: string;
   /** `name` claim: display name shown to the others in the room (1–256 characters). Required. */
   name: string;
-  /** `room` claim: the room id; 1–128 characters from `A-Za-z0-9._:-`. Required. */
+  /** `room` claim: the room id; 1–128 characters from `A-Za-z0-9._:-`, not dots alone. Required. */
   room: string;
   /** `role` claim. Required. */
   role: Role;

@@ -97,6 +97,9 @@ test('admin API: creates, reads, lists with pagination, refuses duplicates and b
     { title: 'x', kind: 'party' },
     { title: 'x', capacity: 0 },
     { title: 'x', id: 'has spaces' },
+    // Dot-only ids cannot be a URL path segment (clients resolve them away): never a room's.
+    { title: 'x', id: '.' },
+    { title: 'x', id: '..' },
     { title: 'x', unknown: 1 },
     { title: 'x', schedule: { start: '2026-12-01T20:00:00Z', end: '2026-12-01T17:00:00Z', timeZone: 'UTC' } },
     { title: 'x', schedule: { start: '2026-12-01T17:00:00Z', end: '2026-12-01T20:00:00Z', timeZone: 'Mars/Olympus' } },

@@ -4,11 +4,12 @@
  */
 import type { Capabilities, MediaKind, TrackSource } from './model.ts';
 
-/** Room, participant and other ids: 1 to 128 of `A-Za-z0-9._:-`. */
+/** Room, participant and other ids: 1 to 128 of `A-Za-z0-9._:-`, not dots alone. */
 export const maxIdLength = 128;
 /** The characters an id is made of (a character class, for building other patterns). */
 export const idCharacters = 'A-Za-z0-9._:-';
-export const idPattern = new RegExp(`^[${idCharacters}]{1,${maxIdLength}}$`);
+/** `.` and `..` cannot be a URL path segment (clients resolve them away), so no id is dots alone. */
+export const idPattern = new RegExp(`^(?!\\.+$)[${idCharacters}]{1,${maxIdLength}}$`);
 
 /** Longest chat message, in characters (after trimming). */
 export const maxChatLength = 2_000;
