@@ -34,6 +34,8 @@ export const errorCodes = [
   'PAYLOAD_TOO_LARGE',
   /** Too many signaling connections open from the caller's address: one must close first. */
   'TOO_MANY_CONNECTIONS',
+  /** The room is end-to-end encrypted and this client cannot encrypt (no encoded transform in the browser). */
+  'E2EE_UNSUPPORTED',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 

@@ -36,6 +36,8 @@ export interface RoomInfo {
   id: string;
   kind: RoomKind;
   title: string;
+  /** End-to-end encrypted: media and chat are encrypted by the clients with keys the server never sees. */
+  e2ee: boolean;
 }
 
 /** ICE server for restrictive networks (TURN with time-limited credentials). */
@@ -90,6 +92,39 @@ export interface SessionState {
   hands: RaisedHand[];
   /** Who is waiting to be admitted (facilitators only; empty for others). */
   waiting: WaitingEntry[];
+  /** In an end-to-end encrypted room: who takes part in the key exchange (`e2eeRoster` tells of changes). */
+  e2ee?: E2eeRoster;
+}
+
+/* ---- End-to-end encryption ------------------------------------------------------------------ */
+
+/** One member of an E2EE room's key exchange: someone admitted, with the public key its client sent at join. */
+export interface E2eeMember {
+  /** Null for a member the recipient may not see (a hidden observer): their key still counts. */
+  participantId: string | null;
+  /** The client's ECDH P-256 public key: the 65-byte uncompressed point, base64 (`e2eePublicKeyPattern`). */
+  publicKey: string;
+}
+
+/**
+ * Who holds the keys of an E2EE room, as the server relays it: everyone admitted (in the session,
+ * or within their reconnection grace) with their public key, and the key leader, who wraps each
+ * epoch's key for every other member. Nobody waiting or at the consent gate is a member.
+ */
+export interface E2eeRoster {
+  /**
+   * Who distributes keys: the longest-present connected facilitator, else the longest-present
+   * connected member; null when nobody admitted is connected.
+   */
+  leader: string | null;
+  /** Everyone admitted with a key, longest-present first (the leader's own entry included). */
+  members: E2eeMember[];
+  /** Increases with every change of the roster; the leader starts a new epoch for each. */
+  revision: number;
+  /** The latest epoch the server relayed keys for (0 before any); a new leader continues above it. */
+  epoch: number;
+  /** How often the leader starts a new epoch even when nothing changed, in ms. */
+  rotationIntervalMs: number;
 }
 
 export type AudioMode = 'open' | 'controlled';
@@ -142,6 +177,7 @@ export interface ChatMessage {
   from: string;
   /** `everyone`, `facilitators`, or a participant id for a private message (where the room allows it). */
   to: ChatAudience | string;
+  /** In an E2EE room, as the server relays it: ciphertext (`e2eeChatPattern`); the SDK decrypts it. */
   text: string;
   /** Server time (ms since the epoch). */
   sentAt: number;

@@ -4,6 +4,7 @@ import type {
   AttendanceSnapshot,
   AudioMode,
   ChatMessage,
+  E2eeRoster,
   ParticipantInfo,
   RaisedHand,
   SessionState,
@@ -74,6 +75,14 @@ export interface ServerNotifications {
   handLowered: [{ participantId: string }];
   chatMessage: [ChatMessage];
   chatMessageDeleted: [{ messageId: string }];
+
+  /* End-to-end encryption (E2EE rooms): to everyone admitted. */
+  /** The key exchange's members or leader changed: the leader starts a new epoch. */
+  e2eeRoster: [E2eeRoster];
+  /** To one member: the leader's key for `epoch`, wrapped for this member's public key. */
+  e2eeKey: [{ epoch: number; from: string; wrapped: string }];
+  /** Every connected member has the key of `epoch` (or the wait timed out): send with it from now on. */
+  e2eeEpochActive: [{ epoch: number }];
 }
 export type NotificationName = keyof ServerNotifications;
 

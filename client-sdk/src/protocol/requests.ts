@@ -16,6 +16,11 @@ import type {
 export interface JoinRequest {
   /** The SDK's protocol version. */
   protocolVersion: number;
+  /**
+   * Sent by clients that can encrypt media: their ECDH P-256 public key (`e2eePublicKeyPattern`).
+   * An E2EE room refuses a join without it (`E2EE_UNSUPPORTED`); other rooms ignore it.
+   */
+  e2ee?: { publicKey: string };
 }
 
 /** The answer to `admitAll`: who came in, and who was left waiting and why. */
@@ -179,6 +184,31 @@ export interface LowerHandRequest {
   participantId?: string;
 }
 
+/** One member's copy of an epoch key, wrapped by the leader for that member's public key (opaque to the server). */
+export interface E2eeWrappedKey {
+  participantId: string;
+  /** Base64, at most `maxE2eeWrappedKeyLength` characters. */
+  wrapped: string;
+}
+/**
+ * The key leader starts epoch `epoch` (above every epoch the room has had): the server relays
+ * each wrapped key to its member (`e2eeKey`) and, once every connected recipient has it
+ * (`e2eeKeyReceived`, or after a short timeout), tells everyone to send with it (`e2eeEpochActive`).
+ * Keys for someone no longer a member are not relayed. Anyone but the leader: FORBIDDEN.
+ */
+export interface E2eeDistributeRequest {
+  epoch: number;
+  keys: E2eeWrappedKey[];
+}
+export interface E2eeDistributeResponse {
+  /** The members the keys were relayed to (connected members of the roster). */
+  delivered: string[];
+}
+/** A member has the key of `epoch` and can decrypt with it. */
+export interface E2eeKeyReceivedRequest {
+  epoch: number;
+}
+
 /**
  * Requests only a facilitator may make (anyone else is answered FORBIDDEN), each enforced and
  * audited by the server.
@@ -231,6 +261,10 @@ export interface ClientRequests extends ModerationRequests, FacilitatorQueries {
   resumeConsumer: [ConsumerRequest, Empty];
   pauseConsumer: [ConsumerRequest, Empty];
   setPreferredSize: [SetPreferredSizeRequest, Empty];
+  /** E2EE rooms only (else INVALID_STATE); the key leader only (else FORBIDDEN). */
+  e2eeDistribute: [E2eeDistributeRequest, E2eeDistributeResponse];
+  /** E2EE rooms only (else INVALID_STATE). */
+  e2eeKeyReceived: [E2eeKeyReceivedRequest, Empty];
   leave: [Empty, Empty];
 }
 export type RequestName = keyof ClientRequests;
