@@ -5,6 +5,8 @@ export interface BenchRoom {
   id: string;
   kind: RoomKind;
   capacity: number;
+  /** End-to-end encrypted (sent only when true). */
+  e2ee?: boolean;
 }
 
 /** Creates `room` on the node at `nodeUrl` (a waiting room and a consent text, like a real group); throws unless created. */

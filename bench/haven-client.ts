@@ -22,6 +22,7 @@ import {
   type TrackInfo,
 } from '../client-sdk/src/protocol/index.ts';
 import { mintAccessToken } from '../server-sdk/src/mint.ts';
+import { syntheticPublicKey } from './e2ee-media.ts';
 import { epochMs } from './media.ts';
 import { loopback, type MediaPeer, producerRtpParameters } from './peer.ts';
 
@@ -138,7 +139,9 @@ export class HavenClient {
       for (const w of waiting) this.waiting.add(w.participantId);
       if (this.autoAdmit) for (const w of waiting) this.admit(w.participantId);
     });
-    let response: JoinResponse = await this.request('join', { protocolVersion });
+    // In an E2EE room a public key, or the join is refused; the roster and keys that follow are ignored.
+    const e2ee = this.peer.e2ee ? { e2ee: { publicKey: syntheticPublicKey() } } : {};
+    let response: JoinResponse = await this.request('join', { protocolVersion, ...e2ee });
     if (response.stage === 'consent') {
       response = await this.request('acceptConsent', { version: response.consent.version });
     }

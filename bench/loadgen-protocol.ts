@@ -13,6 +13,8 @@ export interface RoomPlan {
   facilitators: number;
   publishing: Publishing;
   facilitatorPublishing: Publishing;
+  /** An end-to-end encrypted room: its members join with a public key and send opaque frames. */
+  e2ee?: boolean;
 }
 
 /** A baseline participant's sockets and key, for the bench to wire bare mediasoup transports to. */

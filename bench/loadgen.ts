@@ -52,8 +52,8 @@ setInterval(() => {
   });
 }, 1_000).unref();
 
-function newPeer(id: string, publishing: RoomPlan['publishing']): MediaPeer {
-  const peer = new MediaPeer(id, stats, publishing, videoBitrate);
+function newPeer(id: string, publishing: RoomPlan['publishing'], e2ee = false): MediaPeer {
+  const peer = new MediaPeer(id, stats, publishing, videoBitrate, e2ee);
   peers.set(id, peer);
   return peer;
 }
@@ -73,7 +73,7 @@ function members(
 async function joinHaven(target: HavenTarget, rooms: RoomPlan[]): Promise<Reply> {
   const joined: HavenClient[] = [];
   const join = async (room: RoomPlan, m: ReturnType<typeof members>[number]) => {
-    const client = new HavenClient(target, room.id, m.role, newPeer(m.id, m.publishing), fail);
+    const client = new HavenClient(target, room.id, m.role, newPeer(m.id, m.publishing, room.e2ee), fail);
     // One facilitator admits (two clicking "admit" for the same person is a race, not load).
     client.autoAdmit = m.id.endsWith('-f0');
     clients.push(client);

@@ -19,12 +19,13 @@ import { EmbeddedRedis } from '../server/redis/embedded-redis.ts';
 import { BaselineTopology } from './baseline.ts';
 import { createBenchRoom } from './bench-room.ts';
 import { ChildChannel } from './child-channel.ts';
+import { describeE2ee, e2eeComparison } from './e2ee.ts';
 import type { HavenTarget } from './haven-client.ts';
 import type { Command, Reply, RoomPlan } from './loadgen-protocol.ts';
 import { type NodeProcess, startNodeProcess } from './node-process.ts';
 import { CpuSampler, mediasoupWorkerPids, sumLoads } from './proc-stats.ts';
 import { formatProgress, writeReport } from './report.ts';
-import { type BenchResult, type ProcessLoad, percentiles, type StepMeasures } from './result.ts';
+import { type BenchResult, type ProcessLoad, percentiles, type StepMeasures, serverCpuPerPacket } from './result.ts';
 import { describeSoak, parseDuration, soak } from './soak.ts';
 import { describeMissing } from './track-check.ts';
 
@@ -45,6 +46,7 @@ const usage = `usage: npm run bench -- <${scenarios.join('|')}|signaling> [optio
   --ramp N           seconds of media before a window starts (default 4)
   --video-bitrate N  bits/s of each synthetic camera (default 800000)
   --baseline         measure the same steps on bare mediasoup too
+  --e2ee             groups: the same load in plain rooms, then in end-to-end encrypted rooms
   --find-capacity    add --step rooms at a time until loss > 1 % or a worker > 90 % of a core
   --step N           rooms added per capacity step (default 2)
   --max-rooms N      stop the capacity search here (default 60)
@@ -69,6 +71,7 @@ function options() {
       ramp: { type: 'string', default: '4' },
       'video-bitrate': { type: 'string', default: '800000' },
       baseline: { type: 'boolean', default: false },
+      e2ee: { type: 'boolean', default: false },
       'find-capacity': { type: 'boolean', default: false },
       step: { type: 'string', default: '2' },
       'max-rooms': { type: 'string', default: '60' },
@@ -86,6 +89,8 @@ function options() {
       throw new UsageError(`--${name}: a whole number from ${min} to ${max}`);
     return n;
   };
+  if (values.e2ee && (scenario !== 'groups' || values['find-capacity'] || values.soak))
+    throw new UsageError('--e2ee: groups only, at one load (no --find-capacity, no --soak)');
   const defaults = { groups: [4, 8], education: [1, 0], joinstorm: [1, 0], moderation: [2, 16] }[scenario];
   return {
     scenario,
@@ -102,6 +107,7 @@ function options() {
     ramp: int('ramp', values.ramp, 0, 600),
     videoBitrate: int('video-bitrate', values['video-bitrate'], 50_000, 10_000_000),
     baseline: values.baseline,
+    e2ee: values.e2ee,
     findCapacity: values['find-capacity'],
     step: int('step', values.step, 1, 100),
     maxRooms: int('max-rooms', values['max-rooms'], 1, 1_000),
@@ -169,6 +175,7 @@ interface Measured {
   workerPids: number[];
   /** The Haven nodes' pids; absent for the baseline (mediasoup's Node side idles in the bench process). */
   nodePids?: number[];
+  e2ee?: boolean;
   join?: StepMeasures['join'];
   moderation?: StepMeasures['moderation'];
 }
@@ -210,6 +217,7 @@ async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<Ste
   const workersTotal = sumLoads(workerLoads);
   const step: StepMeasures = {
     target: m.target,
+    ...(m.e2ee ? { e2ee: true } : {}),
     rooms: m.rooms,
     participantsPerRoom: m.participantsPerRoom,
     producers: gen.latest?.producers ?? 0,
@@ -236,7 +244,7 @@ async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<Ste
   if (process.stdout.isTTY) process.stdout.write('\n');
   const pct = (x: number) => `${(x * 100).toFixed(x < 0.01 ? 2 : 1)} %`;
   console.log(
-    `${m.target} · ${m.rooms} rooms · ${step.consumers} consumers · ${step.forwardedPacketsPerSecond} pkt/s · loss ${pct(step.loss)} · workers ${workerLoads.map((l) => pct(l.cpu)).join('+')} ${nodeLoad ? ` · node ${pct(nodeLoad.cpu)}` : ''} · loadgen ${pct(loadgenLoad.cpu)}`,
+    `${m.target}${m.e2ee ? ' (E2EE)' : ''} · ${m.rooms} rooms · ${step.consumers} consumers · ${step.forwardedPacketsPerSecond} pkt/s · loss ${pct(step.loss)} · workers ${workerLoads.map((l) => pct(l.cpu)).join('+')} ${nodeLoad ? ` · node ${pct(nodeLoad.cpu)}` : ''} · loadgen ${pct(loadgenLoad.cpu)}`,
   );
   return step;
 }
@@ -252,7 +260,7 @@ function verdict(step: StepMeasures): string | undefined {
   return undefined;
 }
 
-async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Promise<number[]> {
+async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult, e2ee = false): Promise<number[]> {
   const secret = randomBytes(24).toString('hex');
   const adminKey = randomBytes(24).toString('hex');
   const consumersPerRoom = o.scenario === 'education' ? o.publishers * 2 * o.receivers : o.size * (o.size - 1) * 2;
@@ -275,12 +283,13 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
     const workerPids = cluster.nodes.flatMap((n) => mediasoupWorkerPids(n.child.pid as number));
     let rooms = 0;
     for (let level = o.rooms; level <= o.maxRooms; level += o.step) {
-      const plans = roomPlans(o, 'bench', rooms, level - rooms);
+      const plans = roomPlans(o, 'bench', rooms, level - rooms).map((p) => ({ ...p, e2ee }));
       for (const plan of plans) {
         await createBenchRoom(node.url, adminKey, {
           id: plan.id,
           kind: o.scenario === 'education' ? 'education' : 'group',
           capacity: Math.min(500, plan.size + 4),
+          ...(e2ee ? { e2ee } : {}),
         });
       }
       const joined = await gen.ask({ type: 'join-haven', target, rooms: plans }, 'joined');
@@ -308,6 +317,7 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult): Pr
         participantsPerRoom: plans[0]?.size ?? o.size,
         workerPids,
         nodePids: cluster.nodes.map((n) => n.child.pid as number),
+        e2ee,
         join: { admitted: percentiles(joined.admitted), firstPacket: percentiles(joined.firstPacket) },
         moderation,
       });
@@ -422,23 +432,18 @@ async function runBaseline(o: Options, gen: LoadGenerator, result: BenchResult, 
     topology.close();
   }
   result.comparison = levels.flatMap((rooms) => {
-    const haven = result.steps.find((s) => s.target === 'haven' && s.rooms === rooms);
+    const haven = result.steps.find((s) => s.target === 'haven' && !s.e2ee && s.rooms === rooms);
     const base = result.steps.find((s) => s.target === 'baseline' && s.rooms === rooms);
     if (!haven || !base) return [];
     return [
       {
         rooms,
-        cpuPerPacketRatio: cpuPerPacket(haven) / cpuPerPacket(base),
+        cpuPerPacketRatio: serverCpuPerPacket(haven) / serverCpuPerPacket(base),
         lossHaven: haven.loss,
         lossBaseline: base.loss,
       },
     ];
   });
-}
-
-/** Everything the server side spends per forwarded packet: the workers, and the Node process that drives them. */
-function cpuPerPacket(step: StepMeasures): number {
-  return (step.workersTotal.cpu + (step.node?.cpu ?? 0)) / Math.max(1, step.forwardedPacketsPerSecond);
 }
 
 async function main(): Promise<number> {
@@ -470,6 +475,10 @@ async function main(): Promise<number> {
   try {
     await gen.ask({ type: 'configure', videoBitrate: o.videoBitrate }, 'ok');
     const levels = await runHaven(o, gen, result);
+    if (o.e2ee) {
+      await runHaven(o, gen, result, true);
+      result.e2ee = e2eeComparison(result.steps);
+    }
     if (o.baseline && o.scenario !== 'joinstorm' && o.scenario !== 'moderation')
       await runBaseline(o, gen, result, levels);
   } catch (err) {
@@ -486,6 +495,7 @@ async function main(): Promise<number> {
       `${c.rooms} rooms: Haven ÷ bare mediasoup, CPU per forwarded packet ${c.cpuPerPacketRatio.toFixed(2)}×; loss ${loss(c.lossHaven)} on Haven, ${loss(c.lossBaseline)} bare`,
     );
   }
+  for (const c of result.e2ee ?? []) console.log(describeE2ee(c));
   if (result.capacity) {
     const c = result.capacity;
     console.log(

@@ -7,6 +7,7 @@
  * header and only one in `delaySampleEvery` is decrypted (authenticated) for its one-way delay.
  */
 import { createSocket, type Socket } from 'node:dgram';
+import { opaquePacket } from './e2ee-media.ts';
 import {
   epochMs,
   isRtcp,
@@ -47,6 +48,8 @@ export class MediaPeer {
   /** The key this peer encrypts with (given to the SFU when connecting the send transport). */
   readonly sendKey = generateSrtpKeyBase64();
   readonly sources: RtpSource[] = [];
+  /** In an E2EE room: it sends a public key at join and frames shaped as encrypted (`e2ee-media.ts`). */
+  readonly e2ee: boolean;
   /** When the first forwarded packet arrived (epoch ms), for join times. */
   firstPacketAt: number | undefined;
   onFirstPacket: (() => void) | undefined;
@@ -61,8 +64,9 @@ export class MediaPeer {
   #received = 0;
   #closed = false;
 
-  constructor(id: string, stats: ReceiverStats, publishing: Publishing, videoBitrate: number) {
+  constructor(id: string, stats: ReceiverStats, publishing: Publishing, videoBitrate: number, e2ee = false) {
     this.id = id;
+    this.e2ee = e2ee;
     this.#stats = stats;
     if (publishing !== 'none') this.sources.push(new OpusSource({ ssrc: nextSsrc++, payloadType: opusPayloadType }));
     if (publishing === 'av') {
@@ -111,7 +115,8 @@ export class MediaPeer {
       const packets = source.poll(now);
       if (paused.has(source.ssrc)) continue; // a muted microphone sends nothing
       for (const packet of packets) {
-        this.#sendSocket.send(this.#sendSrtp.protectRtp(packet), target.port, target.ip);
+        const payload = this.e2ee ? opaquePacket(packet, source.kind) : packet;
+        this.#sendSocket.send(this.#sendSrtp.protectRtp(payload), target.port, target.ip);
         sent++;
       }
     }

@@ -6,6 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { e2eeTable } from './e2ee.ts';
 import type { BenchResult, Percentiles, ProcessLoad, StepMeasures } from './result.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -103,7 +104,7 @@ export interface ComparisonRow {
 /** The result's comparison, with each side's CPU per packet; derived from the steps if absent. */
 export function comparisonRows(result: BenchResult): ComparisonRow[] {
   const step = (target: StepMeasures['target'], rooms: number) =>
-    result.steps.find((s) => s.target === target && s.rooms === rooms);
+    result.steps.find((s) => s.target === target && !s.e2ee && s.rooms === rooms);
   if (result.comparison) {
     return result.comparison.map((c) => ({
       ...c,
@@ -255,15 +256,17 @@ export function capacitySvg(result: BenchResult, options: { standalone?: boolean
   const m = { left: 70, right: 70, top: 52, bottom: 110 };
   const plotW = width - m.left - m.right;
   const plotH = height - m.top - m.bottom;
-  const axis = loadAxis(result.steps);
-  const series = capacitySeries(result, axis.key);
+  // E2EE steps repeat a plain step's load (`--e2ee`): their own table says how they compare.
+  const plotted = { ...result, steps: result.steps.filter((s) => !s.e2ee) };
+  const axis = loadAxis(plotted.steps);
+  const series = capacitySeries(plotted, axis.key);
   const title = `CPU and loss against load — ${result.scenario}`;
   const out = [svgOpen(width, height, title, options.standalone ?? false)];
   out.push(text(m.left, 26, title, 'font-size="16" font-weight="bold"'));
   out.push(text(m.left, 43, 'CPU in % of one core (left) · loss in % (right)', 'fill="#555"'));
 
   const all = (a: Series['axis']) => series.filter((s) => s.axis === a).flatMap((s) => s.points.map((p) => p.y));
-  const xTicks = niceTicks(Math.max(0, ...result.steps.map((s) => s[axis.key])), 8);
+  const xTicks = niceTicks(Math.max(0, ...plotted.steps.map((s) => s[axis.key])), 8);
   const cpuTicks = niceTicks(Math.max(100, ...all('cpu')), 5);
   const lossTicks = niceTicks(Math.max(1, ...all('loss')), 5);
   const xMax = xTicks.at(-1) as number;
@@ -494,6 +497,8 @@ function summaryRows(result: BenchResult): [string, string][] {
         : ratioText(ratios[0] ?? Number.NaN);
     rows.push(['Haven ÷ bare mediasoup', esc(`worker CPU per forwarded packet: ${range}`)]);
   }
+  for (const c of result.e2ee ?? [])
+    rows.push(['E2EE ÷ plain rooms', esc(`server CPU per forwarded packet: ${ratioText(c.cpuPerPacketRatio)}`)]);
   return rows;
 }
 
@@ -550,7 +555,7 @@ function stepsTable(steps: StepMeasures[]): string {
     'errors',
   ];
   const rows = steps.map((s) => [
-    esc(targetStyle[s.target].label),
+    esc(`${targetStyle[s.target].label}${s.e2ee ? ', E2EE' : ''}`),
     esc(s.rooms),
     esc(s.participantsPerRoom),
     esc(s.producers),
@@ -601,6 +606,7 @@ footer { color: #777; font-size: 12px; margin-top: 32px; }
 export function renderHtml(result: BenchResult): string {
   const title = `Haven bench — ${result.scenario}, ${result.startedAt}`;
   const comparison = comparisonRows(result);
+  const e2ee = e2eeTable(result.e2ee ?? []);
   const summary = summaryRows(result).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`);
   return [
     '<!doctype html>',
@@ -613,6 +619,13 @@ export function renderHtml(result: BenchResult): string {
     '<h2>Summary</h2>',
     `<table class="summary"><tbody>${summary.join('\n')}</tbody></table>`,
     comparison.length ? `<h2>Haven ÷ bare mediasoup, same load</h2>${comparisonTable(comparison)}` : '',
+    e2ee
+      ? `<h2>E2EE ÷ plain rooms, same load</h2>${table(
+          e2ee.head,
+          e2ee.rows.map((r) => r.map(esc)),
+          'num',
+        )}`
+      : '',
     '<h2>CPU and loss against load</h2>',
     '<p>Each point is one step’s measuring window. CPU is a share of one core (100 % = a whole core); ',
     'the load generator shares the machine, so its CPU is shown beside the SFU’s.</p>',

@@ -1,9 +1,11 @@
 /**
  * The bench's result: what `npm run bench` prints as JSON and draws in its HTML report. One run
  * has one or more steps (a load level: a number of rooms); with `--baseline`, each step is measured
- * twice, on Haven and on bare mediasoup (same worker binary, same topology), one after the other.
+ * twice, on Haven and on bare mediasoup (same worker binary, same topology), one after the other;
+ * with `--e2ee`, on Haven in plain rooms and in end-to-end encrypted rooms.
  */
 
+import type { E2eeComparison } from './e2ee.ts';
 import type { SoakResult } from './soak.ts';
 import type { MissingTrack } from './track-check.ts';
 
@@ -35,6 +37,8 @@ export interface ProcessLoad {
 export interface StepMeasures {
   /** What was measured: Haven through its front door, or bare mediasoup. */
   target: 'haven' | 'baseline';
+  /** Haven's end-to-end encrypted rooms (`--e2ee`: the same load as the plain step beside it). */
+  e2ee?: boolean;
   rooms: number;
   participantsPerRoom: number;
   producers: number;
@@ -82,6 +86,8 @@ export interface BenchResult {
   steps: StepMeasures[];
   /** With `--baseline`: Haven ÷ bare mediasoup at the same load. */
   comparison?: { rooms: number; cpuPerPacketRatio: number; lossHaven: number; lossBaseline: number }[];
+  /** With `--e2ee`: E2EE rooms against plain rooms at the same load. */
+  e2ee?: E2eeComparison[];
   /** With `--find-capacity`: the largest load that held (loss ≤ 1 %, every worker ≤ 90 % of a core). */
   capacity?: {
     rooms: number;
@@ -95,4 +101,9 @@ export interface BenchResult {
   soak?: SoakResult;
   /** Why the run failed, if it did (the command then exits non-zero). */
   failure?: string;
+}
+
+/** Everything the server side spends per forwarded packet: the workers, and the Node process that drives them. */
+export function serverCpuPerPacket(step: StepMeasures): number {
+  return (step.workersTotal.cpu + (step.node?.cpu ?? 0)) / Math.max(1, step.forwardedPacketsPerSecond);
 }
