@@ -1,0 +1,64 @@
+/**
+ * A member's side of the key exchange: an `e2eeKey` is accepted only from the roster's leader,
+ * unwrapped with this client's private key and the leader's public key (bound to the room, the
+ * epoch and this client's id), kept, and acknowledged (`e2eeKeyReceived`) so that the server can
+ * activate the epoch once everyone has it.
+ */
+import type { E2eeRoster, ServerNotifications } from '../protocol/index.ts';
+import { unwrapEpochSecret } from './epoch-secret.ts';
+import { importPublicKey } from './key-pair.ts';
+
+type KeyNotification = ServerNotifications['e2eeKey'][0];
+
+/** What a {@link KeyMember} needs of the key exchange it belongs to. */
+export interface KeyMemberHost {
+  /** The roster now, with this client's id and the room's. */
+  current(): { roster: E2eeRoster; selfId: string; roomId: string } | undefined;
+  privateKey(): Promise<CryptoKey>;
+  has(epoch: number): boolean;
+  /** Keeps the secret; false if it came too late (out of the room, or older than every epoch kept). */
+  install(epoch: number, secret: Uint8Array): boolean;
+  acknowledge(epoch: number): Promise<void>;
+  onError(error: unknown): void;
+}
+
+export class KeyMember {
+  readonly #host: KeyMemberHost;
+
+  constructor(host: KeyMemberHost) {
+    this.#host = host;
+  }
+
+  /** An `e2eeKey` notification; resolves once handled (kept and acknowledged, or refused). */
+  async receive({ epoch, from, wrapped }: KeyNotification): Promise<void> {
+    const current = this.#host.current();
+    // Only the leader hands out keys; anyone else's (or a stale leader's) is ignored.
+    if (!current || from !== current.roster.leader || from === current.selfId) return;
+    if (this.#host.has(epoch)) {
+      await this.#acknowledge(epoch);
+      return;
+    }
+    const leader = current.roster.members.find((member) => member.participantId === from);
+    const leaderKey = leader && (await importPublicKey(leader.publicKey));
+    const secret =
+      leaderKey &&
+      (await unwrapEpochSecret(wrapped, await this.#host.privateKey(), leaderKey, {
+        roomId: current.roomId,
+        epoch,
+        recipientId: current.selfId,
+      }));
+    if (!secret) {
+      this.#host.onError(new Error(`the end-to-end key of epoch ${epoch} from the key leader could not be opened`));
+      return;
+    }
+    if (this.#host.install(epoch, secret)) await this.#acknowledge(epoch);
+  }
+
+  async #acknowledge(epoch: number): Promise<void> {
+    try {
+      await this.#host.acknowledge(epoch);
+    } catch (error) {
+      this.#host.onError(error);
+    }
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The epoch secrets this client holds: each epoch's frame secret (the worker derives its frame
+ * key) and chat key (HKDF with another `info`), the last few epochs kept so that frames and chat
+ * sent just before a switch still decrypt, and the epoch the room sends with. The send epoch
+ * changes only when the server says everyone has it (`e2eeEpochActive`).
+ */
+import { deriveChatKey } from './chat-crypto.ts';
+
+/** Epochs kept for decryption (the newest ones, and the active one). */
+export const retainedEpochs = 4;
+
+interface Held {
+  secret: Uint8Array;
+  chatKey: Promise<CryptoKey> | undefined;
+}
+
+export class KeyRing {
+  readonly #epochs = new Map<number, Held>();
+  /** The epoch the room sends with, as last activated (its key may not be here). */
+  #active: number | null = null;
+  /** Waiting for an epoch's key to arrive (chat sent with a key not here yet). */
+  readonly #waiters = new Set<{ epoch: number; done: () => void }>();
+
+  /** Keeps `secret` as epoch `epoch`'s; false if already held or older than every epoch kept. */
+  install(epoch: number, secret: Uint8Array): boolean {
+    if (this.#epochs.has(epoch)) return false;
+    const kept = this.epochs();
+    if (kept.length >= retainedEpochs && epoch < (kept[kept.length - retainedEpochs] as number)) return false;
+    this.#epochs.set(epoch, { secret: secret.slice(), chatKey: undefined });
+    this.#prune();
+    for (const waiter of [...this.#waiters]) if (waiter.epoch === epoch) waiter.done();
+    return true;
+  }
+
+  has(epoch: number): boolean {
+    return this.#epochs.has(epoch);
+  }
+
+  /** Epochs held, oldest first. */
+  epochs(): number[] {
+    return [...this.#epochs.keys()].sort((a, b) => a - b);
+  }
+
+  /** Every epoch held with its secret, for the frame worker. */
+  secrets(): { epoch: number; secret: Uint8Array }[] {
+    return this.epochs().map((epoch) => ({ epoch, secret: (this.#epochs.get(epoch) as Held).secret }));
+  }
+
+  /** The room sends with `epoch` from now on; false if it is not newer than the active one. */
+  activate(epoch: number): boolean {
+    if (this.#active !== null && epoch <= this.#active) return false;
+    this.#active = epoch;
+    this.#prune();
+    return true;
+  }
+
+  /** The epoch the room sends with (null before any activation). */
+  get activeEpoch(): number | null {
+    return this.#active;
+  }
+
+  /** The epoch to send with: the active one, if its key is here. */
+  get sendEpoch(): number | null {
+    return this.#active !== null && this.#epochs.has(this.#active) ? this.#active : null;
+  }
+
+  /** Epoch `epoch`'s chat key, if held. */
+  chatKey(epoch: number): Promise<CryptoKey> | undefined {
+    const held = this.#epochs.get(epoch);
+    if (!held) return undefined;
+    held.chatKey ??= deriveChatKey(held.secret);
+    return held.chatKey;
+  }
+
+  /**
+   * Epoch `epoch`'s chat key, waiting up to `timeoutMs` for it when it is newer than every epoch
+   * held (its key may be on its way); undefined if it does not come.
+   */
+  async awaitChatKey(epoch: number, timeoutMs: number): Promise<CryptoKey | undefined> {
+    const epochs = this.epochs();
+    const newest = epochs[epochs.length - 1];
+    if (!this.#epochs.has(epoch) && (newest === undefined || epoch > newest)) {
+      await new Promise<void>((resolve) => {
+        const waiter = {
+          epoch,
+          done: () => {
+            clearTimeout(timer);
+            this.#waiters.delete(waiter);
+            resolve();
+          },
+        };
+        const timer = setTimeout(waiter.done, timeoutMs);
+        this.#waiters.add(waiter);
+      });
+    }
+    return this.chatKey(epoch);
+  }
+
+  /** Forgets every key (out of the room); whoever waits for one stops waiting. */
+  clear(): void {
+    this.#epochs.clear();
+    this.#active = null;
+    for (const waiter of [...this.#waiters]) waiter.done();
+  }
+
+  #prune(): void {
+    const epochs = this.epochs();
+    const keep = new Set(epochs.slice(-retainedEpochs));
+    if (this.#active !== null) keep.add(this.#active);
+    for (const epoch of epochs) {
+      if (!keep.has(epoch)) this.#epochs.delete(epoch);
+    }
+  }
+}
