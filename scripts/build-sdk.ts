@@ -1,7 +1,9 @@
 /**
  * Builds the browser SDK: `client-sdk/dist/haven-sdk.js`, one minified ESM bundle (ES2020, for
  * browsers) with mediasoup-client and socket.io-client inside, and `haven-sdk.d.ts`, its type
- * declarations (tsc's per-module declarations under `dist/types/`, re-exported). Fails if the
+ * declarations (tsc's per-module declarations under `dist/types/`, re-exported). The E2EE frame
+ * worker (`client-sdk/src/e2ee/frame-worker.ts`) is bundled first, on its own, and goes into the
+ * SDK bundle as a string (the page starts it from a blob URL). Fails if the
  * bundle imports anything or mentions a Node built-in, or if the public declarations reach a
  * package a consumer would not have. Prints the bundle's size, raw and gzipped.
  *
@@ -92,10 +94,31 @@ export function emitDeclarations(project: string): void {
   if (result.status !== 0) throw new Error(`tsc failed:\n${result.stdout}${result.stderr}`);
 }
 
+/** The E2EE frame worker's code: one self-contained classic script (a worker from a blob URL). */
+export async function buildFrameWorker(): Promise<string> {
+  const result = await build({
+    entryPoints: [join(sdk, 'src', 'e2ee', 'frame-worker.ts')],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    platform: 'browser',
+    target: 'es2020',
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  const code = result.outputFiles[0]?.text;
+  if (!code) throw new Error('the frame worker built to nothing');
+  const problems = bundleProblems(code);
+  if (problems.length) throw new Error(`the frame worker is not browser-clean:\n${problems.join('\n')}`);
+  return code;
+}
+
 export async function buildSdk(): Promise<SdkBuild> {
   rmSync(dist, { recursive: true, force: true });
   mkdirSync(dist, { recursive: true });
   const bundle = join(dist, 'haven-sdk.js');
+  const frameWorker = await buildFrameWorker();
 
   await build({
     entryPoints: [join(sdk, 'src', 'index.ts')],
@@ -108,13 +131,14 @@ export async function buildSdk(): Promise<SdkBuild> {
     sourcemap: true,
     legalComments: 'eof',
     // Some dependencies read process.env.NODE_ENV / DEBUG; a browser has no `process`.
-    define: { 'process.env.NODE_ENV': '"production"' },
+    define: { 'process.env.NODE_ENV': '"production"', __HAVEN_E2EE_WORKER__: JSON.stringify(frameWorker) },
     logLevel: 'warning',
   });
   const code = readFileSync(bundle, 'utf8');
   const problems = bundleProblems(code);
   if (problems.length) throw new Error(`the bundle is not browser-clean:\n${problems.join('\n')}`);
   if (!/export\s*\{[^}]*\bSessionClient\b/.test(code)) throw new Error('the bundle does not export SessionClient');
+  if (!code.includes('onrtctransform')) throw new Error('the bundle does not hold the E2EE frame worker');
 
   emitDeclarations(join(sdk, 'tsconfig.build.json'));
   rewriteSpecifiers(join(dist, 'types'));

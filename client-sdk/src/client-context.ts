@@ -15,6 +15,8 @@ export interface ClientContext {
   signaling(): Signaling | undefined;
   /** The current media session, if any. */
   media(): MediaSession | undefined;
+  /** Whether remote tracks may be received now (in an E2EE room: once a key is active). */
+  receiving(): boolean;
   /** What new media transports are created with (the client's options). */
   mediaOptions(): MediaOptions;
   close(reason: CloseReason, error?: Error): void;

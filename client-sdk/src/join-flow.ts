@@ -6,6 +6,7 @@
  * worker failed) is handled the same way, without rejoining.
  */
 import type { ClientContext } from './client-context.ts';
+import type { KeyExchange } from './e2ee/key-exchange.ts';
 import { HavenRequestError, InvalidStateError, isConnectionLoss } from './errors.ts';
 import { MediaSession } from './media-session.ts';
 import type { ModerationState } from './moderation.ts';
@@ -36,6 +37,7 @@ export interface JoinParts {
   readonly others: RemoteMembers;
   readonly view: RoomView;
   readonly moderation: ModerationState;
+  readonly keys: KeyExchange;
 }
 
 /** What a {@link JoinFlow} needs of the client it belongs to. */
@@ -109,9 +111,11 @@ export class JoinFlow {
     const admission = deferred();
     this.#admission = admission;
     try {
-      await this.#requestStage(signaling, () => signaling.request('join', { protocolVersion }));
+      await this.#requestStage(signaling, () => this.#sendJoin(signaling));
     } catch (error) {
       if (this.#admission === admission) this.#admission = undefined;
+      // An E2EE room this browser cannot encrypt for: no later join can pass, the client closes.
+      if (error instanceof HavenRequestError && error.code === 'E2EE_UNSUPPORTED') this.#host.close('failed', error);
       if (this.#host.signaling() === signaling && this.#host.state() === 'joining') this.#host.setState('connected');
       throw error;
     }
@@ -141,11 +145,16 @@ export class JoinFlow {
   /** A rejoin on a new connection after a drop (`answered` as soon as the server answers it). */
   rejoin(signaling: Signaling, answered: () => void): Promise<void> {
     return this.#requestStage(signaling, () =>
-      signaling.request('join', { protocolVersion }).then((answer) => {
+      this.#sendJoin(signaling).then((answer) => {
         answered();
         return answer;
       }),
     );
+  }
+
+  /** The join request: with this client's public key where it can encrypt (the same key on every rejoin). */
+  async #sendJoin(signaling: Signaling): Promise<JoinResponse> {
+    return signaling.request('join', { protocolVersion, ...(await this.#host.keys.joinFields()) });
   }
 
   /** The notifications about this client's place, and the ones that end it, on `signaling`. */
@@ -295,6 +304,7 @@ export class JoinFlow {
     this.#host.self.dropProducers();
     this.#host.view.leave();
     this.#host.moderation.leave();
+    this.#host.keys.leave();
   }
 
   /** Closes the media session and forgets every subscription (their tracks end). */
@@ -323,6 +333,8 @@ export class JoinFlow {
     const held = router.keepHolding();
     try {
       this.#routerRtpCapabilities = session.routerRtpCapabilities;
+      // Before the media session: in an E2EE room its transports attach the frame transforms.
+      this.#host.keys.enter(session);
       // The server closed the old transports when it gave the place back.
       await this.#replaceMediaSession(signaling);
       this.#applySession(session);
@@ -376,6 +388,7 @@ export class JoinFlow {
       signaling,
       routerRtpCapabilities: this.#routerRtpCapabilities,
       ...this.#host.mediaOptions(),
+      e2ee: this.#host.keys.media,
       onError: (error) => reportError(this.#host.events, error),
     });
     try {

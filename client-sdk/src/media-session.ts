@@ -2,6 +2,10 @@
  * The mediasoup-client side of one join: a loaded Device, a send and a receive transport (each
  * created on first use) and the requests that tie them to the server. A reconnection builds a
  * new MediaSession: the server closed the old transports when the place was taken back.
+ *
+ * In an E2EE room every sender and receiver gets the frame transform as mediasoup-client creates
+ * it (`onRtpSender`, `onRtpReceiver`: before negotiation, so no frame goes out in clear and the
+ * first key frame is decrypted), and only VP8 and Opus are sent (the clear-byte rule is theirs).
  */
 import { Device } from 'mediasoup-client';
 import type {
@@ -11,12 +15,14 @@ import type {
   IceParameters,
   Producer,
   RtpCapabilities,
+  RtpCodecCapability,
   RtpEncodingParameters,
   RtpParameters,
   SctpParameters,
   Transport,
 } from 'mediasoup-client/types';
-import { InvalidStateError } from './errors.ts';
+import type { FrameTransforms } from './e2ee/frame-transforms.ts';
+import { HavenRequestError, InvalidStateError } from './errors.ts';
 import type { MediaOptions } from './options.ts';
 import type { ConsumeResponse, TrackSource, TransportDirection } from './protocol/index.ts';
 import type { PublishPreset } from './publish-presets.ts';
@@ -27,6 +33,8 @@ export interface MediaSessionOptions extends MediaOptions {
   routerRtpCapabilities: unknown;
   /** Errors no caller awaits (an ICE restart that failed). */
   onError: (error: Error) => void;
+  /** In an E2EE room: the frame transforms (undefined where this browser has none: nothing is sent). */
+  e2ee?: { transforms: FrameTransforms | undefined } | undefined;
 }
 
 export class MediaSession {
@@ -34,6 +42,7 @@ export class MediaSession {
   readonly #signaling: Signaling;
   readonly #iceTransportPolicy: RTCIceTransportPolicy;
   readonly #onError: (error: Error) => void;
+  readonly #e2ee: { transforms: FrameTransforms | undefined } | undefined;
   readonly #transports = new Map<TransportDirection, Promise<Transport>>();
   #closed = false;
 
@@ -42,6 +51,7 @@ export class MediaSession {
     this.#signaling = options.signaling;
     this.#iceTransportPolicy = options.iceTransportPolicy;
     this.#onError = options.onError;
+    this.#e2ee = options.e2ee;
   }
 
   /** Loads a Device with the router's capabilities. */
@@ -69,8 +79,10 @@ export class MediaSession {
    * false`): it outlives this session and is re-published on the next one after a reconnection.
    */
   async produce(track: MediaStreamTrack, source: TrackSource, preset: PublishPreset): Promise<Producer> {
+    const encryption = this.#encryption(preset.kind);
     const transport = await this.#transport('send');
     return transport.produce({
+      ...encryption,
       track,
       encodings: preset.encodings?.map((encoding) => ({ ...encoding })) as RtpEncodingParameters[] | undefined,
       codecOptions: preset.codecOptions,
@@ -89,7 +101,9 @@ export class MediaSession {
       rtpCapabilities: this.#device.recvRtpCapabilities,
     });
     this.#assertOpen();
+    const transforms = this.#e2ee?.transforms;
     const consumer = await transport.consume({
+      ...(transforms && { onRtpReceiver: (receiver) => transforms.attachReceiver(receiver, response.kind) }),
       id: response.id,
       producerId: response.producerId,
       kind: response.kind,
@@ -116,6 +130,27 @@ export class MediaSession {
       );
     }
     this.#transports.clear();
+  }
+
+  /**
+   * In an E2EE room, what `produce` takes besides: the codec the clear-byte rule is defined for
+   * (VP8, Opus) and the transform, attached to the RTCRtpSender before any frame is encoded.
+   */
+  #encryption(kind: 'audio' | 'video'): { codec?: RtpCodecCapability; onRtpSender?: (sender: RTCRtpSender) => void } {
+    if (!this.#e2ee) return {};
+    const { transforms } = this.#e2ee;
+    if (!transforms) {
+      throw new HavenRequestError(
+        'E2EE_UNSUPPORTED',
+        'this browser cannot encrypt media for an end-to-end encrypted room',
+        'produce',
+      );
+    }
+    const mimeType = kind === 'audio' ? 'audio/opus' : 'video/vp8';
+    const codec = this.#device.rtpCapabilities.codecs?.find((c) => c.mimeType.toLowerCase() === mimeType);
+    if (!codec)
+      throw new HavenRequestError('E2EE_UNSUPPORTED', `${mimeType} is not available to encrypt with`, 'produce');
+    return { codec, onRtpSender: (sender: RTCRtpSender) => transforms.attachSender(sender, kind) };
   }
 
   #assertOpen(): void {
@@ -150,6 +185,10 @@ export class MediaSession {
       iceServers: params.iceServers.map((server) => ({ ...server })),
       // `relay`: only TURN candidates, on both transports (a clinic's policy, or a relay check).
       iceTransportPolicy: this.#iceTransportPolicy,
+      // Insertable streams (no RTCRtpScriptTransform) must be asked for when the connection is made.
+      ...(this.#e2ee?.transforms?.insertableStreams && {
+        additionalSettings: { encodedInsertableStreams: true } as Partial<RTCConfiguration>,
+      }),
     };
     const transport =
       direction === 'send' ? this.#device.createSendTransport(options) : this.#device.createRecvTransport(options);

@@ -1,12 +1,27 @@
 /**
  * The room as this client sees it: what the join answer said of it, kept current by the room's
  * notifications (lock, audio mode, spotlight, raised hands, the loudest speaker), each change
- * emitted as the SessionClient's event; and what is said in it (chat messages, passed on).
+ * emitted as the SessionClient's event; and what is said in it (chat messages, passed on; in an
+ * E2EE room decrypted first, and emitted in the order they arrived, deletions included).
  */
 
 import type { NotificationHandlers, RoomNotification } from './notification-router.ts';
-import type { AudioMode, RaisedHand, RoomInfo, ServerNotifications, SessionState } from './protocol/index.ts';
-import type { SessionEvents } from './session-events.ts';
+import type {
+  AudioMode,
+  ChatMessage,
+  RaisedHand,
+  RoomInfo,
+  ServerNotifications,
+  SessionState,
+} from './protocol/index.ts';
+import { type ReceivedChatMessage, reportError, type SessionEvents } from './session-events.ts';
+
+/** Opens chat messages of an E2EE room (e2ee/key-exchange.ts). */
+export interface ChatOpener {
+  /** Whether the room's chat is encrypted. */
+  readonly enabled: boolean;
+  openChat(message: ChatMessage): Promise<ReceivedChatMessage>;
+}
 
 /** The room notifications a {@link RoomView} applies. */
 export type RoomViewNotification = Extract<
@@ -29,9 +44,16 @@ export class RoomView {
   #spotlight: string | null = null;
   #hands: readonly RaisedHand[] = [];
   #activeSpeakerId: string | null = null;
+  readonly #chat: ChatOpener | undefined;
+  /** Encrypted chat being opened, emitted in arrival order; undefined when nothing is pending. */
+  #chatQueue: Promise<void> | undefined;
+  /** Changes on leaving the room: what was still being opened is not emitted. */
+  #chatGeneration = 0;
 
-  constructor(events: SessionEvents) {
+  /** @param chat - opens an E2EE room's chat; without it, chat is passed on as it is. */
+  constructor(events: SessionEvents, chat?: ChatOpener) {
     this.#events = events;
+    this.#chat = chat;
   }
 
   get room(): RoomInfo | undefined {
@@ -72,6 +94,8 @@ export class RoomView {
   leave(): void {
     this.#activeSpeakerId = null;
     this.#setHands([]);
+    this.#chatGeneration++;
+    this.#chatQueue = undefined;
   }
 
   /** The handlers of the notifications it applies. */
@@ -95,9 +119,40 @@ export class RoomView {
         this.#setHands(this.#hands.filter((hand) => hand.participantId !== participantId));
         this.#events.safeEmit('handLowered', participantId);
       },
-      chatMessage: (message) => this.#events.safeEmit('chatMessage', { ...message }),
-      chatMessageDeleted: ({ messageId }) => this.#events.safeEmit('chatMessageDeleted', messageId),
+      chatMessage: (message) => this.#receiveChat(message),
+      chatMessageDeleted: ({ messageId }) =>
+        this.#inChatOrder(async () => this.#events.safeEmit('chatMessageDeleted', messageId)),
     };
+  }
+
+  /** A chat message: as it is, or (E2EE) decrypted; either way after those that came before it. */
+  #receiveChat(message: ChatMessage): void {
+    const chat = this.#chat;
+    if (!chat?.enabled) {
+      this.#inChatOrder(async () => this.#events.safeEmit('chatMessage', { ...message }));
+      return;
+    }
+    // Opened at once, emitted in turn.
+    const opened = chat.openChat({ ...message });
+    this.#inChatOrder(async () => this.#events.safeEmit('chatMessage', await opened));
+  }
+
+  /** Runs `emit` now if no chat is pending, else after what is (unless the room is left meanwhile). */
+  #inChatOrder(emit: () => Promise<unknown>): void {
+    if (!this.#chatQueue && !this.#chat?.enabled) {
+      void emit();
+      return;
+    }
+    const generation = this.#chatGeneration;
+    const run = (this.#chatQueue ?? Promise.resolve())
+      .then(async () => {
+        if (generation === this.#chatGeneration) await emit();
+      })
+      .catch((error) => reportError(this.#events, error));
+    this.#chatQueue = run;
+    void run.then(() => {
+      if (this.#chatQueue === run) this.#chatQueue = undefined;
+    });
   }
 
   #setActiveSpeaker(participantId: string | null): void {

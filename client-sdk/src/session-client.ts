@@ -17,13 +17,19 @@
  * may send it back to the waiting room (its media stops, and is set up again on readmission).
  * `moderation` (moderation.ts) holds a facilitator's controls and live attendance (attendance.ts).
  * Here: the public API and the connection state. The join's stages: join-flow.ts; notifications:
- * notification-router.ts, session-routes.ts; the room: room-view.ts; people and tracks: participants/.
+ * notification-router.ts, session-routes.ts; the room: room-view.ts; people and tracks: participants/;
+ * end-to-end encryption (`e2ee`): e2ee/.
  */
 
 import type { ClientContext } from './client-context.ts';
 import { openSignaling } from './connection/node-url-provider.ts';
 import type { ReconnectPolicy } from './connection/reconnect-policy.ts';
 import { Reconnection } from './connection/reconnection.ts';
+import { E2ee } from './e2ee/e2ee.ts';
+import { FrameTransforms } from './e2ee/frame-transforms.ts';
+import { KeyExchange } from './e2ee/key-exchange.ts';
+import { E2eeKeyPair } from './e2ee/key-pair.ts';
+import { isE2eeSupported } from './e2ee/support.ts';
 import { HavenRequestError, InvalidStateError } from './errors.ts';
 import { JoinFlow } from './join-flow.ts';
 import { Moderation, ModerationState } from './moderation.ts';
@@ -49,7 +55,7 @@ import {
 } from './protocol/index.ts';
 import { TypedEmitter } from './protocol/typed-emitter.ts';
 import { RoomView } from './room-view.ts';
-import type { CloseReason, ConnectionState, SessionClientEvents } from './session-events.ts';
+import { type CloseReason, type ConnectionState, reportError, type SessionClientEvents } from './session-events.ts';
 import { sessionRoutes } from './session-routes.ts';
 import type { Signaling } from './signaling.ts';
 
@@ -72,6 +78,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   #moved = false;
   /** The reconnection in progress, if any (closing the client stops it). */
   #reconnection: Reconnection | undefined;
+  /** Made on the first join where this client can encrypt, kept for its life: a rejoin sends the same key. */
+  #keyPair: Promise<E2eeKeyPair> | undefined;
   readonly #context: ClientContext = {
     events: this,
     state: () => this.#state,
@@ -79,11 +87,24 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     assertState: (what, ...allowed) => this.#assertState(what, ...allowed),
     signaling: () => this.#signaling,
     media: () => this.#join.media,
+    receiving: () => this.#keys.receiving,
     mediaOptions: () => this.#options.media,
     close: (reason, error) => this.#close(reason, error),
   };
+  readonly #keys: KeyExchange = new KeyExchange({
+    request: (name, payload) => this.#currentSignaling(`the ${name} request`).request(name, payload),
+    keyPair: () => {
+      if (!this.#keyPair && isE2eeSupported()) this.#keyPair = E2eeKeyPair.generate();
+      return this.#keyPair;
+    },
+    createTransforms: () => FrameTransforms.create(),
+    onError: (error) => reportError(this, error),
+    activated: () => {
+      if (this.#state === 'joined') this.#others.consumeAll();
+    },
+  });
   readonly #router = new NotificationRouter(() => this.#state === 'joined');
-  readonly #view = new RoomView(this);
+  readonly #view = new RoomView(this, this.#keys);
   readonly #moderationState = new ModerationState(this);
   /** This client: who it is and what it publishes. */
   readonly #self = new LocalMember(this.#context);
@@ -96,6 +117,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     moderation: this.#moderationState,
     self: this.#self,
     others: this.#others,
+    keys: this.#keys,
   };
   readonly #join: JoinFlow = new JoinFlow(this.#context, this.#parts);
 
@@ -107,6 +129,12 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     (name, payload) => this.#request(`moderation.${name}()`, name, payload),
     this.#moderationState,
   );
+
+  /**
+   * End-to-end encryption in a room created with `e2ee`: whether it is on, the key state and
+   * epoch, the security code to compare, and the frame counters; see {@link E2ee}.
+   */
+  readonly e2ee: E2ee = new E2ee(this.#keys);
 
   /**
    * @param options - where to connect and how; see {@link SessionClientOptions}.
@@ -207,7 +235,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    * @throws HavenRequestError a refusal: `ROOM_LOCKED`, `ROOM_FULL`, `FORBIDDEN` (banned),
    *   `NOT_FOUND`, `INVALID_STATE` (the session ended), …; the state is then `'connected'` again.
    *   `DENIED` when a facilitator turns this client away (the client is then closed, reason
-   *   `denied`); any other error the client closed with before admission (e.g. after a failed
+   *   `denied`); `E2EE_UNSUPPORTED` in an end-to-end encrypted room when this browser cannot
+   *   encrypt ({@link isE2eeSupported}; the client is then closed, reason `failed`); any other error the client closed with before admission (e.g. after a failed
    *   reconnection).
    */
   async join(): Promise<void> {
@@ -244,12 +273,13 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
 
   /**
    * Sends a chat message; resolves with its id. Everyone in its audience gets `chatMessage`,
-   * this client too.
+   * this client too. In an E2EE room it is encrypted with the current epoch's chat key first.
    *
    * @param text - 1 to 2000 characters.
    * @param to - `'everyone'` (default), `'facilitators'`, or a participant id for a private
    *   message (where the room allows it).
    * @throws TypeError for an empty or too long `text`, or an empty `to`.
+   * @throws InvalidStateError in an E2EE room before a key is active (`e2ee.state` `'waiting'`).
    * @throws HavenRequestError `FORBIDDEN` if this token may not chat (or not privately).
    */
   async sendChat(text: string, to: ChatAudience | string = 'everyone'): Promise<string> {
@@ -257,7 +287,9 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
       throw new TypeError(`text must be a string of 1 to ${maxChatLength} characters`);
     }
     if (typeof to !== 'string' || to.length === 0) throw new TypeError('to must be a non-empty string');
-    return (await this.#request('sendChat()', 'sendChat', { text, to })).messageId;
+    this.#assertState('sendChat()', 'joined');
+    const sent = this.#keys.enabled ? await this.#keys.sealChat(text, to) : text;
+    return (await this.#request('sendChat()', 'sendChat', { text: sent, to })).messageId;
   }
 
   /**
@@ -441,6 +473,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     this.#join.dropMedia();
     this.#self.close();
     this.#others.clear();
+    this.#keys.close();
     signaling?.close();
     this.#setState('closed');
     this.#join.rejectAdmission(error ?? new InvalidStateError(`the client closed (${reason}) before being admitted`));

@@ -51,7 +51,8 @@ export type ConnectionState =
  * `replaced` (the same identity joined from elsewhere), `serverDisconnect` (the server closed the
  * connection), `connectionLost` (the connection dropped and `reconnect` is `false`),
  * `reconnectFailed` (no reconnection within the grace window or `maxAttempts`, or the server
- * refused the rejoin), `failed` (setting up the session after admission failed: `error` says why).
+ * refused the rejoin), `failed` (setting up the session after admission failed, or the room is
+ * end-to-end encrypted and this browser cannot encrypt (`E2EE_UNSUPPORTED`): `error` says why).
  */
 export type CloseReason =
   | 'left'
@@ -63,6 +64,18 @@ export type CloseReason =
   | 'serverDisconnect'
   | 'connectionLost'
   | 'reconnectFailed';
+
+/**
+ * A chat message as the SDK delivers it (`chatMessage`): as the server relayed it, except in an
+ * E2EE room, where `text` is the decrypted text.
+ */
+export interface ReceivedChatMessage extends ChatMessage {
+  /**
+   * E2EE rooms only: true when the message could not be decrypted (no key for its epoch, e.g.
+   * it was sent before this client was admitted, or it does not authenticate); `text` is then `''`.
+   */
+  undecryptable?: boolean;
+}
 
 /** Events of a {@link SessionClient}. Register listeners before `join()`. */
 export type SessionClientEvents = {
@@ -136,8 +149,11 @@ export type SessionClientEvents = {
   handRaised: [hand: RaisedHand];
   /** A hand went down; `hands` is updated. */
   handLowered: [participantId: string];
-  /** A chat message for this client (including its own, as the server delivered it). */
-  chatMessage: [message: ChatMessage];
+  /**
+   * A chat message for this client (including its own, as the server delivered it). In an E2EE
+   * room, decrypted (in arrival order); one that cannot be is `undecryptable`, with text `''`.
+   */
+  chatMessage: [message: ReceivedChatMessage];
   /** A facilitator deleted a chat message: remove it from view. */
   chatMessageDeleted: [messageId: string];
   /** The client closed for good; `error` says what made a reconnection fail. */

@@ -1,9 +1,10 @@
 /**
  * Which part of a SessionClient handles each server notification: the room view, moderation,
- * this client, everyone else, the join flow; a notification about a participant goes to this
+ * this client, everyone else, the key exchange of an E2EE room, the join flow; a notification about a participant goes to this
  * client's record or to the others' depending on whom it names. When it is handled is the
  * router's business (notification-router.ts).
  */
+import type { KeyExchange } from './e2ee/key-exchange.ts';
 import type { JoinFlow } from './join-flow.ts';
 import type { ModerationState } from './moderation.ts';
 import type { NotificationRoutes } from './notification-router.ts';
@@ -20,6 +21,7 @@ export interface SessionParts {
   readonly moderation: ModerationState;
   readonly self: LocalMember;
   readonly others: RemoteMembers;
+  readonly keys: KeyExchange;
 }
 
 /** Which part handles each notification of `signaling`. */
@@ -32,6 +34,7 @@ export function sessionRoutes(signaling: Signaling, join: JoinFlow, parts: Sessi
       ...parts.moderation.handlers(),
       ...others.handlers(),
       ...self.handlers(),
+      ...parts.keys.handlers(),
       mediaReset,
       // About this client, or someone else:
       participantLeft: ({ participantId, reason }) => {

@@ -49,6 +49,9 @@ const notifications = {
   handLowered: true,
   chatMessage: true,
   chatMessageDeleted: true,
+  e2eeRoster: true,
+  e2eeKey: true,
+  e2eeEpochActive: true,
   moved: true,
 } satisfies Record<NotificationName, true>;
 const notificationNames = Object.keys(notifications) as NotificationName[];

@@ -168,7 +168,12 @@ function remoteMembers() {
   const recorded = recorder();
   const { media } = fakeMedia();
   const others = new RemoteMembers(
-    { events: recorded.events, media: () => media as unknown as MediaSession, state: () => 'joined' },
+    {
+      events: recorded.events,
+      media: () => media as unknown as MediaSession,
+      state: () => 'joined',
+      receiving: () => true,
+    },
     () => 'me',
   );
   return { others, ...recorded };

@@ -25,7 +25,7 @@ function recorder() {
 
 function admission(overrides: Partial<SessionState> = {}): SessionState {
   return {
-    room: { id: 'grp-1', kind: 'group', title: 'Tuesday group' },
+    room: { id: 'grp-1', kind: 'group', title: 'Tuesday group', e2ee: false },
     self: { id: 'me', name: 'Me', role: 'facilitator', tracks: [] },
     capabilities: { publishAudio: true, publishVideo: true, publishScreen: true, chat: true },
     participants: [],

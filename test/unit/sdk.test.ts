@@ -465,7 +465,7 @@ const routerRtpCapabilities = {
 
 function sessionState(overrides: Partial<SessionState> = {}): SessionState {
   return {
-    room: { id: 'grp-1', kind: 'group', title: 'Tuesday group' },
+    room: { id: 'grp-1', kind: 'group', title: 'Tuesday group', e2ee: false },
     self: { id: 'p-1', name: 'Pat', role: 'participant', tracks: [] },
     capabilities: { publishAudio: true, publishVideo: true, publishScreen: false, chat: true },
     participants: [{ id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [] }],

@@ -13,7 +13,7 @@ import { RemoteParticipant, type RemoteParticipantState } from './participant.ts
 import { RemoteSubscription } from './remote-subscription.ts';
 
 /** What {@link RemoteMembers} need of the client they belong to. */
-export type RemoteMembersHost = Pick<ClientContext, 'events' | 'media' | 'state'>;
+export type RemoteMembersHost = Pick<ClientContext, 'events' | 'media' | 'state' | 'receiving'>;
 
 export class RemoteMembers {
   readonly #host: RemoteMembersHost;
@@ -142,7 +142,7 @@ export class RemoteMembers {
       this.#host.events.safeEmit('trackUpdated', subscription.remote, participant);
   }
 
-  /** Receives every track not received on the current media session. */
+  /** Receives every track not received on the current media session (also once an E2EE key is active). */
   consumeAll(): void {
     for (const subscription of this.#subscriptions.values()) void this.#consume(subscription);
   }
@@ -190,8 +190,8 @@ export class RemoteMembers {
   async #consume(subscription: RemoteSubscription): Promise<void> {
     const media = this.#host.media();
     const { producerId, participantId } = subscription.info;
-    // Tracks are received only in the room.
-    if (this.#host.state() !== 'joined' || !media || media.closed) return;
+    // Tracks are received only in the room (in an E2EE room, once the key is there: consumeAll() then).
+    if (this.#host.state() !== 'joined' || !this.#host.receiving() || !media || media.closed) return;
     if (!subscription.wantsConsumerOn(media) || !this.#states.has(participantId)) return;
     subscription.consumingOn = media;
     try {
