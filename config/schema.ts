@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { httpSection, signalingSection } from './connections.ts';
 import { checkSettingsTogether } from './cross-checks.ts';
+import { e2eeSection } from './e2ee.ts';
 import { flag, list, port, positiveInt } from './primitives.ts';
 
 export const configShape = z.strictObject({
@@ -226,6 +227,7 @@ export const configShape = z.strictObject({
     })
     .prefault({}),
   signaling: signalingSection,
+  e2ee: e2eeSection,
   turn: z
     .strictObject({
       /** TURN server URLs handed to clients (`turn:host:3478?transport=udp`, `turns:…`). */
