@@ -80,6 +80,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   UNAVAILABLE: 503,
   PAYLOAD_TOO_LARGE: 413,
   TOO_MANY_CONNECTIONS: 429,
+  E2EE_UNSUPPORTED: 403,
 };
 
 /** A short description of what is wrong, naming fields but never echoing values. */

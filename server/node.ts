@@ -154,7 +154,8 @@ export class HavenNode {
       const auditKeys = auditKeysOf(config, logger);
       const revocations = new RevocationStore(redis);
       const verifier = tokenVerifier(config, authSecret, revocations, logger);
-      const store = new RoomStore(redis);
+      // New rooms, the admin API's and those a facilitator opens, are E2EE by the node's default.
+      const store = new RoomStore(redis, undefined, { e2eeDefault: config.e2ee.default });
       const reconnectGraceMs = config.rooms.reconnectGraceS * 1000;
       const attendanceQueue = new AttendanceQueue(connection, config.attendance.intervalS * 1000);
       started.push(() => attendanceQueue.close());
@@ -188,6 +189,10 @@ export class HavenNode {
             ? { listenIp: config.media.listenIp, announcedIp: config.media.announcedIp }
             : undefined,
           turn: config.turn,
+          e2ee: {
+            rotationIntervalMs: config.e2ee.rotationIntervalS * 1000,
+            keyAckTimeoutMs: config.e2ee.keyAckTimeoutMs,
+          },
           audit: (record) => audit.recordInBackground(record),
           attendance: attendanceSink({
             serves: (room) => cluster.serves(room),

@@ -24,6 +24,7 @@ export const createRoomSchema = z.strictObject({
   observersVisible: z.boolean().optional(),
   privateChat: z.boolean().optional(),
   keepChat: z.boolean().optional(),
+  e2ee: z.boolean().optional(),
   consentText: consentText.optional(),
 });
 

@@ -34,6 +34,8 @@ export interface PublishRules {
   mayPublish(source: TrackSource): boolean;
   /** A source the facilitator holds muted: it starts paused and may not be resumed. */
   heldMuted(source: TrackSource): boolean;
+  /** Whether a track may be sent with this media codec (lower-case MIME type, e.g. `video/vp8`). */
+  mayUseCodec(mimeType: string): boolean;
 }
 
 export interface MemberMediaOptions {
@@ -209,6 +211,8 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
       throw new HavenError('FORBIDDEN', `this participant may not publish ${request.source}`);
     }
     if (this.trackOf(request.source)) throw new HavenError('INVALID_STATE', `${request.source} is published already`);
+    const refused = mediaCodecsOf(request.rtpParameters).find((mimeType) => !rules.mayUseCodec(mimeType));
+    if (refused) throw new HavenError('INVALID_REQUEST', `codec ${refused} is not allowed in this room`);
     // Controlled audio: a new microphone (even a re-published one) starts muted unless asked to unmute.
     const startMuted = rules.heldMuted(request.source);
     const producer = await transport.produce({
@@ -329,4 +333,19 @@ function found<T>(map: ReadonlyMap<string, T>, id: string, missing: string): T {
   const entry = map.get(id);
   if (entry === undefined) throw new HavenError('NOT_FOUND', missing);
   return entry;
+}
+
+/**
+ * The media codecs of RTP parameters as a client sent them (lower-case MIME types), leaving out
+ * retransmission (`rtx`), which carries another codec's packets; what is not well formed is left
+ * for mediasoup to refuse.
+ */
+function mediaCodecsOf(rtpParameters: unknown): string[] {
+  const codecs = (rtpParameters as { codecs?: unknown } | null)?.codecs;
+  if (!Array.isArray(codecs)) return [];
+  return codecs
+    .map((codec) => (codec as { mimeType?: unknown } | null)?.mimeType)
+    .filter((mimeType): mimeType is string => typeof mimeType === 'string')
+    .map((mimeType) => mimeType.toLowerCase())
+    .filter((mimeType) => !mimeType.endsWith('/rtx'));
 }

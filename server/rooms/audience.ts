@@ -28,7 +28,12 @@ export class Audience {
 
   /** Observers are hidden from participants unless the room shows them. */
   visibleTo(viewer: Member, subject: Member): boolean {
-    return !(subject.role === 'observer' && viewer.role === 'participant' && !this.#definition.observersVisible);
+    return viewer.role !== 'participant' || this.visibleToAll(subject);
+  }
+
+  /** Whether every participant may see `subject` (anyone but an observer the room hides). */
+  visibleToAll(subject: Member): boolean {
+    return !(subject.role === 'observer' && !this.#definition.observersVisible);
   }
 
   /** Those in the session. */

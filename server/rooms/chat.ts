@@ -2,10 +2,12 @@
  * A session's chat: who may send what to whom (everyone, the facilitators, or privately to or
  * from a facilitator, or between participants where the room allows it), and the messages kept
  * in memory (with who received each) so that a facilitator can delete one everywhere it went.
- * Chat is dropped with the room, unless the room keeps it (`keepChat`, in the archive).
+ * Chat is dropped with the room, unless the room keeps it (`keepChat`, in the archive). In an
+ * E2EE room the text is the clients' ciphertext, kept and relayed as it is; clear text is refused.
  */
 import { randomBytes } from 'node:crypto';
 import type { ChatAudience, ChatMessage } from '../../client-sdk/src/protocol/index.ts';
+import { e2eeChatPattern, maxChatLength, maxEncryptedChatLength } from '../../client-sdk/src/protocol/index.ts';
 import { HavenError } from '../errors.ts';
 import type { Audience } from './audience.ts';
 import type { Member } from './member.ts';
@@ -70,6 +72,7 @@ export class Chat {
   /** Sends to everyone, to the facilitators, or privately (to or from a facilitator, or where the room allows it). */
   send(sender: Member, text: string, to: ChatAudience | string): { messageId: string } {
     if (!sender.capabilities.chat) throw new HavenError('FORBIDDEN', 'chat is not allowed for you');
+    this.#checkText(text);
     const recipients = this.#recipients(sender, to);
     const message = this.#log.add(
       sender.id,
@@ -80,6 +83,17 @@ export class Chat {
     if (this.#definition.keepChat) this.#archive.keep(this.#definition.id, message);
     for (const m of recipients) this.#audience.tell(m, 'chatMessage', [message]);
     return { messageId: message.id };
+  }
+
+  /** Ciphertext in an E2EE room (signaling lets through up to its length), else clear text of the usual length. */
+  #checkText(text: string): void {
+    if (this.#definition.e2ee === true) {
+      if (text.length > maxEncryptedChatLength || !e2eeChatPattern.test(text)) {
+        throw new HavenError('INVALID_REQUEST', 'this room is end-to-end encrypted: send encrypted chat');
+      }
+    } else if (text.length > maxChatLength) {
+      throw new HavenError('INVALID_REQUEST', `text: at most ${maxChatLength} characters`);
+    }
   }
 
   #recipients(sender: Member, to: ChatAudience | string): Member[] {

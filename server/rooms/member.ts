@@ -27,6 +27,7 @@ export interface MemberInit {
   alias?: string;
   unmuteGranted?: boolean;
   restored?: boolean;
+  e2eePublicKey?: string;
 }
 
 export class Member {
@@ -47,6 +48,11 @@ export class Member {
    * Meanwhile lists show the alias, or else the participant id, and live attendance `null`.
    */
   restored: boolean;
+  /**
+   * In an E2EE room, the ECDH public key the member's client sent at join (a rejoin may bring a
+   * new one); kept in memory only, never stored. A restored member has none until it rejoins.
+   */
+  e2eePublicKey: string | undefined;
   readonly media: MemberMedia;
   #graceTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -60,6 +66,7 @@ export class Member {
     this.alias = init.alias;
     this.unmuteGranted = init.unmuteGranted ?? false;
     this.restored = init.restored ?? false;
+    this.e2eePublicKey = init.e2eePublicKey;
     this.media = init.media(this);
   }
 

@@ -10,6 +10,7 @@ import type { VerifiedIdentity } from '../auth/tokens.ts';
 import type { Logger } from '../logger.ts';
 import type { TurnSettings } from '../media/turn.ts';
 import type { WorkerPool } from '../media/worker-pool.ts';
+import type { E2eeSettings } from './e2ee-keys.ts';
 import type { RoomPersistenceOptions } from './room-persistence.ts';
 import type { RoomDefinition } from './room-store.ts';
 
@@ -30,6 +31,8 @@ export interface RoomSettings {
   emptyTimeoutMs: number;
   maxConsumersPerRouter: number;
   turn: TurnSettings;
+  /** End-to-end encrypted rooms' key rotation and acknowledgement wait (read only by E2EE rooms). */
+  e2ee: E2eeSettings;
   /** Records a moderation action or a consent (fire and forget: the audit log reports its own failures). */
   audit: (record: AuditRecord) => void;
   /** Revokes a removed participant's token (its `jti`). */

@@ -33,6 +33,12 @@ export interface RoomDefinition {
   privateChat: boolean;
   /** Chat is kept after the session (in Redis, until retention purges it); by default it is not. */
   keepChat: boolean;
+  /**
+   * End-to-end encrypted: clients encrypt media and chat with keys the server never sees (it
+   * relays the wrapped keys); a client that cannot is refused. Default: the node's `e2ee.default`.
+   * The store always sets it (false for rooms stored before E2EE); absent elsewhere means false.
+   */
+  e2ee?: boolean;
   /** Confidentiality and consent text participants accept (current version) before waiting. */
   consent?: ConsentInfo;
   /** Who created it: the admin API, or a facilitator's token (`rooms.autoCreate`). */
@@ -43,7 +49,10 @@ export interface RoomDefinition {
 
 export type NewRoom = Pick<RoomDefinition, 'kind' | 'title' | 'origin' | 'schedule'> &
   Partial<
-    Pick<RoomDefinition, 'id' | 'capacity' | 'roster' | 'waitingRoom' | 'observersVisible' | 'privateChat' | 'keepChat'>
+    Pick<
+      RoomDefinition,
+      'id' | 'capacity' | 'roster' | 'waitingRoom' | 'observersVisible' | 'privateChat' | 'keepChat' | 'e2ee'
+    >
   > & {
     /** Consent text (version 1). */
     consentText?: string;
@@ -56,13 +65,25 @@ function consentOf(text: string, version: number): ConsentInfo {
 /** Participants a room of each kind admits unless told otherwise (individual: one client). */
 export const defaultCapacity: Record<RoomKind, number> = { group: 16, individual: 1, education: 200 };
 
+export interface RoomStoreOptions {
+  /** Whether a room created without `e2ee` is end-to-end encrypted (config `e2ee.default`). Default false. */
+  e2eeDefault?: boolean;
+}
+
+/** A stored definition as read: rooms stored before E2EE existed are not encrypted. */
+function definitionOf(json: string): RoomDefinition {
+  return { e2ee: false, ...(JSON.parse(json) as Omit<RoomDefinition, 'e2ee'>) };
+}
+
 export class RoomStore {
   readonly #redis: Redis;
   readonly #prefix: string;
+  readonly #e2eeDefault: boolean;
 
-  constructor(redis: Redis, prefix = 'haven:') {
+  constructor(redis: Redis, prefix = 'haven:', options: RoomStoreOptions = {}) {
     this.#redis = redis;
     this.#prefix = prefix;
+    this.#e2eeDefault = options.e2eeDefault ?? false;
   }
 
   #key(id: string): string {
@@ -83,6 +104,7 @@ export class RoomStore {
       observersVisible: input.observersVisible ?? false,
       privateChat: input.privateChat ?? false,
       keepChat: input.keepChat ?? false,
+      e2ee: input.e2ee ?? this.#e2eeDefault,
       ...(consentText ? { consent: consentOf(consentText, 1) } : {}),
       // An individual session is one facilitator with one client, whatever was asked.
       capacity: input.kind === 'individual' ? 1 : (input.capacity ?? defaultCapacity[input.kind]),
@@ -97,7 +119,7 @@ export class RoomStore {
 
   async get(id: string): Promise<RoomDefinition | undefined> {
     const json = await this.#redis.get(this.#key(id));
-    return json ? (JSON.parse(json) as RoomDefinition) : undefined;
+    return json ? definitionOf(json) : undefined;
   }
 
   /** Newest first; `cursor` is the offset returned by the previous page. */
@@ -105,7 +127,7 @@ export class RoomStore {
     const ids = await this.#redis.zrevrange(this.#index, cursor, cursor + limit);
     const page = ids.slice(0, limit);
     const values = page.length ? await this.#redis.mget(page.map((id) => this.#key(id))) : [];
-    const rooms = values.flatMap((v) => (v ? [JSON.parse(v) as RoomDefinition] : []));
+    const rooms = values.flatMap((v) => (v ? [definitionOf(v)] : []));
     return { rooms, nextCursor: ids.length > limit ? cursor + limit : null };
   }
 

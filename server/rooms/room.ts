@@ -2,12 +2,12 @@
  * A live room on this node: the registry of its members and the stages they go through (consent
  * gate, waiting room, session; a dropped connection's grace; leaving; the session's end). It knows
  * nothing of sockets: signaling looks a caller up (`caller`) and calls the room's parts —
- * `waitingRoom`, `moderation`, `hands`, `chat`, `liveAttendance`, the member's `media` — and
+ * `waitingRoom`, `moderation`, `hands`, `chat`, `e2ee`, `liveAttendance`, the member's `media` — and
  * delivers the `notify` events that `audience` emits. What changes is told as events (`presence`,
  * `memberChanged`, `memberGone`, `changed`): attendance records the presence, `RoomPersistence`
  * writes the state through. Media lives on `RoomRouters` (server/media/room-routers.ts).
  */
-import type { JoinResponse, LeaveReason } from '../../client-sdk/src/protocol/index.ts';
+import type { JoinRequest, JoinResponse, LeaveReason } from '../../client-sdk/src/protocol/index.ts';
 import { idCharacters } from '../../client-sdk/src/protocol/index.ts';
 import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import type { AttendanceEventType, NewAttendanceEvent } from '../attendance/recorder.ts';
@@ -19,6 +19,7 @@ import { RoomRouters } from '../media/room-routers.ts';
 import { turnIceServers } from '../media/turn.ts';
 import { Audience, type Notification } from './audience.ts';
 import { Chat } from './chat.ts';
+import { E2eeKeys } from './e2ee-keys.ts';
 import { Hands } from './hands.ts';
 import { LiveAttendance } from './live-attendance.ts';
 import { type CallerNeed, capabilitiesIn, Member, type MemberInit, type Stage } from './member.ts';
@@ -62,6 +63,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly moderation: Moderation;
   readonly hands: Hands;
   readonly chat: Chat;
+  readonly e2ee: E2eeKeys;
   readonly liveAttendance: LiveAttendance;
   readonly view: SessionView;
   readonly #settings: RoomSettings;
@@ -106,6 +108,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.safeEmit('changed', { type: 'hand', participantId, raisedAt }),
     );
     this.chat = new Chat(definition, this.#members, this.audience, settings.chatArchive);
+    this.e2ee = new E2eeKeys(this.#members, definition, this.audience, () => settings.e2ee, this.#logger);
     this.liveAttendance = new LiveAttendance(this, this.#logger, settings.liveAttendance);
     this.view = new SessionView(this, settings);
   }
@@ -155,6 +158,7 @@ export class Room extends TypedEmitter<RoomEvents> {
           rules: {
             mayPublish: (source) => m.mayPublish(source),
             heldMuted: (source) => this.moderation.heldMuted(m, source),
+            mayUseCodec: (mimeType) => this.e2ee.allowsCodec(mimeType),
           },
         }),
     });
@@ -210,14 +214,15 @@ export class Room extends TypedEmitter<RoomEvents> {
    * a consent text), then the waiting room (if the room has one); facilitators and observers go
    * straight in. The same participant joining again (a reconnection within the grace window, or a
    * second tab) takes back its place and stage: others see no leave, its old media is closed,
-   * the older connection is reported for signaling to close.
+   * the older connection is reported for signaling to close. An E2EE room needs `e2ee`'s public key.
    */
-  async join(identity: VerifiedIdentity, connectionId: string): Promise<JoinResult> {
+  async join(identity: VerifiedIdentity, connectionId: string, e2ee?: JoinRequest['e2ee']): Promise<JoinResult> {
     if (this.#closed || this.definition.endedAt) throw new HavenError('INVALID_STATE', 'the session has ended');
     if (this.moderation.isBanned(identity.participantId))
       throw new HavenError('FORBIDDEN', 'removed from this session');
+    const e2eePublicKey = this.e2ee.keyAtJoin(e2ee);
     const existing = this.#members.get(identity.participantId);
-    if (existing) return this.#rejoin(existing, identity, connectionId);
+    if (existing) return this.#rejoin(existing, identity, connectionId, e2eePublicKey);
     if (this.moderation.locked && identity.role !== 'facilitator') {
       throw new HavenError('ROOM_LOCKED', 'the room is locked');
     }
@@ -227,6 +232,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       stage: 'admitted',
       waitingSince: Date.now(),
       connectionId,
+      e2eePublicKey,
     });
     const refusal = this.waitingRoom.capacityRefusal(member);
     if (refusal) throw refusal;
@@ -246,13 +252,14 @@ export class Room extends TypedEmitter<RoomEvents> {
     return { response: this.view.stageResponse(member, false) };
   }
 
-  #rejoin(existing: Member, identity: VerifiedIdentity, connectionId: string): JoinResult {
+  #rejoin(existing: Member, identity: VerifiedIdentity, connectionId: string, key: string | undefined): JoinResult {
     existing.endGrace();
     const replaced = existing.connectionId !== connectionId ? existing.connectionId : undefined;
     existing.media.reset();
     if (!existing.connected) this.presence('reconnected', identity.participantId, { stage: existing.stage });
     existing.connectionId = connectionId;
     existing.identity = identity;
+    existing.e2eePublicKey = key;
     const named = existing.restored;
     if (named) {
       existing.restored = false;
@@ -273,6 +280,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       } else if (existing.stage === 'waiting') this.waitingRoom.changed();
     }
     if (existing.facilitating) this.waitingRoom.updated();
+    this.e2ee.rejoined(existing);
     return { replacedConnectionId: replaced, response: this.view.stageResponse(existing, true) };
   }
 
@@ -287,6 +295,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.presence('admitted', id, { role: member.role });
     this.safeEmit('memberChanged', member, 'presence');
     this.audience.broadcast('participantJoined', [member.info()], id, member);
+    this.e2ee.admitted(member);
     if (notify && member.connected) this.audience.notify(id, 'admitted', [this.view.session(member, false)]);
     if (member.role === 'facilitator') this.waitingRoom.updated();
   }
@@ -301,6 +310,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.safeEmit('memberChanged', target, 'presence');
     this.hands.lower(id);
     this.audience.broadcast('participantLeft', [{ participantId: id, reason: 'movedToWaitingRoom' }], id, target);
+    this.e2ee.changed();
     if (target.connected) this.audience.notify(id, 'waiting', [this.waitingRoom.info('movedByFacilitator')]);
     this.waitingRoom.changed();
   }
@@ -333,6 +343,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.safeEmit('memberChanged', member, 'presence');
     this.#startGrace(member);
     if (member.role === 'facilitator') this.waitingRoom.updated();
+    this.e2ee.changed();
   }
 
   /** Removes a participant and its media; those who could see it are told why. */
@@ -347,6 +358,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.audience.broadcast('participantLeft', [{ participantId, reason }], undefined, member);
     } else if (member.stage === 'waiting') this.waitingRoom.changed();
     if (member.role === 'facilitator') this.waitingRoom.updated();
+    this.e2ee.changed();
     this.moderation.left(participantId);
     this.#logger.info({ participant: participantId, reason }, 'participant left');
     this.presence(reason === 'removed' ? 'removed' : 'left', participantId, { reason, stage: member.stage });
@@ -390,6 +402,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.#members.clear();
     for (const member of members) member.close();
     this.chat.clear();
+    this.e2ee.close();
     this.#routers.close();
     this.#logger.info('room closed');
     this.safeEmit('closed');

@@ -1,7 +1,7 @@
 /**
  * What a member is answered where they stand: the consent text at the gate, the waiting room's
  * state while waiting, or the session as they may see it (who else is in it, hands, the waiting
- * list for facilitators, their media's router and TURN credentials).
+ * list for facilitators, their media's router and TURN credentials, an E2EE room's key roster).
  */
 import type { JoinResponse, SessionState } from '../../client-sdk/src/protocol/index.ts';
 import { turnIceServers } from '../media/turn.ts';
@@ -29,9 +29,9 @@ export class SessionView {
 
   /** The session as `member` sees it (`resumed`: they took their place back after a reconnection). */
   session(member: Member, resumed: boolean): SessionState {
-    const { audience, moderation, definition, hands, waitingRoom } = this.#room;
+    const { audience, moderation, definition, hands, waitingRoom, e2ee } = this.#room;
     return {
-      room: { id: definition.id, kind: definition.kind, title: definition.title },
+      room: { id: definition.id, kind: definition.kind, title: definition.title, e2ee: e2ee.enabled },
       self: member.info(),
       capabilities: member.capabilities,
       participants: audience
@@ -47,6 +47,7 @@ export class SessionView {
       spotlight: moderation.spotlit,
       hands: hands.seenBy(member),
       waiting: member.role === 'facilitator' ? waitingRoom.list() : [],
+      ...(e2ee.enabled ? { e2ee: e2ee.roster(member) } : {}),
     };
   }
 }

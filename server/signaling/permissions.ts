@@ -48,6 +48,9 @@ export const permissions: { readonly [K in RequestName]: Permission } = {
   /** One's own hand; a facilitator may lower anyone's (the room checks the target). */
   lowerHand: inSession,
   sendChat: inSession,
+  /** E2EE rooms' key exchange: the room checks that the sender leads it and that the room is one. */
+  e2eeDistribute: inSession,
+  e2eeKeyReceived: inSession,
   admit: facilitators,
   admitAll: facilitators,
   deny: facilitators,

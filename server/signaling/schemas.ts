@@ -3,12 +3,39 @@
  * match is refused with INVALID_REQUEST before anything else runs. mediasoup's own parameter
  * objects are checked here for shape and size only; mediasoup validates their contents.
  */
+import { ECDH } from 'node:crypto';
 import { z } from 'zod';
-import { maxChatLength, maxIdLength, type RequestName, type RequestOf } from '../../client-sdk/src/protocol/index.ts';
+import {
+  e2eePublicKeyPattern,
+  maxE2eeRecipients,
+  maxE2eeWrappedKeyLength,
+  maxEncryptedChatLength,
+  maxIdLength,
+  type RequestName,
+  type RequestOf,
+} from '../../client-sdk/src/protocol/index.ts';
 
 const id = z.string().min(1).max(maxIdLength);
 const target = z.strictObject({ participantId: id });
-const chatText = z.string().trim().min(1).max(maxChatLength);
+/** Up to an encrypted message's length: the room decides (clear text is shorter, and refused in an E2EE room). */
+const chatText = z.string().trim().min(1).max(maxEncryptedChatLength);
+/** An ECDH P-256 public key: the uncompressed point, base64, on the curve. */
+const e2eePublicKey = z.string().regex(e2eePublicKeyPattern).refine(isP256Point, 'not a point on P-256');
+/** An E2EE epoch: what a frame's 32-bit trailer can carry; whether it is new is the room's to say. */
+const epoch = z.number().int().min(0).max(0xffff_ffff);
+const wrappedKeys = z
+  .array(z.strictObject({ participantId: id, wrapped: z.base64().min(1).max(maxE2eeWrappedKeyLength) }))
+  .max(maxE2eeRecipients)
+  .refine((keys) => new Set(keys.map((k) => k.participantId)).size === keys.length, 'one key per participant');
+
+function isP256Point(publicKey: string): boolean {
+  try {
+    ECDH.convertKey(publicKey, 'prime256v1', 'base64', 'base64', 'uncompressed');
+    return true;
+  } catch {
+    return false;
+  }
+}
 /**
  * A mediasoup parameters object (RTP, DTLS, capabilities): a plain JSON object (not binary data
  * sent as an attachment), not too big (nor too deep to measure).
@@ -31,7 +58,10 @@ function serializedLength(value: unknown): number {
 }
 
 export const requestSchemas: { [K in RequestName]: z.ZodType<RequestOf<K>> } = {
-  join: z.strictObject({ protocolVersion: z.number().int().positive() }),
+  join: z.strictObject({
+    protocolVersion: z.number().int().positive(),
+    e2ee: z.strictObject({ publicKey: e2eePublicKey }).optional(),
+  }),
   createTransport: z.strictObject({ direction: z.enum(['send', 'recv']) }),
   connectTransport: z.strictObject({ transportId: id, dtlsParameters: mediasoupObject }),
   restartIce: z.strictObject({ transportId: id }),
@@ -85,6 +115,8 @@ export const requestSchemas: { [K in RequestName]: z.ZodType<RequestOf<K>> } = {
   spotlight: z.strictObject({ participantId: id.nullable() }),
   deleteChatMessage: z.strictObject({ messageId: id }),
   liveAttendance: z.strictObject({}),
+  e2eeDistribute: z.strictObject({ epoch, keys: wrappedKeys }),
+  e2eeKeyReceived: z.strictObject({ epoch }),
 };
 
 export const requestNames = Object.keys(requestSchemas) as RequestName[];

@@ -190,6 +190,11 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     spotlight: ({ room, member }, r) => done(room.moderation.spotlight(member, r.participantId)),
     deleteChatMessage: ({ room, member }, r) => done(room.moderation.deleteChatMessage(member, r.messageId)),
     liveAttendance: ({ room, member }) => room.liveAttendance.watch(member),
+    e2eeDistribute: async ({ room, member }, r) => room.e2ee.distribute(member, r),
+    e2eeKeyReceived: async ({ room, member }, r) => {
+      room.e2ee.received(member, r.epoch);
+      return {};
+    },
   };
 
   /** Leaves the room (from any stage; the participant's place goes at once). */
@@ -213,7 +218,7 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     await socket.join([channel, roomChannel(room.id)]);
     let joined: Awaited<ReturnType<Room['join']>>;
     try {
-      joined = await room.join(identity, socket.id);
+      joined = await room.join(identity, socket.id, request.e2ee);
     } catch (err) {
       await socket.leave(channel);
       await socket.leave(roomChannel(room.id));
