@@ -229,6 +229,8 @@ const malformed: Record<RequestName, unknown> = {
   setDisplayName: { participantId: 'p', name: '' },
   spotlight: {},
   deleteChatMessage: { messageId: '' },
+  e2eeDistribute: { epoch: 1, keys: [{ participantId: 'p', wrapped: 'not base64!' }] },
+  e2eeKeyReceived: { epoch: -1 },
 };
 
 test('every request with a malformed payload is INVALID_REQUEST, and the connection lives on', async () => {
