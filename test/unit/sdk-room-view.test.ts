@@ -6,10 +6,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ModerationState } from '../../client-sdk/src/moderation.ts';
-import type { AttendanceSnapshot, SessionState } from '../../client-sdk/src/protocol/index.ts';
+import type { AttendanceSnapshot, ChatMessage, SessionState } from '../../client-sdk/src/protocol/index.ts';
 import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import { RoomView } from '../../client-sdk/src/room-view.ts';
-import type { SessionClientEvents } from '../../client-sdk/src/session-events.ts';
+import type { ReceivedChatMessage, SessionClientEvents } from '../../client-sdk/src/session-events.ts';
 
 /** Records every event the parts emit, as `name` and arguments. */
 function recorder() {
@@ -100,6 +100,38 @@ test('room view: notifications applied and emitted; hands replaced and lowered; 
   view.leave();
   assert.is(view.activeSpeakerId, null);
   assert.equal(view.hands, []);
+});
+
+test('room view, E2EE chat: each message opened, emitted in arrival order with the deletions; none after leave()', async () => {
+  const { events, emitted } = recorder();
+  const pending = new Map<string, (message: ReceivedChatMessage) => void>();
+  const opener = {
+    enabled: true,
+    openChat: (message: ChatMessage) => new Promise<ReceivedChatMessage>((resolve) => pending.set(message.id, resolve)),
+  };
+  const view = new RoomView(events, opener);
+  view.applySession(admission());
+  const on = view.handlers();
+  const message = (id: string): ChatMessage => ({ id, from: 'p-3', to: 'everyone', text: `e2ee1.1.${id}`, sentAt: 1 });
+  on.chatMessage(message('m-1'));
+  on.chatMessage(message('m-2'));
+  on.chatMessageDeleted({ messageId: 'm-1' });
+  assert.equal(emitted, [], 'nothing before the first is opened');
+  // The second opens first: it still comes after the first.
+  pending.get('m-2')?.({ ...message('m-2'), text: 'second' });
+  pending.get('m-1')?.({ ...message('m-1'), text: '', undecryptable: true });
+  const settled = () => new Promise<void>((resolve) => setImmediate(resolve));
+  await settled();
+  assert.equal(emitted, [
+    ['chatMessage', { ...message('m-1'), text: '', undecryptable: true }],
+    ['chatMessage', { ...message('m-2'), text: 'second' }],
+    ['chatMessageDeleted', 'm-1'],
+  ]);
+  on.chatMessage(message('m-3'));
+  view.leave();
+  pending.get('m-3')?.({ ...message('m-3'), text: 'late' });
+  await settled();
+  assert.is(emitted.length, 3, 'a message still being opened when the room is left is dropped');
 });
 
 test('moderation state: the waiting room from an admission and its updates; the newest attendance kept', () => {

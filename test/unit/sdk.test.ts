@@ -959,6 +959,91 @@ test('hands, chat, names, lock, audio mode, spotlight: requests sent, notificati
   }
 });
 
+test('an E2EE room refusing this client (E2EE_UNSUPPORTED): join() rejects with it and the client closes', async () => {
+  const server = await stageServer((socket, requests) => {
+    answer(socket, requests, 'join', () => refuse('E2EE_UNSUPPORTED', 'this room is end-to-end encrypted'));
+  });
+  const session = createNodeSessionClient(server.url, 'p-1');
+  const { client } = session;
+  try {
+    const closed = nextEvent(client, 'closed');
+    await client.connect();
+    const error = (await throwsAsync(() => client.join(), HavenRequestError)) as HavenRequestError;
+    assert.is(error.code, 'E2EE_UNSUPPORTED');
+    const [reason, cause] = await closed;
+    assert.is(reason, 'failed');
+    assert.is(cause, error);
+    assert.is(client.connectionState, 'closed');
+    assert.equal(server.requests, [['join', { protocolVersion: 1 }]], 'Node cannot encrypt: no public key sent');
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
+test('in an E2EE room without a key: nothing is published or received, chat waits for a key', async () => {
+  const roster = {
+    leader: 'f-1',
+    members: [{ participantId: 'f-1', publicKey: `B${'A'.repeat(86)}=` }],
+    revision: 1,
+    epoch: 0,
+    rotationIntervalMs: 900_000,
+  };
+  const track = { participantId: 'f-1', producerId: 'pr-1', kind: 'audio', source: 'microphone', paused: false };
+  const server = await stageServer((socket, requests) => {
+    answer(socket, requests, 'join', () =>
+      ok({
+        stage: 'admitted',
+        session: sessionState({
+          room: { id: 'grp-1', kind: 'group', title: 'Encrypted group', e2ee: true },
+          participants: [{ id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [track as never] }],
+          e2ee: roster,
+        }),
+      }),
+    );
+    answer(socket, requests, 'raiseHand', () => ok({}));
+  });
+  const session = createNodeSessionClient(server.url, 'p-1');
+  const { client } = session;
+  try {
+    const states: string[] = [];
+    client.e2ee.on('stateChanged', (state) => states.push(state));
+    assert.is(client.e2ee.state, 'off');
+    await client.connect();
+    await client.join();
+    assert.ok(client.e2ee.enabled);
+    assert.is(client.e2ee.state, 'waiting');
+    assert.equal(states, ['waiting']);
+    assert.is(client.e2ee.epoch, null);
+    assert.is(client.e2ee.memberCount, 1);
+    assert.not.ok(client.e2ee.isLeader);
+    assert.equal(await client.e2ee.getStats(), {
+      framesEncrypted: 0,
+      framesDecrypted: 0,
+      framesFailed: 0,
+      encryptMs: 0,
+      decryptMs: 0,
+    });
+    const refused = (await throwsAsync(
+      () => client.publishMicrophone(fakeAudioTrack),
+      HavenRequestError,
+    )) as HavenRequestError;
+    assert.is(refused.code, 'E2EE_UNSUPPORTED', 'this client cannot encrypt: it sends nothing');
+    await throwsAsync(() => client.sendChat('hello'), InvalidStateError, /not active/);
+    // Requests keep their order: had the client consumed the track, the server would have seen it first.
+    await client.raiseHand();
+    assert.equal(
+      server.requests.map(([name]) => name),
+      ['join', 'raiseHand'],
+    );
+    await client.leave();
+    assert.is(client.e2ee.state, 'off');
+  } finally {
+    await session.close();
+    await server.close();
+  }
+});
+
 test('removed: the client closes with reason removed and does not reconnect', async () => {
   let connections = 0;
   const server = await stageServer((socket, requests) => {

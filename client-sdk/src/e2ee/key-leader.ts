@@ -101,6 +101,5 @@ export class KeyLeader {
     clearTimeout(this.#timer);
     if (!(intervalMs > 0)) return;
     this.#timer = setTimeout(() => void this.rotate(), intervalMs);
-    (this.#timer as { unref?: () => void }).unref?.();
   }
 }
