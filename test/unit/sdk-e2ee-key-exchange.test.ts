@@ -160,10 +160,11 @@ test('the leader: a new epoch per revision, wrapped for each member it can see, 
   assert.is(leader.e2ee.state, 'waiting', 'the leader too waits for activation');
 
   // Relayed to the members: they open it, keep it and say so; nobody switches before activation.
-  for (const [member, { participantId, wrapped }] of [
+  for (const [member, key] of [
     [ann, first.keys[0]],
     [ben, first.keys[1]],
   ] as const) {
+    const { participantId, wrapped } = key as E2eeWrappedKey;
     assert.is(participantId, member.id);
     member.key({ epoch: 4, from: 'f-1', wrapped });
     await acknowledged(member, 4);
