@@ -15,6 +15,7 @@ import { InvalidStateError } from '../../client-sdk/src/errors.ts';
 import type {
   E2eeDistributeRequest,
   E2eeRoster,
+  E2eeWrappedKey,
   ServerNotifications,
   SessionState,
 } from '../../client-sdk/src/protocol/index.ts';
