@@ -260,4 +260,23 @@ test('the per-address connection cap: 50 by default, a positive integer', () => 
     );
 });
 
+test('E2EE: rooms not encrypted by default, a 900 s rotation, a 2 s acknowledgement wait; bounds refused', () => {
+  assert.equal(loadConfig({}).e2ee, { default: false, rotationIntervalS: 900, keyAckTimeoutMs: 2_000 });
+  const set = loadConfig({
+    HAVEN_E2EE_DEFAULT: 'true',
+    HAVEN_E2EE_ROTATION_INTERVAL_S: '60',
+    HAVEN_E2EE_KEY_ACK_TIMEOUT_MS: '500',
+  });
+  assert.equal(set.e2ee, { default: true, rotationIntervalS: 60, keyAckTimeoutMs: 500 });
+  for (const [env, value, key] of [
+    ['HAVEN_E2EE_DEFAULT', 'maybe', 'e2ee.default'],
+    ['HAVEN_E2EE_ROTATION_INTERVAL_S', '0', 'e2ee.rotationIntervalS'],
+    ['HAVEN_E2EE_ROTATION_INTERVAL_S', '1.5', 'e2ee.rotationIntervalS'],
+    ['HAVEN_E2EE_KEY_ACK_TIMEOUT_MS', '0', 'e2ee.keyAckTimeoutMs'],
+    ['HAVEN_E2EE_KEY_ACK_TIMEOUT_MS', '60001', 'e2ee.keyAckTimeoutMs'],
+  ] as const) {
+    assert.is(problemsOf({ [env]: value })[0]?.key, key, `${env}=${value}`);
+  }
+});
+
 test.run();
