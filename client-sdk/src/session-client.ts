@@ -26,10 +26,7 @@ import { openSignaling } from './connection/node-url-provider.ts';
 import type { ReconnectPolicy } from './connection/reconnect-policy.ts';
 import { Reconnection } from './connection/reconnection.ts';
 import { E2ee } from './e2ee/e2ee.ts';
-import { FrameTransforms } from './e2ee/frame-transforms.ts';
 import { KeyExchange } from './e2ee/key-exchange.ts';
-import { E2eeKeyPair } from './e2ee/key-pair.ts';
-import { isE2eeSupported } from './e2ee/support.ts';
 import { HavenRequestError, InvalidStateError } from './errors.ts';
 import { JoinFlow } from './join-flow.ts';
 import { Moderation, ModerationState } from './moderation.ts';
@@ -78,8 +75,6 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   #moved = false;
   /** The reconnection in progress, if any (closing the client stops it). */
   #reconnection: Reconnection | undefined;
-  /** Made on the first join where this client can encrypt, kept for its life: a rejoin sends the same key. */
-  #keyPair: Promise<E2eeKeyPair> | undefined;
   readonly #context: ClientContext = {
     events: this,
     state: () => this.#state,
@@ -91,13 +86,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     mediaOptions: () => this.#options.media,
     close: (reason, error) => this.#close(reason, error),
   };
-  readonly #keys: KeyExchange = new KeyExchange({
+  readonly #keys: KeyExchange = KeyExchange.forBrowser({
     request: (name, payload) => this.#currentSignaling(`the ${name} request`).request(name, payload),
-    keyPair: () => {
-      if (!this.#keyPair && isE2eeSupported()) this.#keyPair = E2eeKeyPair.generate();
-      return this.#keyPair;
-    },
-    createTransforms: () => FrameTransforms.create(),
     onError: (error) => reportError(this, error),
     activated: () => {
       if (this.#state === 'joined') this.#others.consumeAll();
@@ -236,8 +226,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    *   `NOT_FOUND`, `INVALID_STATE` (the session ended), …; the state is then `'connected'` again.
    *   `DENIED` when a facilitator turns this client away (the client is then closed, reason
    *   `denied`); `E2EE_UNSUPPORTED` in an end-to-end encrypted room when this browser cannot
-   *   encrypt ({@link isE2eeSupported}; the client is then closed, reason `failed`); any other error the client closed with before admission (e.g. after a failed
-   *   reconnection).
+   *   encrypt (`isE2eeSupported()`; the client then closes, reason `failed`); any other error
+   *   the client closed with before admission (e.g. after a failed reconnection).
    */
   async join(): Promise<void> {
     this.#assertState('join()', 'connected');

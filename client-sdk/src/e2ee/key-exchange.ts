@@ -21,12 +21,13 @@ import type { ReceivedChatMessage } from '../session-events.ts';
 import { chatEpoch, decryptChat, encryptChat } from './chat-crypto.ts';
 import type { E2eeStats } from './e2ee-stats.ts';
 import { toBase64 } from './encoding.ts';
-import { emptyStats, type FrameTransforms } from './frame-transforms.ts';
+import { emptyStats, FrameTransforms } from './frame-transforms.ts';
 import { KeyLeader } from './key-leader.ts';
 import { KeyMember } from './key-member.ts';
-import type { E2eeKeyPair } from './key-pair.ts';
+import { E2eeKeyPair } from './key-pair.ts';
 import { KeyRing } from './key-ring.ts';
 import { securityCode } from './security-code.ts';
+import { isE2eeSupported } from './support.ts';
 
 /** Where a client is in an E2EE room (see `E2ee.state`). */
 export type E2eeState = 'off' | 'waiting' | 'active';
@@ -100,6 +101,23 @@ export class KeyExchange {
         await this.#host.request('e2eeKeyReceived', { epoch });
       },
       onError: (error) => this.#reportError(error),
+    });
+  }
+
+  /**
+   * A SessionClient's key exchange in this browser: the key pair made on the first join where
+   * E2EE is supported and kept for the client's life (a rejoin sends the same key); the frame
+   * worker made on entering an E2EE room.
+   */
+  static forBrowser(host: Pick<KeyExchangeHost, 'request' | 'onError' | 'activated'>): KeyExchange {
+    let keyPair: Promise<E2eeKeyPair> | undefined;
+    return new KeyExchange({
+      ...host,
+      keyPair: () => {
+        if (!keyPair && isE2eeSupported()) keyPair = E2eeKeyPair.generate();
+        return keyPair;
+      },
+      createTransforms: () => FrameTransforms.create(),
     });
   }
 
