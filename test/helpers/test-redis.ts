@@ -64,3 +64,25 @@ export function testRedisFor(test: Test): TestRedis & { atEnd(step: () => unknow
   test.after(() => runAll([...atEnd, () => redis.stop()]));
   return { ...redis, atEnd: (step) => void atEnd.push(step) };
 }
+
+/** Every key and value in Redis, as one string (to check that something never reached it). */
+export async function redisContents(redis: Redis): Promise<string> {
+  const parts: string[] = [];
+  let cursor = '0';
+  do {
+    const [nextCursor, keys] = await redis.scan(cursor, 'COUNT', 1_000);
+    cursor = nextCursor;
+    for (const key of keys) {
+      parts.push(key);
+      const type = await redis.type(key);
+      if (type === 'string') parts.push(String(await redis.get(key)));
+      else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
+      else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
+      else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
+      else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, '0', '-1')));
+      else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(key, '-', '+')));
+      else parts.push(`<${type}>`);
+    }
+  } while (cursor !== '0');
+  return parts.join('\n');
+}

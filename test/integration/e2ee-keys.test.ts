@@ -35,6 +35,7 @@ import {
   type TestSocket,
   token,
 } from '../helpers/signaling-client.ts';
+import { redisContents } from '../helpers/test-redis.ts';
 
 const haven = sessionNode(test, {
   redis: true,
@@ -489,28 +490,6 @@ function encryptChat(text: string, epoch: number): string {
   return `e2ee1.${epoch}.${sealed.toString('base64')}`;
 }
 
-/** Every key and value in Redis, as one string. */
-async function everythingIn(): Promise<string> {
-  const parts: string[] = [];
-  let cursor = '0';
-  do {
-    const [nextCursor, keys] = await redis.scan(cursor, 'COUNT', 1_000);
-    cursor = nextCursor;
-    for (const key of keys) {
-      parts.push(key);
-      const type = await redis.type(key);
-      if (type === 'string') parts.push(String(await redis.get(key)));
-      else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
-      else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
-      else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
-      else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, '0', '-1')));
-      else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(key, '-', '+')));
-      else parts.push(`<${type}>`);
-    }
-  } while (cursor !== '0');
-  return parts.join('\n');
-}
-
 test('chat in an E2EE room: ciphertext only, relayed, deleted by id; clear text reaches neither Redis nor the log', async () => {
   const room = await haven.newRoom({ waitingRoom: false, keepChat: true });
   const f = await joined(room, 'c-f', 'facilitator');
@@ -536,12 +515,12 @@ test('chat in an E2EE room: ciphertext only, relayed, deleted by id; clear text 
   );
   assert.is(await codeOf(p.socket, 'sendChat', { text: long, to: 'facilitators' }), 'ok');
 
-  const archived = async () => (await everythingIn()).includes(ciphertext);
+  const archived = async () => (await redisContents(redis)).includes(ciphertext);
   for (let i = 0; !(await archived()); i++) {
     assert.ok(i < 100, 'the ciphertext is archived (keepChat)');
     await new Promise((r) => setTimeout(r, 50));
   }
-  const stored = await everythingIn();
+  const stored = await redisContents(redis);
   assert.not.ok(stored.includes(clear), 'clear text in Redis');
   assert.not.ok(node.output().includes(clear), 'clear text in the log');
 
