@@ -219,6 +219,28 @@ test('the leader: a new epoch per revision, wrapped for each member it can see, 
   assert.equal(leader.errors, []);
 });
 
+test('a revision while the leader wraps supersedes it: who left gets no key of the next epoch', async () => {
+  const [lk, ak, ck] = (await pairs(3)) as [E2eeKeyPair, E2eeKeyPair, E2eeKeyPair];
+  const leader = client('f-1', lk);
+  const everyone = [
+    { id: 'f-1', publicKey: lk.publicKey },
+    { id: 'p-1', publicKey: ak.publicKey },
+    { id: 'p-3', publicKey: ck.publicKey },
+  ];
+  leader.enter(rosterOf('f-1', everyone, 1));
+  // Before the first distribution is wrapped, p-3 is removed.
+  leader.roster(rosterOf('f-1', everyone.slice(0, 2), 2));
+  const sent = await leader.next<E2eeDistributeRequest>('e2eeDistribute');
+  assert.equal(
+    sent.keys.map((k) => k.participantId),
+    ['p-1'],
+  );
+  leader.roster(rosterOf('f-1', everyone.slice(0, 2), 3));
+  assert.is((await leader.next<E2eeDistributeRequest>('e2eeDistribute')).epoch, sent.epoch + 1);
+  assert.is(leader.count('e2eeDistribute'), 2, 'the superseded one was never sent');
+  leader.exchange.close();
+});
+
 test('epochs only go up: a new leader continues above the roster’s epoch and every epoch it saw', async () => {
   const [ak, bk] = (await pairs(2)) as [E2eeKeyPair, E2eeKeyPair];
   const ann = client('p-1', ak);

@@ -214,7 +214,7 @@ export class KeyExchange {
       e2eeKey: (key) => {
         if (!this.#enabled) return;
         this.#highest = Math.max(this.#highest, key.epoch);
-        void this.#member.receive(key);
+        this.#member.receive(key).catch((error) => this.#reportError(error));
       },
       e2eeEpochActive: ({ epoch }) => {
         if (!this.#enabled) return;

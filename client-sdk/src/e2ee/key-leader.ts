@@ -81,8 +81,8 @@ export class KeyLeader {
       const binding = { roomId, epoch, recipientId: participantId };
       keys.push({ participantId, wrapped: await wrapEpochSecret(secret, privateKey, publicKey, binding) });
     }
-    // Still the leader of a roster at least as new? A newer revision runs next anyway.
-    if (this.#stopped || !this.#host.led()) return;
+    // A newer revision meanwhile (someone left?): its own distribution runs next, without them.
+    if (this.#stopped || this.#host.led()?.roster !== roster) return;
     this.#host.install(epoch, secret);
     this.#schedule(roster.rotationIntervalMs);
     await this.#host.distribute({ epoch, keys });
