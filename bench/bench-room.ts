@@ -5,7 +5,7 @@ export interface BenchRoom {
   id: string;
   kind: RoomKind;
   capacity: number;
-  /** End-to-end encrypted (sent only when true). */
+  /** End-to-end encrypted; absent, the node's default (`e2ee.default`). */
   e2ee?: boolean;
 }
 

@@ -4,14 +4,15 @@
  * part in the key exchange, so nobody can read its media: to everyone it is what it is to the SFU,
  * opaque bytes behind the few clear ones the SFU reads.
  *
- * The frame format is the SDK's (contract: clear bytes | AES-GCM ciphertext and tag | 12-byte IV |
- * epoch, u32 big-endian | 1 trailer byte): a frame is what the browser's encoded transform sees,
+ * The frame format is the SDK's (`client-sdk/src/e2ee/frame-crypto.ts`: clear bytes | AES-GCM
+ * ciphertext and tag | 12-byte IV | epoch, u32 big-endian | 1 trailer byte): a frame is what the browser's encoded transform sees,
  * the RTP payload of an Opus packet, a whole VP8 frame without its payload descriptors (which the
  * packetizer adds to each packet, in clear). So an encrypted VP8 frame keeps its first packet's
  * first bytes (frame tag and, for a key frame, start code and size: all the SFU looks at) and grows
  * by the tag and the trailer at its end, in its last packet.
  */
 import { createECDH, randomFillSync } from 'node:crypto';
+import { frameTrailer } from '../client-sdk/src/e2ee/frame-crypto.ts';
 import { e2eeClearBytes } from '../client-sdk/src/protocol/index.ts';
 import { rtpPayloadOffset, stampLength } from './media.ts';
 
@@ -21,8 +22,6 @@ export const e2eeTagLength = 16;
 export const e2eeTrailerLength = 12 + 4 + 1;
 /** What encryption adds to each frame. */
 export const e2eeFrameOverhead = e2eeTagLength + e2eeTrailerLength;
-/** The trailer byte, as the SDK writes it (its frame format, version 1). */
-export const e2eeFrameTrailer = 0xe1;
 /** The epoch the synthetic frames claim (nobody decrypts them; the SFU does not read it). */
 const syntheticEpoch = 1;
 
@@ -74,7 +73,7 @@ export function opaquePacket(plain: Buffer, kind: 'audio' | 'video'): Buffer {
   randomFillSync(out, clearEnd, trailerAt - clearEnd + (endsFrame ? 12 : 0));
   if (endsFrame) {
     out.writeUInt32BE(syntheticEpoch, trailerAt + 12);
-    out[trailerAt + 16] = e2eeFrameTrailer;
+    out[trailerAt + 16] = frameTrailer;
   }
   plain.copy(out, out.length - stampLength, stampAt);
   return out;

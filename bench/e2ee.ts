@@ -25,6 +25,9 @@ export interface E2eeComparison {
   e2eePacketBytes: number;
   lossPlain: number;
   lossE2ee: number;
+  /** The whole machine's busy share in each window (1 = every core): a phase disturbed by other work shows here. */
+  machineBusyPlain?: number;
+  machineBusyE2ee?: number;
 }
 
 const packetBytes = (s: StepMeasures) => s.forwardedBitsPerSecond / 8 / Math.max(1, s.forwardedPacketsPerSecond);
@@ -49,6 +52,8 @@ export function e2eeComparison(steps: readonly StepMeasures[]): E2eeComparison[]
         e2eePacketBytes: Math.round(packetBytes(e2ee)),
         lossPlain: plain.loss,
         lossE2ee: e2ee.loss,
+        ...(plain.machineBusy !== undefined ? { machineBusyPlain: plain.machineBusy } : {}),
+        ...(e2ee.machineBusy !== undefined ? { machineBusyE2ee: e2ee.machineBusy } : {}),
       },
     ];
   });
@@ -57,6 +62,7 @@ export function e2eeComparison(steps: readonly StepMeasures[]): E2eeComparison[]
 const per = (v: number) => `${(v * 100).toFixed(3)} %`;
 const ratio = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '–');
 const loss = (v: number) => `${(v * 100).toFixed(2)} %`;
+const busy = (v: number | undefined) => (v === undefined ? '–' : `${Math.round(v * 100)} %`);
 
 /** The console's line for one load. */
 export function describeE2ee(c: E2eeComparison): string {
@@ -64,7 +70,7 @@ export function describeE2ee(c: E2eeComparison): string {
     `${c.rooms} rooms: E2EE ÷ plain rooms, server CPU per forwarded packet ${ratio(c.cpuPerPacketRatio)} ` +
     `(${per(c.e2eeCpuPerKiloPacket)} against ${per(c.plainCpuPerKiloPacket)} of a core per 1k pkt/s; ` +
     `workers alone ${ratio(c.workerCpuPerPacketRatio)}); packets ${c.e2eePacketBytes} against ${c.plainPacketBytes} bytes; ` +
-    `loss ${loss(c.lossE2ee)} E2EE, ${loss(c.lossPlain)} plain`
+    `loss ${loss(c.lossE2ee)} E2EE, ${loss(c.lossPlain)} plain; machine busy ${busy(c.machineBusyE2ee)} E2EE, ${busy(c.machineBusyPlain)} plain`
   );
 }
 
@@ -80,6 +86,7 @@ export function e2eeTable(comparison: readonly E2eeComparison[]): { head: string
       'workers alone, E2EE ÷ plain',
       'packet bytes, plain / E2EE',
       'loss, plain / E2EE',
+      'machine busy, plain / E2EE',
     ],
     rows: comparison.map((c) => [
       String(c.rooms),
@@ -89,6 +96,7 @@ export function e2eeTable(comparison: readonly E2eeComparison[]): { head: string
       ratio(c.workerCpuPerPacketRatio),
       `${c.plainPacketBytes} / ${c.e2eePacketBytes}`,
       `${loss(c.lossPlain)} / ${loss(c.lossE2ee)}`,
+      `${busy(c.machineBusyPlain)} / ${busy(c.machineBusyE2ee)}`,
     ]),
   };
 }

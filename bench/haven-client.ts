@@ -146,6 +146,9 @@ export class HavenClient {
       response = await this.request('acceptConsent', { version: response.consent.version });
     }
     const session = response.stage === 'admitted' ? response.session : (await admitted)[0];
+    // A measurement of E2EE rooms that are not (or the reverse) would compare nothing.
+    if (session.room.e2ee !== this.peer.e2ee)
+      throw new Error(`room e2ee is ${session.room.e2ee}, expected ${this.peer.e2ee}`);
     this.times.admittedAt = epochMs();
     this.session = session;
     if (this.media) await this.#startMedia(session);

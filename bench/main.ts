@@ -23,7 +23,7 @@ import { describeE2ee, e2eeComparison } from './e2ee.ts';
 import type { HavenTarget } from './haven-client.ts';
 import type { Command, Reply, RoomPlan } from './loadgen-protocol.ts';
 import { type NodeProcess, startNodeProcess } from './node-process.ts';
-import { CpuSampler, mediasoupWorkerPids, sumLoads } from './proc-stats.ts';
+import { CpuSampler, machineBusySince, machineTicks, mediasoupWorkerPids, sumLoads } from './proc-stats.ts';
 import { formatProgress, writeReport } from './report.ts';
 import { type BenchResult, type ProcessLoad, percentiles, type StepMeasures, serverCpuPerPacket } from './result.ts';
 import { describeSoak, parseDuration, soak } from './soak.ts';
@@ -186,6 +186,7 @@ async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<Ste
   const workers = new CpuSampler(m.workerPids);
   const node = m.nodePids ? new CpuSampler(m.nodePids) : undefined;
   const loadgen = new CpuSampler([gen.child.pid as number]);
+  const machine = machineTicks();
   await gen.ask({ type: 'window-start' }, 'ok');
   let last = gen.latest;
   for (let s = 0; s < o.seconds; s++) {
@@ -212,6 +213,7 @@ async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<Ste
   const workerLoads = workers.stop();
   const nodeLoad = node ? sumLoads(node.stop()) : undefined;
   const loadgenLoad = loadgen.stop()[0] as ProcessLoad;
+  const machineBusy = machineBusySince(machine);
   const window = await gen.ask({ type: 'window-end' }, 'window');
   const forwarded = window.totals.received / window.seconds;
   const workersTotal = sumLoads(workerLoads);
@@ -233,6 +235,7 @@ async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<Ste
     workersTotal,
     ...(nodeLoad ? { node: nodeLoad } : {}),
     loadGenerator: loadgenLoad,
+    machineBusy,
     workerCpuPerKiloPacket: forwarded > 0 ? workersTotal.cpu / (forwarded / 1000) : 0,
     ...(m.join ? { join: m.join } : {}),
     ...(m.moderation ? { moderation: m.moderation } : {}),
@@ -244,7 +247,7 @@ async function measure(o: Options, gen: LoadGenerator, m: Measured): Promise<Ste
   if (process.stdout.isTTY) process.stdout.write('\n');
   const pct = (x: number) => `${(x * 100).toFixed(x < 0.01 ? 2 : 1)} %`;
   console.log(
-    `${m.target}${m.e2ee ? ' (E2EE)' : ''} · ${m.rooms} rooms · ${step.consumers} consumers · ${step.forwardedPacketsPerSecond} pkt/s · loss ${pct(step.loss)} · workers ${workerLoads.map((l) => pct(l.cpu)).join('+')} ${nodeLoad ? ` · node ${pct(nodeLoad.cpu)}` : ''} · loadgen ${pct(loadgenLoad.cpu)}`,
+    `${m.target}${m.e2ee ? ' (E2EE)' : ''} · ${m.rooms} rooms · ${step.consumers} consumers · ${step.forwardedPacketsPerSecond} pkt/s · loss ${pct(step.loss)} · workers ${workerLoads.map((l) => pct(l.cpu)).join('+')} ${nodeLoad ? ` · node ${pct(nodeLoad.cpu)}` : ''} · loadgen ${pct(loadgenLoad.cpu)} · machine ${pct(machineBusy)} busy`,
   );
   return step;
 }
@@ -289,7 +292,7 @@ async function runHaven(o: Options, gen: LoadGenerator, result: BenchResult, e2e
           id: plan.id,
           kind: o.scenario === 'education' ? 'education' : 'group',
           capacity: Math.min(500, plan.size + 4),
-          ...(e2ee ? { e2ee } : {}),
+          e2ee, // said of plain rooms too: the node's default may be E2EE
         });
       }
       const joined = await gen.ask({ type: 'join-haven', target, rooms: plans }, 'joined');

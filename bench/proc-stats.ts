@@ -232,3 +232,17 @@ export function sumLoads(loads: readonly ProcessLoad[]): ProcessLoad {
     rssBytes: 0,
   });
 }
+
+/** All cores' busy and total ticks from /proc/stat. */
+export function machineTicks(): { busy: number; total: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** The whole machine's busy share since `start` (1 = every core busy): others' load shows here. */
+export function machineBusySince(start: { busy: number; total: number }): number {
+  const end = machineTicks();
+  return (end.busy - start.busy) / Math.max(1, end.total - start.total);
+}

@@ -63,6 +63,8 @@ export interface StepMeasures {
   node?: ProcessLoad;
   /** The load generator's process: a saturated generator must not pass for a saturated SFU. */
   loadGenerator: ProcessLoad;
+  /** The whole machine's CPU in use during the window (1 = every core busy): others' load shows here. */
+  machineBusy?: number;
   /** Workers' CPU (share of a core) per 1,000 forwarded packets/s. */
   workerCpuPerKiloPacket: number;
   /** Media routers the rooms use, all nodes together (Haven only): more than the rooms when a room spread. */

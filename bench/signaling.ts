@@ -8,14 +8,22 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createBenchRoom } from './bench-room.ts';
 import { ChildChannel } from './child-channel.ts';
 import { startNodeProcess } from './node-process.ts';
-import { CpuSampler, commOf, descendants, readProcess, sumLoads } from './proc-stats.ts';
+import {
+  CpuSampler,
+  commOf,
+  descendants,
+  machineBusySince,
+  machineTicks,
+  readProcess,
+  sumLoads,
+} from './proc-stats.ts';
 import { type Percentiles, percentiles } from './result.ts';
 import type { GenCommand, GenReply, SignalingRoom, SignalingTarget } from './signaling-gen.ts';
 
@@ -207,7 +215,7 @@ async function measure(o: Options, target: 'haven' | 'bare', participants: numbe
       await sleep(1_000);
       rssReadings.push(readProcess(server.pid)?.rssBytes ?? 0);
     }
-    const machineEnd = machineTicks();
+    const machineBusy = machineBusySince(machine);
     const windows = await Promise.all(generators.map((g) => g.ask({ type: 'window-end' }, 'window')));
     const [serverLoad, redisLoad] = serverCpu.stop();
     const rtts = windows.flatMap((w) => w.rtts);
@@ -234,7 +242,7 @@ async function measure(o: Options, target: 'haven' | 'bare', participants: numbe
       rssPerConnectionBytes: Math.round((serverRss - rssBefore) / participants),
       generatorsCpu: sumLoads(generatorCpu.stop()).cpu,
       generatorLoopDelayP99Ms: Math.max(...windows.map((w) => w.loopDelayP99Ms)),
-      machineBusy: (machineEnd.busy - machine.busy) / Math.max(1, machineEnd.total - machine.total),
+      machineBusy,
       loadAverage: loadavg()[0] ?? 0,
     };
     console.log(describe(step));
@@ -257,14 +265,6 @@ async function medianRss(pid: number): Promise<number> {
     await sleep(500);
   }
   return median(readings);
-}
-
-/** All cores' busy and total ticks from /proc/stat. */
-function machineTicks(): { busy: number; total: number } {
-  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
-  const total = fields.reduce((a, b) => a + b, 0);
-  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-  return { busy: total - idle, total };
 }
 
 function describe(s: SignalingMeasure): string {

@@ -57,6 +57,34 @@ test('groups with --baseline: the same topology measured on Haven and on bare me
   assert.match(readFileSync(join(dir, 'groups', 'report.html'), 'utf8'), /<svg/);
 });
 
+test('groups --e2ee: the same load in plain rooms, then in E2EE rooms; CPU per packet of each and their ratio', () => {
+  const { status, result, output } = bench('e2ee', ['groups', '--rooms', '1', '--size', '3', '--e2ee']);
+  assert.is(status, 0, output);
+  assert.is(result.failure, undefined);
+  assert.equal(
+    result.steps.map((s) => [s.target, s.e2ee ?? false]),
+    [
+      ['haven', false],
+      ['haven', true],
+    ],
+  );
+  for (const step of result.steps) {
+    assert.is(step.producers, 6);
+    assert.is(step.consumers, 12, 'each receives the other two, opaque frames too');
+    assert.is(step.missingTrackCount, undefined, 'every track received');
+    assert.ok(step.forwardedPacketsPerSecond > 0 && step.workersTotal.cpu > 0);
+    assert.ok((step.oneWayDelayMs.count ?? 0) > 0, 'delays sampled');
+    assert.is(step.errors, 0);
+  }
+  const [c] = result.e2ee ?? [];
+  assert.ok(c, 'the comparison');
+  assert.ok(Number.isFinite(c.cpuPerPacketRatio) && c.cpuPerPacketRatio > 0);
+  assert.ok(c.plainCpuPerKiloPacket > 0 && c.e2eeCpuPerKiloPacket > 0);
+  assert.ok(c.e2eePacketBytes > c.plainPacketBytes, 'encrypted frames carry a tag and a trailer');
+  assert.match(output, /1 rooms: E2EE ÷ plain rooms, server CPU per forwarded packet \d+\.\d\d×/);
+  assert.match(readFileSync(join(dir, 'e2ee', 'report.html'), 'utf8'), /E2EE ÷ plain rooms, same load/);
+});
+
 test('education, joinstorm and moderation run', () => {
   const education = bench('education', ['education', '--receivers', '4', '--publishers', '2', '--workers', '2']);
   assert.is(education.status, 0, education.output);
@@ -142,6 +170,12 @@ test('a bad option is refused with the usage, exit 2', () => {
   });
   assert.is(run.status, 2);
   assert.match(run.stderr, /--rooms: a whole number/);
+  const e2ee = spawnSync(process.execPath, ['--import', 'tsx', 'bench/main.ts', 'education', '--e2ee'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  assert.is(e2ee.status, 2);
+  assert.match(e2ee.stderr, /--e2ee: groups only/);
 });
 
 test.run();
