@@ -177,7 +177,8 @@ function addMessage(message) {
   const text = document.createElement('span');
   const to =
     message.to === 'everyone' ? '' : ` → ${message.to === 'facilitators' ? 'facilitators' : nameOf(message.to)}`;
-  text.textContent = `${nameOf(message.from)}${to}: ${message.text}`;
+  const body = message.undecryptable ? '(a message encrypted with a key this page never had)' : message.text;
+  text.textContent = `${nameOf(message.from)}${to}: ${body}`;
   li.append(text);
   if (demo.client.localParticipant?.role === 'facilitator') {
     li.append(button('Delete', () => demo.client.moderation.deleteChatMessage(message.id)));
@@ -200,6 +201,23 @@ function showTimings() {
   if (joinedMs !== undefined) parts.push(`joined in ${joinedMs} ms`);
   if (firstRemoteFrameMs !== undefined) parts.push(`first remote video after ${firstRemoteFrameMs} ms`);
   $('timings').textContent = parts.join(' · ');
+}
+
+/**
+ * The lock state of an end-to-end encrypted room, and its security code: everyone reads the code
+ * aloud and it must match, else someone in the key exchange should not be there.
+ */
+function renderE2ee() {
+  const { e2ee } = demo.client;
+  const badge = $('e2ee');
+  badge.hidden = !e2ee.enabled;
+  if (!e2ee.enabled) return;
+  badge.dataset.state = e2ee.state;
+  badge.textContent =
+    e2ee.state === 'active'
+      ? `🔒 End-to-end encrypted · security code ${e2ee.securityCode ?? '…'} · ${e2ee.memberCount} with the key`
+      : '🔓 Waiting for the encryption key…';
+  badge.title = `Key epoch ${e2ee.epoch ?? '–'}. Compare the security code aloud: it is the same for everyone only if nobody else holds the key.`;
 }
 
 function end(message) {
@@ -270,6 +288,7 @@ async function join({ room, name, role, token }) {
   client.on('handLowered', renderHands);
   client.on('chatMessage', addMessage);
   client.on('chatMessageDeleted', (id) => document.querySelector(`[data-message="${CSS.escape(id)}"]`)?.remove());
+  for (const event of ['stateChanged', 'epochChanged', 'securityCodeChanged']) client.e2ee.on(event, renderE2ee);
   client.on('displayNameChanged', (id, name) => {
     const label = document.querySelector(`[data-tile="${CSS.escape(id)}"] .name`);
     if (label) label.textContent = name;
@@ -280,6 +299,7 @@ async function join({ room, name, role, token }) {
   demo.timings.joinedMs = Math.round(performance.now() - demo.timings.startedAt);
   showTimings();
   showOnly('session');
+  renderE2ee();
   if (client.localParticipant.role === 'facilitator') {
     $('console').hidden = false;
     renderWaiting(client.moderation.waiting);

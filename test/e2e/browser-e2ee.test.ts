@@ -1,0 +1,341 @@
+/**
+ * End-to-end encryption in real Chromium pages (the demo app and the SDK) over a real node: three
+ * pages in an E2EE group room decode each other and agree on one security code; what the SFU
+ * forwards (tapped at the node over a plain transport) is not VP8 beyond the clear header, and
+ * decodes only once decrypted with the epoch's key; a receiver without the key decodes nothing;
+ * a browser that can only use insertable streams takes part; one that cannot encrypt is refused
+ * `E2EE_UNSUPPORTED`; chat reaches the others in clear but is ciphertext in Redis and absent from
+ * the node's log; someone who is not the key leader cannot distribute keys.
+ */
+import type { Page } from 'playwright-core';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { waitFor } from '../../bench/processes.ts';
+import { e2eeClearBytes } from '../../client-sdk/src/protocol/index.ts';
+import { browserFor } from '../helpers/browser.ts';
+import {
+  agreedEpoch,
+  e2eeOf,
+  e2eeStats,
+  e2eeTestHook,
+  frameEpoch,
+  openedWith,
+  participantIdOf,
+  secretsOf,
+} from '../helpers/e2ee-pages.ts';
+import { type MediaTap, openMediaTap, vp8Frames } from '../helpers/media-tap.ts';
+import { inboundTracks, receivingFrom } from '../helpers/page-media.ts';
+import { sessionNode } from '../helpers/session-node.ts';
+import { codeOf } from '../helpers/signaling-client.ts';
+import { redisContents } from '../helpers/test-redis.ts';
+
+// Closed before the node stops, so that no page is left reconnecting.
+const browser = browserFor(test);
+// The demo mints tokens with the node's secret (the test's), so raw sockets join the same room.
+const haven = sessionNode(test, {
+  redis: true,
+  env: { HAVEN_MEDIA_PLAIN_TRANSPORTS: 'true', HAVEN_LOG_LEVEL: 'debug', HAVEN_E2EE_KEY_ACK_TIMEOUT_MS: '10000' },
+});
+const { node } = haven;
+const redis = haven.redisClient();
+let room = '';
+const pages: Record<string, Page> = {};
+let tap: MediaTap | undefined;
+
+type DemoWindow = {
+  havenDemo: {
+    client?: {
+      participants: Map<
+        string,
+        { getTrack(source: string): { setPreferredSize(w: number, h: number): Promise<void> } | undefined }
+      >;
+      activeSpeakerId: string | null;
+      moderation: { mute(id: string): Promise<void>; deleteChatMessage(id: string): Promise<void> };
+      once(event: 'mutedByFacilitator', listener: (source: string) => void): void;
+      publishScreen(): Promise<unknown>;
+      setMicrophoneEnabled(enabled: boolean): Promise<void>;
+      sendChat(text: string): Promise<string>;
+    };
+  };
+};
+
+async function open(name: string, role: string, init?: () => void): Promise<Page> {
+  const page = await browser.context.newPage();
+  page.on('pageerror', (err) => console.log(`    [${name}] page error: ${err.message}`));
+  await page.addInitScript(e2eeTestHook, false);
+  if (init) await page.addInitScript(init);
+  await page.goto(`${node.url}/demo?room=${room}&name=${name}&role=${role}&auto=1`);
+  await page.waitForFunction(
+    () => (window as unknown as { havenDemo: { timings: { joinedMs?: number } } }).havenDemo.timings.joinedMs,
+    undefined,
+    { timeout: 20_000 },
+  );
+  pages[name] = page;
+  return page;
+}
+
+const page = (name: string) => pages[name] as Page;
+
+test.before(async () => {
+  room = await haven.newRoom({ title: 'E2EE group', waitingRoom: false, e2ee: true, keepChat: true });
+});
+test.after(() => tap?.close());
+
+test('three pages in an E2EE room decode each other’s audio and video, with one security code', async () => {
+  await open('Ana', 'facilitator');
+  await open('Ben', 'participant');
+  await open('Cai', 'participant');
+  const { securityCode } = await agreedEpoch([page('Ana'), page('Ben'), page('Cai')], 3, 'one epoch on three pages');
+  assert.match(securityCode, /^\d{4} \d{4} \d{4}$/);
+  for (const name of ['Ana', 'Ben', 'Cai']) await receivingFrom(page(name), 2, `${name} to decode two peers`);
+  for (const name of ['Ana', 'Ben', 'Cai']) {
+    const stats = await e2eeStats(page(name));
+    assert.ok(stats.framesEncrypted > 0 && stats.framesDecrypted > 0, `${name} encrypts and decrypts`);
+  }
+  const badge = await page('Ben').textContent('#e2ee');
+  assert.ok(badge?.includes(securityCode), `the demo shows the code: ${badge}`);
+});
+
+test('simulcast layers, the active speaker and a facilitator’s mute work on encrypted media', async () => {
+  const anaId = await participantIdOf(page('Ana'));
+  const benId = await participantIdOf(page('Ben'));
+  // A small tile asks for a lower simulcast layer: the SFU switches on a key frame it reads in clear.
+  const width = () => inboundWidthFrom(page('Ben'), anaId);
+  const prefer = (w: number, h: number) =>
+    page('Ben').evaluate(
+      ([id, width, height]) =>
+        (window as unknown as DemoWindow).havenDemo.client?.participants
+          .get(id as string)
+          ?.getTrack('camera')
+          ?.setPreferredSize(width as number, height as number),
+      [anaId, w, h] as const,
+    );
+  await prefer(1280, 720);
+  await waitFor(async () => (await width()) >= 640, 20_000, "Ben to get Ana's top layer");
+  await prefer(160, 90);
+  await waitFor(async () => (await width()) <= 320, 20_000, "Ben to get a low layer of Ana's camera");
+
+  // The active speaker comes from audio levels (an RTP header extension, in clear). Everyone but
+  // one page that is not the dominant speaker now turns the microphone off: that page must
+  // become the active speaker everywhere.
+  const three = ['Ana', 'Ben', 'Cai'].map(page);
+  const ids = await Promise.all(three.map(participantIdOf));
+  const dominant = await page('Ana').evaluate(
+    () => (window as unknown as DemoWindow).havenDemo.client?.activeSpeakerId,
+  );
+  const speaker = ids.find((id) => id !== dominant && id !== anaId) as string;
+  const microphone = (on: Page, enabled: boolean) =>
+    on.evaluate((e) => (window as unknown as DemoWindow).havenDemo.client?.setMicrophoneEnabled(e), enabled);
+  const others = three.filter((_, i) => ids[i] !== speaker);
+  for (const other of others) await microphone(other, false);
+  await waitFor(
+    async () => {
+      const seen = await Promise.all(
+        three.map((p) => p.evaluate(() => (window as unknown as DemoWindow).havenDemo.client?.activeSpeakerId)),
+      );
+      return seen.every((id) => id === speaker);
+    },
+    20_000,
+    'the one page still speaking to be the active speaker on every page',
+  ).catch(async (e) => {
+    const seen = await Promise.all(
+      three.map((p) => p.evaluate(() => (window as unknown as DemoWindow).havenDemo.client?.activeSpeakerId)),
+    );
+    throw new Error(`${(e as Error).message} (${speaker} should speak; the pages see ${seen.join(', ')})`);
+  });
+  for (const other of others) await microphone(other, true);
+
+  // A facilitator's mute pauses the producer, as in any room; the participant may unmute again.
+  await page('Ben').evaluate(() => {
+    const w = window as unknown as DemoWindow & { mutedBy?: Promise<string> };
+    w.mutedBy = new Promise((resolve) => w.havenDemo.client?.once('mutedByFacilitator', resolve));
+  });
+  await page('Ana').evaluate((id) => (window as unknown as DemoWindow).havenDemo.client?.moderation.mute(id), benId);
+  assert.is(
+    await page('Ben').evaluate(() => (window as unknown as { mutedBy: Promise<string> }).mutedBy),
+    'microphone',
+  );
+  await microphone(page('Ben'), true);
+});
+
+test('what the SFU forwards of a camera and a screen share is not VP8; with the epoch key it decodes', async () => {
+  await page('Ana').evaluate(() => (window as unknown as DemoWindow).havenDemo.client?.publishScreen());
+  tap = await openMediaTap(node.url, room);
+  const anaId = await participantIdOf(page('Ana'));
+  const tracks = tap.session.participants.find((p) => p.id === anaId)?.tracks ?? [];
+  const producers = ['camera', 'screen'].map((source) => tracks.find((t) => t.source === source)?.producerId);
+  for (const producer of producers) {
+    assert.ok(producer, "Ana's camera and screen are published");
+    await tap.consume(producer);
+  }
+  // The tap joined: a new epoch, which the pages (not the tap) can open.
+  await agreedEpoch([page('Ana'), page('Ben'), page('Cai')], 4, 'the epoch after the tap came');
+  for (const producer of producers as string[]) {
+    // The key frame its consumer asked for, in whichever epoch Ana was sending then.
+    const { keyFrame, secret } = await waitFor(
+      async () => {
+        const secrets = await secretsOf(page('Ana'));
+        for (const frame of vp8Frames(tap?.packets(producer) ?? [])) {
+          const epochSecret = secrets[frameEpoch(frame.data) ?? -1];
+          if (frame.key && epochSecret) return { keyFrame: frame, secret: epochSecret };
+        }
+        return undefined;
+      },
+      15_000,
+      'a whole key frame at the tap, of an epoch Ana holds',
+    );
+    const plain = await openedWith(new Uint8Array(keyFrame.data), e2eeClearBytes.videoKey, secret);
+    assert.ok(plain, 'the epoch key opens the tapped frame');
+    // The clear header (frame tag, start code, size) is the same; the rest is not.
+    assert.equal([...keyFrame.data.subarray(0, 10)], [...plain.subarray(0, 10)]);
+    assert.equal([...plain.subarray(3, 6)], [0x9d, 0x01, 0x2a], 'a VP8 key frame start code');
+    const decoded = await decodeVp8(page('Ana'), [...plain]);
+    assert.ok(decoded.width > 0 && decoded.error === undefined, `decrypted: ${JSON.stringify(decoded)}`);
+    const tapped = await decodeVp8(page('Ana'), [...keyFrame.data]);
+    assert.is(tapped.width, 0, `as tapped, no picture: ${JSON.stringify(tapped)}`);
+  }
+});
+
+test('someone who is not the key leader cannot distribute keys (FORBIDDEN)', async () => {
+  assert.ok(tap);
+  const code = await codeOf(tap.socket, 'e2eeDistribute', {
+    epoch: 1_000,
+    keys: [{ participantId: await participantIdOf(page('Ben')), wrapped: Buffer.alloc(60).toString('base64') }],
+  });
+  assert.is(code, 'FORBIDDEN');
+});
+
+test('a receiver without the key receives the video but decodes no frame of it', async () => {
+  const dan = await open('Dan', 'participant', () => {
+    (window as unknown as { __havenE2eeTest: { passThroughReceive: boolean } }).__havenE2eeTest.passThroughReceive =
+      true;
+  });
+  await waitFor(
+    async () => {
+      const video = (await inboundTracks(dan)).filter((t) => t.kind === 'video');
+      return video.length >= 3 && video.every((t) => t.bytes > 30_000);
+    },
+    20_000,
+    'Dan to receive 30 KB of video from each of three peers',
+  );
+  const video = (await inboundTracks(dan)).filter((t) => t.kind === 'video');
+  assert.equal(
+    video.map((t) => t.frames),
+    video.map(() => 0),
+    'no frame decoded',
+  );
+  await dan.evaluate(() =>
+    (window as unknown as { havenDemo: { client: { leave(): Promise<void> } } }).havenDemo.client.leave(),
+  );
+  await dan.close();
+});
+
+test('a browser with insertable streams only (no RTCRtpScriptTransform) encrypts and decrypts too', async () => {
+  const eve = await open('Eve', 'participant', () => {
+    delete (window as unknown as { RTCRtpScriptTransform?: unknown }).RTCRtpScriptTransform;
+  });
+  await receivingFrom(eve, 3, 'Eve to decode Ana, Ben and Cai');
+  await receivingFrom(page('Ana'), 3, 'Ana to decode Eve too');
+  const stats = await e2eeStats(eve);
+  assert.ok(stats.framesEncrypted > 0 && stats.framesDecrypted > 0 && stats.framesFailed >= 0);
+  assert.is((await e2eeOf(eve))?.state, 'active');
+});
+
+test('a browser that cannot encrypt is refused E2EE_UNSUPPORTED', async () => {
+  const old = await browser.context.newPage();
+  await old.addInitScript(() => {
+    delete (window as unknown as { RTCRtpScriptTransform?: unknown }).RTCRtpScriptTransform;
+    delete (RTCRtpSender.prototype as unknown as { createEncodedStreams?: unknown }).createEncodedStreams;
+  });
+  await old.goto(`${node.url}/demo`);
+  const outcome = await old.evaluate(async (roomId) => {
+    const sdk = await import('/demo/haven-sdk.js' as string);
+    const res = await fetch('/demo/token', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ room: roomId, name: 'Fay', role: 'participant' }),
+    });
+    const { data } = await res.json();
+    const client = new sdk.SessionClient({ url: location.origin, token: data.token });
+    await client.connect();
+    try {
+      await client.join();
+      return { supported: sdk.isE2eeSupported(), code: 'joined', state: client.connectionState };
+    } catch (error) {
+      return {
+        supported: sdk.isE2eeSupported(),
+        code: (error as { code?: string }).code,
+        state: client.connectionState,
+      };
+    }
+  }, room);
+  assert.equal(outcome, { supported: false, code: 'E2EE_UNSUPPORTED', state: 'closed' });
+  await old.close();
+});
+
+test('chat reaches the others in clear, but Redis keeps ciphertext and the node never logs it', async () => {
+  const text = `I have been sober for ${process.pid} days`;
+  const messageId = await page('Ana').evaluate(
+    (t) => (window as unknown as DemoWindow).havenDemo.client?.sendChat(t),
+    text,
+  );
+  for (const name of ['Ben', 'Cai']) {
+    await waitFor(async () => (await page(name).textContent('#messages'))?.includes(text), 10_000, `${name} reads it`);
+  }
+  const stored = await redisContents(redis);
+  assert.ok(stored.includes('e2ee1.'), 'ciphertext is kept (keepChat)');
+  assert.not.ok(stored.includes(text), 'no clear text in Redis');
+  assert.not.ok(node.output().includes(text), 'no clear text in the log');
+  assert.not.ok(node.output().includes('sober'), 'no part of it either');
+  // A facilitator's delete still works by id.
+  await page('Ana').evaluate(
+    (id) => (window as unknown as DemoWindow).havenDemo.client?.moderation.deleteChatMessage(id),
+    messageId as string,
+  );
+  await waitFor(async () => !(await page('Ben').textContent('#messages'))?.includes(text), 10_000, 'deleted at Ben');
+});
+
+/** The frame width `page` decodes of `fromId`'s camera (0 while none). */
+function inboundWidthFrom(on: Page, fromId: string): Promise<number> {
+  return on.evaluate(async (from) => {
+    const w = window as unknown as {
+      havenDemo: {
+        client: { participants: Map<string, { getTrack(s: string): { track: MediaStreamTrack } | undefined }> };
+      };
+      peerConnections: RTCPeerConnection[];
+    };
+    const track = w.havenDemo.client.participants.get(from)?.getTrack('camera')?.track;
+    for (const pc of w.peerConnections) {
+      for (const receiver of pc.getReceivers()) {
+        if (receiver.track !== track) continue;
+        let width = 0;
+        (await receiver.getStats()).forEach((s) => {
+          if (s.type === 'inbound-rtp') width = s.frameWidth ?? 0;
+        });
+        return width;
+      }
+    }
+    return 0;
+  }, fromId);
+}
+
+/**
+ * Decodes one VP8 key frame with the page's WebCodecs decoder (libvpx): its width, or the error.
+ * Sent as source text: what the page runs is exactly this, nothing the test's compiler adds.
+ */
+function decodeVp8(on: Page, frame: number[]): Promise<{ width: number; error?: string }> {
+  return on.evaluate(`(async () => {
+    let width = 0;
+    let error;
+    const decoder = new VideoDecoder({
+      output(picture) { width = picture.codedWidth; picture.close(); },
+      error(e) { error = e.message; },
+    });
+    decoder.configure({ codec: 'vp8' });
+    decoder.decode(new EncodedVideoChunk({ type: 'key', timestamp: 0, data: new Uint8Array(${JSON.stringify(frame)}) }));
+    await decoder.flush().catch((e) => { error ??= e.message; });
+    return { width, error };
+  })()`);
+}
+
+test.run();
