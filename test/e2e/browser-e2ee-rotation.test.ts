@@ -96,10 +96,17 @@ test('the facilitator and a participant share an epoch; the tap receives the mic
  * and checks that nothing sent after the rotation opens with the secrets it kept.
  */
 async function rotatedOut(name: string, act: (page: Page, id: string) => Promise<void>): Promise<void> {
+  const earlier = (await e2eeOf(pages.Ana as Page))?.epoch ?? 0;
   const page = await open(name, 'participant');
   const id = await participantIdOf(page);
   const joined = await agreedEpoch([...staying(), page], 4, `${name} in the epoch`);
   await waitFor(async () => (await secretsOf(page))[joined.epoch], 10_000, `${name}'s hook to hold the secret`);
+  // A newcomer gets a new epoch: what was said before they came stays unreadable to them.
+  const given = Object.keys(await secretsOf(page)).map(Number);
+  assert.ok(
+    given.length > 0 && given.every((epoch) => epoch > earlier),
+    `${name} got only epochs after ${earlier}: ${given}`,
+  );
   await receivingFrom(pages.Ana as Page, 2, `Ana decodes Ben and ${name}`);
   const before = await Promise.all(staying().map(e2eeStats));
   const kept = await secretsOf(page);
