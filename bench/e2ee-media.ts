@@ -5,9 +5,9 @@
  * opaque bytes behind the few clear ones the SFU reads.
  *
  * The frame format is the SDK's (`client-sdk/src/e2ee/frame-crypto.ts`: clear bytes | AES-GCM
- * ciphertext and tag | 12-byte IV | epoch, u32 big-endian | 1 trailer byte): a frame is what the browser's encoded transform sees,
- * the RTP payload of an Opus packet, a whole VP8 frame without its payload descriptors (which the
- * packetizer adds to each packet, in clear). So an encrypted VP8 frame keeps its first packet's
+ * ciphertext and tag | 12-byte IV | epoch, u32 big-endian | 1 trailer byte). A frame is what the
+ * browser's encoded transform sees: the RTP payload of an Opus packet, a whole VP8 frame without
+ * its payload descriptors (which the packetizer adds to each packet, in clear). So an encrypted VP8 frame keeps its first packet's
  * first bytes (frame tag and, for a key frame, start code and size: all the SFU looks at) and grows
  * by the tag and the trailer at its end, in its last packet.
  */
@@ -17,9 +17,9 @@ import { e2eeClearBytes } from '../client-sdk/src/protocol/index.ts';
 import { rtpPayloadOffset, stampLength } from './media.ts';
 
 /** AES-GCM's authentication tag (WebCrypto's default, 128 bits), after the ciphertext. */
-export const e2eeTagLength = 16;
+const e2eeTagLength = 16;
 /** IV, epoch and the trailer byte at a frame's end. */
-export const e2eeTrailerLength = 12 + 4 + 1;
+const e2eeTrailerLength = 12 + 4 + 1;
 /** What encryption adds to each frame. */
 export const e2eeFrameOverhead = e2eeTagLength + e2eeTrailerLength;
 /** The epoch the synthetic frames claim (nobody decrypts them; the SFU does not read it). */
