@@ -194,4 +194,18 @@ test('dropped past the reconnection grace: nothing after opens with the keys it 
     await page.close();
   }));
 
+test('a page reloaded within the grace comes back with a new key pair, and decodes again', async () => {
+  const ben = pages.Ben as Page;
+  const before = await agreedEpoch(staying(), 3, 'Ana and Ben in one epoch');
+  await ben.reload();
+  await ben.waitForFunction(
+    () => (window as unknown as { havenDemo: { timings: { joinedMs?: number } } }).havenDemo.timings.joinedMs,
+    undefined,
+    { timeout: 20_000 },
+  );
+  const after = await agreedEpoch(staying(), 3, 'a new epoch for the reloaded page', before.epoch);
+  assert.is.not(after.securityCode, before.securityCode, 'a new key pair: a new security code');
+  await receivingFrom(ben, 1, 'Ben, reloaded, to decode Ana again');
+});
+
 test.run();
