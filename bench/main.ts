@@ -32,7 +32,7 @@ import { describeMissing } from './track-check.ts';
 const scenarios = ['groups', 'education', 'joinstorm', 'moderation'] as const;
 type Scenario = (typeof scenarios)[number];
 
-const usage = `usage: npm run bench -- <${scenarios.join('|')}|signaling> [options]   (signaling --help: its own)
+const usage = `usage: npm run bench -- <${scenarios.join('|')}|signaling|browser-e2ee> [options]   (signaling, browser-e2ee --help: their own)
   --rooms N          rooms (groups, moderation: 4 and 2; joinstorm: 1)
   --size N           people per room, a facilitator included (groups 8, moderation 16)
   --publishers N     education: facilitators publishing audio and video (1–2, default 1)
@@ -452,6 +452,9 @@ async function runBaseline(o: Options, gen: LoadGenerator, result: BenchResult, 
 async function main(): Promise<number> {
   // Signaling without media has its own module (its own processes, options and result).
   if (process.argv[2] === 'signaling') return (await import('./signaling.ts')).runSignaling(process.argv.slice(3));
+  // Real Chromium pages, plain against E2EE rooms: the same, for the browser's cost.
+  if (process.argv[2] === 'browser-e2ee')
+    return (await import('./browser-e2ee.ts')).runBrowserE2ee(process.argv.slice(3));
   let o: Options;
   try {
     o = options();
