@@ -8,7 +8,6 @@
  * own WebRTC counters (frames encoded and decoded, bits, layers held back by CPU) show whether
  * both phases did the same media work; the machine's busy share shows a disturbed run.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import type { E2eeStats } from '../client-sdk/src/index.ts';
+import { cameraEncodings } from '../client-sdk/src/publish-presets.ts';
 import { createBenchRoom } from './bench-room.ts';
 import { type NodeProcess, startNodeProcess } from './node-process.ts';
 import { CpuSampler, descendants, machineBusySince, machineTicks, sumLoads } from './proc-stats.ts';
@@ -74,11 +74,14 @@ export interface PageCrypto {
   framesDecryptedPerSecond: number;
   /** Frames that did not decrypt in the window (should be 0). */
   framesFailed: number;
-  /** Mean time inside AES-GCM per frame, µs (Δms ÷ Δframes). */
+  /**
+   * Mean time per frame inside the worker's crypto call, µs (Δms ÷ Δframes): wall time around the
+   * await of WebCrypto, the hop to Chromium's crypto thread included, so it grows on a busy machine.
+   */
   encryptUsPerFrame: number;
   decryptUsPerFrame: number;
-  /** (Δ encrypt ms + Δ decrypt ms) ÷ the window: the crypto alone, as a share of one core. */
-  cryptoCpu: number;
+  /** (Δ encrypt ms + Δ decrypt ms) ÷ the window, all pages: that same wall time as a share of the window (not CPU). */
+  cryptoTimeShare: number;
 }
 
 export interface BrowserPhase {
@@ -100,6 +103,7 @@ export interface BrowserPhase {
 export interface BrowserE2eeResult {
   scenario: 'browser-e2ee';
   startedAt: string;
+  /** `chromium`: the version the browser gives (empty if it never started). */
   machine: { cpus: number; cpuModel: string; node: string; chromium: string };
   options: Record<string, string | number>;
   phases: BrowserPhase[];
@@ -121,6 +125,8 @@ interface PageCounters {
   /** Remote tracks with media: video that decodes, audio that arrives. */
   decodingVideo: number;
   receivingAudio: number;
+  /** Outgoing video layers with frames now (the encoder adds the top ones as the bandwidth estimate grows). */
+  sendingLayers: number;
   e2ee?: E2eeStats;
 }
 
@@ -162,6 +168,7 @@ const countersOf = (page: Page, e2ee: boolean): Promise<PageCounters> =>
       limitedLayers: 0,
       decodingVideo: 0,
       receivingAudio: 0,
+      sendingLayers: 0,
     };
     for (const pc of w.peerConnections) {
       if (pc.connectionState === 'closed') continue;
@@ -175,6 +182,7 @@ const countersOf = (page: Page, e2ee: boolean): Promise<PageCounters> =>
         } else if (s.type === 'outbound-rtp') {
           c.bytesSent += s.bytesSent ?? 0;
           if (s.kind === 'video') c.framesEncoded += s.framesEncoded ?? 0;
+          if (s.kind === 'video' && s.framesPerSecond > 0) c.sendingLayers++;
           if (s.kind === 'video' && s.qualityLimitationReason && s.qualityLimitationReason !== 'none')
             c.limitedLayers++;
         }
@@ -214,7 +222,7 @@ function mediaBetween(start: PageCounters[], end: PageCounters[]): { media: Page
       framesFailed: delta((s) => s.framesFailed),
       encryptUsPerFrame: encrypted > 0 ? (encryptMs * 1000) / encrypted : Number.NaN,
       decryptUsPerFrame: decrypted > 0 ? (decryptMs * 1000) / decrypted : Number.NaN,
-      cryptoCpu: (encryptMs + decryptMs) / 1000 / seconds,
+      cryptoTimeShare: (encryptMs + decryptMs) / 1000 / seconds,
     },
   };
 }
@@ -287,13 +295,18 @@ async function joinPages(context: BrowserContext, url: string, room: string, cou
   return pages;
 }
 
-/** Until every page decodes every other's video and receives its audio (and in an E2EE room, all hold one epoch). */
+/**
+ * Until every page sends all its camera's layers, decodes every other's video and receives its
+ * audio (and in an E2EE room, all hold one epoch): both phases then do the same media work.
+ */
 async function untilAllDecodeAll(pages: Page[], e2ee: boolean): Promise<void> {
   const others = pages.length - 1;
   await waitFor(
     async () => {
       const counters = await Promise.all(pages.map((p) => countersOf(p, false)));
-      if (!counters.every((c) => c.decodingVideo >= others && c.receivingAudio >= others)) return false;
+      const ready = (c: PageCounters) =>
+        c.sendingLayers >= cameraEncodings.length && c.decodingVideo >= others && c.receivingAudio >= others;
+      if (!counters.every(ready)) return false;
       if (!e2ee) return true;
       const views = await Promise.all(
         pages.map((p) =>
@@ -307,7 +320,7 @@ async function untilAllDecodeAll(pages: Page[], e2ee: boolean): Promise<void> {
       return views.every((v) => v?.state === 'active' && v.epoch === epoch && v.members === pages.length);
     },
     60_000,
-    'every page to decode every other page',
+    'every page to send all its layers and decode every other page',
   );
 }
 
@@ -318,10 +331,12 @@ function browserPids(node: NodeProcess): number[] {
   return descendants(process.pid).filter((pid) => !nodeTree.has(pid));
 }
 
-async function runPhase(o: Options, node: NodeProcess, adminKey: string, e2ee: boolean): Promise<BrowserPhase> {
+/** One room's phase; `result.machine.chromium` is set from the browser launched. */
+async function runPhase(o: Options, node: NodeProcess, adminKey: string, e2ee: boolean, result: BrowserE2eeResult) {
   const room = `bench-browser-${e2ee ? 'e2ee' : 'plain'}-${randomBytes(3).toString('hex')}`;
   await createBenchRoom(node.url, adminKey, { id: room, kind: 'group', capacity: o.pages + 4, e2ee });
   const browser = await launch();
+  result.machine.chromium = browser.context.browser()?.version() ?? '';
   try {
     const pages = await joinPages(browser.context, node.url, room, o.pages);
     await untilAllDecodeAll(pages, e2ee);
@@ -337,7 +352,7 @@ async function runPhase(o: Options, node: NodeProcess, adminKey: string, e2ee: b
     const serverLoad = sumLoads(server.stop());
     const machineBusy = machineBusySince(machine);
     const end = await Promise.all(pages.map((p) => countersOf(p, e2ee)));
-    return {
+    const phase: BrowserPhase = {
       e2ee,
       pages: o.pages,
       seconds: Math.round(browserCpu.elapsedSeconds() * 10) / 10,
@@ -347,18 +362,9 @@ async function runPhase(o: Options, node: NodeProcess, adminKey: string, e2ee: b
       machineBusy,
       ...mediaBetween(start, end),
     };
+    return phase;
   } finally {
     await browser.close();
-  }
-}
-
-/** `Chromium 156.0.8078.114 …`, as the browser says it. */
-function chromiumVersion(): string {
-  try {
-    const out = execFileSync(chromiumPath, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    return /Chromium [\d.]+/.exec(out)?.[0] ?? 'unknown';
-  } catch {
-    return 'unknown';
   }
 }
 
@@ -371,7 +377,7 @@ export function describePhase(p: BrowserPhase): string {
   const media = `video decoded ${m.videoFramesDecodedPerSecond} frames/s, encoded ${m.videoFramesEncodedPerSecond} frames/s (all layers) · sent ${(m.sentBitsPerSecond / 1e6).toFixed(1)} Mbit/s, received ${(m.receivedBitsPerSecond / 1e6).toFixed(1)} Mbit/s · ${m.limitedLayers} layers limited`;
   const c = p.crypto;
   const crypto = c
-    ? ` · encrypted ${c.framesEncryptedPerSecond} frames/s, decrypted ${c.framesDecryptedPerSecond} frames/s (audio and video), ${c.framesFailed} failed · ${us(c.encryptUsPerFrame)} per encrypted frame, ${us(c.decryptUsPerFrame)} per decrypted frame · crypto ${pct(c.cryptoCpu)} of a core`
+    ? ` · encrypted ${c.framesEncryptedPerSecond} frames/s, decrypted ${c.framesDecryptedPerSecond} frames/s (audio and video), ${c.framesFailed} failed · ${us(c.encryptUsPerFrame)} per encrypted frame, ${us(c.decryptUsPerFrame)} per decrypted frame · in crypto ${pct(c.cryptoTimeShare)} of the window`
     : '';
   return `${p.e2ee ? 'E2EE ' : 'plain'} · ${p.pages} pages · Chromium ${pct(p.browserCpu)} of a core (${p.browserProcesses} processes) · node + workers ${pct(p.serverCpu)} · ${media}${crypto} · machine ${pct(p.machineBusy)} busy`;
 }
@@ -392,7 +398,7 @@ export async function runBrowserE2ee(argv: string[]): Promise<number> {
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model ?? 'unknown',
       node: process.version,
-      chromium: chromiumVersion(),
+      chromium: '',
     },
     options: { pages: o.pages, seconds: o.seconds, ramp: o.ramp },
     phases: [],
@@ -409,7 +415,7 @@ export async function runBrowserE2ee(argv: string[]): Promise<number> {
       HAVEN_DEMO: 'true',
     });
     for (const e2ee of [false, true]) {
-      const phase = await runPhase(o, node, adminKey, e2ee);
+      const phase = await runPhase(o, node, adminKey, e2ee, result);
       result.phases.push(phase);
       console.log(describePhase(phase));
     }

@@ -35,6 +35,7 @@ test('two pages, plain then E2EE: Chromium CPU of each, the frame worker’s rat
   assert.is(run.status, 0, output);
   const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as BrowserE2eeResult;
   assert.is(result.failure, undefined);
+  assert.match(result.machine.chromium, /^\d+\./);
   assert.equal(
     result.phases.map((p) => p.e2ee),
     [false, true],
