@@ -193,8 +193,14 @@ test('security code: the same for the same roster in any order; another for a ke
 test('key ring: the last epochs kept, the send epoch only once activated and held', async () => {
   const ring = new KeyRing();
   assert.is(ring.sendEpoch, null);
-  assert.ok(ring.install(1, newEpochSecret()));
-  assert.not.ok(ring.install(1, newEpochSecret()), 'an epoch is installed once');
+  const first = newEpochSecret();
+  assert.is(ring.install(1, first), 'added');
+  assert.is(ring.install(1, first), 'same', 'the same secret again changes nothing');
+  // The leader's secret for an epoch replaces one drawn in a race (a distribution refused).
+  const leaders = newEpochSecret();
+  assert.is(ring.install(1, leaders), 'replaced');
+  assert.not.ok(ring.forget(1, first), 'a refused distribution does not take the leader’s secret away');
+  assert.ok(ring.has(1));
   assert.is(ring.sendEpoch, null, 'held is not active');
   assert.ok(ring.activate(1));
   assert.is(ring.sendEpoch, 1);
@@ -204,7 +210,11 @@ test('key ring: the last epochs kept, the send epoch only once activated and hel
   assert.is(ring.sendEpoch, null, 'activated without its key: nothing to send with');
   for (let epoch = 2; epoch <= 7; epoch++) ring.install(epoch, newEpochSecret());
   assert.equal(ring.epochs(), [2, 4, 5, 6, 7], `the newest ${retainedEpochs}, and the active one`);
-  assert.not.ok(ring.install(3, newEpochSecret()), 'older than every epoch kept');
+  assert.is(ring.install(3, newEpochSecret()), 'stale', 'older than every epoch kept');
+  const own = newEpochSecret();
+  ring.install(8, own);
+  assert.ok(ring.forget(8, own), 'a refused distribution forgets its own secret');
+  assert.not.ok(ring.has(8));
   assert.is(ring.chatKey(1), undefined);
   assert.ok(await ring.chatKey(7));
   const waiting = ring.awaitChatKey(9, 60_000);

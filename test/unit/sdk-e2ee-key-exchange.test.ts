@@ -25,7 +25,10 @@ import { throwsAsync } from '../helpers/assert.ts';
 const roomId = 'grp-e2ee';
 
 /** One client's key exchange, its requests (awaitable one by one) and its `client.e2ee` events. */
-function client(id: string, keyPair: E2eeKeyPair) {
+/** What the fake server answers a request: a response, or a thrown refusal. */
+type Respond = (name: string, payload: unknown) => unknown;
+
+function client(id: string, keyPair: E2eeKeyPair, respond?: Respond) {
   const requests: [string, unknown][] = [];
   const waiters: { name: string; resolve: (payload: unknown) => void }[] = [];
   let seen = 0;
@@ -37,8 +40,9 @@ function client(id: string, keyPair: E2eeKeyPair) {
       requests.push([name, payload]);
       const at = waiters.findIndex((w) => w.name === name);
       if (at >= 0) waiters.splice(at, 1)[0]?.resolve(payload);
-      const response =
-        name === 'e2eeDistribute'
+      const response = respond
+        ? respond(name, payload)
+        : name === 'e2eeDistribute'
           ? { delivered: (payload as E2eeDistributeRequest).keys.map((k) => k.participantId) }
           : {};
       return response as never;
@@ -338,6 +342,49 @@ test('a resumed place keeps its keys; a new admission starts without them', asyn
   ann.enter(rosterOf('f-1', members, 3, 1), false);
   assert.is(ann.e2ee.state, 'waiting', 'admitted afresh: a key is needed');
   for (const c of [leader, ann]) c.exchange.close();
+});
+
+test('a distribution refused in a race: the own secret dropped, an epoch taken is retried above it, the leader’s key wins', async () => {
+  const [fk, bk] = (await pairs(2)) as [E2eeKeyPair, E2eeKeyPair];
+  const refusal = (code: string) => Object.assign(new Error(code), { code });
+  const answers: string[] = ['INVALID_STATE', 'FORBIDDEN'];
+  // Ben rejoins first after a failover and leads for a moment; the server refuses its epochs.
+  const ben = client('p-2', bk, (name, payload) => {
+    if (name !== 'e2eeDistribute') return {};
+    const code = answers.shift();
+    if (code) throw refusal(code);
+    return { delivered: (payload as E2eeDistributeRequest).keys.map((k) => k.participantId) };
+  });
+  const fay = client('f-1', fk);
+  const members = [
+    { id: 'p-2', publicKey: bk.publicKey },
+    { id: 'f-1', publicKey: fk.publicKey },
+  ];
+  ben.enter(rosterOf('p-2', members, 1, 0), true);
+  const first = await ben.next<E2eeDistributeRequest>('e2eeDistribute');
+  // INVALID_STATE (another leader took that epoch): tried again above it.
+  const second = await ben.next<E2eeDistributeRequest>('e2eeDistribute');
+  assert.is(first.epoch, 1);
+  assert.is(second.epoch, 2, 'retried above the refused epoch');
+  // FORBIDDEN: no longer the leader; its own secret for epoch 2 is dropped, not kept to send with.
+  // The refusal is handled in microtasks: all done by the next turn of the event loop.
+  await new Promise(setImmediate);
+  ben.activate(2);
+  assert.is(ben.e2ee.state, 'waiting', 'no secret of a refused distribution to send with');
+  // The facilitator leads and draws epoch 2 itself: Ben takes the leader's secret.
+  fay.enter(rosterOf('f-1', members, 2, 1));
+  ben.roster(rosterOf('f-1', members, 2, 1));
+  const real = await fay.next<E2eeDistributeRequest>('e2eeDistribute');
+  assert.is(real.epoch, 2);
+  ben.key({ epoch: 2, from: 'f-1', wrapped: real.keys.find((k) => k.participantId === 'p-2')?.wrapped as string });
+  await acknowledged(ben, 2);
+  for (const c of [ben, fay]) c.activate(2);
+  assert.is(ben.e2ee.state, 'active');
+  const sealed = await ben.exchange.sealChat('one key for both', 'everyone');
+  const opened = await fay.exchange.openChat({ id: 'm-9', from: 'p-2', to: 'everyone', text: sealed, sentAt: 1 });
+  assert.is(opened.text, 'one key for both', 'Ben sends with the leader’s secret');
+  assert.equal(ben.errors, [], 'a race is not an error for the app');
+  for (const c of [ben, fay]) c.exchange.close();
 });
 
 test('chat: sealed with the active epoch’s key, opened by members, undecryptable without the key; the test hook', async () => {

@@ -36,7 +36,8 @@ const scope = self as unknown as WorkerScope;
 /** At most one key frame request a second per receiver while it waits for one. */
 const keyFrameRequestIntervalMs = 1_000;
 
-const keys = new Map<number, Promise<CryptoKey>>();
+/** Each epoch's frame key, and the secret it came from (as text, to tell a replaced secret). */
+const keys = new Map<number, { tag: string; key: Promise<CryptoKey> }>();
 let sendEpoch: number | null = null;
 const stats: E2eeStats = { framesEncrypted: 0, framesDecrypted: 0, framesFailed: 0, encryptMs: 0, decryptMs: 0 };
 
@@ -49,7 +50,7 @@ function sender(options: FrameTransformOptions): TransformStream {
   return new TransformStream<EncodedFrame, EncodedFrame>({
     async transform(frame, controller) {
       const epoch = sendEpoch;
-      const key = epoch === null ? undefined : keys.get(epoch);
+      const key = epoch === null ? undefined : keys.get(epoch)?.key;
       if (epoch === null || !key) return;
       const started = performance.now();
       const sealed = await encryptFrame(await key, epoch, new Uint8Array(frame.data), clearBytes(frame, options));
@@ -73,7 +74,7 @@ function receiver(options: FrameTransformOptions, transformer: Transformer | und
       }
       const data = new Uint8Array(frame.data);
       const epoch = frameEpoch(data);
-      const key = epoch === undefined ? undefined : keys.get(epoch);
+      const key = epoch === undefined ? undefined : keys.get(epoch)?.key;
       const started = performance.now();
       const opened = key ? await decryptFrame(await key, data, clearBytes(frame, options)) : null;
       if (!opened) {
@@ -119,10 +120,12 @@ scope.onmessage = ({ data: request }) => {
       const held = new Set(request.keys.map((key) => key.epoch));
       for (const epoch of [...keys.keys()]) if (!held.has(epoch)) keys.delete(epoch);
       for (const { epoch, secret } of request.keys) {
-        if (keys.has(epoch)) continue;
+        // Derived again when an epoch's secret was replaced (the leader's over one drawn in a race).
+        const tag = secret.join(',');
+        if (keys.get(epoch)?.tag === tag) continue;
         const key = deriveFrameKey(secret);
         key.catch(() => keys.delete(epoch));
-        keys.set(epoch, key);
+        keys.set(epoch, { tag, key });
       }
       sendEpoch = request.sendEpoch;
       return;

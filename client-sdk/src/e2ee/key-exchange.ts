@@ -89,13 +89,15 @@ export class KeyExchange {
       privateKey: () => this.#privateKey(),
       highestEpoch: () => this.#highest,
       install: (epoch, secret) => void this.#install(epoch, secret),
+      forget: (epoch, secret) => {
+        if (this.#ring.forget(epoch, secret)) this.#update();
+      },
       distribute: (request) => this.#host.request('e2eeDistribute', request),
       onError: (error) => this.#reportError(error),
     });
     this.#member = new KeyMember({
       current: () => this.#current(),
       privateKey: () => this.#privateKey(),
-      has: (epoch) => this.#ring.has(epoch),
       install: (epoch, secret) => this.#install(epoch, secret),
       acknowledge: async (epoch) => {
         await this.#host.request('e2eeKeyReceived', { epoch });
@@ -279,8 +281,12 @@ export class KeyExchange {
     this.#events?.safeEmit('securityCodeChanged', code);
   }
 
+  /** Keeps an epoch's secret (new, or replacing another for that epoch); false if not kept. */
   #install(epoch: number, secret: Uint8Array): boolean {
-    if (!this.#enabled || !this.#ring.install(epoch, secret)) return false;
+    if (!this.#enabled) return false;
+    const outcome = this.#ring.install(epoch, secret);
+    if (outcome === 'stale') return false;
+    if (outcome === 'same') return true;
     this.#highest = Math.max(this.#highest, epoch);
     const hook = (globalThis as { __havenE2eeTest?: { secrets?: Record<number, string> } }).__havenE2eeTest;
     if (typeof hook === 'object' && hook !== null) {

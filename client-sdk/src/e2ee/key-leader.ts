@@ -19,9 +19,14 @@ export interface KeyLeaderHost {
   highestEpoch(): number;
   /** Keeps this client's own copy of the new epoch before it is distributed. */
   install(epoch: number, secret: Uint8Array): void;
+  /** Drops that copy again, unless another secret has replaced it: the server refused the distribution. */
+  forget(epoch: number, secret: Uint8Array): void;
   distribute(request: E2eeDistributeRequest): Promise<E2eeDistributeResponse>;
   onError(error: unknown): void;
 }
+
+/** Refused epochs retried in a row before waiting for the next roster. */
+const maxRefusals = 3;
 
 export class KeyLeader {
   readonly #host: KeyLeaderHost;
@@ -31,6 +36,8 @@ export class KeyLeader {
   #running: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
+  /** Distributions refused in a row for their epoch (INVALID_STATE). */
+  #refusals = 0;
 
   constructor(host: KeyLeaderHost) {
     this.#host = host;
@@ -85,7 +92,17 @@ export class KeyLeader {
     if (this.#stopped || this.#host.led()?.roster !== roster) return;
     this.#host.install(epoch, secret);
     this.#schedule(roster.rotationIntervalMs);
-    await this.#host.distribute({ epoch, keys });
+    try {
+      await this.#host.distribute({ epoch, keys });
+      this.#refusals = 0;
+    } catch (error) {
+      this.#host.forget(epoch, secret);
+      // INVALID_STATE: another leader took this epoch in a race (after a failover, say): the
+      // next attempt goes above it, a few times at most. FORBIDDEN: no longer the leader.
+      const code = (error as { code?: unknown })?.code;
+      if (code !== 'INVALID_STATE' || ++this.#refusals > maxRefusals) throw error;
+      this.#wanted = true;
+    }
   }
 
   #import(publicKey: string): Promise<CryptoKey | undefined> {

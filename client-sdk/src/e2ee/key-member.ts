@@ -15,8 +15,7 @@ export interface KeyMemberHost {
   /** The roster now, with this client's id and the room's. */
   current(): { roster: E2eeRoster; selfId: string; roomId: string } | undefined;
   privateKey(): Promise<CryptoKey>;
-  has(epoch: number): boolean;
-  /** Keeps the secret; false if it came too late (out of the room, or older than every epoch kept). */
+  /** Keeps the secret (replacing another held for its epoch); false if it came too late (out of the room, or older than every epoch kept). */
   install(epoch: number, secret: Uint8Array): boolean;
   acknowledge(epoch: number): Promise<void>;
   onError(error: unknown): void;
@@ -34,10 +33,8 @@ export class KeyMember {
     const current = this.#host.current();
     // Only the leader hands out keys; anyone else's (or a stale leader's) is ignored.
     if (!current || from !== current.roster.leader || from === current.selfId) return;
-    if (this.#host.has(epoch)) {
-      await this.#acknowledge(epoch);
-      return;
-    }
+    // Unwrapped even for an epoch held already: a secret this client drew while it led for a
+    // moment (its distribution refused) must give way to the leader's.
     const leader = current.roster.members.find((member) => member.participantId === from);
     const leaderKey = leader && (await importPublicKey(leader.publicKey));
     const secret =

@@ -21,14 +21,29 @@ export class KeyRing {
   /** Waiting for an epoch's key to arrive (chat sent with a key not here yet). */
   readonly #waiters = new Set<{ epoch: number; done: () => void }>();
 
-  /** Keeps `secret` as epoch `epoch`'s; false if already held or older than every epoch kept. */
-  install(epoch: number, secret: Uint8Array): boolean {
-    if (this.#epochs.has(epoch)) return false;
+  /**
+   * Keeps `secret` as epoch `epoch`'s: `added`, `same` (held already), `replaced` (another secret
+   * was held for that epoch: the leader's word wins, e.g. over one this client drew while it led
+   * for a moment) or `stale` (older than every epoch kept: not kept).
+   */
+  install(epoch: number, secret: Uint8Array): 'added' | 'same' | 'replaced' | 'stale' {
+    const held = this.#epochs.get(epoch);
+    if (held && sameBytes(held.secret, secret)) return 'same';
     const kept = this.epochs();
-    if (kept.length >= retainedEpochs && epoch < (kept[kept.length - retainedEpochs] as number)) return false;
+    if (!held && kept.length >= retainedEpochs && epoch < (kept[kept.length - retainedEpochs] as number)) {
+      return 'stale';
+    }
     this.#epochs.set(epoch, { secret: secret.slice(), chatKey: undefined });
     this.#prune();
     for (const waiter of [...this.#waiters]) if (waiter.epoch === epoch) waiter.done();
+    return held ? 'replaced' : 'added';
+  }
+
+  /** Forgets epoch `epoch` if it is still held with `secret` (a distribution the server refused). */
+  forget(epoch: number, secret: Uint8Array): boolean {
+    const held = this.#epochs.get(epoch);
+    if (!held || !sameBytes(held.secret, secret)) return false;
+    this.#epochs.delete(epoch);
     return true;
   }
 
@@ -111,4 +126,8 @@ export class KeyRing {
       if (!keep.has(epoch)) this.#epochs.delete(epoch);
     }
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
