@@ -7,13 +7,12 @@
  * rejoins first leads for a moment and may draw an epoch the server then refuses or that the
  * facilitator's replaces: both pages must end on the same secret.)
  */
-import type { Page } from 'playwright-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NodeProcess } from '../../bench/node-process.ts';
 import { waitFor } from '../../bench/processes.ts';
 import { browserFor } from '../helpers/browser.ts';
-import { agreedEpoch, e2eeStats, e2eeTestHook } from '../helpers/e2ee-pages.ts';
+import { agreedEpoch, e2eeStats, openE2eePage } from '../helpers/e2ee-pages.ts';
 import { receivingFrom } from '../helpers/page-media.ts';
 import { sessionNode } from '../helpers/session-node.ts';
 import { connect, token } from '../helpers/signaling-client.ts';
@@ -26,18 +25,8 @@ test.before(async () => {
   for (const id of ['e1', 'e2']) nodes.push(await haven.startNode({ HAVEN_NODE_ID: id }));
 });
 
-async function open(url: string, room: string, name: string, role: string): Promise<Page> {
-  const page = await browser.context.newPage();
-  page.on('pageerror', (err) => console.log(`    [${name}] page error: ${err.message}`));
-  await page.addInitScript(e2eeTestHook, false);
-  await page.goto(`${url}/demo?room=${room}&name=${name}&role=${role}&auto=1`);
-  await page.waitForFunction(
-    () => (window as unknown as { havenDemo: { timings: { joinedMs?: number } } }).havenDemo.timings.joinedMs,
-    undefined,
-    { timeout: 20_000 },
-  );
-  return page;
-}
+const open = (url: string, room: string, name: string, role: string) =>
+  openE2eePage(browser.context, url, room, name, role);
 
 /** The node that serves `room` once someone connects (the first connection places it). */
 async function ownerOf(room: string): Promise<NodeProcess> {

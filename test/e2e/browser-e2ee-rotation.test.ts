@@ -17,8 +17,8 @@ import {
   agreedEpoch,
   e2eeOf,
   e2eeStats,
-  e2eeTestHook,
   frameEpoch,
+  openE2eePage,
   openedWith,
   participantIdOf,
   secretsOf,
@@ -45,15 +45,7 @@ type Moderation = { remove(id: string): Promise<void>; moveToWaitingRoom(id: str
 type DemoWindow = { havenDemo: { client: { moderation: Moderation; leave(): Promise<void> } } };
 
 async function open(name: string, role: string): Promise<Page> {
-  const page = await browser.context.newPage();
-  page.on('pageerror', (err) => console.log(`    [${name}] page error: ${err.message}`));
-  await page.addInitScript(e2eeTestHook, false);
-  await page.goto(`${node.url}/demo?room=${room}&name=${name}&role=${role}&auto=1`);
-  await page.waitForFunction(
-    () => (window as unknown as { havenDemo: { timings: { joinedMs?: number } } }).havenDemo.timings.joinedMs,
-    undefined,
-    { timeout: 20_000 },
-  );
+  const page = await openE2eePage(browser.context, node.url, room, name, role);
   pages[name] = page;
   return page;
 }

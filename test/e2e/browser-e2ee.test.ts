@@ -17,8 +17,8 @@ import {
   agreedEpoch,
   e2eeOf,
   e2eeStats,
-  e2eeTestHook,
   frameEpoch,
+  openE2eePage,
   openedWith,
   participantIdOf,
   secretsOf,
@@ -60,18 +60,9 @@ type DemoWindow = {
 };
 
 async function open(name: string, role: string, init?: () => void): Promise<Page> {
-  const page = await browser.context.newPage();
-  page.on('pageerror', (err) => console.log(`    [${name}] page error: ${err.message}`));
-  await page.addInitScript(e2eeTestHook, false);
-  if (init) await page.addInitScript(init);
-  await page.goto(`${node.url}/demo?room=${room}&name=${name}&role=${role}&auto=1`);
-  await page.waitForFunction(
-    () => (window as unknown as { havenDemo: { timings: { joinedMs?: number } } }).havenDemo.timings.joinedMs,
-    undefined,
-    { timeout: 20_000 },
-  );
-  pages[name] = page;
-  return page;
+  const opened = await openE2eePage(browser.context, node.url, room, name, role, init);
+  pages[name] = opened;
+  return opened;
 }
 
 const page = (name: string) => pages[name] as Page;

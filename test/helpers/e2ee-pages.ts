@@ -3,7 +3,7 @@
  * security code, its frame counters, and (through the SDK's test-only hook) the epoch secrets the
  * page was given; and, in Node, whether a tapped frame opens with a secret.
  */
-import type { Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { waitFor } from '../../bench/processes.ts';
 import { decryptFrame, deriveFrameKey, frameEpoch } from '../../client-sdk/src/e2ee/frame-crypto.ts';
 import type { E2eeStats } from '../../client-sdk/src/index.ts';
@@ -32,6 +32,32 @@ type E2eeWindow = {
 export const e2eeTestHook = (passThroughReceive: boolean) => {
   (window as unknown as E2eeWindow).__havenE2eeTest = { secrets: {}, passThroughReceive };
 };
+
+/**
+ * A demo page that joins `room` on the node at `url` as `name` (the demo mints its token), with the
+ * SDK's test-only hook installed (and `init` run before the page's own scripts); resolves once
+ * the page has joined.
+ */
+export async function openE2eePage(
+  context: BrowserContext,
+  url: string,
+  room: string,
+  name: string,
+  role: string,
+  init?: () => void,
+): Promise<Page> {
+  const page = await context.newPage();
+  page.on('pageerror', (err) => console.log(`    [${name}] page error: ${err.message}`));
+  await page.addInitScript(e2eeTestHook, false);
+  if (init) await page.addInitScript(init);
+  await page.goto(`${url}/demo?room=${room}&name=${name}&role=${role}&auto=1`);
+  await page.waitForFunction(
+    () => (window as unknown as { havenDemo: { timings: { joinedMs?: number } } }).havenDemo.timings.joinedMs,
+    undefined,
+    { timeout: 20_000 },
+  );
+  return page;
+}
 
 export const e2eeOf = (page: Page): Promise<E2eeView | undefined> =>
   page.evaluate(() => {
