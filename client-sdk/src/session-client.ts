@@ -1,24 +1,16 @@
 /**
- * `SessionClient`: one participant's place in a Haven session, from the browser. It connects
- * (socket.io), joins, publishes the microphone, camera and screen, receives everyone else's
- * tracks, and survives dropped connections: it reconnects within the server's grace window,
- * joins again (`resumed: true`), re-publishes the same local tracks in the same muted state and
- * receives every remote track again.
+ * `SessionClient`: one participant's place in a Haven session, from the browser: connect, join
+ * (through the consent gate and the waiting room), publish, receive everyone else's tracks, and
+ * survive dropped connections (a rejoin within the server's grace, `resumed: true`, the same local
+ * tracks re-published in the same muted state, every remote track received again).
  *
- * Reconnection runs its own loop rather than socket.io's (connection/reconnection.ts): each
- * attempt is a fresh connection (with a fresh token when `token` is a function), paced by a
- * swappable {@link ReconnectPolicy} (default: full-jitter backoff; socket.io's
- * `randomizationFactor` only spreads delays around the exponential curve), the loop stops at the
- * end of the server's grace window or on a refusal that retrying cannot fix, and no request is
- * ever buffered by socket.io and replayed on a later connection with stale transport ids.
- *
- * Facilitation: a join may pass through the consent gate (`consentRequired`, then
- * `acceptConsent()`) and the waiting room (`waiting`) before the client is admitted; a facilitator
- * may send it back to the waiting room (its media stops, and is set up again on readmission).
- * `moderation` (moderation.ts) holds a facilitator's controls and live attendance (attendance.ts).
- * Here: the public API and the connection state. The join's stages: join-flow.ts; notifications:
- * notification-router.ts, session-routes.ts; the room: room-view.ts; people and tracks: participants/;
- * end-to-end encryption (`e2ee`): e2ee/.
+ * Here: the public API and the connection state. Reconnection runs its own loop, not socket.io's
+ * (connection/reconnection.ts: a fresh connection and token per attempt, paced by a swappable
+ * {@link ReconnectPolicy}, stopped at the end of the grace or by a refusal retrying cannot fix,
+ * no request ever replayed on a later connection). The join's stages: join-flow.ts;
+ * notifications: notification-router.ts, session-routes.ts; the room: room-view.ts; people and
+ * tracks: participants/; a facilitator's controls: moderation.ts, attendance.ts; end-to-end
+ * encryption: e2ee/.
  */
 
 import type { ClientContext } from './client-context.ts';
@@ -89,9 +81,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   readonly #keys: KeyExchange = KeyExchange.forBrowser({
     request: (name, payload) => this.#currentSignaling(`the ${name} request`).request(name, payload),
     onError: (error) => reportError(this, error),
-    activated: () => {
-      if (this.#state === 'joined') this.#others.consumeAll();
-    },
+    activated: () => this.#state === 'joined' && this.#others.consumeAll(),
   });
   readonly #router = new NotificationRouter(() => this.#state === 'joined');
   readonly #view = new RoomView(this, this.#keys);
@@ -120,10 +110,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     this.#moderationState,
   );
 
-  /**
-   * End-to-end encryption in a room created with `e2ee`: whether it is on, the key state and
-   * epoch, the security code to compare, and the frame counters; see {@link E2ee}.
-   */
+  /** End-to-end encryption (rooms created with `e2ee`): state, epoch, security code; see {@link E2ee}. */
   readonly e2ee: E2ee = new E2ee(this.#keys);
 
   /**
