@@ -17,18 +17,17 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import type { E2eeStats } from '../client-sdk/src/index.ts';
 import { cameraEncodings } from '../client-sdk/src/publish-presets.ts';
 import { createBenchRoom } from './bench-room.ts';
+import { chromiumPath, recordPeerConnections, webrtcChromiumArgs } from './chromium.ts';
+import { optionsOrUsage, UsageError, wholeNumber } from './cli.ts';
 import { type NodeProcess, startNodeProcess } from './node-process.ts';
 import { CpuSampler, descendants, machineBusySince, machineTicks, sumLoads } from './proc-stats.ts';
 import { waitFor } from './processes.ts';
-import { chromiumPath } from './report.ts';
 
 const usage = `usage: npm run bench -- browser-e2ee [options]
   --pages N     Chromium pages in each room, a facilitator included (2–8, default 3)
   --seconds N   measuring window of each phase (default 30)
   --ramp N      seconds of media after every page decodes every other, before the window (default 5)
   --out DIR     where result.json goes (default bench/results/<time>)`;
-
-class UsageError extends Error {}
 
 function options(argv: string[]) {
   const { values } = parseArgs({
@@ -42,16 +41,10 @@ function options(argv: string[]) {
     },
   });
   if (values.help) throw new UsageError(usage);
-  const int = (name: string, value: string, min: number, max: number): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new UsageError(`--${name}: a whole number from ${min} to ${max}`);
-    return n;
-  };
   return {
-    pages: int('pages', values.pages, 2, 8),
-    seconds: int('seconds', values.seconds, 1, 3_600),
-    ramp: int('ramp', values.ramp, 0, 600),
+    pages: wholeNumber('pages', values.pages, 2, 8),
+    seconds: wholeNumber('seconds', values.seconds, 1, 3_600),
+    ramp: wholeNumber('ramp', values.ramp, 0, 600),
     out: values.out ?? join('bench', 'results', new Date().toISOString().replace(/[:.]/g, '-')),
   };
 }
@@ -143,19 +136,6 @@ type BenchWindow = {
   };
 };
 
-/** An init script: keeps every RTCPeerConnection of the page in `window.peerConnections` for its stats. */
-const recordPeerConnections = () => {
-  const Original = window.RTCPeerConnection;
-  const all: RTCPeerConnection[] = [];
-  (window as unknown as BenchWindow).peerConnections = all;
-  window.RTCPeerConnection = class extends Original {
-    constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
-      super(...args);
-      all.push(this);
-    }
-  } as typeof RTCPeerConnection;
-};
-
 const countersOf = (page: Page, e2ee: boolean): Promise<PageCounters> =>
   page.evaluate(async (withE2ee) => {
     const w = window as unknown as BenchWindow;
@@ -234,18 +214,7 @@ async function launch(): Promise<{ context: BrowserContext; close(): Promise<voi
     executablePath: chromiumPath,
     headless: true,
     permissions: ['camera', 'microphone'],
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection',
-    ],
+    args: [...webrtcChromiumArgs],
   });
   await context.addInitScript(recordPeerConnections);
   return {
@@ -383,14 +352,8 @@ export function describePhase(p: BrowserPhase): string {
 }
 
 export async function runBrowserE2ee(argv: string[]): Promise<number> {
-  let o: Options;
-  try {
-    o = options(argv);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    console.error(err.message);
-    return 2;
-  }
+  const o = optionsOrUsage(() => options(argv));
+  if (!o) return 2;
   const result: BrowserE2eeResult = {
     scenario: 'browser-e2ee',
     startedAt: new Date().toISOString(),

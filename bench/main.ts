@@ -8,6 +8,7 @@
  * `--baseline` measures the same levels again on bare mediasoup; `--find-capacity` adds rooms
  * until loss passes 1 % or a worker passes 90 % of a core.
  */
+
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { EmbeddedRedis } from '../server/redis/embedded-redis.ts';
 import { BaselineTopology } from './baseline.ts';
 import { createBenchRoom } from './bench-room.ts';
 import { ChildChannel } from './child-channel.ts';
+import { optionsOrUsage, UsageError, wholeNumber } from './cli.ts';
 import { describeE2ee, e2eeComparison } from './e2ee.ts';
 import type { HavenTarget } from './haven-client.ts';
 import type { Command, Reply, RoomPlan } from './loadgen-protocol.ts';
@@ -83,12 +85,7 @@ function options() {
   });
   const scenario = positionals[0] as Scenario;
   if (values.help || !scenarios.includes(scenario)) throw new UsageError(usage);
-  const int = (name: string, value: string | undefined, min: number, max: number): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new UsageError(`--${name}: a whole number from ${min} to ${max}`);
-    return n;
-  };
+  const int = wholeNumber;
   if (values.e2ee && (scenario !== 'groups' || values['find-capacity'] || values.soak))
     throw new UsageError('--e2ee: groups only, at one load (no --find-capacity, no --soak)');
   const defaults = { groups: [4, 8], education: [1, 0], joinstorm: [1, 0], moderation: [2, 16] }[scenario];
@@ -117,8 +114,6 @@ function options() {
   };
 }
 type Options = ReturnType<typeof options>;
-
-class UsageError extends Error {}
 
 function soakSeconds(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -455,14 +450,8 @@ async function main(): Promise<number> {
   // Real Chromium pages, plain against E2EE rooms: the same, for the browser's cost.
   if (process.argv[2] === 'browser-e2ee')
     return (await import('./browser-e2ee.ts')).runBrowserE2ee(process.argv.slice(3));
-  let o: Options;
-  try {
-    o = options();
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    console.error(err.message);
-    return 2;
-  }
+  const o = optionsOrUsage(options);
+  if (!o) return 2;
   const cpu = cpus();
   const result: BenchResult = {
     scenario: o.scenario,

@@ -3,9 +3,11 @@
  * self-contained `report.html` (inline SVG drawn here, no script, nothing fetched: it opens from a
  * mail attachment or an air-gapped machine) and `capacity.png` of the first plot for the README.
  */
+
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chromiumPath } from './chromium.ts';
 import { e2eeTable } from './e2ee.ts';
 import type { BenchResult, Percentiles, ProcessLoad, StepMeasures } from './result.ts';
 
@@ -642,8 +644,6 @@ export function renderHtml(result: BenchResult): string {
 
 // ---------------------------------------------------------------------------------------------
 // PNG (through Debian's Chromium) and the files
-
-export const chromiumPath = '/usr/bin/chromium';
 
 /**
  * Renders an SVG to a PNG file with headless Chromium: an element screenshot of the SVG, at its own

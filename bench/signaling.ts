@@ -6,6 +6,7 @@
  * their ratio, the server's CPU and RSS per connection, the generators' CPU, errors by code.
  * `--knee` steps N up and reports where Haven's p99 passes twice bare socket.io's.
  */
+
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createBenchRoom } from './bench-room.ts';
 import { ChildChannel } from './child-channel.ts';
+import { optionsOrUsage, UsageError, wholeNumber } from './cli.ts';
 import { startNodeProcess } from './node-process.ts';
 import {
   CpuSampler,
@@ -78,8 +80,6 @@ export interface SignalingResult {
   failure?: string;
 }
 
-class UsageError extends Error {}
-
 function options(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
@@ -97,12 +97,7 @@ function options(argv: string[]) {
     },
   });
   if (values.help) throw new UsageError(usage);
-  const int = (name: string, value: string, min: number, max: number): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new UsageError(`--${name}: a whole number from ${min} to ${max}\n${usage}`);
-    return n;
-  };
+  const int = (name: string, value: string, min: number, max: number) => wholeNumber(name, value, min, max, usage);
   const roomSize = int('room-size', values['room-size'], 2, 16);
   const levels = values.knee
     ? values.levels.split(',').map((l) => int('levels', l.trim(), roomSize, 20_000))
@@ -276,14 +271,8 @@ function describe(s: SignalingMeasure): string {
 const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : 0);
 
 export async function runSignaling(argv: string[]): Promise<number> {
-  let o: Options;
-  try {
-    o = options(argv);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    console.error(err.message);
-    return 2;
-  }
+  const o = optionsOrUsage(() => options(argv));
+  if (!o) return 2;
   const result: SignalingResult = {
     scenario: 'signaling',
     startedAt: new Date().toISOString(),

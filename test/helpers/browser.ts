@@ -2,14 +2,16 @@
  * Headless Chromium (Debian's package) driven by playwright-core, with a fake camera and
  * microphone, for end-to-end tests of what a browser does.
  */
+
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
 import type { Test } from 'uvu';
+import { chromiumPath, recordPeerConnections, webrtcChromiumArgs } from '../../bench/chromium.ts';
 import { lateBound } from './hooks.ts';
 
-export const chromiumPath = '/usr/bin/chromium';
+export { chromiumPath, recordPeerConnections };
 
 export interface TestBrowser {
   context: BrowserContext;
@@ -41,16 +43,7 @@ export async function launchBrowser(options: BrowserOptions = {}): Promise<TestB
     ignoreHTTPSErrors: options.ignoreHTTPSErrors ?? false,
     permissions: ['camera', 'microphone'],
     args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection',
+      ...webrtcChromiumArgs,
       ...(options.ignoreHTTPSErrors ? ['--ignore-certificate-errors'] : []),
       ...(options.secureOrigins?.length
         ? [`--unsafely-treat-insecure-origin-as-secure=${options.secureOrigins.join(',')}`]
@@ -65,22 +58,6 @@ export async function launchBrowser(options: BrowserOptions = {}): Promise<TestB
     },
   };
 }
-
-/**
- * An init script for pages: keeps every RTCPeerConnection the page makes in
- * `window.peerConnections`, so that a test can read their stats.
- */
-export const recordPeerConnections = () => {
-  const Original = window.RTCPeerConnection;
-  const all: RTCPeerConnection[] = [];
-  (window as unknown as { peerConnections: RTCPeerConnection[] }).peerConnections = all;
-  window.RTCPeerConnection = class extends Original {
-    constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
-      super(...args);
-      all.push(this);
-    }
-  } as typeof RTCPeerConnection;
-};
 
 /**
  * The browser of a test file: launched by uvu's `before` (recording its pages' peer connections)
