@@ -71,13 +71,25 @@ test('three pages in one group room each receive the other two’s audio and vid
       `${name}: audio and video to keep flowing`,
     );
   }
-  const timings = await Promise.all(
-    ['Ben', 'Cai'].map((name) =>
-      (pages[name] as Page).evaluate(
+  const timings: Record<string, number>[] = [];
+  for (const name of ['Ben', 'Cai']) {
+    const page = pages[name] as Page;
+    // A tab in the background renders nothing, so its first-frame callback waits for the front.
+    await page.bringToFront();
+    const measured = await page.waitForFunction(
+      () =>
+        (window as unknown as { havenDemo: { timings: Record<string, number> } }).havenDemo.timings
+          .firstRemoteFrameMs !== undefined,
+      undefined,
+      { timeout: 10_000 },
+    );
+    await measured.dispose();
+    timings.push(
+      await page.evaluate(
         () => (window as unknown as { havenDemo: { timings: Record<string, number> } }).havenDemo.timings,
       ),
-    ),
-  );
+    );
+  }
   for (const [i, t] of timings.entries()) {
     assert.ok(t.firstRemoteFrameMs !== undefined, 'first remote frame measured');
     console.log(
