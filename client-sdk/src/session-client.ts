@@ -1,16 +1,13 @@
 /**
  * `SessionClient`: one participant's place in a Haven session, from the browser: connect, join
- * (through the consent gate and the waiting room), publish, receive everyone else's tracks, and
- * survive dropped connections (a rejoin within the server's grace, `resumed: true`, the same local
- * tracks re-published in the same muted state, every remote track received again).
- *
- * Here: the public API and the connection state. Reconnection runs its own loop, not socket.io's
- * (connection/reconnection.ts: a fresh connection and token per attempt, paced by a swappable
- * {@link ReconnectPolicy}, stopped at the end of the grace or by a refusal retrying cannot fix,
- * no request ever replayed on a later connection). The join's stages: join-flow.ts;
- * notifications: notification-router.ts, session-routes.ts; the room: room-view.ts; people and
- * tracks: participants/; a facilitator's controls: moderation.ts, attendance.ts; end-to-end
- * encryption: e2ee/.
+ * (through the consent gate and the waiting room), publish, receive the others' tracks, and
+ * survive drops (a rejoin within the server's grace, the same local tracks re-published in the
+ * same muted state, every remote track received again). Here: the public API and the connection
+ * state. Reconnection runs its own loop, not socket.io's (connection/reconnection.ts: a fresh
+ * connection and token per attempt, a swappable {@link ReconnectPolicy}, stopped at the grace's
+ * end or by a refusal retrying cannot fix, no request replayed on a later connection). Elsewhere:
+ * join-flow.ts, notification-router.ts and session-routes.ts, room-view.ts, participants/,
+ * moderation.ts and attendance.ts, e2ee/.
  */
 
 import type { ClientContext } from './client-context.ts';
@@ -101,10 +98,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   };
   readonly #join: JoinFlow = new JoinFlow(this.#context, this.#parts);
 
-  /**
-   * A facilitator's controls (admit, mute, remove, lock, end, …) and the waiting room as
-   * facilitators see it; see {@link Moderation}. Anyone else's calls are refused `FORBIDDEN`.
-   */
+  /** A facilitator's controls and waiting room ({@link Moderation}); anyone else gets `FORBIDDEN`. */
   readonly moderation: Moderation = new Moderation(
     (name, payload) => this.#request(`moderation.${name}()`, name, payload),
     this.#moderationState,
@@ -209,12 +203,10 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    *
    * @throws InvalidStateError unless the state is `'connected'`; also if `leave()` is called
    *   before admission.
-   * @throws HavenRequestError a refusal: `ROOM_LOCKED`, `ROOM_FULL`, `FORBIDDEN` (banned),
-   *   `NOT_FOUND`, `INVALID_STATE` (the session ended), …; the state is then `'connected'` again.
-   *   `DENIED` when a facilitator turns this client away (the client is then closed, reason
-   *   `denied`); `E2EE_UNSUPPORTED` in an end-to-end encrypted room when this browser cannot
-   *   encrypt (`isE2eeSupported()`; the client then closes, reason `failed`); any other error
-   *   the client closed with before admission (e.g. after a failed reconnection).
+   * @throws HavenRequestError a refusal (`ROOM_LOCKED`, `ROOM_FULL`, `FORBIDDEN` when banned,
+   *   `NOT_FOUND`, `INVALID_STATE` when the session ended, …: the state is `'connected'` again);
+   *   `DENIED` (closed, reason `denied`); `E2EE_UNSUPPORTED` in an E2EE room when this browser
+   *   cannot encrypt (closed, reason `failed`); or the error the client closed with meanwhile.
    */
   async join(): Promise<void> {
     this.#assertState('join()', 'connected');
@@ -238,7 +230,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     await this.#join.acceptConsent(signaling);
   }
 
-  /** Raises this client's hand (`handRaised` follows, for this client and the facilitators). */
+  /** Raises this client's hand (`handRaised` follows, for it and the facilitators). */
   async raiseHand(): Promise<void> {
     await this.#request('raiseHand()', 'raiseHand', {});
   }
@@ -249,12 +241,11 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   }
 
   /**
-   * Sends a chat message; resolves with its id. Everyone in its audience gets `chatMessage`,
-   * this client too. In an E2EE room it is encrypted with the current epoch's chat key first.
+   * Sends a chat message (encrypted first in an E2EE room); resolves with its id. Everyone in its
+   * audience gets `chatMessage`, this client too.
    *
    * @param text - 1 to 2000 characters.
-   * @param to - `'everyone'` (default), `'facilitators'`, or a participant id for a private
-   *   message (where the room allows it).
+   * @param to - `'everyone'` (default), `'facilitators'`, or a participant id (a private message).
    * @throws TypeError for an empty or too long `text`, or an empty `to`.
    * @throws InvalidStateError in an E2EE room before a key is active (`e2ee.state` `'waiting'`).
    * @throws HavenRequestError `FORBIDDEN` if this token may not chat (or not privately).
@@ -313,10 +304,9 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   }
 
   /**
-   * Mutes or unmutes the microphone: the track is disabled at once (nothing leaves this device
-   * even before the server answers) and the producer is paused on the server so others see it
-   * muted. Allowed while reconnecting and in the waiting room: the state is applied when the
-   * track is re-published.
+   * Mutes or unmutes the microphone: the track is disabled at once (nothing leaves this device)
+   * and the producer paused on the server. Allowed while reconnecting and in the waiting room:
+   * the state is applied when the track is re-published.
    *
    * @throws TypeError if `enabled` is not a boolean.
    * @throws InvalidStateError if not joined (or reconnecting, or moved to the waiting room), or no
@@ -345,9 +335,9 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   }
 
   /**
-   * Leaves the room and closes the client (state `'closed'`, event `closed` with reason
-   * `'left'`): tells the server (best effort), closes every transport and stops the tracks the
-   * SDK captured. Idempotent; allowed in every state.
+   * Leaves the room and closes the client (state `'closed'`, `closed` with reason `'left'`): tells
+   * the server (best effort), closes every transport, stops the tracks the SDK captured. In any
+   * state; idempotent.
    */
   async leave(): Promise<void> {
     if (this.#state === 'closed') return;
