@@ -5,11 +5,13 @@
  * old key material; the key leader starts a new epoch; the facilitator's microphone, tapped at the
  * SFU, is read with the old secrets: frames of the old epochs open, frames of the new one do not.
  * The pages that stay never fail to decrypt a frame across the rotation (no gap), and keep
- * decoding.
+ * decoding. A page reloaded comes back with a new key pair; media set up again after a media
+ * worker died goes on with the same keys.
  */
 import type { Page } from 'playwright-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mediasoupWorkerPids } from '../../bench/proc-stats.ts';
 import { waitFor } from '../../bench/processes.ts';
 import { e2eeClearBytes } from '../../client-sdk/src/protocol/index.ts';
 import { browserFor } from '../helpers/browser.ts';
@@ -198,6 +200,35 @@ test('a page reloaded within the grace comes back with a new key pair, and decod
   const after = await agreedEpoch(staying(), 3, 'a new epoch for the reloaded page', before.epoch);
   assert.is.not(after.securityCode, before.securityCode, 'a new key pair: a new security code');
   await receivingFrom(ben, 1, 'Ben, reloaded, to decode Ana again');
+});
+
+test('a media worker killed: the pages set their media up again and decrypt on, with the same keys', async () => {
+  const before = await agreedEpoch(staying(), 3, 'Ana and Ben in one epoch');
+  const decrypted = await Promise.all(staying().map(e2eeStats));
+  const workers = mediasoupWorkerPids(node.child.pid as number);
+  assert.ok(workers.length > 0, 'the media workers');
+  for (const pid of workers) process.kill(pid, 'SIGKILL');
+  // The room's media moves to a new worker (mediaReset): new transports, the same keys.
+  await waitFor(
+    async () =>
+      (await Promise.all(staying().map(e2eeStats))).every(
+        (s, i) => s.framesDecrypted > (decrypted[i]?.framesDecrypted ?? 0) + 200,
+      ),
+    30_000,
+    'both pages to decrypt again on the new worker',
+  );
+  for (const page of staying()) await receivingFrom(page, 1, 'each to decode the other again');
+  const after = await Promise.all(staying().map(e2eeStats));
+  assert.equal(
+    after.map((s) => s.framesFailed),
+    decrypted.map((s) => s.framesFailed),
+    'no frame failed to decrypt',
+  );
+  const views = await Promise.all(staying().map(e2eeOf));
+  assert.ok(
+    views.every((v) => v?.state === 'active' && (v.epoch ?? 0) >= before.epoch),
+    JSON.stringify(views),
+  );
 });
 
 test.run();
