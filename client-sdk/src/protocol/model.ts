@@ -38,7 +38,43 @@ export interface RoomInfo {
   title: string;
   /** End-to-end encrypted: media and chat are encrypted by the clients with keys the server never sees. */
   e2ee: boolean;
+  /**
+   * Participants see each other's connection quality (`connectionQualityChanged`); otherwise only
+   * their own, and facilitators everyone's.
+   */
+  shareConnectionQuality: boolean;
 }
+
+/* ---- Poor networks ------------------------------------------------------------------------ */
+
+/**
+ * How well a participant's connection carries the session, as the server measures it (loss,
+ * jitter and round trip from RTCP, the bandwidth estimate, what arrives against what should):
+ * `lost` while no media or signaling arrives from them.
+ */
+export type ConnectionQuality = 'excellent' | 'good' | 'poor' | 'lost';
+
+/** Which way the connection is weak: what the person sends (`upload`), receives (`download`), or both. */
+export type ConnectionQualityReason = 'upload' | 'download' | 'both';
+
+export interface ConnectionQualityInfo {
+  participantId: string;
+  quality: ConnectionQuality;
+  /** Null when nothing is wrong (`excellent`). */
+  reason: ConnectionQualityReason | null;
+}
+
+/** Why video is not received: the person asked (`self`), or their downlink is too weak (`bandwidth`). */
+export type AudioOnlyReason = 'self' | 'bandwidth';
+
+export interface AudioOnlyState {
+  enabled: boolean;
+  /** What turned it on (or, when off, what last turned it on); null when it never was. */
+  reason: AudioOnlyReason | null;
+}
+
+/** Why the server holds back one of the caller's video consumers (audio is never held back). */
+export type ConsumerPauseReason = 'bandwidth' | 'audioOnly';
 
 /** ICE server for restrictive networks (TURN with time-limited credentials). */
 export interface IceServer {
@@ -94,6 +130,10 @@ export interface SessionState {
   waiting: WaitingEntry[];
   /** In an end-to-end encrypted room: who takes part in the key exchange (`e2eeRoster` tells of changes). */
   e2ee?: E2eeRoster;
+  /** The connection qualities the caller may see (its own, and others' as `shareConnectionQuality` allows). */
+  connectionQuality: ConnectionQualityInfo[];
+  /** Whether the caller receives audio only. */
+  audioOnly: AudioOnlyState;
 }
 
 /* ---- End-to-end encryption ------------------------------------------------------------------ */

@@ -3,7 +3,10 @@ import type { Ack } from './errors.ts';
 import type {
   AttendanceSnapshot,
   AudioMode,
+  AudioOnlyState,
   ChatMessage,
+  ConnectionQualityInfo,
+  ConsumerPauseReason,
   E2eeRoster,
   ParticipantInfo,
   RaisedHand,
@@ -75,6 +78,27 @@ export interface ServerNotifications {
   handLowered: [{ participantId: string }];
   chatMessage: [ChatMessage];
   chatMessageDeleted: [{ messageId: string }];
+
+  /* Poor networks. */
+  /**
+   * A participant's connection quality changed: told to that person, to facilitators, and to
+   * everyone admitted when the room has `shareConnectionQuality`.
+   */
+  connectionQualityChanged: [ConnectionQualityInfo];
+  /** To the person: they now receive audio only, or video again (their choice, or their downlink's). */
+  audioOnlyChanged: [AudioOnlyState];
+  /** To the person: a facilitator suggests receiving audio only (`setAudioOnly`). */
+  audioOnlySuggested: [{ by: string }];
+  /**
+   * To the receiver: the server holds back one of its video consumers (its downlink cannot carry
+   * it, or audio-only), or sends it again (`reason` null).
+   */
+  consumerPaused: [{ consumerId: string; reason: ConsumerPauseReason | null }];
+  /**
+   * To a publisher (dynacast): send simulcast encodings 0 to `maxSpatialLayer` of this producer
+   * and turn the others off, since nobody receives them (`RTCRtpEncodingParameters.active`).
+   */
+  publisherLayers: [{ producerId: string; maxSpatialLayer: number }];
 
   /* End-to-end encryption (E2EE rooms): to everyone admitted. */
   /** The key exchange's members or leader changed: the leader starts a new epoch. */

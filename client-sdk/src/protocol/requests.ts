@@ -136,6 +136,10 @@ export interface SetPreferredSizeRequest {
   height: number;
 }
 
+export interface SetAudioOnlyRequest {
+  enabled: boolean;
+}
+
 // biome-ignore lint/complexity/noBannedTypes: an empty object is the payload of requests that carry nothing.
 export type Empty = {};
 
@@ -231,6 +235,8 @@ export interface ModerationRequests {
   setDisplayName: [SetDisplayNameRequest, Empty];
   spotlight: [SpotlightRequest, Empty];
   deleteChatMessage: [MessageRequest, Empty];
+  /** Suggests receiving audio only to someone admitted (`audioOnlySuggested`): only they can turn it on. */
+  suggestAudioOnly: [TargetRequest, Empty];
 }
 export type ModerationRequestName = keyof ModerationRequests;
 
@@ -261,6 +267,11 @@ export interface ClientRequests extends ModerationRequests, FacilitatorQueries {
   resumeConsumer: [ConsumerRequest, Empty];
   pauseConsumer: [ConsumerRequest, Empty];
   setPreferredSize: [SetPreferredSizeRequest, Empty];
+  /**
+   * Receive audio only (`enabled`), or video again. Turning it off also stops the automatic
+   * audio-only of a weak downlink until the downlink has recovered once.
+   */
+  setAudioOnly: [SetAudioOnlyRequest, Empty];
   /** E2EE rooms only (else INVALID_STATE); the key leader only (else FORBIDDEN). */
   e2eeDistribute: [E2eeDistributeRequest, E2eeDistributeResponse];
   /** E2EE rooms only (else INVALID_STATE). */
