@@ -21,6 +21,7 @@ export const envNames = {
   'media.announcedIp': 'HAVEN_MEDIA_ANNOUNCED_IP',
   'media.webRtcPort': 'HAVEN_MEDIA_WEBRTC_PORT',
   'media.maxConsumersPerRouter': 'HAVEN_MEDIA_MAX_CONSUMERS_PER_ROUTER',
+  'media.audioOnlyBelowKbps': 'HAVEN_MEDIA_AUDIO_ONLY_BELOW_KBPS',
   'media.plainTransports': 'HAVEN_MEDIA_PLAIN_TRANSPORTS',
   'media.rtcMinPort': 'HAVEN_MEDIA_RTC_MIN_PORT',
   'media.rtcMaxPort': 'HAVEN_MEDIA_RTC_MAX_PORT',

@@ -185,6 +185,7 @@ export class HavenNode {
           reconnectGraceMs,
           emptyTimeoutMs: config.rooms.emptyTimeoutS * 1000,
           maxConsumersPerRouter: config.media.maxConsumersPerRouter,
+          audioOnlyBelowBps: config.media.audioOnlyBelowKbps * 1000,
           plainTransports: config.media.plainTransports
             ? { listenIp: config.media.listenIp, announcedIp: config.media.announcedIp }
             : undefined,

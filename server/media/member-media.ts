@@ -6,9 +6,11 @@
  */
 import type { Consumer, PlainTransport, Producer, Transport, WebRtcTransport } from 'mediasoup/node/lib/types.js';
 import type {
+  AudioOnlyState,
   ConnectPlainTransportRequest,
   ConsumeRequest,
   ConsumeResponse,
+  ConsumerPauseReason,
   IceServer,
   PlainTransportOptions,
   ProduceRequest,
@@ -21,6 +23,7 @@ import type {
 import { sourceCapability, sourceKind } from '../../client-sdk/src/protocol/index.ts';
 import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import { HavenError } from '../errors.ts';
+import { DownlinkAllocator, type DownlinkEstimate } from './downlink-allocator.ts';
 import type { RoomRouter, RoomRouters } from './room-routers.ts';
 
 export interface PublishedTrack {
@@ -58,6 +61,12 @@ export type MemberMediaEvents = {
   updated: [track: PublishedTrack];
   /** A consumer closed because the track it received was unpublished. */
   consumerClosed: [consumerId: string];
+  /** The downlink allocator holds back one of this member's video consumers, or sends it again. */
+  consumerPaused: [consumerId: string, reason: ConsumerPauseReason | null];
+  /** This member now receives audio only, or video again. */
+  audioOnlyChanged: [state: AudioOnlyState];
+  /** Dynacast: this member's simulcast producer should send layers up to `maxSpatialLayer` only. */
+  publisherLayers: [producerId: string, maxSpatialLayer: number];
 };
 
 export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
@@ -67,6 +76,8 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
   readonly transports = new Map<string, Transport>();
   readonly tracks = new Map<string, PublishedTrack>();
   readonly consumers = new Map<string, Consumer>();
+  /** What of the room's media this member's downlink carries (speech first). */
+  readonly downlink: DownlinkAllocator;
   readonly #options: MemberMediaOptions;
   #closed = false;
 
@@ -75,6 +86,17 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
     this.#options = options;
     this.participantId = options.participantId;
     this.home = options.routers.first;
+    this.downlink = new DownlinkAllocator({
+      room: options.routers.downlinkView,
+      audioOnlyBelowBps: options.routers.audioOnlyBelowBps,
+      onPaused: (consumerId, reason) => this.safeEmit('consumerPaused', consumerId, reason),
+      onAudioOnly: (state) => this.safeEmit('audioOnlyChanged', state),
+    });
+  }
+
+  /** The bandwidth estimate of this member's downlink (undefined before its first, or without WebRTC). */
+  downlinkEstimate(): DownlinkEstimate | undefined {
+    return this.downlink.estimate;
   }
 
   get closed(): boolean {
@@ -108,6 +130,7 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
       appData: { participantId: this.participantId, direction, kind: 'webrtc' },
     });
     this.#keep(transport);
+    if (direction === 'recv') this.downlink.watch(transport);
     transport.on('dtlsstatechange', (dtlsState) => {
       if (dtlsState === 'connected') this.safeEmit('connected', direction);
     });
@@ -279,6 +302,7 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
       appData: { participantId: this.participantId },
     });
     this.consumers.set(consumer.id, consumer);
+    this.downlink.added(consumer);
     this.home.consumers++;
     consumer.observer.once('close', () => {
       this.consumers.delete(consumer.id);
@@ -299,20 +323,16 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
     return found(this.consumers, consumerId, 'no such consumer');
   }
 
+  /** The receiver pausing or resuming a consumer (sent only when its downlink carries it too). */
   async setConsumerPaused(consumerId: string, paused: boolean): Promise<void> {
-    const consumer = this.#consumer(consumerId);
-    if (paused) await consumer.pause();
-    else await consumer.resume();
+    this.#consumer(consumerId);
+    await this.downlink.setClientPaused(consumerId, paused);
   }
 
-  /** Picks the simulcast layer for the size the receiver renders at (a hint from the SDK). */
+  /** The size the receiver renders a video at: the simulcast layer it asks for (as its downlink allows). */
   async setPreferredSize(consumerId: string, height: number): Promise<void> {
-    const consumer = this.#consumer(consumerId);
-    if (consumer.type !== 'simulcast') return;
-    const encodings = this.#options.routers.track(consumer.producerId)?.track.producer.rtpParameters.encodings;
-    const layers = encodings?.length ?? 1;
-    const wanted = height <= 180 ? 0 : height <= 360 ? 1 : 2;
-    await consumer.setPreferredLayers({ spatialLayer: Math.min(wanted, layers - 1), temporalLayer: 2 });
+    this.#consumer(consumerId);
+    await this.downlink.setWantedHeight(consumerId, height);
   }
 
   /** Closes every transport, and with them their producers and consumers (the member goes on). */

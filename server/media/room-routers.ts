@@ -9,7 +9,10 @@ import type { ActiveSpeakerObserver, Router } from 'mediasoup/node/lib/types.js'
 import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import type { Logger } from '../logger.ts';
 import { mediaCodecs } from './codecs.ts';
+import type { DownlinkRoomView } from './downlink-allocator.ts';
+import { Dynacast } from './dynacast.ts';
 import type { MemberMedia, PublishedTrack } from './member-media.ts';
+import { TrackRates } from './track-rates.ts';
 import type { PoolWorker, WorkerPool } from './worker-pool.ts';
 
 export interface RoomRouter {
@@ -23,9 +26,14 @@ export interface RoomRoutersOptions {
   pool: WorkerPool;
   logger: Logger;
   maxConsumersPerRouter: number;
+  /** A receiver whose downlink estimate stays below this (bps) gets audio only until it recovers. */
+  audioOnlyBelowBps: number;
   /** The media of the people in the session (whose consumers count towards their router). */
   placed: () => MemberMedia[];
 }
+
+/** How often the room's media is looked at: track rates read, downlinks and dynacast planned. */
+const mediaTickMs = 1_000;
 
 export type RoomRoutersEvents = {
   /** The loudest speaker changed. */
@@ -49,10 +57,54 @@ export class RoomRouters extends TypedEmitter<RoomRoutersEvents> {
   /** A router being added on another worker, while people are placed. */
   #spreading: Promise<RoomRouter> | undefined;
   #closed = false;
+  /** What each published track sends now. */
+  readonly rates = new TrackRates();
+  readonly dynacast = new Dynacast((owner, producerId, maxSpatialLayer) => {
+    const track = owner.tracks.get(producerId);
+    if (track) track.producer.appData.maxSpatialLayer = maxSpatialLayer;
+    owner.safeEmit('publisherLayers', producerId, maxSpatialLayer);
+  });
+  /** The loudest participant now, and when each was last. */
+  #speaker: string | null = null;
+  readonly #spoke = new Map<string, number>();
+  readonly #tick: NodeJS.Timeout;
+  #ticking = false;
+  /** What a member's downlink allocator reads of the room. */
+  readonly downlinkView: DownlinkRoomView = {
+    rates: this.rates,
+    speaker: () => this.#speaker,
+    lastSpoke: (participantId) => this.#spoke.get(participantId) ?? 0,
+    track: (producerId) => {
+      const found = this.#tracks.get(producerId);
+      return found && { participantId: found.owner.participantId, source: found.track.source };
+    },
+  };
 
   constructor(options: RoomRoutersOptions) {
     super();
     this.#options = options;
+    this.#tick = setInterval(() => void this.#mediaTick(), mediaTickMs);
+    this.#tick.unref();
+  }
+
+  get audioOnlyBelowBps(): number {
+    return this.#options.audioOnlyBelowBps;
+  }
+
+  /** Once a second: what every track sends, then each downlink's plan, then the layers publishers send. */
+  async #mediaTick(): Promise<void> {
+    if (this.#ticking || this.#closed) return;
+    this.#ticking = true;
+    try {
+      await this.rates.sample([...this.#tracks.values()].map(({ track }) => track.producer));
+      const placed = this.#options.placed();
+      for (const media of placed) media.downlink.tick();
+      this.dynacast.tick(placed);
+    } catch (err) {
+      this.#options.logger.warn({ err }, 'room media tick failed');
+    } finally {
+      this.#ticking = false;
+    }
   }
 
   get closed(): boolean {
@@ -74,7 +126,10 @@ export class RoomRouters extends TypedEmitter<RoomRoutersEvents> {
     const speakers = await router.createActiveSpeakerObserver({ interval: 300 });
     const entry: RoomRouter = { router, worker, speakers, consumers: 0 };
     speakers.on('dominantspeaker', ({ producer }) => {
-      this.safeEmit('dominantSpeaker', String(producer.appData.participantId));
+      const participantId = String(producer.appData.participantId);
+      this.#speaker = participantId;
+      this.#spoke.set(participantId, Date.now());
+      this.safeEmit('dominantSpeaker', participantId);
     });
     router.observer.once('close', () => {
       if (!this.#closed) void this.#rehome(entry);
@@ -178,6 +233,7 @@ export class RoomRouters extends TypedEmitter<RoomRoutersEvents> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#tick);
     for (const { router } of this.#routers) router.close();
   }
 }

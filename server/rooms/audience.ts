@@ -89,6 +89,11 @@ export class Audience {
       this.broadcast('trackUnpublished', [{ producerId: track.producer.id, participantId: id }], id, member);
     });
     media.on('consumerClosed', (consumerId) => this.notify(id, 'consumerClosed', [{ consumerId }]));
+    media.on('consumerPaused', (consumerId, reason) => this.tell(member, 'consumerPaused', [{ consumerId, reason }]));
+    media.on('audioOnlyChanged', (state) => this.tell(member, 'audioOnlyChanged', [state]));
+    media.on('publisherLayers', (producerId, maxSpatialLayer) =>
+      this.tell(member, 'publisherLayers', [{ producerId, maxSpatialLayer }]),
+    );
   }
 
   /** Tells everyone connected, whatever their stage. */

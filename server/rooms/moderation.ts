@@ -190,6 +190,14 @@ export class Moderation {
     });
   }
 
+  /** Suggests receiving audio only (a weak connection): only the person can turn it on. */
+  async suggestAudioOnly(actor: Member, targetId: string): Promise<void> {
+    await this.#audited(actor, 'suggestAudioOnly', targetId, () => {
+      this.#target(targetId, 'admitted');
+      this.#room.audience.notify(targetId, 'audioOnlySuggested', [{ by: actor.id }]);
+    });
+  }
+
   /* ---- Presence ------------------------------------------------------------------------------ */
 
   /** Removes a participant or observer (its token revoked); with `ban`, for the rest of the session. */

@@ -30,6 +30,8 @@ export interface RoomSettings {
   reconnectGraceMs: number;
   emptyTimeoutMs: number;
   maxConsumersPerRouter: number;
+  /** A receiver whose downlink estimate stays below this (bps) gets audio only until it recovers. */
+  audioOnlyBelowBps: number;
   turn: TurnSettings;
   /** End-to-end encrypted rooms' key rotation and acknowledgement wait (read only by E2EE rooms). */
   e2ee: E2eeSettings;

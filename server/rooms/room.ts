@@ -88,6 +88,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       pool: settings.pool,
       logger: this.#logger,
       maxConsumersPerRouter: settings.maxConsumersPerRouter,
+      audioOnlyBelowBps: settings.audioOnlyBelowBps,
       placed: () => this.audience.admitted().map((m) => m.media),
     });
     this.#routers.on('dominantSpeaker', (participantId) => {

@@ -44,6 +44,7 @@ export const permissions: { readonly [K in RequestName]: Permission } = {
   resumeConsumer: inSession,
   pauseConsumer: inSession,
   setPreferredSize: inSession,
+  setAudioOnly: inSession,
   raiseHand: inSession,
   /** One's own hand; a facilitator may lower anyone's (the room checks the target). */
   lowerHand: inSession,
@@ -58,6 +59,7 @@ export const permissions: { readonly [K in RequestName]: Permission } = {
   moveToWaitingRoom: facilitators,
   mute: facilitators,
   muteAll: facilitators,
+  suggestAudioOnly: facilitators,
   setAudioMode: facilitators,
   requestUnmute: facilitators,
   disableCamera: facilitators,

@@ -161,6 +161,10 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     resumeConsumer: ({ member }, r) => done(member.media.setConsumerPaused(r.consumerId, false)),
     pauseConsumer: ({ member }, r) => done(member.media.setConsumerPaused(r.consumerId, true)),
     setPreferredSize: ({ member }, r) => done(member.media.setPreferredSize(r.consumerId, r.height)),
+    setAudioOnly: async ({ member }, r) => {
+      member.media.downlink.setAudioOnly(r.enabled);
+      return {};
+    },
     acceptConsent: ({ room, member }, r) => room.waitingRoom.acceptConsent(member, r.version),
     raiseHand: async ({ room, member }) => {
       room.hands.raise(member);
@@ -175,6 +179,7 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     moveToWaitingRoom: ({ room, member }, r) => done(room.moderation.moveToWaitingRoom(member, r.participantId)),
     mute: ({ room, member }, r) => done(room.moderation.mute(member, r.participantId)),
     muteAll: ({ room, member }) => room.moderation.muteAll(member),
+    suggestAudioOnly: ({ room, member }, r) => done(room.moderation.suggestAudioOnly(member, r.participantId)),
     setAudioMode: ({ room, member }, r) => done(room.moderation.setAudioMode(member, r.mode)),
     requestUnmute: ({ room, member }, r) => done(room.moderation.requestUnmute(member, r.participantId)),
     disableCamera: ({ room, member }, r) => done(room.moderation.disableCamera(member, r.participantId)),

@@ -207,6 +207,7 @@ const moderation: Record<ModerationRequestName, unknown> = {
   setDisplayName: { participantId: 'p1', name: 'Alias' },
   spotlight: { participantId: 'p1' },
   deleteChatMessage: { messageId: 'msg_x' },
+  suggestAudioOnly: { participantId: 'p1' },
 };
 
 test('a facilitator can do each of them (co-facilitators alike)', async () => {
@@ -229,6 +230,7 @@ test('a facilitator can do each of them (co-facilitators alike)', async () => {
     setDisplayName: { participantId: 'p1', name: 'J.' },
     spotlight: { participantId: 'p1' },
     deleteChatMessage: { messageId },
+    suggestAudioOnly: { participantId: 'p1' },
     lockRoom: { locked: true },
     muteAll: {},
     moveToWaitingRoom: { participantId: 'p1' },

@@ -207,6 +207,8 @@ const malformed: Record<RequestName, unknown> = {
   resumeConsumer: { consumerId: ['c'] },
   pauseConsumer: 'c',
   setPreferredSize: { consumerId: 'c', width: -1, height: 10 },
+  setAudioOnly: { enabled: 'yes' },
+  suggestAudioOnly: { participantId: 42 },
   leave: { extra: true },
   acceptConsent: { version: 0 },
   raiseHand: { now: true },

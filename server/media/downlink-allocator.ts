@@ -1,0 +1,301 @@
+/**
+ * Speech first, for one receiver: what of the room's media its downlink carries. mediasoup shares
+ * a transport's bandwidth estimate among its video consumers but leaves audio out of the sum, so
+ * on a weak link video takes the whole estimate and the voices queue behind it. Each second this
+ * allocator takes what the audio needs off the estimate first, then gives video what is left:
+ * the active speaker's tile first, screen shares next, then the others by how recently they
+ * spoke, each at its lowest layer, then higher layers in the same order up to the size the
+ * receiver renders at. A tile that does not fit is paused on the server (`consumerPaused`,
+ * reason `bandwidth`); audio is never paused for bandwidth. Below `audioOnlyBelowBps` for a while
+ * the receiver gets audio only until the estimate recovers (hysteresis).
+ */
+import type { Consumer, WebRtcTransport } from 'mediasoup/node/lib/types.js';
+import type {
+  AudioOnlyReason,
+  AudioOnlyState,
+  ConsumerPauseReason,
+  TrackSource,
+} from '../../client-sdk/src/protocol/index.ts';
+import type { TrackRates } from './track-rates.ts';
+
+export interface DownlinkEstimate {
+  /** mediasoup's estimate of what can be sent to this receiver (bps). */
+  availableBitrate: number;
+  /** What its consumers would send at their preferred layers (bps). */
+  desiredBitrate: number;
+  updatedAt: number;
+}
+
+export interface DownlinkRoomView {
+  rates: TrackRates;
+  /** The loudest participant now, or null. */
+  speaker(): string | null;
+  /** When a participant was last the loudest (ms), or 0. */
+  lastSpoke(participantId: string): number;
+  /** Whose track a producer is, and which source. */
+  track(producerId: string): { participantId: string; source: TrackSource } | undefined;
+}
+
+export interface DownlinkOptions {
+  room: DownlinkRoomView;
+  /** Below this estimate (bps) for `audioOnlyAfterTicks` ticks, the receiver gets audio only. */
+  audioOnlyBelowBps: number;
+  /** A consumer held back or sent again, audio-only turned on or off: the receiver is told. */
+  onPaused(consumerId: string, reason: ConsumerPauseReason | null): void;
+  onAudioOnly(state: AudioOnlyState): void;
+}
+
+/** Ticks (seconds) a tile must not fit before it is paused, and fit with margin before it comes back. */
+const holdAfterTicks = 2;
+const releaseAfterTicks = 3;
+/** A paused tile comes back only if it fits in this share of the budget (no flapping at the edge). */
+const releaseMargin = 0.85;
+/** Audio-only: on below the threshold for 3 ticks; off above 1.5× it for 5. */
+const audioOnlyAfterTicks = 3;
+const audioOnlyOffFactor = 1.5;
+const audioOnlyOffAfterTicks = 5;
+/** Every video paused this long: the first tile is sent for a moment, so the estimate can grow (probing). */
+const probeEveryTicks = 10;
+/** A layer whose rate is not known yet is counted at this (bps): a camera's lowest layer. */
+const unknownLayerBps = 150_000;
+/** Audio needs its RTP rate plus IP, UDP and SRTP overhead: ×1.5 and 1 kbit/s covers Opus at 20 ms. */
+const audioOverhead = (bps: number) => bps * 1.5 + 1_000;
+
+/** mediasoup priorities: audio above all, then the speaker's camera, screen shares, other cameras. */
+export const priorities = { audio: 255, speaker: 200, screen: 150, camera: 50 } as const;
+
+interface Video {
+  consumer: Consumer;
+  /** The receiver paused it itself (or has not resumed it yet). */
+  clientPaused: boolean;
+  held: ConsumerPauseReason | null;
+  /** The layer the receiver's rendered size asks for. */
+  wantedLayer: number;
+  appliedLayer: number | undefined;
+  misfits: number;
+  fits: number;
+}
+
+export class DownlinkAllocator {
+  readonly #options: DownlinkOptions;
+  readonly #videos = new Map<string, Video>();
+  readonly #audio = new Map<string, { consumer: Consumer; clientPaused: boolean }>();
+  #estimate: DownlinkEstimate | undefined;
+  #audioOnly: AudioOnlyState = { enabled: false, reason: null };
+  /** The person turned audio-only off while the link was weak: not turned on again until it recovers. */
+  #autoSuppressed = false;
+  #lowTicks = 0;
+  #highTicks = 0;
+  #allHeldTicks = 0;
+
+  constructor(options: DownlinkOptions) {
+    this.#options = options;
+  }
+
+  get estimate(): DownlinkEstimate | undefined {
+    return this.#estimate;
+  }
+
+  get audioOnly(): AudioOnlyState {
+    return { ...this.#audioOnly };
+  }
+
+  /** The receive transport: its bandwidth estimate is followed from now on. */
+  watch(transport: WebRtcTransport): void {
+    this.#estimate = undefined;
+    transport.on('trace', (trace) => {
+      if (trace.type !== 'bwe') return;
+      const info = trace.info as { availableBitrate?: number; desiredBitrate?: number };
+      this.#estimate = {
+        availableBitrate: info.availableBitrate ?? 0,
+        desiredBitrate: info.desiredBitrate ?? 0,
+        updatedAt: Date.now(),
+      };
+    });
+    void transport.enableTraceEvent(['bwe']).catch(() => {});
+  }
+
+  /** A new consumer of this receiver (created paused, as the SDK resumes it once set up). */
+  added(consumer: Consumer): void {
+    const forget = () => {
+      this.#videos.delete(consumer.id);
+      this.#audio.delete(consumer.id);
+    };
+    consumer.observer.once('close', forget);
+    if (consumer.kind === 'audio') {
+      this.#audio.set(consumer.id, { consumer, clientPaused: true });
+      void consumer.setPriority(priorities.audio).catch(() => {});
+      return;
+    }
+    const layers = consumer.type === 'simulcast' ? (consumer.rtpParameters.encodings?.length ?? 1) : 1;
+    this.#videos.set(consumer.id, {
+      consumer,
+      clientPaused: true,
+      held: this.#audioOnly.enabled ? 'audioOnly' : null,
+      wantedLayer: Math.max(0, layers - 1),
+      appliedLayer: undefined,
+      misfits: 0,
+      fits: 0,
+    });
+  }
+
+  /** The receiver pauses or resumes a consumer itself; it is sent only if nothing here holds it. */
+  async setClientPaused(consumerId: string, paused: boolean): Promise<void> {
+    const entry = this.#videos.get(consumerId) ?? this.#audio.get(consumerId);
+    if (!entry) return;
+    entry.clientPaused = paused;
+    await this.#apply(entry.consumer, paused || ('held' in entry && entry.held !== null));
+  }
+
+  /** The receiver renders a video at this height: the layer it asks for (granted as bandwidth allows). */
+  async setWantedHeight(consumerId: string, height: number): Promise<void> {
+    const video = this.#videos.get(consumerId);
+    if (video?.consumer.type !== 'simulcast') return;
+    const layers = video.consumer.rtpParameters.encodings?.length ?? 1;
+    const wanted = height <= 180 ? 0 : height <= 360 ? 1 : 2;
+    video.wantedLayer = Math.min(wanted, layers - 1);
+    await this.#setLayer(
+      video,
+      this.#estimate ? Math.min(video.appliedLayer ?? 0, video.wantedLayer) : video.wantedLayer,
+    );
+  }
+
+  /** The person's own switch. Off while the link is weak: automatic audio-only waits until it recovers. */
+  setAudioOnly(enabled: boolean): void {
+    if (!enabled && this.#audioOnly.enabled && this.#audioOnly.reason === 'bandwidth') this.#autoSuppressed = true;
+    this.#setAudioOnly(enabled, 'self');
+  }
+
+  #setAudioOnly(enabled: boolean, reason: AudioOnlyReason): void {
+    if (this.#audioOnly.enabled === enabled) return;
+    this.#audioOnly = { enabled, reason };
+    this.#options.onAudioOnly(this.audioOnly);
+    for (const video of this.#videos.values()) {
+      if (enabled) void this.#hold(video, 'audioOnly');
+      else if (video.held === 'audioOnly') void this.#hold(video, null);
+    }
+  }
+
+  /** Once a second: audio-only by the estimate, then which tiles fit at which layer. */
+  tick(): void {
+    const estimate = this.#estimate;
+    if (!estimate) return;
+    this.#followAudioOnly(estimate.availableBitrate);
+    if (this.#audioOnly.enabled) return;
+    const { rates } = this.#options.room;
+    let audioNeed = 0;
+    for (const { consumer, clientPaused } of this.#audio.values()) {
+      if (!clientPaused && !consumer.producerPaused)
+        audioNeed += audioOverhead(rates.of(consumer.producerId)?.bitrate ?? 0);
+    }
+    let budget = estimate.availableBitrate - audioNeed;
+    const ranked = this.#ranked();
+    const granted = new Map<Video, number>();
+    // Lowest layers first, in rank order: who fits.
+    for (const video of ranked) {
+      const cost = this.#layerCost(video, 0);
+      const margin = video.held === 'bandwidth' ? releaseMargin : 1;
+      if (cost <= budget * margin) {
+        granted.set(video, 0);
+        budget -= cost;
+      }
+    }
+    // Then higher layers, in the same order, up to what each receiver asks for.
+    for (const [video, layer] of granted) {
+      let top = layer;
+      while (top < video.wantedLayer) {
+        const step = this.#layerCost(video, top + 1) - this.#layerCost(video, top);
+        if (step > budget) break;
+        budget -= step;
+        top++;
+      }
+      granted.set(video, top);
+    }
+    this.#applyPlan(ranked, granted);
+  }
+
+  #applyPlan(ranked: Video[], granted: Map<Video, number>): void {
+    for (const video of ranked) {
+      const layer = granted.get(video);
+      if (layer === undefined) {
+        video.fits = 0;
+        if (video.held === null && ++video.misfits >= holdAfterTicks) void this.#hold(video, 'bandwidth');
+        continue;
+      }
+      video.misfits = 0;
+      if (video.held === 'bandwidth' && ++video.fits >= releaseAfterTicks) void this.#hold(video, null);
+      if (video.held === null) void this.#setLayer(video, layer);
+    }
+    // Nothing sent for a while: send the first tile again, so that mediasoup probes for more.
+    const allHeld = ranked.length > 0 && ranked.every((v) => v.held === 'bandwidth');
+    this.#allHeldTicks = allHeld ? this.#allHeldTicks + 1 : 0;
+    const first = ranked[0];
+    if (first && this.#allHeldTicks >= probeEveryTicks) {
+      this.#allHeldTicks = 0;
+      void this.#hold(first, null).then(() => this.#setLayer(first, 0));
+    }
+  }
+
+  #followAudioOnly(available: number): void {
+    const threshold = this.#options.audioOnlyBelowBps;
+    this.#lowTicks = available < threshold ? this.#lowTicks + 1 : 0;
+    this.#highTicks = available >= threshold * audioOnlyOffFactor ? this.#highTicks + 1 : 0;
+    if (this.#highTicks >= audioOnlyOffAfterTicks) {
+      this.#autoSuppressed = false;
+      if (this.#audioOnly.enabled && this.#audioOnly.reason === 'bandwidth') this.#setAudioOnly(false, 'bandwidth');
+    }
+    if (!this.#autoSuppressed && !this.#audioOnly.enabled && this.#lowTicks >= audioOnlyAfterTicks) {
+      this.#setAudioOnly(true, 'bandwidth');
+    }
+  }
+
+  /** Video consumers in the order bandwidth goes to them. */
+  #ranked(): Video[] {
+    const { room } = this.#options;
+    const speaker = room.speaker();
+    const rank = (video: Video): number => {
+      const track = room.track(video.consumer.producerId);
+      if (track?.participantId === speaker && track?.source === 'camera') return 0;
+      return track?.source === 'screen' ? 1 : 2;
+    };
+    const spoke = (video: Video) => room.lastSpoke(room.track(video.consumer.producerId)?.participantId ?? '');
+    const candidates = [...this.#videos.values()].filter(
+      (v) => !v.clientPaused && !v.consumer.producerPaused && v.held !== 'audioOnly',
+    );
+    const ranked = candidates.sort((a, b) => rank(a) - rank(b) || spoke(b) - spoke(a));
+    for (const video of ranked) {
+      const source = room.track(video.consumer.producerId)?.source;
+      const priority =
+        rank(video) === 0 ? priorities.speaker : source === 'screen' ? priorities.screen : priorities.camera;
+      if (video.consumer.priority !== priority) void video.consumer.setPriority(priority).catch(() => {});
+    }
+    return ranked;
+  }
+
+  /** What a video costs at `layer` (a simulcast layer's own rate; a single encoding's whole rate). */
+  #layerCost(video: Video, layer: number): number {
+    const rate = this.#options.room.rates.of(video.consumer.producerId);
+    const bitrate = rate?.layers[Math.min(layer, rate.layers.length - 1)]?.bitrate ?? 0;
+    return bitrate > 0 ? bitrate : unknownLayerBps;
+  }
+
+  async #hold(video: Video, reason: ConsumerPauseReason | null): Promise<void> {
+    if (video.held === reason) return;
+    video.held = reason;
+    video.misfits = 0;
+    video.fits = 0;
+    await this.#apply(video.consumer, video.clientPaused || reason !== null);
+    this.#options.onPaused(video.consumer.id, reason);
+  }
+
+  async #setLayer(video: Video, layer: number): Promise<void> {
+    if (video.consumer.type !== 'simulcast' || video.appliedLayer === layer || video.consumer.closed) return;
+    video.appliedLayer = layer;
+    await video.consumer.setPreferredLayers({ spatialLayer: layer, temporalLayer: 2 }).catch(() => {});
+  }
+
+  async #apply(consumer: Consumer, paused: boolean): Promise<void> {
+    if (consumer.closed || consumer.paused === paused) return;
+    await (paused ? consumer.pause() : consumer.resume()).catch(() => {});
+  }
+}
