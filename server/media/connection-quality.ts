@@ -1,0 +1,313 @@
+/**
+ * How well one member's connection carries the session, from what the SFU sees of it: the
+ * classifier (pure functions from a measurement to excellent/good/poor/lost), the hysteresis that
+ * keeps the shown quality from flapping (`QualityTracker`), and the sampler that measures a
+ * member's media from mediasoup's stats (`MediaQualitySampler`). Which room members are told is
+ * the room's business (server/rooms/connection-quality-feed.ts).
+ */
+import type { Consumer, Producer, Transport } from 'mediasoup/node/lib/types.js';
+import type { ConnectionQuality, ConnectionQualityReason, TrackSource } from '../../client-sdk/src/protocol/index.ts';
+
+/* ---- Thresholds ------------------------------------------------------------------------------
+ * Loss is what the far end does not get of what was sent (0–1), the worse of the RTCP receiver
+ * reports and the transport-wide congestion feedback. Round trip and jitter are in ms. Bandwidth
+ * is the receive side's estimate against what its consumers want (`desiredBitrate`).
+ *
+ * - excellent: loss < 2 %, RTT < 300 ms, jitter < 30 ms, the estimate covers what is wanted, and
+ *   every simulcast layer that should arrive does. Opus with FEC and a jitter buffer hide this.
+ * - good: loss < 8 %, RTT < 600 ms, jitter < 100 ms, the estimate at least half of what is wanted:
+ *   speech stays clear, video drops a layer or a few frames.
+ * - poor: worse than that, or a camera that is on but of which nothing arrives: speech breaks up.
+ * - lost: the signaling connection is down, or nothing arrived on the media transports for 5 s.
+ */
+export const excellentMaxLoss = 0.02;
+export const excellentMaxRttMs = 300;
+export const excellentMaxJitterMs = 30;
+/** The estimate may hover a little under what is wanted while it probes: 85 % counts as covering it. */
+export const excellentMinBandwidthRatio = 0.85;
+export const goodMaxLoss = 0.08;
+export const goodMaxRttMs = 600;
+export const goodMaxJitterMs = 100;
+export const goodMinBandwidthRatio = 0.5;
+/** Nothing received on any of a member's transports for this long: `lost`. */
+export const silenceLostMs = 5_000;
+/** A downgrade is shown after this many consecutive samples say so; an upgrade after `upgradeSamples`. */
+export const downgradeSamples = 2;
+export const upgradeSamples = 3;
+/** A bandwidth estimate older than this says nothing any more. */
+export const estimateStaleMs = 10_000;
+/** A layer just asked for (or a new producer) gets this long to arrive before it counts as missing. */
+export const layerGraceMs = 3_000;
+/** Consumers sampled per member and tick (rotating): the downlink is one path, a few tell of it. */
+export const consumersPerSample = 4;
+
+/** Upload or download as measured in one sample; absent fields were not measured. */
+export interface DirectionSample {
+  /** Fraction of packets lost on the way (0–1). */
+  loss?: number;
+  rttMs?: number;
+  jitterMs?: number;
+  /** The receive-side bandwidth estimate over what its consumers want (download only). */
+  bandwidthRatio?: number;
+  /** Upload: some simulcast layers that should arrive do not (`some`), or nothing at all does (`all`). */
+  missingLayers?: 'some' | 'all';
+}
+
+/** One sample of a member's media; a direction is absent when nothing was there to measure. */
+export interface MediaSample {
+  upload?: DirectionSample;
+  download?: DirectionSample;
+  /** How long nothing has arrived on any of its transports (undefined: never anything yet, or no transports). */
+  silentForMs?: number;
+}
+
+export interface QualityVerdict {
+  quality: ConnectionQuality;
+  reason: ConnectionQualityReason | null;
+}
+
+export const excellent: QualityVerdict = { quality: 'excellent', reason: null };
+/** The signaling connection is down: nothing goes either way. */
+export const lostConnection: QualityVerdict = { quality: 'lost', reason: 'both' };
+
+const rank: Record<ConnectionQuality, number> = { excellent: 0, good: 1, poor: 2, lost: 3 };
+
+/** The level of one direction. */
+export function classifyDirection(sample: DirectionSample | undefined): 'excellent' | 'good' | 'poor' {
+  if (!sample) return 'excellent';
+  const { loss = 0, rttMs = 0, jitterMs = 0, bandwidthRatio = 1, missingLayers } = sample;
+  if (
+    missingLayers === 'all' ||
+    loss >= goodMaxLoss ||
+    rttMs >= goodMaxRttMs ||
+    jitterMs >= goodMaxJitterMs ||
+    bandwidthRatio < goodMinBandwidthRatio
+  ) {
+    return 'poor';
+  }
+  if (
+    missingLayers === 'some' ||
+    loss >= excellentMaxLoss ||
+    rttMs >= excellentMaxRttMs ||
+    jitterMs >= excellentMaxJitterMs ||
+    bandwidthRatio < excellentMinBandwidthRatio
+  ) {
+    return 'good';
+  }
+  return 'excellent';
+}
+
+/**
+ * The member's quality: the worse of upload and download, the reason naming the direction(s) at
+ * that level; `lost` when its media has been silent for `silenceLostMs`.
+ */
+export function classify(sample: MediaSample): QualityVerdict {
+  if (sample.silentForMs !== undefined && sample.silentForMs >= silenceLostMs) {
+    return { quality: 'lost', reason: 'both' };
+  }
+  const upload = classifyDirection(sample.upload);
+  const download = classifyDirection(sample.download);
+  const quality = rank[upload] >= rank[download] ? upload : download;
+  if (quality === 'excellent') return excellent;
+  const reason = upload === download ? 'both' : upload === quality ? 'upload' : 'download';
+  return { quality, reason };
+}
+
+function same(a: QualityVerdict, b: QualityVerdict): boolean {
+  return a.quality === b.quality && a.reason === b.reason;
+}
+
+/**
+ * The quality shown for one member: a change is shown once enough consecutive samples agree on
+ * it (`downgradeSamples` for a worse one or a new reason, `upgradeSamples` for a better one), as
+ * the mildest change all of them agree on, so one bad second or one good one changes nothing.
+ */
+export class QualityTracker {
+  #shown: QualityVerdict = excellent;
+  #streak: QualityVerdict[] = [];
+  #direction: 'worse' | 'better' | undefined;
+
+  get shown(): QualityVerdict {
+    return this.#shown;
+  }
+
+  /** Takes one sample's verdict; returns the newly shown one when it changed. */
+  update(measured: QualityVerdict): QualityVerdict | undefined {
+    if (same(measured, this.#shown)) {
+      this.#streak = [];
+      this.#direction = undefined;
+      return undefined;
+    }
+    const direction = rank[measured.quality] < rank[this.#shown.quality] ? 'better' : 'worse';
+    if (direction !== this.#direction) this.#streak = [];
+    this.#direction = direction;
+    this.#streak.push(measured);
+    const needed = direction === 'worse' ? downgradeSamples : upgradeSamples;
+    if (this.#streak.length < needed) return undefined;
+    const agreed = this.#streak.slice(-needed);
+    // Worse: the least bad of them; better: the least good. Ties go to the latest (its reason).
+    const pick = (a: QualityVerdict, b: QualityVerdict) =>
+      direction === 'worse' ? (rank[b.quality] <= rank[a.quality] ? b : a) : rank[b.quality] >= rank[a.quality] ? b : a;
+    const next = agreed.reduce(pick);
+    return this.force(next);
+  }
+
+  /** Shows `verdict` at once (a fact rather than a measurement: the connection dropped, or is back). */
+  force(verdict: QualityVerdict): QualityVerdict | undefined {
+    this.#streak = [];
+    this.#direction = undefined;
+    if (same(verdict, this.#shown)) return undefined;
+    this.#shown = verdict;
+    return verdict;
+  }
+}
+
+/* ---- Sampling mediasoup's stats ---------------------------------------------------------------- */
+
+/** What the sampler reads of a member's media (`MemberMedia` has it). */
+export interface SampledMedia {
+  readonly transports: ReadonlyMap<string, Transport>;
+  readonly tracks: ReadonlyMap<string, { producer: Producer; source: TrackSource }>;
+  readonly consumers: ReadonlyMap<string, Consumer>;
+  downlinkEstimate?(): DownlinkEstimate | undefined;
+}
+
+export interface DownlinkEstimate {
+  availableBitrate: number;
+  desiredBitrate: number;
+  updatedAt: number;
+}
+
+/** The worst (largest) of numbers, undefined when there are none. */
+function worst(values: readonly (number | undefined)[]): number | undefined {
+  const known = values.filter((v): v is number => v !== undefined && Number.isFinite(v));
+  return known.length ? Math.max(...known) : undefined;
+}
+
+/** Stats of a closed (or closing) object answer nothing: that is no measurement. */
+async function statsOf<T>(object: { closed: boolean; getStats(): Promise<T[]> }): Promise<T[]> {
+  if (object.closed) return [];
+  return object.getStats().catch(() => []);
+}
+
+/**
+ * Measures one member's media, one sample per call. It keeps what spans samples: when something
+ * last arrived on its transports, when a camera's expected layers last changed, which consumers
+ * were sampled last.
+ */
+export class MediaQualitySampler {
+  readonly #bytesByTransport = new Map<string, number>();
+  #lastArrivalAt: number | undefined;
+  readonly #layersSince = new Map<string, { expected: number; since: number }>();
+  #consumerTurn = 0;
+
+  async sample(media: SampledMedia, now = Date.now()): Promise<MediaSample> {
+    const transports = [...media.transports.values()];
+    const transportStats = await Promise.all(transports.map((t) => statsOf(t)));
+    const [upload, download] = await Promise.all([this.#upload(media, now), this.#download(media, now)]);
+    const byDirection = (direction: string, key: 'rtpPacketLossReceived' | 'rtpPacketLossSent') =>
+      transports.flatMap((t, i) =>
+        t.appData.direction === direction ? (transportStats[i] ?? []).map((s) => s[key]) : [],
+      );
+    // Transport-wide congestion feedback (browsers): loss of everything on the transport.
+    if (upload) upload.loss = worst([upload.loss, ...byDirection('send', 'rtpPacketLossReceived')]);
+    if (download) download.loss = worst([download.loss, ...byDirection('recv', 'rtpPacketLossSent')]);
+    return { upload, download, silentForMs: this.#silence(transports, transportStats, now) };
+  }
+
+  /** How long no byte has arrived on any transport; undefined until one has. */
+  #silence(transports: Transport[], stats: { bytesReceived: number }[][], now: number): number | undefined {
+    const ids = new Set(transports.map((t) => t.id));
+    for (const id of this.#bytesByTransport.keys()) if (!ids.has(id)) this.#bytesByTransport.delete(id);
+    transports.forEach((transport, i) => {
+      const bytes = stats[i]?.[0]?.bytesReceived;
+      if (bytes === undefined) return;
+      const before = this.#bytesByTransport.get(transport.id) ?? 0;
+      if (bytes > before) this.#lastArrivalAt = now;
+      this.#bytesByTransport.set(transport.id, bytes);
+    });
+    if (this.#bytesByTransport.size === 0 || this.#lastArrivalAt === undefined) return undefined;
+    return now - this.#lastArrivalAt;
+  }
+
+  async #upload(media: SampledMedia, now: number): Promise<DirectionSample | undefined> {
+    const live = [...media.tracks.values()].filter((t) => !t.producer.closed && !t.producer.paused);
+    for (const id of this.#layersSince.keys()) if (!media.tracks.has(id)) this.#layersSince.delete(id);
+    if (live.length === 0) return undefined;
+    const stats = await Promise.all(live.map((t) => statsOf(t.producer)));
+    const sample: DirectionSample = {};
+    const losses: number[] = [];
+    const jitters: number[] = [];
+    let some = false;
+    let all = false;
+    live.forEach((track, i) => {
+      const streams = stats[i] ?? [];
+      const clockRate = track.producer.rtpParameters.codecs[0]?.clockRate ?? 90_000;
+      // fractionLost is RTCP's 0–255; jitter is in RTP timestamp units.
+      for (const s of streams.filter((stream) => stream.bitrate > 0)) {
+        losses.push(s.fractionLost / 256);
+        jitters.push((s.jitter / clockRate) * 1000);
+      }
+      if (track.source !== 'camera') return;
+      const missing = this.#missingLayers(track.producer, streams, now);
+      if (missing === 'all') all = true;
+      else if (missing === 'some') some = true;
+    });
+    sample.loss = worst(losses);
+    sample.jitterMs = worst(jitters);
+    if (all || some) sample.missingLayers = all ? 'all' : 'some';
+    return sample;
+  }
+
+  /**
+   * A camera's encodings that should arrive and do not: those up to the layer dynacast lets it
+   * send (`appData.maxSpatialLayer`, else all), with nothing received in the stats' last second.
+   * A layer newly expected (or a new producer) gets `layerGraceMs` first.
+   */
+  #missingLayers(
+    producer: Producer,
+    streams: { ssrc: number; rid?: string; bitrate: number }[],
+    now: number,
+  ): 'some' | 'all' | undefined {
+    const encodings = producer.rtpParameters.encodings ?? [];
+    const max = producer.appData.maxSpatialLayer;
+    const expected = Math.max(1, Math.min(encodings.length, typeof max === 'number' ? max + 1 : encodings.length));
+    const since = this.#layersSince.get(producer.id);
+    if (since?.expected !== expected) {
+      // More layers asked for: they get their grace; fewer: nothing new to wait for.
+      const start = since === undefined || expected > since.expected ? now : since.since;
+      this.#layersSince.set(producer.id, { expected, since: start });
+    }
+    if (now - (this.#layersSince.get(producer.id)?.since ?? now) < layerGraceMs) return undefined;
+    const arriving = (index: number) => {
+      const encoding = encodings[index];
+      return streams.some(
+        (s) =>
+          s.bitrate > 0 &&
+          (encodings.length <= 1 || (encoding?.rid !== undefined ? s.rid === encoding.rid : s.ssrc === encoding?.ssrc)),
+      );
+    };
+    const missing = Array.from({ length: expected }, (_, i) => i).filter((i) => !arriving(i)).length;
+    if (missing === 0) return undefined;
+    return missing === expected ? 'all' : 'some';
+  }
+
+  async #download(media: SampledMedia, now: number): Promise<DirectionSample | undefined> {
+    const flowing = [...media.consumers.values()].filter((c) => !c.closed && !c.paused && !c.producerPaused);
+    const estimate = media.downlinkEstimate?.();
+    const fresh = estimate && now - estimate.updatedAt < estimateStaleMs ? estimate : undefined;
+    if (flowing.length === 0 && !fresh) return undefined;
+    const start = this.#consumerTurn % Math.max(1, flowing.length);
+    this.#consumerTurn = start + consumersPerSample;
+    const picked = [...flowing, ...flowing].slice(start, start + Math.min(consumersPerSample, flowing.length));
+    const stats = (await Promise.all(picked.map((c) => statsOf(c)))).flat();
+    // The consumer's stream to the member (the producer's own stream is the other entry).
+    const outbound = stats.filter((s) => s.type === 'outbound-rtp');
+    const sample: DirectionSample = {
+      loss: worst(outbound.map((s) => s.fractionLost / 256)),
+      rttMs: worst(outbound.map((s) => s.roundTripTime)),
+    };
+    if (fresh && fresh.desiredBitrate > 0) sample.bandwidthRatio = fresh.availableBitrate / fresh.desiredBitrate;
+    return sample;
+  }
+}

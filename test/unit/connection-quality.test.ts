@@ -1,0 +1,206 @@
+/**
+ * Connection quality: the classifier's thresholds, the hysteresis (a downgrade after 2 samples,
+ * an upgrade after 3, never flapping on alternating samples), and the sampler over stand-ins for
+ * mediasoup's objects (missing simulcast layers, silence, transport-wide loss).
+ */
+import fc from 'fast-check';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ConnectionQuality } from '../../client-sdk/src/protocol/index.ts';
+import {
+  classify,
+  classifyDirection,
+  downgradeSamples,
+  excellent,
+  layerGraceMs,
+  MediaQualitySampler,
+  QualityTracker,
+  type QualityVerdict,
+  type SampledMedia,
+  silenceLostMs,
+  upgradeSamples,
+} from '../../server/media/connection-quality.ts';
+
+const poorUpload: QualityVerdict = { quality: 'poor', reason: 'upload' };
+const goodDownload: QualityVerdict = { quality: 'good', reason: 'download' };
+
+test('thresholds: excellent, good and poor by loss, round trip, jitter, bandwidth and layers', () => {
+  assert.is(classifyDirection({ loss: 0.01, rttMs: 100, jitterMs: 10, bandwidthRatio: 1 }), 'excellent');
+  assert.is(classifyDirection({ loss: 0.03 }), 'good');
+  assert.is(classifyDirection({ rttMs: 400 }), 'good');
+  assert.is(classifyDirection({ jitterMs: 45 }), 'good');
+  assert.is(classifyDirection({ bandwidthRatio: 0.6 }), 'good');
+  assert.is(classifyDirection({ missingLayers: 'some' }), 'good');
+  assert.is(classifyDirection({ loss: 0.15 }), 'poor');
+  assert.is(classifyDirection({ rttMs: 800 }), 'poor');
+  assert.is(classifyDirection({ bandwidthRatio: 0.3 }), 'poor');
+  assert.is(classifyDirection({ missingLayers: 'all' }), 'poor');
+  assert.is(classifyDirection(undefined), 'excellent', 'nothing to measure is nothing wrong');
+});
+
+test('the worse direction wins; the reason names it, or both when they are alike', () => {
+  assert.equal(classify({}), excellent);
+  assert.equal(classify({ upload: { loss: 0.15 }, download: { loss: 0.03 } }), poorUpload);
+  assert.equal(classify({ upload: {}, download: { rttMs: 400 } }), goodDownload);
+  assert.equal(classify({ upload: { loss: 0.1 }, download: { loss: 0.1 } }), { quality: 'poor', reason: 'both' });
+  assert.equal(classify({ silentForMs: silenceLostMs }), { quality: 'lost', reason: 'both' });
+  assert.equal(classify({ silentForMs: silenceLostMs - 1 }), excellent);
+});
+
+test('hysteresis: a downgrade shows on the 2nd sample, an upgrade on the 3rd', () => {
+  const tracker = new QualityTracker();
+  assert.is(tracker.update(poorUpload), undefined);
+  assert.equal(tracker.update(poorUpload), poorUpload);
+  assert.is(tracker.update(excellent), undefined);
+  assert.is(tracker.update(excellent), undefined);
+  assert.equal(tracker.update(excellent), excellent);
+  assert.equal(tracker.shown, excellent);
+});
+
+test('hysteresis: a streak shows the mildest change all its samples agree on', () => {
+  const tracker = new QualityTracker();
+  tracker.update(goodDownload);
+  assert.equal(tracker.update(poorUpload), goodDownload, 'good then poor: good');
+  tracker.force(poorUpload);
+  tracker.update(excellent);
+  tracker.update(goodDownload);
+  assert.equal(tracker.update(excellent), goodDownload, 'excellent, good, excellent: good');
+});
+
+test('hysteresis: a sample like the one shown breaks a streak', () => {
+  const tracker = new QualityTracker();
+  tracker.update(poorUpload);
+  tracker.update(excellent);
+  assert.is(tracker.update(poorUpload), undefined);
+  assert.equal(tracker.update(poorUpload), poorUpload);
+});
+
+const qualities: ConnectionQuality[] = ['excellent', 'good', 'poor', 'lost'];
+const verdict = fc
+  .record({ quality: fc.constantFrom(...qualities), reason: fc.constantFrom('upload', 'download', 'both') })
+  .map((v): QualityVerdict => (v.quality === 'excellent' ? excellent : (v as QualityVerdict)));
+
+test('property: the shown quality changes only after enough agreeing samples, to one of them', () => {
+  fc.assert(
+    fc.property(fc.array(verdict, { maxLength: 60 }), (samples) => {
+      const tracker = new QualityTracker();
+      const seen: QualityVerdict[] = [];
+      for (const sample of samples) {
+        const before = tracker.shown;
+        const shown = tracker.update(sample);
+        seen.push(sample);
+        if (!shown) continue;
+        const worse = qualities.indexOf(shown.quality) >= qualities.indexOf(before.quality);
+        const needed = worse ? downgradeSamples : upgradeSamples;
+        const last = seen.slice(-needed);
+        assert.is(last.length, needed);
+        assert.ok(last.some((s) => s.quality === shown.quality && s.reason === shown.reason));
+        assert.ok(last.every((s) => s.quality !== before.quality || s.reason !== before.reason));
+      }
+    }),
+  );
+});
+
+test('property: samples alternating with the shown one never change it (no flapping)', () => {
+  fc.assert(
+    fc.property(fc.array(verdict, { maxLength: 40 }), (others) => {
+      const tracker = new QualityTracker();
+      for (const other of others) {
+        assert.is(tracker.update(other), undefined);
+        tracker.update(excellent);
+      }
+      assert.equal(tracker.shown, excellent);
+    }),
+  );
+});
+
+/* ---- The sampler, over stand-ins for mediasoup's objects ---- */
+
+interface FakeStats {
+  bytesReceived?: number;
+  producer?: { rid?: string; ssrc: number; bitrate: number; fractionLost?: number; jitter?: number }[];
+  consumer?: { fractionLost: number; roundTripTime?: number };
+}
+
+function fakeMedia(stats: FakeStats, encodings: { rid?: string; ssrc?: number }[], appData: object = {}) {
+  const transport = {
+    id: 't1',
+    closed: false,
+    appData: { direction: 'send' },
+    getStats: async () => [{ bytesReceived: stats.bytesReceived ?? 0 }],
+  };
+  const producer = {
+    id: 'p1',
+    closed: false,
+    paused: false,
+    appData,
+    rtpParameters: { codecs: [{ clockRate: 90_000 }], encodings },
+    getStats: async () => (stats.producer ?? []).map((s) => ({ fractionLost: 0, jitter: 0, ...s })),
+  };
+  const consumer = {
+    id: 'c1',
+    closed: false,
+    paused: false,
+    producerPaused: false,
+    getStats: async () => (stats.consumer ? [{ type: 'outbound-rtp', ...stats.consumer }] : []),
+  };
+  return {
+    transports: new Map([['t1', transport]]),
+    tracks: new Map([['p1', { producer, source: 'camera' }]]),
+    consumers: new Map(stats.consumer ? [['c1', consumer]] : []),
+  } as unknown as SampledMedia;
+}
+
+const simulcast = [{ rid: 'r0' }, { rid: 'r1' }, { rid: 'r2' }];
+
+test('sampler: simulcast layers that should arrive and do not count against upload, after a grace', async () => {
+  const stats: FakeStats = { bytesReceived: 1, producer: [{ rid: 'r0', ssrc: 1, bitrate: 150_000 }] };
+  const media = fakeMedia(stats, simulcast);
+  const sampler = new MediaQualitySampler();
+  const t0 = 1_000_000;
+  assert.is((await sampler.sample(media, t0)).upload?.missingLayers, undefined, 'a new producer gets its grace');
+  assert.is((await sampler.sample(media, t0 + layerGraceMs)).upload?.missingLayers, 'some');
+  stats.producer = [];
+  assert.is((await sampler.sample(media, t0 + layerGraceMs + 1000)).upload?.missingLayers, 'all');
+});
+
+test('sampler: layers dynacast turned off are not expected', async () => {
+  const stats: FakeStats = { bytesReceived: 1, producer: [{ rid: 'r0', ssrc: 1, bitrate: 150_000 }] };
+  const sampler = new MediaQualitySampler();
+  const media = fakeMedia(stats, simulcast, { maxSpatialLayer: 0 });
+  await sampler.sample(media, 0);
+  const sample = await sampler.sample(media, layerGraceMs);
+  assert.is(sample.upload?.missingLayers, undefined);
+  assert.is(classify(sample).quality, 'excellent');
+});
+
+test('sampler: loss and jitter from RTCP units; round trip from the consumer', async () => {
+  const stats: FakeStats = {
+    bytesReceived: 1,
+    producer: [{ ssrc: 1, bitrate: 500_000, fractionLost: 38, jitter: 900 }],
+    consumer: { fractionLost: 5, roundTripTime: 120 },
+  };
+  const sample = await new MediaQualitySampler().sample(fakeMedia(stats, [{ ssrc: 1 }]), 0);
+  assert.ok(Math.abs((sample.upload?.loss ?? 0) - 38 / 256) < 1e-9);
+  assert.ok(Math.abs((sample.upload?.jitterMs ?? 0) - 10) < 1e-9, '900 ticks of 90 kHz: 10 ms');
+  assert.is(sample.download?.rttMs, 120);
+  assert.equal(classify(sample), poorUpload);
+});
+
+test('sampler: nothing arriving on the transports for 5 s is lost; traffic again ends it', async () => {
+  const stats: FakeStats = { bytesReceived: 100, producer: [{ ssrc: 1, bitrate: 500_000 }] };
+  const media = fakeMedia(stats, [{ ssrc: 1 }]);
+  const sampler = new MediaQualitySampler();
+  assert.is((await sampler.sample(media, 0)).silentForMs, 0);
+  assert.is((await sampler.sample(media, silenceLostMs)).silentForMs, silenceLostMs);
+  assert.equal(classify(await sampler.sample(media, silenceLostMs)).quality, 'lost');
+  stats.bytesReceived = 200;
+  assert.is((await sampler.sample(media, silenceLostMs + 1000)).silentForMs, 0);
+});
+
+test('sampler: a transport that never received anything says nothing (a receive-only plain transport)', async () => {
+  const sample = await new MediaQualitySampler().sample(fakeMedia({ bytesReceived: 0 }, [{ ssrc: 1 }]), 60_000);
+  assert.is(sample.silentForMs, undefined);
+});
+
+test.run();
