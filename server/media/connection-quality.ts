@@ -2,11 +2,14 @@
  * How well one member's connection carries the session, from what the SFU sees of it: the
  * classifier (pure functions from a measurement to excellent/good/poor/lost), the hysteresis that
  * keeps the shown quality from flapping (`QualityTracker`), and the sampler that measures a
- * member's media from mediasoup's stats (`MediaQualitySampler`). Which room members are told is
+ * member's media from mediasoup's stats (`MediaQualitySampler`; what producers send comes from
+ * the room's shared reading, server/media/track-rates.ts). Which room members are told is
  * the room's business (server/rooms/connection-quality-feed.ts).
  */
 import type { Consumer, Producer, Transport } from 'mediasoup/node/lib/types.js';
 import type { ConnectionQuality, ConnectionQualityReason, TrackSource } from '../../client-sdk/src/protocol/index.ts';
+import type { DownlinkEstimate } from './downlink-allocator.ts';
+import type { LayerRate, TrackRate } from './track-rates.ts';
 
 /* ---- Thresholds ------------------------------------------------------------------------------
  * Loss is what the far end does not get of what was sent (0–1), the worse of the RTCP receiver
@@ -38,6 +41,8 @@ export const upgradeSamples = 3;
 export const estimateStaleMs = 10_000;
 /** A layer just asked for (or a new producer) gets this long to arrive before it counts as missing. */
 export const layerGraceMs = 3_000;
+/** A reading of what a producer sends older than this says nothing any more. */
+export const rateStaleMs = 3_000;
 /** Consumers sampled per member and tick (rotating): the downlink is one path, a few tell of it. */
 export const consumersPerSample = 4;
 
@@ -164,18 +169,17 @@ export class QualityTracker {
 
 /* ---- Sampling mediasoup's stats ---------------------------------------------------------------- */
 
+/** The room's one reading of what each producer sends (`TrackRates`, read once a second). */
+export interface TrackRateSource {
+  of(producerId: string): TrackRate | undefined;
+}
+
 /** What the sampler reads of a member's media (`MemberMedia` has it). */
 export interface SampledMedia {
   readonly transports: ReadonlyMap<string, Transport>;
   readonly tracks: ReadonlyMap<string, { producer: Producer; source: TrackSource }>;
   readonly consumers: ReadonlyMap<string, Consumer>;
-  downlinkEstimate?(): DownlinkEstimate | undefined;
-}
-
-export interface DownlinkEstimate {
-  availableBitrate: number;
-  desiredBitrate: number;
-  updatedAt: number;
+  downlinkEstimate(): DownlinkEstimate | undefined;
 }
 
 /** The worst (largest) of numbers, undefined when there are none. */
@@ -201,10 +205,14 @@ export class MediaQualitySampler {
   readonly #layersSince = new Map<string, { expected: number; since: number }>();
   #consumerTurn = 0;
 
-  async sample(media: SampledMedia, now = Date.now()): Promise<MediaSample> {
+  /** One sample; what producers send is read from the room's shared reading (`rates`). */
+  async sample(media: SampledMedia, rates: TrackRateSource, now = Date.now()): Promise<MediaSample> {
     const transports = [...media.transports.values()];
-    const transportStats = await Promise.all(transports.map((t) => statsOf(t)));
-    const [upload, download] = await Promise.all([this.#upload(media, now), this.#download(media, now)]);
+    const [transportStats, download] = await Promise.all([
+      Promise.all(transports.map((t) => statsOf(t))),
+      this.#download(media, now),
+    ]);
+    const upload = this.#upload(media, rates, now);
     const byDirection = (direction: string, key: 'rtpPacketLossReceived' | 'rtpPacketLossSent') =>
       transports.flatMap((t, i) =>
         t.appData.direction === direction ? (transportStats[i] ?? []).map((s) => s[key]) : [],
@@ -230,48 +238,38 @@ export class MediaQualitySampler {
     return now - this.#lastArrivalAt;
   }
 
-  async #upload(media: SampledMedia, now: number): Promise<DirectionSample | undefined> {
+  #upload(media: SampledMedia, rates: TrackRateSource, now: number): DirectionSample | undefined {
     const live = [...media.tracks.values()].filter((t) => !t.producer.closed && !t.producer.paused);
     for (const id of this.#layersSince.keys()) if (!media.tracks.has(id)) this.#layersSince.delete(id);
     if (live.length === 0) return undefined;
-    const stats = await Promise.all(live.map((t) => statsOf(t.producer)));
-    const sample: DirectionSample = {};
-    const losses: number[] = [];
-    const jitters: number[] = [];
+    const arriving: LayerRate[] = [];
     let some = false;
     let all = false;
-    live.forEach((track, i) => {
-      const streams = stats[i] ?? [];
-      const clockRate = track.producer.rtpParameters.codecs[0]?.clockRate ?? 90_000;
-      // fractionLost is RTCP's 0–255; jitter is in RTP timestamp units.
-      for (const s of streams.filter((stream) => stream.bitrate > 0)) {
-        losses.push(s.fractionLost / 256);
-        jitters.push((s.jitter / clockRate) * 1000);
-      }
-      if (track.source !== 'camera') return;
-      const missing = this.#missingLayers(track.producer, streams, now);
+    for (const track of live) {
+      const rate = rates.of(track.producer.id);
+      const fresh = rate && now - rate.sampledAt < rateStaleMs ? rate : undefined;
+      arriving.push(...(fresh?.layers ?? []).filter((layer) => layer.bitrate > 0));
+      if (track.source !== 'camera' || !fresh) continue;
+      const missing = this.#missingLayers(track.producer, fresh.layers, now);
       if (missing === 'all') all = true;
       else if (missing === 'some') some = true;
-    });
-    sample.loss = worst(losses);
-    sample.jitterMs = worst(jitters);
+    }
+    const sample: DirectionSample = {
+      loss: worst(arriving.map((layer) => layer.lossFraction)),
+      jitterMs: worst(arriving.map((layer) => layer.jitterMs)),
+    };
     if (all || some) sample.missingLayers = all ? 'all' : 'some';
     return sample;
   }
 
   /**
    * A camera's encodings that should arrive and do not: those up to the layer dynacast lets it
-   * send (`appData.maxSpatialLayer`, else all), with nothing received in the stats' last second.
-   * A layer newly expected (or a new producer) gets `layerGraceMs` first.
+   * send (`appData.maxSpatialLayer`, else all), with nothing received in the last reading. A
+   * layer newly expected (or a new producer) gets `layerGraceMs` first.
    */
-  #missingLayers(
-    producer: Producer,
-    streams: { ssrc: number; rid?: string; bitrate: number }[],
-    now: number,
-  ): 'some' | 'all' | undefined {
-    const encodings = producer.rtpParameters.encodings ?? [];
+  #missingLayers(producer: Producer, layers: readonly LayerRate[], now: number): 'some' | 'all' | undefined {
     const max = producer.appData.maxSpatialLayer;
-    const expected = Math.max(1, Math.min(encodings.length, typeof max === 'number' ? max + 1 : encodings.length));
+    const expected = Math.max(1, Math.min(layers.length, typeof max === 'number' ? max + 1 : layers.length));
     const since = this.#layersSince.get(producer.id);
     if (since?.expected !== expected) {
       // More layers asked for: they get their grace; fewer: nothing new to wait for.
@@ -279,22 +277,14 @@ export class MediaQualitySampler {
       this.#layersSince.set(producer.id, { expected, since: start });
     }
     if (now - (this.#layersSince.get(producer.id)?.since ?? now) < layerGraceMs) return undefined;
-    const arriving = (index: number) => {
-      const encoding = encodings[index];
-      return streams.some(
-        (s) =>
-          s.bitrate > 0 &&
-          (encodings.length <= 1 || (encoding?.rid !== undefined ? s.rid === encoding.rid : s.ssrc === encoding?.ssrc)),
-      );
-    };
-    const missing = Array.from({ length: expected }, (_, i) => i).filter((i) => !arriving(i)).length;
+    const missing = layers.slice(0, expected).filter((layer) => layer.bitrate <= 0).length;
     if (missing === 0) return undefined;
     return missing === expected ? 'all' : 'some';
   }
 
   async #download(media: SampledMedia, now: number): Promise<DirectionSample | undefined> {
     const flowing = [...media.consumers.values()].filter((c) => !c.closed && !c.paused && !c.producerPaused);
-    const estimate = media.downlinkEstimate?.();
+    const estimate = media.downlinkEstimate();
     const fresh = estimate && now - estimate.updatedAt < estimateStaleMs ? estimate : undefined;
     if (flowing.length === 0 && !fresh) return undefined;
     const start = this.#consumerTurn % Math.max(1, flowing.length);

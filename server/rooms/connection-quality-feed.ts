@@ -14,6 +14,7 @@ import {
   MediaQualitySampler,
   QualityTracker,
   type QualityVerdict,
+  type TrackRateSource,
 } from '../media/connection-quality.ts';
 import type { Audience } from './audience.ts';
 import type { Member } from './member.ts';
@@ -24,6 +25,8 @@ export interface ConnectionQualityFeedOptions {
   members: () => Iterable<Member>;
   definition: RoomDefinition;
   audience: Audience;
+  /** What each producer of the room sends, read once a second for the room (`RoomRouters.rates`). */
+  rates: TrackRateSource;
   logger: Logger;
   /** How often each member is sampled (1 s in production). */
   intervalMs: number;
@@ -117,7 +120,7 @@ export class ConnectionQualityFeed {
       this.#changed(entry, entry.tracker.force(lostConnection));
       return;
     }
-    const measured = classify(await entry.sampler.sample(member.media));
+    const measured = classify(await entry.sampler.sample(member.media, this.#options.rates));
     if (this.#closed || this.#entries.get(member.id) !== entry) return;
     const wasDropped = entry.dropped;
     entry.dropped = false;

@@ -16,8 +16,10 @@ import {
   MediaQualitySampler,
   QualityTracker,
   type QualityVerdict,
+  rateStaleMs,
   type SampledMedia,
   silenceLostMs,
+  type TrackRateSource,
   upgradeSamples,
 } from '../../server/media/connection-quality.ts';
 
@@ -118,25 +120,19 @@ test('property: samples alternating with the shown one never change it (no flapp
 
 interface FakeStats {
   bytesReceived?: number;
-  producer?: { rid?: string; ssrc: number; bitrate: number; fractionLost?: number; jitter?: number }[];
+  /** What the room's reading says each encoding sends (in encoding order). */
+  layers?: { bitrate: number; lossFraction?: number; jitterMs?: number }[];
   consumer?: { fractionLost: number; roundTripTime?: number };
 }
 
-function fakeMedia(stats: FakeStats, encodings: { rid?: string; ssrc?: number }[], appData: object = {}) {
+function fakeMedia(stats: FakeStats, appData: object = {}) {
   const transport = {
     id: 't1',
     closed: false,
     appData: { direction: 'send' },
     getStats: async () => [{ bytesReceived: stats.bytesReceived ?? 0 }],
   };
-  const producer = {
-    id: 'p1',
-    closed: false,
-    paused: false,
-    appData,
-    rtpParameters: { codecs: [{ clockRate: 90_000 }], encodings },
-    getStats: async () => (stats.producer ?? []).map((s) => ({ fractionLost: 0, jitter: 0, ...s })),
-  };
+  const producer = { id: 'p1', closed: false, paused: false, appData };
   const consumer = {
     id: 'c1',
     closed: false,
@@ -144,63 +140,79 @@ function fakeMedia(stats: FakeStats, encodings: { rid?: string; ssrc?: number }[
     producerPaused: false,
     getStats: async () => (stats.consumer ? [{ type: 'outbound-rtp', ...stats.consumer }] : []),
   };
-  return {
+  const media = {
     transports: new Map([['t1', transport]]),
     tracks: new Map([['p1', { producer, source: 'camera' }]]),
     consumers: new Map(stats.consumer ? [['c1', consumer]] : []),
+    downlinkEstimate: () => undefined,
   } as unknown as SampledMedia;
+  /** The room's reading, as of `at`. */
+  const rates = (at: number): TrackRateSource => ({
+    of: () => {
+      const layers = (stats.layers ?? []).map((l) => ({ lossFraction: 0, jitterMs: 0, ...l }));
+      return { layers, bitrate: layers.reduce((sum, l) => sum + l.bitrate, 0), sampledAt: at };
+    },
+  });
+  return { media, sample: (sampler: MediaQualitySampler, at: number) => sampler.sample(media, rates(at), at) };
 }
 
-const simulcast = [{ rid: 'r0' }, { rid: 'r1' }, { rid: 'r2' }];
-
 test('sampler: simulcast layers that should arrive and do not count against upload, after a grace', async () => {
-  const stats: FakeStats = { bytesReceived: 1, producer: [{ rid: 'r0', ssrc: 1, bitrate: 150_000 }] };
-  const media = fakeMedia(stats, simulcast);
+  const stats: FakeStats = { bytesReceived: 1, layers: [{ bitrate: 150_000 }, { bitrate: 0 }, { bitrate: 0 }] };
+  const { sample } = fakeMedia(stats);
   const sampler = new MediaQualitySampler();
   const t0 = 1_000_000;
-  assert.is((await sampler.sample(media, t0)).upload?.missingLayers, undefined, 'a new producer gets its grace');
-  assert.is((await sampler.sample(media, t0 + layerGraceMs)).upload?.missingLayers, 'some');
-  stats.producer = [];
-  assert.is((await sampler.sample(media, t0 + layerGraceMs + 1000)).upload?.missingLayers, 'all');
+  assert.is((await sample(sampler, t0)).upload?.missingLayers, undefined, 'a new producer gets its grace');
+  assert.is((await sample(sampler, t0 + layerGraceMs)).upload?.missingLayers, 'some');
+  stats.layers = [{ bitrate: 0 }, { bitrate: 0 }, { bitrate: 0 }];
+  assert.is((await sample(sampler, t0 + layerGraceMs + 1000)).upload?.missingLayers, 'all');
 });
 
-test('sampler: layers dynacast turned off are not expected', async () => {
-  const stats: FakeStats = { bytesReceived: 1, producer: [{ rid: 'r0', ssrc: 1, bitrate: 150_000 }] };
+test('sampler: layers dynacast turned off are not expected; those turned on again get their grace', async () => {
+  const stats: FakeStats = { bytesReceived: 1, layers: [{ bitrate: 150_000 }, { bitrate: 0 }, { bitrate: 0 }] };
+  const appData: { maxSpatialLayer?: number } = { maxSpatialLayer: 0 };
+  const { sample } = fakeMedia(stats, appData);
   const sampler = new MediaQualitySampler();
-  const media = fakeMedia(stats, simulcast, { maxSpatialLayer: 0 });
-  await sampler.sample(media, 0);
-  const sample = await sampler.sample(media, layerGraceMs);
-  assert.is(sample.upload?.missingLayers, undefined);
-  assert.is(classify(sample).quality, 'excellent');
+  await sample(sampler, 0);
+  const lowered = await sample(sampler, layerGraceMs);
+  assert.is(lowered.upload?.missingLayers, undefined);
+  assert.is(classify(lowered).quality, 'excellent');
+  appData.maxSpatialLayer = 2;
+  assert.is((await sample(sampler, layerGraceMs + 1000)).upload?.missingLayers, undefined);
+  assert.is((await sample(sampler, 2 * layerGraceMs + 1000)).upload?.missingLayers, 'some');
 });
 
-test('sampler: loss and jitter from RTCP units; round trip from the consumer', async () => {
+test('sampler: loss and jitter of the layers arriving; round trip from the consumer; stale readings ignored', async () => {
   const stats: FakeStats = {
     bytesReceived: 1,
-    producer: [{ ssrc: 1, bitrate: 500_000, fractionLost: 38, jitter: 900 }],
+    layers: [{ bitrate: 500_000, lossFraction: 0.15, jitterMs: 10 }],
     consumer: { fractionLost: 5, roundTripTime: 120 },
   };
-  const sample = await new MediaQualitySampler().sample(fakeMedia(stats, [{ ssrc: 1 }]), 0);
-  assert.ok(Math.abs((sample.upload?.loss ?? 0) - 38 / 256) < 1e-9);
-  assert.ok(Math.abs((sample.upload?.jitterMs ?? 0) - 10) < 1e-9, '900 ticks of 90 kHz: 10 ms');
-  assert.is(sample.download?.rttMs, 120);
-  assert.equal(classify(sample), poorUpload);
+  const { media, sample } = fakeMedia(stats);
+  const sampled = await sample(new MediaQualitySampler(), 0);
+  assert.is(sampled.upload?.loss, 0.15);
+  assert.is(sampled.upload?.jitterMs, 10);
+  assert.ok(Math.abs((sampled.download?.loss ?? 0) - 5 / 256) < 1e-9, 'RTCP’s 0–255 fraction');
+  assert.is(sampled.download?.rttMs, 120);
+  assert.equal(classify(sampled), poorUpload);
+  const stale: TrackRateSource = { of: () => ({ layers: [], bitrate: 0, sampledAt: 0 }) };
+  const later = await new MediaQualitySampler().sample(media, stale, rateStaleMs);
+  assert.is(later.upload?.loss, undefined);
 });
 
 test('sampler: nothing arriving on the transports for 5 s is lost; traffic again ends it', async () => {
-  const stats: FakeStats = { bytesReceived: 100, producer: [{ ssrc: 1, bitrate: 500_000 }] };
-  const media = fakeMedia(stats, [{ ssrc: 1 }]);
+  const stats: FakeStats = { bytesReceived: 100, layers: [{ bitrate: 500_000 }] };
+  const { sample } = fakeMedia(stats);
   const sampler = new MediaQualitySampler();
-  assert.is((await sampler.sample(media, 0)).silentForMs, 0);
-  assert.is((await sampler.sample(media, silenceLostMs)).silentForMs, silenceLostMs);
-  assert.equal(classify(await sampler.sample(media, silenceLostMs)).quality, 'lost');
+  assert.is((await sample(sampler, 0)).silentForMs, 0);
+  assert.is((await sample(sampler, silenceLostMs)).silentForMs, silenceLostMs);
+  assert.equal(classify(await sample(sampler, silenceLostMs)).quality, 'lost');
   stats.bytesReceived = 200;
-  assert.is((await sampler.sample(media, silenceLostMs + 1000)).silentForMs, 0);
+  assert.is((await sample(sampler, silenceLostMs + 1000)).silentForMs, 0);
 });
 
 test('sampler: a transport that never received anything says nothing (a receive-only plain transport)', async () => {
-  const sample = await new MediaQualitySampler().sample(fakeMedia({ bytesReceived: 0 }, [{ ssrc: 1 }]), 60_000);
-  assert.is(sample.silentForMs, undefined);
+  const { sample } = fakeMedia({ bytesReceived: 0 });
+  assert.is((await sample(new MediaQualitySampler(), 60_000)).silentForMs, undefined);
 });
 
 test.run();
