@@ -25,6 +25,7 @@ export const createRoomSchema = z.strictObject({
   privateChat: z.boolean().optional(),
   keepChat: z.boolean().optional(),
   e2ee: z.boolean().optional(),
+  shareConnectionQuality: z.boolean().optional(),
   consentText: consentText.optional(),
 });
 

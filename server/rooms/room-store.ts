@@ -39,6 +39,12 @@ export interface RoomDefinition {
    * The store always sets it (false for rooms stored before E2EE); absent elsewhere means false.
    */
   e2ee?: boolean;
+  /**
+   * Participants see each other's connection quality; otherwise only their own (facilitators
+   * see everyone's). The store always sets it (false for rooms stored before it existed); absent
+   * elsewhere means false.
+   */
+  shareConnectionQuality?: boolean;
   /** Confidentiality and consent text participants accept (current version) before waiting. */
   consent?: ConsentInfo;
   /** Who created it: the admin API, or a facilitator's token (`rooms.autoCreate`). */
@@ -51,7 +57,15 @@ export type NewRoom = Pick<RoomDefinition, 'kind' | 'title' | 'origin' | 'schedu
   Partial<
     Pick<
       RoomDefinition,
-      'id' | 'capacity' | 'roster' | 'waitingRoom' | 'observersVisible' | 'privateChat' | 'keepChat' | 'e2ee'
+      | 'id'
+      | 'capacity'
+      | 'roster'
+      | 'waitingRoom'
+      | 'observersVisible'
+      | 'privateChat'
+      | 'keepChat'
+      | 'e2ee'
+      | 'shareConnectionQuality'
     >
   > & {
     /** Consent text (version 1). */
@@ -70,9 +84,12 @@ export interface RoomStoreOptions {
   e2eeDefault?: boolean;
 }
 
-/** A stored definition as read: rooms stored before E2EE existed are not encrypted. */
+/**
+ * A stored definition as read: rooms stored before E2EE existed are not encrypted, and those
+ * stored before `shareConnectionQuality` do not share it.
+ */
 function definitionOf(json: string): RoomDefinition {
-  return { e2ee: false, ...(JSON.parse(json) as Omit<RoomDefinition, 'e2ee'>) };
+  return { e2ee: false, shareConnectionQuality: false, ...(JSON.parse(json) as RoomDefinition) };
 }
 
 export class RoomStore {
@@ -105,6 +122,7 @@ export class RoomStore {
       privateChat: input.privateChat ?? false,
       keepChat: input.keepChat ?? false,
       e2ee: input.e2ee ?? this.#e2eeDefault,
+      shareConnectionQuality: input.shareConnectionQuality ?? false,
       ...(consentText ? { consent: consentOf(consentText, 1) } : {}),
       // An individual session is one facilitator with one client, whatever was asked.
       capacity: input.kind === 'individual' ? 1 : (input.capacity ?? defaultCapacity[input.kind]),

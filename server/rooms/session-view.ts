@@ -5,6 +5,7 @@
  */
 import type { JoinResponse, SessionState } from '../../client-sdk/src/protocol/index.ts';
 import { turnIceServers } from '../media/turn.ts';
+import type { ConnectionQualityFeed } from './connection-quality-feed.ts';
 import type { Member } from './member.ts';
 import type { Room } from './room.ts';
 import type { RoomSettings } from './room-settings.ts';
@@ -31,7 +32,13 @@ export class SessionView {
   session(member: Member, resumed: boolean): SessionState {
     const { audience, moderation, definition, hands, waitingRoom, e2ee } = this.#room;
     return {
-      room: { id: definition.id, kind: definition.kind, title: definition.title, e2ee: e2ee.enabled },
+      room: {
+        id: definition.id,
+        kind: definition.kind,
+        title: definition.title,
+        e2ee: e2ee.enabled,
+        shareConnectionQuality: definition.shareConnectionQuality ?? false,
+      },
       self: member.info(),
       capabilities: member.capabilities,
       participants: audience
@@ -48,6 +55,9 @@ export class SessionView {
       hands: hands.seenBy(member),
       waiting: member.role === 'facilitator' ? waitingRoom.list() : [],
       ...(e2ee.enabled ? { e2ee: e2ee.roster(member) } : {}),
+      // TODO(lead): `this.#room.quality.visibleTo(member)` once room.ts has the feed.
+      connectionQuality: (this.#room as { quality?: ConnectionQualityFeed }).quality?.visibleTo(member) ?? [],
+      audioOnly: member.media.downlink.audioOnly,
     };
   }
 }

@@ -164,6 +164,25 @@ test('errors conform too, each with its code’s documented status', async () =>
   conforms('/v1/rooms', 'get', noKey.status, noKey.body);
 });
 
+test('shareConnectionQuality: false unless asked, kept as created, in every room answer', async () => {
+  const plain = `oa-q-${process.pid}`;
+  const shared = `oa-qs-${process.pid}`;
+  const created = await call('POST', '/v1/rooms', '/v1/rooms', 201, { id: plain, title: 'Group' });
+  assert.is(created.data.shareConnectionQuality, false);
+  const body = { id: shared, title: 'Group', shareConnectionQuality: true };
+  assert.is((await call('POST', '/v1/rooms', '/v1/rooms', 201, body)).data.shareConnectionQuality, true);
+  assert.is((await call('GET', '/v1/rooms/{id}', `/v1/rooms/${shared}`, 200)).data.shareConnectionQuality, true);
+  assert.is((await call('GET', '/v1/rooms/{id}', `/v1/rooms/${plain}`, 200)).data.shareConnectionQuality, false);
+  const listed: { id: string; shareConnectionQuality: boolean }[] = (
+    await call('GET', '/v1/rooms', '/v1/rooms?limit=100', 200)
+  ).data.rooms;
+  const sharing = (id: string) => listed.find((r) => r.id === id)?.shareConnectionQuality;
+  assert.equal([sharing(plain), sharing(shared)], [false, true]);
+  const refused = await admin(node.url, 'POST', '/v1/rooms', { title: 'Group', shareConnectionQuality: 'yes' });
+  assert.is(refused.body.error?.code, 'INVALID_REQUEST');
+  conforms('/v1/rooms', 'post', refused.status, refused.body);
+});
+
 /** `paths[...]` type of the JSON answered to `route` (`method template status`). */
 function answerType(route: string): string {
   const [method, template, status] = route.split(' ');
