@@ -10,6 +10,7 @@ import type { KeyExchange } from './e2ee/key-exchange.ts';
 import { HavenRequestError, InvalidStateError, isConnectionLoss } from './errors.ts';
 import { MediaSession } from './media-session.ts';
 import type { ModerationState } from './moderation.ts';
+import type { NetworkQuality } from './network-quality.ts';
 import type {
   FinalNotification,
   NotificationHandlers,
@@ -38,6 +39,7 @@ export interface JoinParts {
   readonly view: RoomView;
   readonly moderation: ModerationState;
   readonly keys: KeyExchange;
+  readonly network: NetworkQuality;
 }
 
 /** What a {@link JoinFlow} needs of the client it belongs to. */
@@ -305,6 +307,7 @@ export class JoinFlow {
     this.#host.view.leave();
     this.#host.moderation.leave();
     this.#host.keys.leave();
+    this.#host.network.leave();
   }
 
   /** Closes the media session and forgets every subscription (their tracks end). */
@@ -358,6 +361,8 @@ export class JoinFlow {
       run();
     }
     if (this.#host.state() !== 'joined') return;
+    // Before the consumes: a person who chose audio only gets no video on the new session either.
+    this.#host.network.restoreChoice(signaling);
     others.consumeAll();
     if (self.isFacilitator)
       this.#host.moderation.refreshAttendance(() => signaling.request('liveAttendance', {}), stillIn);
@@ -373,6 +378,8 @@ export class JoinFlow {
     this.#host.self.applySelf(self, session.capabilities);
     // Remote tracks went away with the old media session: they are received again.
     this.#host.others.reconcile(session.participants.filter((participant) => participant.id !== self.id));
+    // Once everyone is in view: qualities are emitted about known participants.
+    this.#host.network.applySession(session);
   }
 
   /** Throws if the client closed, or `signaling` is no longer its connection (a listener may have left). */

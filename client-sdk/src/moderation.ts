@@ -282,6 +282,14 @@ export class Moderation {
     await this.#send('deleteChatMessage', { messageId: checkId(messageId, 'messageId') });
   }
 
+  /**
+   * Suggests to someone that they receive audio only (e.g. their video stalls): they get
+   * `audioOnlySuggested`; only they can turn it on. Audited like every moderation action.
+   */
+  async suggestAudioOnly(participantId: string): Promise<void> {
+    await this.#send('suggestAudioOnly', { participantId: checkId(participantId) });
+  }
+
   /** Lowers someone's raised hand. */
   async lowerHand(participantId: string): Promise<void> {
     await this.#send('lowerHand', { participantId: checkId(participantId) });

@@ -25,6 +25,11 @@ export interface PublishPreset {
   /** Encodings; absent: one encoding chosen by the browser. */
   encodings?: EncodingPreset[];
   codecOptions?: CodecOptionsPreset;
+  /**
+   * What the browser gives up first when the uplink is short (`RTCRtpSendParameters`): absent,
+   * its default (balanced).
+   */
+  degradationPreference?: 'maintain-resolution' | 'maintain-framerate' | 'balanced';
 }
 
 /** Camera simulcast: 3 layers, a quarter, half and full resolution (320×180, 640×360, 1280×720 for a 720p camera). */
@@ -37,8 +42,12 @@ export const cameraEncodings: readonly EncodingPreset[] = Object.freeze([
 export const publishPresets: Readonly<Record<TrackSource, PublishPreset>> = Object.freeze({
   microphone: { kind: 'audio', codecOptions: { opusStereo: false, opusDtx: true, opusFec: true } },
   camera: { kind: 'video', encodings: [...cameraEncodings], codecOptions: { videoGoogleStartBitrate: 1000 } },
-  // Worksheets and slides: one sharp layer, few frames.
-  screen: { kind: 'video', encodings: [{ maxBitrate: 1_500_000, maxFramerate: 15 }] },
+  // Worksheets and slides: one sharp layer, few frames; on a weak uplink frames go, not sharpness.
+  screen: {
+    kind: 'video',
+    encodings: [{ maxBitrate: 1_500_000, maxFramerate: 15 }],
+    degradationPreference: 'maintain-resolution',
+  },
 });
 
 /** Constraints the SDK captures with when `publishMicrophone()`/`publishCamera()` get no track. */

@@ -6,15 +6,23 @@
  */
 
 import type { NotificationHandlers, RoomNotification } from './notification-router.ts';
-import type {
-  AudioMode,
-  ChatMessage,
-  RaisedHand,
-  RoomInfo,
-  ServerNotifications,
-  SessionState,
+import {
+  type AudioMode,
+  type ChatMessage,
+  maxChatLength,
+  type RaisedHand,
+  type RoomInfo,
+  type ServerNotifications,
+  type SessionState,
 } from './protocol/index.ts';
 import { type ReceivedChatMessage, reportError, type SessionEvents } from './session-events.ts';
+
+/** Checks what `sendChat()` is given. @throws TypeError for an empty or too long `text`, or an empty `to`. */
+export function checkChatArguments(text: unknown, to: unknown): void {
+  if (typeof text !== 'string' || text.length === 0 || text.length > maxChatLength)
+    throw new TypeError(`text must be a string of 1 to ${maxChatLength} characters`);
+  if (typeof to !== 'string' || to.length === 0) throw new TypeError('to must be a non-empty string');
+}
 
 /** Opens chat messages of an E2EE room (e2ee/key-exchange.ts). */
 export interface ChatOpener {

@@ -1,16 +1,14 @@
 /**
  * `SessionClient`: one participant's place in a Haven session, from the browser: connect, join
- * (through the consent gate and the waiting room), publish, receive the others' tracks, and
- * survive drops (a rejoin within the server's grace, the same local tracks re-published in the
- * same muted state, every remote track received again). Here: the public API and the connection
- * state. Reconnection runs its own loop, not socket.io's (connection/reconnection.ts: a fresh
- * connection and token per attempt, a swappable {@link ReconnectPolicy}, stopped at the grace's
- * end or by a refusal retrying cannot fix, no request replayed on a later connection). Elsewhere:
- * join-flow.ts, notification-router.ts and session-routes.ts, room-view.ts, participants/,
- * moderation.ts and attendance.ts, e2ee/.
+ * (consent gate, waiting room), publish, receive the others' tracks, survive drops (a rejoin
+ * within the server's grace, local tracks re-published in the same muted state, remote tracks
+ * received again). Here: the public API and the connection. Reconnection runs its own loop, not
+ * socket.io's (connection/reconnection.ts). Elsewhere: join-flow.ts, notification-router.ts,
+ * session-routes.ts, room-view.ts, network-quality.ts, participants/, moderation.ts, e2ee/.
  */
 
 import type { ClientContext } from './client-context.ts';
+import { ClientState } from './client-state.ts';
 import { openSignaling } from './connection/node-url-provider.ts';
 import type { ReconnectPolicy } from './connection/reconnect-policy.ts';
 import { Reconnection } from './connection/reconnection.ts';
@@ -19,28 +17,29 @@ import { KeyExchange } from './e2ee/key-exchange.ts';
 import { HavenRequestError, InvalidStateError } from './errors.ts';
 import { JoinFlow } from './join-flow.ts';
 import { Moderation, ModerationState } from './moderation.ts';
+import { NetworkQuality } from './network-quality.ts';
 import { NotificationRouter } from './notification-router.ts';
 import { type ResolvedOptions, resolveOptions, type SessionClientOptions } from './options.ts';
 import { LocalMember } from './participants/local-member.ts';
 import type { LocalTrack } from './participants/local-track.ts';
 import type { LocalParticipant, RemoteParticipant } from './participants/participant.ts';
 import { RemoteMembers } from './participants/remote-members.ts';
-import {
-  type AudioMode,
-  type ChatAudience,
-  type ConsentInfo,
-  maxChatLength,
-  type RaisedHand,
-  type RequestName,
-  type RequestOf,
-  type ResponseOf,
-  type RoomInfo,
-  type TrackSource,
-  trackSources,
-  type WaitingInfo,
+import type {
+  AudioMode,
+  AudioOnlyState,
+  ChatAudience,
+  ConnectionQuality,
+  ConsentInfo,
+  RaisedHand,
+  RequestName,
+  RequestOf,
+  ResponseOf,
+  RoomInfo,
+  TrackSource,
+  WaitingInfo,
 } from './protocol/index.ts';
 import { TypedEmitter } from './protocol/typed-emitter.ts';
-import { RoomView } from './room-view.ts';
+import { checkChatArguments, RoomView } from './room-view.ts';
 import { type CloseReason, type ConnectionState, reportError, type SessionClientEvents } from './session-events.ts';
 import { sessionRoutes } from './session-routes.ts';
 import type { Signaling } from './signaling.ts';
@@ -57,7 +56,7 @@ import type { Signaling } from './signaling.ts';
  */
 export class SessionClient extends TypedEmitter<SessionClientEvents> {
   readonly #options: ResolvedOptions;
-  #state: ConnectionState = 'disconnected';
+  readonly #state = new ClientState(this);
   #signaling: Signaling | undefined;
   #leaving = false;
   /** The node said it hands the room over (`moved`): its disconnect is a drop, not an eviction. */
@@ -66,9 +65,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   #reconnection: Reconnection | undefined;
   readonly #context: ClientContext = {
     events: this,
-    state: () => this.#state,
-    setState: (state) => this.#setState(state),
-    assertState: (what, ...allowed) => this.#assertState(what, ...allowed),
+    ...this.#state.accessors(),
     signaling: () => this.#signaling,
     media: () => this.#join.media,
     receiving: () => this.#keys.receiving,
@@ -78,15 +75,16 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   readonly #keys: KeyExchange = KeyExchange.forBrowser({
     request: (name, payload) => this.#currentSignaling(`the ${name} request`).request(name, payload),
     onError: (error) => reportError(this, error),
-    activated: () => this.#state === 'joined' && this.#others.consumeAll(),
+    activated: () => this.#state.current === 'joined' && this.#others.consumeAll(),
   });
-  readonly #router = new NotificationRouter(() => this.#state === 'joined');
+  readonly #router = new NotificationRouter(() => this.#state.current === 'joined');
   readonly #view = new RoomView(this, this.#keys);
   readonly #moderationState = new ModerationState(this);
   /** This client: who it is and what it publishes. */
   readonly #self = new LocalMember(this.#context);
+  readonly #network = new NetworkQuality(this.#context, () => this.#self.id);
   /** Everyone else, and the tracks of theirs this client receives. */
-  readonly #others = new RemoteMembers(this.#context, () => this.#self.id);
+  readonly #others = new RemoteMembers(this.#context, () => this.#self.id, this.#network);
   readonly #parts = {
     events: this,
     router: this.#router,
@@ -95,6 +93,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     self: this.#self,
     others: this.#others,
     keys: this.#keys,
+    network: this.#network,
   };
   readonly #join: JoinFlow = new JoinFlow(this.#context, this.#parts);
 
@@ -118,7 +117,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
 
   /** Where the client is; see {@link ConnectionState}. Initially `'disconnected'`. */
   get connectionState(): ConnectionState {
-    return this.#state;
+    return this.#state.current;
   }
 
   /** The room, once joined. */
@@ -143,12 +142,12 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
 
   /** The consent text to accept, while the state is `consent` (else undefined). */
   get consent(): ConsentInfo | undefined {
-    return this.#state === 'consent' ? this.#join.consent : undefined;
+    return this.#state.current === 'consent' ? this.#join.consent : undefined;
   }
 
   /** What the waiting room says, while the state is `waiting` (else undefined). */
   get waitingInfo(): WaitingInfo | undefined {
-    return this.#state === 'waiting' ? this.#join.waitingInfo : undefined;
+    return this.#state.current === 'waiting' ? this.#join.waitingInfo : undefined;
   }
 
   /** `'controlled'` when participants may unmute only after a facilitator asked; default `'open'`. */
@@ -171,6 +170,26 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     return this.#view.hands;
   }
 
+  /** This client's connection quality, as the server measures it; `'excellent'` until told. */
+  get connectionQuality(): ConnectionQuality {
+    return this.#network.quality;
+  }
+
+  /** Whether this client receives audio only, and what turned it on; see {@link SessionClient.setAudioOnly}. */
+  get audioOnly(): Readonly<AudioOnlyState> {
+    return this.#network.audioOnly;
+  }
+
+  /**
+   * Receives audio only (`true`: video tracks get `pausedReason` `'audioOnly'`) or video again
+   * (`false` also stops a weak downlink's automatic audio-only until it recovered); then
+   * `audioOnlyChanged`. Sent on admission if called on the way there, and again after a rejoin.
+   * @throws TypeError for a non-boolean; InvalidStateError unless joined or on the way there.
+   */
+  setAudioOnly(enabled: boolean): Promise<void> {
+    return this.#network.setAudioOnly(enabled);
+  }
+
   /**
    * Connects to the server (the token is checked in the handshake).
    *
@@ -180,18 +199,18 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    *   `'disconnected'` again and `connect()` may be retried.
    */
   async connect(): Promise<void> {
-    this.#assertState('connect()', 'disconnected');
-    this.#setState('connecting');
+    this.#state.assert('connect()', 'disconnected');
+    this.#state.set('connecting');
     const signaling = await openSignaling(this.#options).catch((error) => {
-      if (this.#state === 'connecting') this.#setState('disconnected');
+      if (this.#state.current === 'connecting') this.#state.set('disconnected');
       throw error;
     });
-    if (this.#state !== 'connecting') {
+    if (this.#state.current !== 'connecting') {
       signaling.close();
       throw new InvalidStateError('the client was closed while connecting');
     }
     this.#attach(signaling);
-    this.#setState('connected');
+    this.#state.set('connected');
   }
 
   /**
@@ -209,9 +228,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    *   cannot encrypt (closed, reason `failed`); or the error the client closed with meanwhile.
    */
   async join(): Promise<void> {
-    this.#assertState('join()', 'connected');
-    const signaling = this.#currentSignaling('join()');
-    return this.#join.join(signaling);
+    this.#state.assert('join()', 'connected');
+    return this.#join.join(this.#currentSignaling('join()'));
   }
 
   /**
@@ -225,9 +243,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    *   and `consentRequired` fires with it: show it, then call `acceptConsent()` again.
    */
   async acceptConsent(): Promise<void> {
-    this.#assertState('acceptConsent()', 'consent');
-    const signaling = this.#currentSignaling('acceptConsent()');
-    await this.#join.acceptConsent(signaling);
+    this.#state.assert('acceptConsent()', 'consent');
+    await this.#join.acceptConsent(this.#currentSignaling('acceptConsent()'));
   }
 
   /** Raises this client's hand (`handRaised` follows, for it and the facilitators). */
@@ -251,11 +268,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    * @throws HavenRequestError `FORBIDDEN` if this token may not chat (or not privately).
    */
   async sendChat(text: string, to: ChatAudience | string = 'everyone'): Promise<string> {
-    if (typeof text !== 'string' || text.length === 0 || text.length > maxChatLength) {
-      throw new TypeError(`text must be a string of 1 to ${maxChatLength} characters`);
-    }
-    if (typeof to !== 'string' || to.length === 0) throw new TypeError('to must be a non-empty string');
-    this.#assertState('sendChat()', 'joined');
+    checkChatArguments(text, to);
+    this.#state.assert('sendChat()', 'joined');
     const sent = this.#keys.enabled ? await this.#keys.sealChat(text, to) : text;
     return (await this.#request('sendChat()', 'sendChat', { text: sent, to })).messageId;
   }
@@ -330,7 +344,6 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    * @throws TypeError if `source` is not `'microphone'`, `'camera'` or `'screen'`.
    */
   async unpublish(source: TrackSource): Promise<void> {
-    if (!trackSources.includes(source)) throw new TypeError(`source must be one of ${trackSources.join(', ')}`);
     await this.#self.unpublish(source);
   }
 
@@ -340,27 +353,14 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    * state; idempotent.
    */
   async leave(): Promise<void> {
-    if (this.#state === 'closed') return;
+    if (this.#state.current === 'closed') return;
     this.#leaving = true;
     const signaling = this.#signaling;
-    if (signaling?.connected && (this.#state === 'joined' || this.#state === 'waiting' || this.#state === 'consent')) {
+    if (signaling?.connected && this.#state.is('joined', 'waiting', 'consent')) {
       // Closing anyway on a failure: the server lets the place go when the connection drops.
       await signaling.request('leave', {}).catch(() => {});
     }
     this.#close('left');
-  }
-
-  #setState(state: ConnectionState): void {
-    const previous = this.#state;
-    if (previous === state) return;
-    this.#state = state;
-    this.safeEmit('connectionStateChanged', state, previous);
-  }
-
-  #assertState(what: string, ...allowed: ConnectionState[]): void {
-    if (allowed.includes(this.#state)) return;
-    if (this.#state === 'closed') throw new InvalidStateError(`${what}: this client is closed; create a new one`);
-    throw new InvalidStateError(`${what} needs the state ${allowed.join(' or ')}, not '${this.#state}'`);
   }
 
   #currentSignaling(what: string): Signaling {
@@ -370,7 +370,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
 
   /** Sends a request that needs the client in the room. */
   #request<K extends RequestName>(what: string, name: K, payload: RequestOf<K>): Promise<ResponseOf<K>> {
-    this.#assertState(what, 'joined');
+    this.#state.assert(what, 'joined');
     return this.#currentSignaling(what).request(name, payload);
   }
 
@@ -382,26 +382,26 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     signaling.on('moved', () => {
       if (signaling === this.#signaling) this.#moved = true;
     });
-    const current = () => signaling === this.#signaling && this.#state !== 'closed';
+    const current = () => signaling === this.#signaling && this.#state.current !== 'closed';
     this.#router.attach(signaling, current, sessionRoutes(signaling, this.#join, this.#parts));
   }
 
   #onDisconnected(signaling: Signaling, reason: string): void {
     if (signaling !== this.#signaling) return;
     this.#signaling = undefined;
-    if (this.#state === 'closed') return;
+    if (this.#state.current === 'closed') return;
     const moved = this.#moved;
     this.#moved = false;
     if (this.#leaving || (reason === 'io server disconnect' && !moved)) {
       this.#close(this.#leaving ? 'left' : 'serverDisconnect');
       return;
     }
-    const state = this.#state;
+    const state = this.#state.current;
     if (state === 'reconnecting') return; // The attempt in flight fails and the loop goes on.
     if (state === 'connected' || (state === 'joining' && !this.#join.placed)) {
       // Nothing to get back: a join() in flight fails with DISCONNECTED.
       this.#router.release();
-      this.#setState('disconnected');
+      this.#state.set('disconnected');
       return;
     }
     // In the room, at the consent gate, in the waiting room, or on the way between them.
@@ -412,10 +412,10 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   /** Gets the place back (see connection/reconnection.ts). */
   async #reconnect(policy: ReconnectPolicy): Promise<void> {
     this.#router.reset();
-    this.#setState('reconnecting');
+    this.#state.set('reconnecting');
     // A finished reconnection is kept until the next one: stopping it then does nothing.
     this.#reconnection = new Reconnection(policy, this.#join.graceMs, {
-      reconnecting: () => this.#state === 'reconnecting',
+      reconnecting: () => this.#state.current === 'reconnecting',
       tokenRefreshes: typeof this.#options.token === 'function',
       open: () => openSignaling(this.#options),
       attach: (signaling) => this.#attach(signaling),
@@ -432,7 +432,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
 
   /** Releases everything and enters `closed` for good. Idempotent. */
   #close(reason: CloseReason, error?: Error): void {
-    if (this.#state === 'closed') return;
+    if (this.#state.current === 'closed') return;
     this.#reconnection?.stop();
     this.#router.reset();
     const signaling = this.#signaling;
@@ -442,7 +442,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     this.#others.clear();
     this.#keys.close();
     signaling?.close();
-    this.#setState('closed');
+    this.#state.set('closed');
     this.#join.rejectAdmission(error ?? new InvalidStateError(`the client closed (${reason}) before being admitted`));
     this.safeEmit('closed', reason, error);
   }

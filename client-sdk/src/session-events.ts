@@ -5,7 +5,10 @@ import type { RemoteParticipant } from './participants/participant.ts';
 import type { RemoteTrack } from './participants/remote-track.ts';
 import type {
   AudioMode,
+  AudioOnlyState,
   ChatMessage,
+  ConnectionQuality,
+  ConnectionQualityReason,
   ConsentInfo,
   LeaveReason,
   RaisedHand,
@@ -92,7 +95,10 @@ export type SessionClientEvents = {
   trackSubscribed: [track: RemoteTrack, participant: RemoteParticipant];
   /** A remote track stopped (unpublished, its owner left, reconnection, or close): detach it. */
   trackUnsubscribed: [track: RemoteTrack, participant: RemoteParticipant];
-  /** A remote track was muted or unmuted by its publisher (`track.paused`). */
+  /**
+   * A remote track was muted or unmuted by its publisher (`track.paused`), or the server held it
+   * back from this client or sends it again (`track.pausedReason`).
+   */
   trackUpdated: [track: RemoteTrack, participant: RemoteParticipant];
   /** A local track was published. */
   localTrackPublished: [track: LocalTrack];
@@ -156,6 +162,19 @@ export type SessionClientEvents = {
   chatMessage: [message: ReceivedChatMessage];
   /** A facilitator deleted a chat message: remove it from view. */
   chatMessageDeleted: [messageId: string];
+  /**
+   * Someone's connection quality changed (this client's own: `client.connectionQuality`; someone
+   * else's: `participant.connectionQuality`); `reason` says which way it is weak, null when
+   * `excellent`. Also emitted on admission for what differs from what the client knew.
+   */
+  connectionQualityChanged: [participantId: string, quality: ConnectionQuality, reason: ConnectionQualityReason | null];
+  /** This client now receives audio only, or video again (`client.audioOnly`, the same object). */
+  audioOnlyChanged: [state: Readonly<AudioOnlyState>];
+  /**
+   * A facilitator (id `by`) suggests receiving audio only: show it; only the person turns it on
+   * (`setAudioOnly(true)`).
+   */
+  audioOnlySuggested: [suggestion: { by: string }];
   /** The client closed for good; `error` says what made a reconnection fail. */
   closed: [reason: CloseReason, error: Error | undefined];
   /** A failure no call awaits (receiving a track, an ICE restart, a rejoin step). */

@@ -1,12 +1,14 @@
 /**
  * Which part of a SessionClient handles each server notification: the room view, moderation,
- * this client, everyone else, the key exchange of an E2EE room, the join flow; a notification about a participant goes to this
+ * this client, everyone else, the key exchange of an E2EE room, the network's quality and
+ * audio-only, the join flow; a notification about a participant goes to this
  * client's record or to the others' depending on whom it names. When it is handled is the
  * router's business (notification-router.ts).
  */
 import type { KeyExchange } from './e2ee/key-exchange.ts';
 import type { JoinFlow } from './join-flow.ts';
 import type { ModerationState } from './moderation.ts';
+import type { NetworkQuality } from './network-quality.ts';
 import type { NotificationRoutes } from './notification-router.ts';
 import type { LocalMember } from './participants/local-member.ts';
 import type { RemoteMembers } from './participants/remote-members.ts';
@@ -22,11 +24,12 @@ export interface SessionParts {
   readonly self: LocalMember;
   readonly others: RemoteMembers;
   readonly keys: KeyExchange;
+  readonly network: NetworkQuality;
 }
 
 /** Which part handles each notification of `signaling`. */
 export function sessionRoutes(signaling: Signaling, join: JoinFlow, parts: SessionParts): NotificationRoutes {
-  const { events, self, others } = parts;
+  const { events, self, others, network } = parts;
   const { stage, final, mediaReset } = join.handlers(signaling);
   return {
     room: {
@@ -35,11 +38,15 @@ export function sessionRoutes(signaling: Signaling, join: JoinFlow, parts: Sessi
       ...others.handlers(),
       ...self.handlers(),
       ...parts.keys.handlers(),
+      ...network.handlers(),
       mediaReset,
       // About this client, or someone else:
       participantLeft: ({ participantId, reason }) => {
         if (participantId === self.id) join.onSelfLeft(reason);
-        else others.remove(participantId, reason);
+        else {
+          others.remove(participantId, reason);
+          network.forget(participantId);
+        }
       },
       trackUpdated: (info) => {
         if (info.participantId === self.id) self.applyServerTrackUpdate(info);

@@ -25,7 +25,7 @@ function recorder() {
 
 function admission(overrides: Partial<SessionState> = {}): SessionState {
   return {
-    room: { id: 'grp-1', kind: 'group', title: 'Tuesday group', e2ee: false },
+    room: { id: 'grp-1', kind: 'group', title: 'Tuesday group', e2ee: false, shareConnectionQuality: false },
     self: { id: 'me', name: 'Me', role: 'facilitator', tracks: [] },
     capabilities: { publishAudio: true, publishVideo: true, publishScreen: true, chat: true },
     participants: [],
@@ -41,6 +41,8 @@ function admission(overrides: Partial<SessionState> = {}): SessionState {
       { participantId: 'early', raisedAt: 100 },
     ],
     waiting: [{ participantId: 'w-1', name: 'Waiting one', waitingSince: 50 }],
+    connectionQuality: [],
+    audioOnly: { enabled: false, reason: null },
     ...overrides,
   };
 }

@@ -153,6 +153,7 @@ test('RemoteTrack.setPreferredSize: checked, rounded, clamped, sent once per siz
     source: 'camera' as const,
     track: {} as MediaStreamTrack,
     paused: false,
+    pausedReason: null,
     ended: false,
     preferredSize: undefined,
     sendPreferredSize: async (width: number, height: number) => {
@@ -465,7 +466,7 @@ const routerRtpCapabilities = {
 
 function sessionState(overrides: Partial<SessionState> = {}): SessionState {
   return {
-    room: { id: 'grp-1', kind: 'group', title: 'Tuesday group', e2ee: false },
+    room: { id: 'grp-1', kind: 'group', title: 'Tuesday group', e2ee: false, shareConnectionQuality: false },
     self: { id: 'p-1', name: 'Pat', role: 'participant', tracks: [] },
     capabilities: { publishAudio: true, publishVideo: true, publishScreen: false, chat: true },
     participants: [{ id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [] }],
@@ -478,6 +479,8 @@ function sessionState(overrides: Partial<SessionState> = {}): SessionState {
     spotlight: null,
     hands: [],
     waiting: [],
+    connectionQuality: [],
+    audioOnly: { enabled: false, reason: null },
     ...overrides,
   };
 }
@@ -995,7 +998,7 @@ test('in an E2EE room without a key: nothing is published or received, chat wait
       ok({
         stage: 'admitted',
         session: sessionState({
-          room: { id: 'grp-1', kind: 'group', title: 'Encrypted group', e2ee: true },
+          room: { id: 'grp-1', kind: 'group', title: 'Encrypted group', e2ee: true, shareConnectionQuality: false },
           participants: [{ id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [track as never] }],
           e2ee: roster,
         }),

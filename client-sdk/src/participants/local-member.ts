@@ -13,8 +13,10 @@ import {
   sourceCapability,
   type TrackInfo,
   type TrackSource,
+  trackSources,
 } from '../protocol/index.ts';
 import { captureTrack, publishPresets } from '../publish-presets.ts';
+import { applySenderPreferences } from '../sender-preferences.ts';
 import { reportError } from '../session-events.ts';
 import { LocalPublication } from './local-publication.ts';
 import type { LocalTrack } from './local-track.ts';
@@ -59,13 +61,17 @@ export class LocalMember {
   }
 
   /** The handlers of the notifications about this client's own tracks. */
-  handlers(): NotificationHandlers<'mutedByFacilitator' | 'unmuteRequested'> {
+  handlers(): NotificationHandlers<'mutedByFacilitator' | 'unmuteRequested' | 'publisherLayers'> {
     const { events } = this.#host;
     return {
       mutedByFacilitator: ({ source, producerId }) => {
         if (this.#applyFacilitatorMute(source, producerId)) events.safeEmit('mutedByFacilitator', source);
       },
       unmuteRequested: ({ by }) => events.safeEmit('unmuteRequested', by),
+      // Dynacast: an unknown (or replaced) producer's layers are nobody's business here.
+      publisherLayers: ({ producerId, maxSpatialLayer }) => {
+        for (const publication of this.#publications.values()) publication.limitLayers(producerId, maxSpatialLayer);
+      },
     };
   }
 
@@ -147,6 +153,7 @@ export class LocalMember {
 
   /** Stops publishing `source`, if it is published. */
   async unpublish(source: TrackSource): Promise<void> {
+    if (!trackSources.includes(source)) throw new TypeError(`source must be one of ${trackSources.join(', ')}`);
     const publication = this.#publications.get(source);
     if (publication) await this.#unpublish(publication);
   }
@@ -225,6 +232,7 @@ export class LocalMember {
       if (publication.producer === producer)
         this.#unpublish(publication).catch((error) => reportError(this.#host.events, error));
     });
+    await applySenderPreferences(producer, publication.preset);
     await publication.syncPaused();
   }
 

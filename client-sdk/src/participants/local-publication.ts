@@ -132,6 +132,21 @@ export class LocalPublication {
     this.#serverPaused = false;
   }
 
+  /**
+   * Dynacast (`publisherLayers`): sends simulcast encodings 0 to `maxSpatialLayer` of producer
+   * `producerId` and turns the others off, nobody receiving them. False unless that is this
+   * publication's live producer. Not reapplied on a new producer: it starts with every encoding
+   * on, and the server says again what it needs.
+   */
+  limitLayers(producerId: string, maxSpatialLayer: number): boolean {
+    const producer = this.#producer;
+    if (!producer || producer.closed || producer.id !== producerId || producer.kind !== 'video') return false;
+    if (!Number.isInteger(maxSpatialLayer) || maxSpatialLayer < 0) return false;
+    // mediasoup-client renegotiates on the send transport's queue; a failure there leaves the layers as they were.
+    producer.setMaxSpatialLayer(maxSpatialLayer).catch(() => {});
+    return true;
+  }
+
   /** Makes the server's paused state match `enabled`. */
   async syncPaused(): Promise<void> {
     const producer = this.#producer;

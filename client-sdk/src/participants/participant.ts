@@ -3,7 +3,7 @@
  * this client's member record (local-member.ts) and the registry of everyone else
  * (remote-members.ts); the `*State` records are not exported from the package.
  */
-import type { Capabilities, Role, TrackSource } from '../protocol/index.ts';
+import type { Capabilities, ConnectionQuality, Role, TrackSource } from '../protocol/index.ts';
 import type { LocalTrack } from './local-track.ts';
 import type { RemoteTrack } from './remote-track.ts';
 
@@ -58,6 +58,8 @@ export class LocalParticipant extends Participant<LocalParticipantState> {
 /** @internal State behind a {@link RemoteParticipant}. */
 export interface RemoteParticipantState extends ParticipantState {
   tracks: Map<string, RemoteTrack>;
+  /** Their connection quality as this client knows it (network-quality.ts). */
+  connectionQuality: () => ConnectionQuality | undefined;
 }
 
 /** Someone else in the room. */
@@ -65,6 +67,14 @@ export class RemoteParticipant extends Participant<RemoteParticipantState> {
   /** Their tracks this client receives, by producer id. */
   get tracks(): ReadonlyMap<string, RemoteTrack> {
     return this.state.tracks;
+  }
+  /**
+   * How well their connection carries the session, as the server measures it; undefined when this
+   * client may not see it (only facilitators see everyone's, unless the room has
+   * `shareConnectionQuality`). `connectionQualityChanged` tells of changes.
+   */
+  get connectionQuality(): ConnectionQuality | undefined {
+    return this.state.connectionQuality();
   }
   /** Their received track from `source`, if any. */
   getTrack(source: TrackSource): RemoteTrack | undefined {

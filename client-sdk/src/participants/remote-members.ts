@@ -7,13 +7,24 @@
 import type { ClientContext } from '../client-context.ts';
 import { HavenRequestError, isConnectionLoss } from '../errors.ts';
 import type { NotificationHandlers } from '../notification-router.ts';
-import type { LeaveReason, ParticipantInfo, TrackInfo } from '../protocol/index.ts';
+import type {
+  ConnectionQuality,
+  ConsumerPauseReason,
+  LeaveReason,
+  ParticipantInfo,
+  TrackInfo,
+} from '../protocol/index.ts';
 import { reportError } from '../session-events.ts';
 import { RemoteParticipant, type RemoteParticipantState } from './participant.ts';
 import { RemoteSubscription } from './remote-subscription.ts';
 
 /** What {@link RemoteMembers} need of the client they belong to. */
 export type RemoteMembersHost = Pick<ClientContext, 'events' | 'media' | 'state' | 'receiving'>;
+
+/** Where someone's connection quality is known. */
+export interface QualityLookup {
+  qualityOf(participantId: string): ConnectionQuality | undefined;
+}
 
 export class RemoteMembers {
   readonly #host: RemoteMembersHost;
@@ -23,10 +34,15 @@ export class RemoteMembers {
   readonly #participants = new Map<string, RemoteParticipant>();
   /** By producer id. */
   readonly #subscriptions = new Map<string, RemoteSubscription>();
+  /** Why the server holds back a consumer of this media session, by consumer id (it may say so before the consumer is up). */
+  readonly #pauseReasons = new Map<string, ConsumerPauseReason>();
+  readonly #qualities: QualityLookup | undefined;
 
-  constructor(host: RemoteMembersHost, selfId: () => string | undefined) {
+  /** @param qualities - someone's connection quality, where this client may see it (network-quality.ts). */
+  constructor(host: RemoteMembersHost, selfId: () => string | undefined, qualities?: QualityLookup) {
     this.#host = host;
     this.#selfId = selfId;
+    this.#qualities = qualities;
   }
 
   /** The app's views, by participant id. */
@@ -35,12 +51,15 @@ export class RemoteMembers {
   }
 
   /** The handlers of the notifications only they are concerned by. */
-  handlers(): NotificationHandlers<'participantJoined' | 'trackPublished' | 'trackUnpublished' | 'consumerClosed'> {
+  handlers(): NotificationHandlers<
+    'participantJoined' | 'trackPublished' | 'trackUnpublished' | 'consumerClosed' | 'consumerPaused'
+  > {
     return {
       participantJoined: (info) => this.join(info),
       trackPublished: (info) => this.subscribe(info),
       trackUnpublished: ({ producerId }) => this.unpublished(producerId),
       consumerClosed: ({ consumerId }) => this.consumerClosed(consumerId),
+      consumerPaused: ({ consumerId, reason }) => this.consumerPaused(consumerId, reason),
     };
   }
 
@@ -128,6 +147,18 @@ export class RemoteMembers {
     }
   }
 
+  /** The server holds back one of this client's consumers (its downlink, audio-only), or sends it again (null). */
+  consumerPaused(consumerId: string, reason: ConsumerPauseReason | null): void {
+    if (reason === null) this.#pauseReasons.delete(consumerId);
+    else this.#pauseReasons.set(consumerId, reason);
+    for (const subscription of this.#subscriptions.values()) {
+      if (subscription.consumer?.id !== consumerId || !subscription.remote) continue;
+      const participant = this.#participants.get(subscription.participantId);
+      if (subscription.setPausedReason(reason) && participant)
+        this.#host.events.safeEmit('trackUpdated', subscription.remote, participant);
+    }
+  }
+
   /** A remote track was muted or unmuted by its publisher (a track not known yet is subscribed). */
   updated(info: TrackInfo): void {
     const subscription = this.#subscriptions.get(info.producerId);
@@ -150,6 +181,7 @@ export class RemoteMembers {
   /** Every consumer closed (`trackUnsubscribed`), the subscriptions kept to be received again. */
   dropConsumers(): void {
     for (const subscription of this.#subscriptions.values()) this.#dropConsumer(subscription);
+    this.#pauseReasons.clear();
   }
 
   /** Every subscription forgotten (their tracks end): the media session is gone. */
@@ -159,6 +191,7 @@ export class RemoteMembers {
       this.#dropConsumer(subscription);
     }
     this.#subscriptions.clear();
+    this.#pauseReasons.clear();
   }
 
   /** The client closed (tracks already forgotten): nobody left in view, without events. */
@@ -174,7 +207,13 @@ export class RemoteMembers {
       known.role = info.role;
       return;
     }
-    const state: RemoteParticipantState = { id: info.id, name: info.name, role: info.role, tracks: new Map() };
+    const state: RemoteParticipantState = {
+      id: info.id,
+      name: info.name,
+      role: info.role,
+      tracks: new Map(),
+      connectionQuality: () => this.#qualities?.qualityOf(info.id),
+    };
     const participant = new RemoteParticipant(state);
     this.#states.set(info.id, state);
     this.#participants.set(info.id, participant);
@@ -202,7 +241,7 @@ export class RemoteMembers {
         consumer.close();
         return;
       }
-      const remote = subscription.receive(consumer, response, media);
+      const remote = subscription.receive(consumer, response, media, this.#pauseReasons.get(consumer.id) ?? null);
       state.tracks.set(producerId, remote);
       this.#host.events.safeEmit('trackSubscribed', remote, participant);
       subscription.restorePreferredSize();
@@ -222,6 +261,8 @@ export class RemoteMembers {
 
   /** Closes the subscription's consumer, if any, and emits `trackUnsubscribed`. */
   #dropConsumer(subscription: RemoteSubscription): void {
+    const consumerId = subscription.consumer?.id;
+    if (consumerId) this.#pauseReasons.delete(consumerId);
     const remote = subscription.drop();
     if (!remote) return;
     this.#states.get(remote.participantId)?.tracks.delete(remote.producerId);

@@ -5,7 +5,7 @@
  */
 import type { Consumer } from 'mediasoup-client/types';
 import type { MediaSession } from '../media-session.ts';
-import type { ConsumeResponse, TrackInfo } from '../protocol/index.ts';
+import type { ConsumeResponse, ConsumerPauseReason, TrackInfo } from '../protocol/index.ts';
 import { RemoteTrack, type RemoteTrackState } from './remote-track.ts';
 
 export class RemoteSubscription {
@@ -63,8 +63,16 @@ export class RemoteSubscription {
     return !this.#removed && !this.#consumer && this.consumingOn !== media;
   }
 
-  /** The consumer is up: a new RemoteTrack. */
-  receive(consumer: Consumer, response: ConsumeResponse, media: MediaSession): RemoteTrack {
+  /**
+   * The consumer is up: a new RemoteTrack, held back by the server for `pausedReason` (a
+   * `consumerPaused` may come before the consumer is up here).
+   */
+  receive(
+    consumer: Consumer,
+    response: ConsumeResponse,
+    media: MediaSession,
+    pausedReason: ConsumerPauseReason | null = null,
+  ): RemoteTrack {
     const { producerId, participantId } = this.#info;
     const remoteState: RemoteTrackState = {
       consumerId: consumer.id,
@@ -74,6 +82,7 @@ export class RemoteSubscription {
       source: response.source,
       track: consumer.track,
       paused: this.#info.paused,
+      pausedReason,
       ended: false,
       preferredSize: undefined,
       sendPreferredSize: async (width, height) => {
@@ -99,6 +108,14 @@ export class RemoteSubscription {
     const state = this.#remoteState;
     if (!this.#remote || !state || state.paused === paused) return false;
     state.paused = paused;
+    return true;
+  }
+
+  /** The server holds its consumer back, or sends it again (null): whether that changed (then `trackUpdated` is due). */
+  setPausedReason(reason: ConsumerPauseReason | null): boolean {
+    const state = this.#remoteState;
+    if (!this.#remote || !state || state.pausedReason === reason) return false;
+    state.pausedReason = reason;
     return true;
   }
 

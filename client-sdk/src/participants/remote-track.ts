@@ -1,5 +1,5 @@
 /** What the app sees of a received track; its state is owned by its subscription (remote-subscription.ts). */
-import type { MediaKind, TrackSource } from '../protocol/index.ts';
+import type { ConsumerPauseReason, MediaKind, TrackSource } from '../protocol/index.ts';
 
 /** @internal State behind a {@link RemoteTrack}. */
 export interface RemoteTrackState {
@@ -10,6 +10,8 @@ export interface RemoteTrackState {
   source: TrackSource;
   track: MediaStreamTrack;
   paused: boolean;
+  /** Why the server holds it back from this client, or null while it sends it. */
+  pausedReason: ConsumerPauseReason | null;
   ended: boolean;
   /** Last size sent with `setPreferredSize`. */
   preferredSize: { width: number; height: number } | undefined;
@@ -48,6 +50,15 @@ export class RemoteTrack {
   /** True while its publisher has it muted (nothing flows; show an avatar instead of black). */
   get paused(): boolean {
     return this.#state.paused;
+  }
+  /**
+   * Why the server does not send this video to this client now, while its publisher does send
+   * it: `'bandwidth'` (this client's downlink cannot carry it: show "video paused: weak
+   * connection"), `'audioOnly'` (this client receives audio only); null while it is sent. Audio is
+   * never held back. `trackUpdated` is emitted when it changes.
+   */
+  get pausedReason(): ConsumerPauseReason | null {
+    return this.#state.pausedReason;
   }
   /** True once unsubscribed (`trackUnsubscribed` was emitted); the track then ends. */
   get ended(): boolean {
