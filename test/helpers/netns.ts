@@ -18,6 +18,16 @@ export interface Netns {
   hostAddress: string;
   /** The namespace's end of the veth pair. */
   nsAddress: string;
+  /** This host's veth link (in the host's namespace): what it sends leaves towards the namespace. */
+  hostLink: string;
+  /** The namespace's veth link (inside the namespace): what it sends leaves towards this host. */
+  nsLink: string;
+  /**
+   * Limits the link to `kbit` kbit/s in one direction with a token bucket (`tbf`), replacing
+   * any earlier limit in that direction; `null` removes it. `down` shapes what the namespace
+   * receives (the host link's egress), `up` what it sends (the namespace link's egress).
+   */
+  shape(direction: 'down' | 'up', kbit: number | null): Promise<void>;
   /** Deletes the veth pair and the namespace. Idempotent. */
   remove(): Promise<void>;
 }
@@ -50,6 +60,36 @@ async function inUse(): Promise<string> {
 
 async function ip(...args: string[]): Promise<void> {
   await run('ip', args);
+}
+
+/**
+ * The `tbf` parameters for `kbit`. A bucket of 4 KB (two or three full packets) at home-link
+ * rates: a real bottleneck lets little through at line rate, and a larger bucket would let a
+ * video keyframe slip past the limit. Above ~3 Mbit/s the bucket holds 10 ms of the rate, as the
+ * kernel needs at least rate/HZ bytes to reach the rate at all. `latency 200ms` bounds the
+ * queue at 200 ms of the rate (7.5 KB at 300 kbit/s), as a home router's or a cellular link's
+ * buffer does; what would wait longer is dropped, which is what a sender's congestion control
+ * reacts to.
+ */
+function tbfArgs(kbit: number): string[] {
+  const burstBytes = Math.max(4096, Math.ceil((kbit * 1000) / 8 / 100));
+  return ['tbf', 'rate', `${kbit}kbit`, 'burst', String(burstBytes), 'latency', '200ms'];
+}
+
+/** `tc` on `link`, in namespace `netns` when given. */
+async function shapeLink(link: string, netns: string | undefined, kbit: number | null): Promise<void> {
+  if (kbit !== null && !(Number.isFinite(kbit) && kbit > 0)) {
+    throw new TypeError(`shape: the rate must be a positive number of kbit/s or null, not ${kbit}`);
+  }
+  const tc = (...args: string[]) => run('tc', [...(netns ? ['-n', netns] : []), 'qdisc', ...args]);
+  if (kbit === null) {
+    await tc('del', 'dev', link, 'root').catch((err: { stderr?: string }) => {
+      // The veth's own `noqueue` (never shaped, or removed already): nothing to remove.
+      if (!/handle of zero/.test(err.stderr ?? '')) throw err;
+    });
+    return;
+  }
+  await tc('replace', 'dev', link, 'root', ...tbfArgs(kbit));
 }
 
 /**
@@ -97,6 +137,10 @@ export async function createNetns(): Promise<Netns> {
       name,
       hostAddress,
       nsAddress,
+      hostLink,
+      nsLink,
+      shape: (direction, kbit) =>
+        direction === 'down' ? shapeLink(hostLink, undefined, kbit) : shapeLink(nsLink, name, kbit),
       async remove() {
         if (!live.delete(name)) return;
         await run('ip', ['link', 'del', hostLink]).catch(() => {});
