@@ -123,9 +123,11 @@ function same(a: QualityVerdict, b: QualityVerdict): boolean {
 }
 
 /**
- * The quality shown for one member: a change is shown once enough consecutive samples agree on
- * it (`downgradeSamples` for a worse one or a new reason, `upgradeSamples` for a better one), as
- * the mildest change all of them agree on, so one bad second or one good one changes nothing.
+ * The quality shown for one member: a change is shown once enough consecutive samples call for
+ * it, so one bad second or one good one changes nothing. A downgrade (or a new reason) needs
+ * `downgradeSamples` samples worse than shown and shows the latest of them (a link going bad
+ * must reach facilitators fast: a first sample often covers only part of the bad interval); an
+ * upgrade needs `upgradeSamples` better ones and shows the least good of them (no flapping back).
  */
 export class QualityTracker {
   #shown: QualityVerdict = excellent;
@@ -149,11 +151,9 @@ export class QualityTracker {
     this.#streak.push(measured);
     const needed = direction === 'worse' ? downgradeSamples : upgradeSamples;
     if (this.#streak.length < needed) return undefined;
-    const agreed = this.#streak.slice(-needed);
-    // Worse: the least bad of them; better: the least good. Ties go to the latest (its reason).
-    const pick = (a: QualityVerdict, b: QualityVerdict) =>
-      direction === 'worse' ? (rank[b.quality] <= rank[a.quality] ? b : a) : rank[b.quality] >= rank[a.quality] ? b : a;
-    const next = agreed.reduce(pick);
+    if (direction === 'worse') return this.force(measured);
+    // The least good of the better ones; ties go to the latest (its reason).
+    const next = this.#streak.slice(-needed).reduce((a, b) => (rank[b.quality] >= rank[a.quality] ? b : a));
     return this.force(next);
   }
 
