@@ -7,7 +7,12 @@
  * the room's business (server/rooms/connection-quality-feed.ts).
  */
 import type { Consumer, Producer, Transport } from 'mediasoup/node/lib/types.js';
-import type { ConnectionQuality, ConnectionQualityReason, TrackSource } from '../../client-sdk/src/protocol/index.ts';
+import type {
+  AudioOnlyState,
+  ConnectionQuality,
+  ConnectionQualityReason,
+  TrackSource,
+} from '../../client-sdk/src/protocol/index.ts';
 import type { DownlinkEstimate } from './downlink-allocator.ts';
 import type { LayerRate, TrackRate } from './track-rates.ts';
 
@@ -19,8 +24,9 @@ import type { LayerRate, TrackRate } from './track-rates.ts';
  * - excellent: loss < 2 %, RTT < 300 ms, jitter < 30 ms, the estimate covers what is wanted, and
  *   every simulcast layer that should arrive does. Opus with FEC and a jitter buffer hide this.
  * - good: loss < 8 %, RTT < 600 ms, jitter < 100 ms, the estimate at least half of what is wanted:
- *   speech stays clear, video drops a layer or a few frames.
- * - poor: worse than that, or a camera that is on but of which nothing arrives: speech breaks up.
+ *   speech stays clear, video drops a layer or a few frames, or some tiles are held back.
+ * - poor: worse than that, a camera that is on but of which nothing arrives, or a downlink so weak
+ *   that it gets audio only: speech breaks up, or would without speech first.
  * - lost: the signaling connection is down, or nothing arrived on the media transports for 5 s.
  */
 export const excellentMaxLoss = 0.02;
@@ -56,6 +62,12 @@ export interface DirectionSample {
   bandwidthRatio?: number;
   /** Upload: some simulcast layers that should arrive do not (`some`), or nothing at all does (`all`). */
   missingLayers?: 'some' | 'all';
+  /**
+   * Download: the downlink allocator holds video tiles back for bandwidth (`held`), or the
+   * receiver gets audio only because of it (`audioOnly`). Once it has, the estimate covers what
+   * is still sent, so only this tells how much is missing.
+   */
+  heldBack?: 'held' | 'audioOnly';
 }
 
 /** One sample of a member's media; a direction is absent when nothing was there to measure. */
@@ -80,9 +92,10 @@ const rank: Record<ConnectionQuality, number> = { excellent: 0, good: 1, poor: 2
 /** The level of one direction. */
 export function classifyDirection(sample: DirectionSample | undefined): 'excellent' | 'good' | 'poor' {
   if (!sample) return 'excellent';
-  const { loss = 0, rttMs = 0, jitterMs = 0, bandwidthRatio = 1, missingLayers } = sample;
+  const { loss = 0, rttMs = 0, jitterMs = 0, bandwidthRatio = 1, missingLayers, heldBack } = sample;
   if (
     missingLayers === 'all' ||
+    heldBack === 'audioOnly' ||
     loss >= goodMaxLoss ||
     rttMs >= goodMaxRttMs ||
     jitterMs >= goodMaxJitterMs ||
@@ -92,6 +105,7 @@ export function classifyDirection(sample: DirectionSample | undefined): 'excelle
   }
   if (
     missingLayers === 'some' ||
+    heldBack === 'held' ||
     loss >= excellentMaxLoss ||
     rttMs >= excellentMaxRttMs ||
     jitterMs >= excellentMaxJitterMs ||
@@ -180,6 +194,8 @@ export interface SampledMedia {
   readonly tracks: ReadonlyMap<string, { producer: Producer; source: TrackSource }>;
   readonly consumers: ReadonlyMap<string, Consumer>;
   downlinkEstimate(): DownlinkEstimate | undefined;
+  /** What the downlink allocator holds back for bandwidth (`heldForBandwidth`: video tiles). */
+  readonly downlink: { readonly audioOnly: AudioOnlyState; readonly heldForBandwidth?: number };
 }
 
 /** The worst (largest) of numbers, undefined when there are none. */
@@ -286,7 +302,10 @@ export class MediaQualitySampler {
     const flowing = [...media.consumers.values()].filter((c) => !c.closed && !c.paused && !c.producerPaused);
     const estimate = media.downlinkEstimate();
     const fresh = estimate && now - estimate.updatedAt < estimateStaleMs ? estimate : undefined;
-    if (flowing.length === 0 && !fresh) return undefined;
+    const { audioOnly, heldForBandwidth = 0 } = media.downlink;
+    const heldBack =
+      audioOnly.enabled && audioOnly.reason === 'bandwidth' ? 'audioOnly' : heldForBandwidth > 0 ? 'held' : undefined;
+    if (flowing.length === 0 && !fresh && !heldBack) return undefined;
     const start = this.#consumerTurn % Math.max(1, flowing.length);
     this.#consumerTurn = start + consumersPerSample;
     const picked = [...flowing, ...flowing].slice(start, start + Math.min(consumersPerSample, flowing.length));
@@ -298,6 +317,7 @@ export class MediaQualitySampler {
       rttMs: worst(outbound.map((s) => s.roundTripTime)),
     };
     if (fresh && fresh.desiredBitrate > 0) sample.bandwidthRatio = fresh.availableBitrate / fresh.desiredBitrate;
+    if (heldBack) sample.heldBack = heldBack;
     return sample;
   }
 }

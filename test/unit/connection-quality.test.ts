@@ -37,6 +37,8 @@ test('thresholds: excellent, good and poor by loss, round trip, jitter, bandwidt
   assert.is(classifyDirection({ rttMs: 800 }), 'poor');
   assert.is(classifyDirection({ bandwidthRatio: 0.3 }), 'poor');
   assert.is(classifyDirection({ missingLayers: 'all' }), 'poor');
+  assert.is(classifyDirection({ heldBack: 'held' }), 'good', 'tiles held back for bandwidth');
+  assert.is(classifyDirection({ heldBack: 'audioOnly' }), 'poor', 'audio only for bandwidth');
   assert.is(classifyDirection(undefined), 'excellent', 'nothing to measure is nothing wrong');
 });
 
@@ -122,6 +124,7 @@ interface FakeStats {
   /** What the room's reading says each encoding sends (in encoding order). */
   layers?: { bitrate: number; lossFraction?: number; jitterMs?: number }[];
   consumer?: { fractionLost: number; roundTripTime?: number };
+  downlink?: SampledMedia['downlink'];
 }
 
 function fakeMedia(stats: FakeStats, appData: object = {}) {
@@ -144,6 +147,9 @@ function fakeMedia(stats: FakeStats, appData: object = {}) {
     tracks: new Map([['p1', { producer, source: 'camera' }]]),
     consumers: new Map(stats.consumer ? [['c1', consumer]] : []),
     downlinkEstimate: () => undefined,
+    get downlink() {
+      return stats.downlink ?? { audioOnly: { enabled: false, reason: null } };
+    },
   } as unknown as SampledMedia;
   /** The room's reading, as of `at`. */
   const rates = (at: number): TrackRateSource => ({
@@ -196,6 +202,16 @@ test('sampler: loss and jitter of the layers arriving; round trip from the consu
   const stale: TrackRateSource = { of: () => ({ layers: [], bitrate: 0, sampledAt: 0 }) };
   const later = await new MediaQualitySampler().sample(media, stale, rateStaleMs);
   assert.is(later.upload?.loss, undefined);
+});
+
+test('sampler: a downlink the allocator holds back is good at best; audio only for bandwidth is poor', async () => {
+  const stats: FakeStats = { downlink: { audioOnly: { enabled: false, reason: null }, heldForBandwidth: 2 } };
+  const { sample } = fakeMedia(stats);
+  assert.equal(classify(await sample(new MediaQualitySampler(), 0)), goodDownload);
+  stats.downlink = { audioOnly: { enabled: true, reason: 'bandwidth' } };
+  assert.equal(classify(await sample(new MediaQualitySampler(), 0)), { quality: 'poor', reason: 'download' });
+  stats.downlink = { audioOnly: { enabled: true, reason: 'self' } };
+  assert.equal(classify(await sample(new MediaQualitySampler(), 0)), excellent, 'the person’s own choice');
 });
 
 test('sampler: nothing arriving on the transports for 5 s is lost; traffic again ends it', async () => {
