@@ -16,6 +16,7 @@ import type {
   ConsumerPauseReason,
   TrackSource,
 } from '../../client-sdk/src/protocol/index.ts';
+import { BandwidthProbe } from './bandwidth-probe.ts';
 import type { TrackRates } from './track-rates.ts';
 
 export interface DownlinkEstimate {
@@ -32,8 +33,8 @@ export interface DownlinkRoomView {
   speaker(): string | null;
   /** When a participant was last the loudest (ms), or 0. */
   lastSpoke(participantId: string): number;
-  /** Whose track a producer is, and which source. */
-  track(producerId: string): { participantId: string; source: TrackSource } | undefined;
+  /** Whose track a producer is, which source, and how many simulcast layers it sends (1 if none). */
+  track(producerId: string): { participantId: string; source: TrackSource; layers: number } | undefined;
 }
 
 export interface DownlinkOptions {
@@ -43,6 +44,8 @@ export interface DownlinkOptions {
   /** A consumer held back or sent again, audio-only turned on or off: the receiver is told. */
   onPaused(consumerId: string, reason: ConsumerPauseReason | null): void;
   onAudioOnly(state: AudioOnlyState): void;
+  /** The clock (ms); tests pass their own. */
+  now?: () => number;
 }
 
 /** Ticks (seconds) a tile must not fit before it is paused, and fit with margin before it comes back. */
@@ -54,8 +57,12 @@ const releaseMargin = 0.85;
 const audioOnlyAfterTicks = 3;
 const audioOnlyOffFactor = 1.5;
 const audioOnlyOffAfterTicks = 5;
-/** Every video paused this long: the first tile is sent for a moment, so the estimate can grow (probing). */
-const probeEveryTicks = 10;
+/** A tile paused again soon after it came back waits twice as long to come back (up to 4×). */
+const maxReleaseDoublings = 2;
+/** A tile sent this long counts as settled: its back-off is forgotten. */
+const settledMs = 30_000;
+/** The estimate is the median of mediasoup's reports over this window. */
+const estimateWindowMs = 3_000;
 /** A layer whose rate is not known yet is counted at this (bps): a camera's lowest layer. */
 const unknownLayerBps = 150_000;
 /** Audio needs its RTP rate plus IP, UDP and SRTP overhead: ×1.5 and 1 kbit/s covers Opus at 20 ms. */
@@ -74,6 +81,14 @@ interface Video {
   appliedLayer: number | undefined;
   misfits: number;
   fits: number;
+  /** Times it was paused for bandwidth soon after coming back (its back-off), and when it last came back. */
+  relapses: number;
+  releasedAt: number;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
 export class DownlinkAllocator {
@@ -81,15 +96,21 @@ export class DownlinkAllocator {
   readonly #videos = new Map<string, Video>();
   readonly #audio = new Map<string, { consumer: Consumer; clientPaused: boolean }>();
   #estimate: DownlinkEstimate | undefined;
+  /** mediasoup's estimates of the last few seconds (it reports several a second, and they jump). */
+  #samples: { at: number; available: number }[] = [];
+  /** Keeps the transport's sending near the plan, and probes for more. */
+  readonly #probe: BandwidthProbe;
+  readonly #now: () => number;
   #audioOnly: AudioOnlyState = { enabled: false, reason: null };
   /** The person turned audio-only off while the link was weak: not turned on again until it recovers. */
   #autoSuppressed = false;
   #lowTicks = 0;
   #highTicks = 0;
-  #allHeldTicks = 0;
 
   constructor(options: DownlinkOptions) {
     this.#options = options;
+    this.#probe = new BandwidthProbe(options.audioOnlyBelowBps * 2);
+    this.#now = options.now ?? Date.now;
   }
 
   get estimate(): DownlinkEstimate | undefined {
@@ -103,13 +124,18 @@ export class DownlinkAllocator {
   /** The receive transport: its bandwidth estimate is followed from now on. */
   watch(transport: WebRtcTransport): void {
     this.#estimate = undefined;
+    this.#samples = [];
+    this.#probe.attach(transport);
     transport.on('trace', (trace) => {
       if (trace.type !== 'bwe') return;
       const info = trace.info as { availableBitrate?: number; desiredBitrate?: number };
+      const now = this.#now();
+      this.#samples.push({ at: now, available: info.availableBitrate ?? 0 });
+      this.#samples = this.#samples.filter((sample) => sample.at > now - estimateWindowMs);
       this.#estimate = {
-        availableBitrate: info.availableBitrate ?? 0,
+        availableBitrate: median(this.#samples.map((sample) => sample.available)),
         desiredBitrate: info.desiredBitrate ?? 0,
-        updatedAt: Date.now(),
+        updatedAt: now,
       };
     });
     void transport.enableTraceEvent(['bwe']).catch(() => {});
@@ -127,7 +153,7 @@ export class DownlinkAllocator {
       void consumer.setPriority(priorities.audio).catch(() => {});
       return;
     }
-    const layers = consumer.type === 'simulcast' ? (consumer.rtpParameters.encodings?.length ?? 1) : 1;
+    const layers = this.#layers(consumer);
     this.#videos.set(consumer.id, {
       consumer,
       clientPaused: true,
@@ -136,6 +162,8 @@ export class DownlinkAllocator {
       appliedLayer: undefined,
       misfits: 0,
       fits: 0,
+      relapses: 0,
+      releasedAt: 0,
     });
   }
 
@@ -151,7 +179,7 @@ export class DownlinkAllocator {
   async setWantedHeight(consumerId: string, height: number): Promise<void> {
     const video = this.#videos.get(consumerId);
     if (video?.consumer.type !== 'simulcast') return;
-    const layers = video.consumer.rtpParameters.encodings?.length ?? 1;
+    const layers = this.#layers(video.consumer);
     const wanted = height <= 180 ? 0 : height <= 360 ? 1 : 2;
     video.wantedLayer = Math.min(wanted, layers - 1);
     await this.#setLayer(
@@ -181,12 +209,13 @@ export class DownlinkAllocator {
     const estimate = this.#estimate;
     if (!estimate) return;
     this.#followAudioOnly(estimate.availableBitrate);
-    if (this.#audioOnly.enabled) return;
-    const { rates } = this.#options.room;
-    let audioNeed = 0;
-    for (const { consumer, clientPaused } of this.#audio.values()) {
-      if (!clientPaused && !consumer.producerPaused)
-        audioNeed += audioOverhead(rates.of(consumer.producerId)?.bitrate ?? 0);
+    const audioNeed = this.#audioNeed();
+    if (this.#audioOnly.enabled) {
+      if (this.#audioOnly.reason === 'bandwidth') {
+        // Probing up to twice the threshold: above the 1.5× that ends audio-only.
+        this.#probe.audioOnly(audioNeed, estimate.availableBitrate, this.#options.audioOnlyBelowBps * 2);
+      } else this.#probe.planned(audioNeed, undefined, 0);
+      return;
     }
     let budget = estimate.availableBitrate - audioNeed;
     const ranked = this.#ranked();
@@ -212,9 +241,39 @@ export class DownlinkAllocator {
       granted.set(video, top);
     }
     this.#applyPlan(ranked, granted);
+    this.#probeAfter(ranked, granted, audioNeed);
+  }
+
+  /** What the audio this receiver takes needs (bps), with packet overhead. */
+  #audioNeed(): number {
+    const { rates } = this.#options.room;
+    let need = 0;
+    for (const { consumer, clientPaused } of this.#audio.values()) {
+      if (!clientPaused && !consumer.producerPaused) need += audioOverhead(rates.of(consumer.producerId)?.bitrate ?? 0);
+    }
+    return need;
+  }
+
+  /** Tells the probe what the plan uses and what its next step would cost. */
+  #probeAfter(ranked: Video[], granted: Map<Video, number>, audioNeed: number): void {
+    let planned = audioNeed;
+    let steps = 0;
+    for (const [video, layer] of granted) {
+      planned += this.#layerCost(video, layer);
+      steps += layer + 1;
+    }
+    const missing = ranked.find((video) => !granted.has(video));
+    const short = [...granted].find(([video, layer]) => layer < video.wantedLayer);
+    const next = missing
+      ? this.#layerCost(missing, 0)
+      : short
+        ? this.#layerCost(short[0], short[1] + 1) - this.#layerCost(short[0], short[1])
+        : undefined;
+    this.#probe.planned(planned, next, steps);
   }
 
   #applyPlan(ranked: Video[], granted: Map<Video, number>): void {
+    const now = this.#now();
     for (const video of ranked) {
       const layer = granted.get(video);
       if (layer === undefined) {
@@ -223,16 +282,10 @@ export class DownlinkAllocator {
         continue;
       }
       video.misfits = 0;
-      if (video.held === 'bandwidth' && ++video.fits >= releaseAfterTicks) void this.#hold(video, null);
+      const backOff = 2 ** Math.min(video.relapses, maxReleaseDoublings);
+      if (video.held === 'bandwidth' && ++video.fits >= releaseAfterTicks * backOff) void this.#hold(video, null);
       if (video.held === null) void this.#setLayer(video, layer);
-    }
-    // Nothing sent for a while: send the first tile again, so that mediasoup probes for more.
-    const allHeld = ranked.length > 0 && ranked.every((v) => v.held === 'bandwidth');
-    this.#allHeldTicks = allHeld ? this.#allHeldTicks + 1 : 0;
-    const first = ranked[0];
-    if (first && this.#allHeldTicks >= probeEveryTicks) {
-      this.#allHeldTicks = 0;
-      void this.#hold(first, null).then(() => this.#setLayer(first, 0));
+      if (video.held === null && video.releasedAt && now - video.releasedAt >= settledMs) video.relapses = 0;
     }
   }
 
@@ -272,6 +325,14 @@ export class DownlinkAllocator {
     return ranked;
   }
 
+  /**
+   * A consumer's spatial layers: its producer's encodings (a simulcast consumer itself has one
+   * encoding, whose scalability mode tells the layers).
+   */
+  #layers(consumer: Consumer): number {
+    return consumer.type === 'simulcast' ? (this.#options.room.track(consumer.producerId)?.layers ?? 1) : 1;
+  }
+
   /** What a video costs at `layer` (a simulcast layer's own rate; a single encoding's whole rate). */
   #layerCost(video: Video, layer: number): number {
     const rate = this.#options.room.rates.of(video.consumer.producerId);
@@ -281,6 +342,9 @@ export class DownlinkAllocator {
 
   async #hold(video: Video, reason: ConsumerPauseReason | null): Promise<void> {
     if (video.held === reason) return;
+    const now = this.#now();
+    if (reason === 'bandwidth' && video.releasedAt && now - video.releasedAt < settledMs) video.relapses++;
+    if (reason === null) video.releasedAt = now;
     video.held = reason;
     video.misfits = 0;
     video.fits = 0;

@@ -27,12 +27,12 @@ export class Dynacast {
 
   /** The layers wanted now, from every consumer of the room's placed media. */
   tick(placed: MemberMedia[]): void {
+    // A consumer with no preference yet is sent the top layer (mediasoup's default): Infinity, capped below.
     const wanted = new Map<string, number>();
     for (const media of placed) {
       for (const consumer of media.consumers.values()) {
         if (consumer.type !== 'simulcast' || consumer.paused || consumer.closed) continue;
-        const layers = consumer.rtpParameters.encodings?.length ?? 1;
-        const layer = consumer.preferredLayers?.spatialLayer ?? layers - 1;
+        const layer = consumer.preferredLayers?.spatialLayer ?? Number.POSITIVE_INFINITY;
         wanted.set(consumer.producerId, Math.max(wanted.get(consumer.producerId) ?? 0, layer));
       }
     }

@@ -76,7 +76,13 @@ export class RoomRouters extends TypedEmitter<RoomRoutersEvents> {
     lastSpoke: (participantId) => this.#spoke.get(participantId) ?? 0,
     track: (producerId) => {
       const found = this.#tracks.get(producerId);
-      return found && { participantId: found.owner.participantId, source: found.track.source };
+      return (
+        found && {
+          participantId: found.owner.participantId,
+          source: found.track.source,
+          layers: found.track.producer.rtpParameters.encodings?.length ?? 1,
+        }
+      );
     },
   };
 

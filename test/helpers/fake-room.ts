@@ -57,13 +57,29 @@ function fakeTransport(appData: Record<string, unknown>) {
       iceCandidates: [],
       dtlsParameters: {},
       async connect() {},
+      async enableTraceEvent() {},
+      async setMaxOutgoingBitrate() {},
       async produce(options: { kind: string; paused?: boolean; appData: unknown }) {
         const producer = fakeProducer(options);
         children.push(producer);
         return producer;
       },
       async consume(options: { producerId: string; paused?: boolean }) {
-        const consumer = closable({ producerId: options.producerId, kind: 'audio', type: 'simple', rtpParameters: {} });
+        const consumer = closable({
+          producerId: options.producerId,
+          kind: 'audio',
+          type: 'simple',
+          rtpParameters: {},
+          paused: options.paused ?? false,
+          producerPaused: false,
+          async pause() {
+            consumer.paused = true;
+          },
+          async resume() {
+            consumer.paused = false;
+          },
+          async setPriority() {},
+        });
         children.push(consumer);
         return consumer;
       },
@@ -166,6 +182,7 @@ export async function fakeRoom(overrides: Partial<RoomDefinition> = {}, settings
     reconnectGraceMs: 60_000,
     emptyTimeoutMs: 60_000,
     maxConsumersPerRouter: 500,
+    audioOnlyBelowBps: 120_000,
     turn: { urls: [], ttlS: 3_600 },
     audit: (record) => audited.push(record),
     revoke: async (who) => {

@@ -1,0 +1,260 @@
+/**
+ * Speech first for one receiver (server/media/downlink-allocator.ts), over consumers and a
+ * transport with mediasoup's shape: what is held back at which estimate, in which order, what
+ * comes back and when, audio-only by the person and by the link, and the transport's maximum
+ * (server/media/bandwidth-probe.ts) kept near the plan with probes above it.
+ */
+import { EventEmitter } from 'node:events';
+import type { Consumer, WebRtcTransport } from 'mediasoup/node/lib/types.js';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { AudioOnlyState, ConsumerPauseReason, TrackSource } from '../../client-sdk/src/protocol/index.ts';
+import { DownlinkAllocator, priorities } from '../../server/media/downlink-allocator.ts';
+import type { TrackRate, TrackRates } from '../../server/media/track-rates.ts';
+
+type FakeConsumer = Consumer & { preferred: { spatialLayer: number } | undefined };
+
+let seq = 0;
+function consumer(kind: 'audio' | 'video', producerId: string, layers = 3): FakeConsumer {
+  const fake = {
+    id: `consumer-${++seq}`,
+    kind,
+    type: kind === 'video' && layers > 1 ? 'simulcast' : 'simple',
+    producerId,
+    // A simulcast consumer has one encoding (its scalability mode tells the layers, as its producer's encodings do).
+    rtpParameters: { encodings: [{ scalabilityMode: `S${layers}T3` }] },
+    paused: true,
+    producerPaused: false,
+    priority: 1,
+    closed: false,
+    observer: new EventEmitter(),
+    preferred: undefined as { spatialLayer: number } | undefined,
+    async pause() {
+      fake.paused = true;
+    },
+    async resume() {
+      fake.paused = false;
+    },
+    async setPriority(priority: number) {
+      fake.priority = priority;
+    },
+    async setPreferredLayers(layers: { spatialLayer: number }) {
+      fake.preferred = layers;
+    },
+  };
+  return fake as unknown as FakeConsumer;
+}
+
+/** A room of `people` with a camera (layers at 150k, 500k, 1.5M) and a microphone each; `speaker` talks. */
+function setting(people: string[], speaker: string | null) {
+  const rates = new Map<string, TrackRate>();
+  const tracks = new Map<string, { participantId: string; source: TrackSource; layers: number }>();
+  const rate = (bitrates: number[]): TrackRate => ({
+    layers: bitrates.map((bitrate) => ({ bitrate, lossFraction: 0, jitterMs: 0 })),
+    bitrate: bitrates.reduce((a, b) => a + b, 0),
+    sampledAt: Date.now(),
+  });
+  for (const person of people) {
+    tracks.set(`${person}-camera`, { participantId: person, source: 'camera', layers: 3 });
+    tracks.set(`${person}-mic`, { participantId: person, source: 'microphone', layers: 1 });
+    rates.set(`${person}-camera`, rate([150_000, 500_000, 1_500_000]));
+    rates.set(`${person}-mic`, rate([person === speaker ? 35_000 : 1_000]));
+  }
+  const state = { speaker, now: 1_000_000 };
+  const paused: [string, ConsumerPauseReason | null][] = [];
+  const audioOnly: AudioOnlyState[] = [];
+  const allocator = new DownlinkAllocator({
+    room: {
+      rates: { of: (id: string) => rates.get(id) } as unknown as TrackRates,
+      speaker: () => state.speaker,
+      lastSpoke: (id) => (id === state.speaker ? Date.now() : 0),
+      track: (id) => tracks.get(id),
+    },
+    audioOnlyBelowBps: 120_000,
+    onPaused: (id, reason) => paused.push([id, reason]),
+    onAudioOnly: (s) => audioOnly.push(s),
+    now: () => state.now,
+  });
+  const caps: number[] = [];
+  const transport = Object.assign(new EventEmitter(), {
+    closed: false,
+    async enableTraceEvent() {},
+    async setMaxOutgoingBitrate(bps: number) {
+      caps.push(bps);
+    },
+  });
+  allocator.watch(transport as unknown as WebRtcTransport);
+  const cameras = new Map<string, FakeConsumer>();
+  const mics = new Map<string, FakeConsumer>();
+  const receive = async (person: string) => {
+    const camera = consumer('video', `${person}-camera`);
+    const mic = consumer('audio', `${person}-mic`);
+    for (const c of [camera, mic]) {
+      allocator.added(c);
+      await allocator.setClientPaused(c.id, false);
+    }
+    cameras.set(person, camera);
+    mics.set(person, mic);
+  };
+  const estimate = (availableBitrate: number) =>
+    transport.emit('trace', { type: 'bwe', info: { availableBitrate, desiredBitrate: 4_500_000 } });
+  /** `n` ticks at `bps`: a fresh estimate before each (the median of the last 3 s is what counts). */
+  const ticks = async (n: number, bps: number) => {
+    for (let i = 0; i < n; i++) {
+      state.now += 1_000;
+      estimate(bps);
+      allocator.tick();
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  return { allocator, cameras, mics, paused, audioOnly, caps, receive, estimate, ticks, rates, tracks, state };
+}
+
+const others = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+
+test('audio consumers get the top priority; the speaker’s camera is above the others', async () => {
+  const s = setting(others, 'a');
+  for (const person of others) await s.receive(person);
+  await s.ticks(1, 10_000_000);
+  for (const mic of s.mics.values()) assert.is(mic.priority, priorities.audio);
+  assert.is(s.cameras.get('a')?.priority, priorities.speaker);
+  assert.is(s.cameras.get('b')?.priority, priorities.camera);
+  assert.ok(priorities.audio > priorities.speaker && priorities.speaker > priorities.screen);
+  assert.ok(priorities.screen > priorities.camera);
+});
+
+test('300 kbit/s down with seven others: the speaker’s tile at its lowest layer, the rest held back, no voice', async () => {
+  const s = setting(others, 'a');
+  for (const person of others) await s.receive(person);
+  await s.ticks(4, 300_000);
+  const held = s.paused.filter(([, reason]) => reason === 'bandwidth').map(([id]) => id);
+  const heldPeople = others.filter((p) => held.includes(s.cameras.get(p)?.id ?? ''));
+  assert.equal(heldPeople, ['b', 'c', 'd', 'e', 'f', 'g']);
+  assert.is(s.cameras.get('a')?.paused, false);
+  assert.equal(s.cameras.get('a')?.preferred, { spatialLayer: 0, temporalLayer: 2 });
+  for (const person of heldPeople) assert.is(s.cameras.get(person)?.paused, true);
+  for (const mic of s.mics.values()) assert.is(mic.paused, false, 'audio is never held back');
+  assert.equal(s.audioOnly, []);
+});
+
+test('a tile is held only after two plans without room for it, and comes back after three with room', async () => {
+  const s = setting(['a', 'b'], 'a');
+  await s.receive('a');
+  await s.receive('b');
+  await s.ticks(1, 250_000);
+  assert.equal(s.paused, [], 'one plan short is not enough');
+  await s.ticks(1, 250_000);
+  assert.equal(s.paused, [[s.cameras.get('b')?.id, 'bandwidth']]);
+  // The estimate is a median over 3 s: the first good report does not count yet.
+  await s.ticks(4, 2_000_000);
+  assert.equal(s.paused.at(-1), [s.cameras.get('b')?.id, null]);
+  assert.is(s.cameras.get('b')?.paused, false);
+});
+
+test('a tile that relapses soon after coming back waits twice as long the next time', async () => {
+  const s = setting(['a', 'b'], 'a');
+  await s.receive('a');
+  await s.receive('b');
+  const b = () => s.paused.filter(([id]) => id === s.cameras.get('b')?.id).length;
+  await s.ticks(2, 250_000);
+  await s.ticks(5, 2_000_000);
+  assert.is(b(), 2, 'held, then back');
+  await s.ticks(4, 250_000);
+  assert.is(b(), 3, 'held again');
+  await s.ticks(5, 2_000_000);
+  assert.is(b(), 3, 'not back after the usual three plans');
+  await s.ticks(3, 2_000_000);
+  assert.is(b(), 4, 'back after six');
+});
+
+test('higher layers go to the speaker first, up to the size each tile is rendered at', async () => {
+  const s = setting(['a', 'b'], 'a');
+  await s.receive('a');
+  await s.receive('b');
+  await s.allocator.setWantedHeight(s.cameras.get('b')?.id ?? '', 180);
+  // Audio ~55k; 150k + 150k for the lowest layers, 350k more for the speaker's middle one.
+  await s.ticks(3, 760_000);
+  assert.equal(s.cameras.get('a')?.preferred?.spatialLayer, 1);
+  assert.equal(s.cameras.get('b')?.preferred?.spatialLayer, 0);
+  await s.ticks(4, 10_000_000);
+  assert.equal(s.cameras.get('a')?.preferred?.spatialLayer, 2);
+  assert.equal(s.cameras.get('b')?.preferred?.spatialLayer, 0, 'never above what its size asks for');
+});
+
+test('the estimate is a median: one report far off does not move the plan', async () => {
+  const s = setting(['a', 'b'], 'a');
+  await s.receive('a');
+  await s.receive('b');
+  for (let i = 0; i < 3; i++) {
+    s.state.now += 1_000;
+    s.estimate(2_000_000);
+    s.estimate(2_000_000);
+    s.estimate(100_000);
+    s.allocator.tick();
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(s.paused, []);
+  assert.equal(s.audioOnly, []);
+});
+
+test('below the threshold for 3 s: audio only (reason bandwidth); above 1.5× it for 5 s: video again', async () => {
+  const s = setting(['a', 'b'], 'a');
+  await s.receive('a');
+  await s.receive('b');
+  await s.ticks(5, 90_000);
+  assert.equal(s.audioOnly, [{ enabled: true, reason: 'bandwidth' }]);
+  for (const camera of s.cameras.values()) assert.is(camera.paused, true);
+  assert.ok(s.paused.some(([, reason]) => reason === 'audioOnly'));
+  for (const mic of s.mics.values()) assert.is(mic.paused, false);
+  await s.ticks(3, 170_000);
+  assert.is(s.audioOnly.length, 1, '170k is above the threshold but not 1.5× it');
+  await s.ticks(7, 2_000_000);
+  assert.equal(s.audioOnly.at(-1), { enabled: false, reason: 'bandwidth' });
+  assert.is(s.cameras.get('a')?.paused, false);
+});
+
+test('the person’s own audio-only holds whatever the estimate; turning it off stops the automatic one until the link recovers', async () => {
+  const s = setting(['a'], 'a');
+  await s.receive('a');
+  s.allocator.setAudioOnly(true);
+  await s.ticks(8, 10_000_000);
+  assert.equal(s.audioOnly, [{ enabled: true, reason: 'self' }]);
+  assert.is(s.cameras.get('a')?.paused, true);
+  s.allocator.setAudioOnly(false);
+  assert.is(s.cameras.get('a')?.paused, false);
+  await s.ticks(5, 90_000);
+  assert.equal(s.audioOnly.at(-1), { enabled: true, reason: 'bandwidth' });
+  s.allocator.setAudioOnly(false);
+  await s.ticks(8, 90_000);
+  assert.equal(s.audioOnly.at(-1), { enabled: false, reason: 'self' }, 'not turned on again while still weak');
+  await s.ticks(8, 2_000_000);
+  await s.ticks(5, 90_000);
+  assert.equal(s.audioOnly.at(-1), { enabled: true, reason: 'bandwidth' }, 'once recovered, it may come on again');
+});
+
+test('a consumer the receiver paused stays paused when bandwidth would send it', async () => {
+  const s = setting(['a', 'b'], 'a');
+  await s.receive('a');
+  await s.receive('b');
+  await s.allocator.setClientPaused(s.cameras.get('b')?.id ?? '', true);
+  await s.ticks(2, 250_000);
+  await s.ticks(6, 10_000_000);
+  assert.is(s.cameras.get('b')?.paused, true);
+  await s.allocator.setClientPaused(s.cameras.get('b')?.id ?? '', false);
+  assert.is(s.cameras.get('b')?.paused, false);
+});
+
+test('while short, the transport is held near the plan and raised now and then (a probe); with room, no limit', async () => {
+  const s = setting(others, 'a');
+  for (const person of others) await s.receive(person);
+  await s.ticks(12, 300_000);
+  const plan = 150_000 + 35_000 * 1.5 + 1_000 + 6 * (1_000 * 1.5 + 1_000);
+  const near = s.caps.filter((cap) => cap < plan * 1.3 + 30_000);
+  const probes = s.caps.filter((cap) => cap >= plan + 150_000);
+  assert.ok(near.length >= 1, `caps ${s.caps}`);
+  assert.ok(probes.length >= 1, `caps ${s.caps}`);
+  await s.ticks(12, 20_000_000);
+  assert.is(s.caps.at(-1), 0);
+});
+
+test.run();
