@@ -34,7 +34,9 @@ function tile(id, label) {
     video.muted = true;
     const name = document.createElement('figcaption');
     name.className = 'name';
-    el.append(video, name);
+    const quality = Object.assign(document.createElement('span'), { className: 'quality' });
+    const paused = Object.assign(document.createElement('p'), { className: 'paused' });
+    el.append(video, paused, name, quality);
     if (
       demo.client?.localParticipant?.role === 'facilitator' &&
       id !== demo.client.localParticipant.id &&
@@ -43,9 +45,51 @@ function tile(id, label) {
       el.append(moderationButtons(id));
     }
     $('tiles').append(el);
+    if (!id.includes(':')) renderQuality(id, demo.client.participants.get(id)?.connectionQuality, reasons.get(id));
   }
   el.querySelector('.name').textContent = label;
   return el;
+}
+
+/** Which way each person's connection is weak, as the last `connectionQualityChanged` said. */
+const reasons = new Map();
+
+/** A person's connection quality on their tile (`data-quality`), and one's own in the header too. */
+function renderQuality(id, quality, reason) {
+  const label = reason ? `${quality} · ${reason}` : (quality ?? '');
+  if (id === demo.client.localParticipant?.id) {
+    $('quality').dataset.quality = quality;
+    $('quality').textContent = `Your connection: ${label}`;
+  }
+  const el = document.querySelector(`[data-tile="${CSS.escape(id)}"]`);
+  if (!el) return;
+  if (quality === undefined) delete el.dataset.quality;
+  else el.dataset.quality = quality;
+  el.querySelector('.quality').textContent = label;
+}
+
+function tileOf(remoteTrack, participant) {
+  const id = remoteTrack.source === 'screen' ? `${participant.id}:screen` : participant.id;
+  return document.querySelector(`[data-tile="${CSS.escape(id)}"]`);
+}
+
+/** Over a video the server holds back from this page, why (`data-paused` on the tile: its pausedReason). */
+function renderPaused(el, remoteTrack) {
+  if (!el || remoteTrack.kind !== 'video') return;
+  const reason = remoteTrack.ended ? null : remoteTrack.pausedReason;
+  const weak = reason === 'bandwidth' || demo.client.audioOnly.reason === 'bandwidth';
+  el.dataset.paused = reason ?? '';
+  const text = weak ? 'video paused: weak connection' : 'video off: you chose audio only';
+  el.querySelector('.paused').textContent = reason ? text : '';
+}
+
+/** The audio-only switch as the server says it is (it follows audioOnlyChanged), and why if the connection turned it on. */
+function renderAudioOnly() {
+  const { enabled, reason } = demo.client.audioOnly;
+  $('audio-only').checked = enabled;
+  $('audio-only-reason').textContent = enabled && reason === 'bandwidth' ? '(on: your connection is weak)' : '';
+  for (const participant of demo.client.participants.values())
+    for (const track of participant.tracks.values()) renderPaused(tileOf(track, participant), track);
 }
 
 function attach(remoteTrack, participant) {
@@ -62,6 +106,7 @@ function attach(remoteTrack, participant) {
   const video = el.querySelector('video');
   video.dataset.producer = remoteTrack.producerId;
   video.srcObject = new MediaStream([remoteTrack.track]);
+  renderPaused(el, remoteTrack);
   video.requestVideoFrameCallback?.(() => {
     demo.timings.firstRemoteFrameMs ??= Math.round(performance.now() - demo.timings.startedAt);
     showTimings();
@@ -79,6 +124,7 @@ function moderationButtons(participantId) {
   for (const [label, run] of [
     ['Mute', () => demo.client.moderation.mute(participantId)],
     ['Camera off', () => demo.client.moderation.disableCamera(participantId)],
+    ['Suggest audio only', () => demo.client.moderation.suggestAudioOnly(participantId)],
     ['To waiting room', () => demo.client.moderation.moveToWaitingRoom(participantId)],
     ['Remove', () => demo.client.moderation.remove(participantId)],
   ]) {
@@ -187,12 +233,12 @@ function addMessage(message) {
 }
 
 function detach(remoteTrack, participant) {
+  if (remoteTrack.kind === 'video') renderPaused(tileOf(remoteTrack, participant), remoteTrack);
   for (const el of document.querySelectorAll(`[data-producer="${CSS.escape(remoteTrack.producerId)}"]`)) {
     if (el.tagName === 'AUDIO') el.remove();
     else el.srcObject = null;
   }
-  if (remoteTrack.source === 'screen')
-    document.querySelector(`[data-tile="${CSS.escape(`${participant.id}:screen`)}"]`)?.remove();
+  if (remoteTrack.source === 'screen') tileOf(remoteTrack, participant)?.remove();
 }
 
 function showTimings() {
@@ -242,6 +288,18 @@ async function join({ room, name, role, token }) {
   });
   client.on('trackSubscribed', attach);
   client.on('trackUnsubscribed', detach);
+  client.on('trackUpdated', (track, participant) => renderPaused(tileOf(track, participant), track));
+  client.on('connectionQualityChanged', (id, quality, reason) => {
+    reasons.set(id, reason);
+    renderQuality(id, quality, reason);
+  });
+  client.on('audioOnlyChanged', renderAudioOnly);
+  client.on('audioOnlySuggested', ({ by }) =>
+    $('notice').replaceChildren(
+      `${nameOf(by)} suggests audio only: your connection struggles with video. `,
+      button('Switch to audio only', () => client.setAudioOnly(true).then(() => notice(''))),
+    ),
+  );
   client.on('activeSpeakerChanged', (id) => {
     for (const el of document.querySelectorAll('.tile')) el.classList.toggle('speaking', el.dataset.tile === id);
   });
@@ -310,6 +368,9 @@ async function join({ room, name, role, token }) {
 
   const self = client.localParticipant;
   const own = tile(self.id, `${self.name} (you)`);
+  $('quality').hidden = false;
+  renderQuality(self.id, client.connectionQuality, reasons.get(self.id));
+  renderAudioOnly();
   const caps = self.capabilities;
   if (caps.publishAudio) await client.publishMicrophone();
   if (caps.publishVideo) {
@@ -334,6 +395,12 @@ toggle($('mic'), 'Mute', 'Unmute', (enabled) => demo.client.setMicrophoneEnabled
 toggle($('camera'), 'Camera off', 'Camera on', (enabled) => demo.client.setCameraEnabled(enabled));
 $('screen').addEventListener('click', () => demo.client.publishScreen().catch((err) => console.warn(err)));
 $('leave').addEventListener('click', () => demo.client.leave());
+$('audio-only').addEventListener('change', (event) => {
+  demo.client.setAudioOnly(event.target.checked).catch((err) => {
+    notice(err.message);
+    renderAudioOnly();
+  });
+});
 $('consent-accept').addEventListener('click', () => demo.client.acceptConsent().catch((err) => notice(err.message)));
 $('hand').addEventListener('click', () => {
   const raised = demo.client.hands.some((h) => h.participantId === demo.client.localParticipant.id);

@@ -290,8 +290,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
 
   /**
    * Publishes the camera with simulcast: three layers at a quarter, half and full resolution
-   * (`scaleResolutionDownBy` 4/2/1, at most 150 kbps, 500 kbps and 1.5 Mbps); the server sends
-   * each receiver the layer that fits its `setPreferredSize`.
+   * (`scaleResolutionDownBy` 4/2/1, at most 150/500/1500 kbps); each receiver gets the layer that
+   * fits its `setPreferredSize`, and layers nobody receives are turned off here (dynacast).
    *
    * @param track - a video track to send; default: captured with `getUserMedia` (1280×720 ideal,
    *   at most 30 fps), and then stopped by the SDK when unpublished.
@@ -304,9 +304,9 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   }
 
   /**
-   * Publishes a screen (one layer, at most 1.5 Mbps and 15 fps: sharp text, few frames). When
-   * the user stops sharing from the browser's own UI, the track is unpublished
-   * (`localTrackUnpublished`).
+   * Publishes a screen (one layer, at most 1.5 Mbps and 15 fps; a weak uplink drops frames, not
+   * sharpness: `maintain-resolution`). When the user stops sharing from the browser's own UI,
+   * the track is unpublished (`localTrackUnpublished`).
    *
    * @param track - a video track to send; default: captured with `getDisplayMedia`.
    * @throws TypeError if `track` is not a video MediaStreamTrack.

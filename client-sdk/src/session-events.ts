@@ -168,7 +168,10 @@ export type SessionClientEvents = {
    * `excellent`. Also emitted on admission for what differs from what the client knew.
    */
   connectionQualityChanged: [participantId: string, quality: ConnectionQuality, reason: ConnectionQualityReason | null];
-  /** This client now receives audio only, or video again (`client.audioOnly`, the same object). */
+  /**
+   * This client now receives audio only, or video again (`client.audioOnly`, the same object);
+   * also on admission when it differs from what the client knew.
+   */
   audioOnlyChanged: [state: Readonly<AudioOnlyState>];
   /**
    * A facilitator (id `by`) suggests receiving audio only: show it; only the person turns it on
