@@ -19,7 +19,8 @@ import type { LayerRate, TrackRate } from './track-rates.ts';
 /* ---- Thresholds ------------------------------------------------------------------------------
  * Loss is what the far end does not get of what was sent (0–1), the worse of the RTCP receiver
  * reports and the transport-wide congestion feedback. Round trip and jitter are in ms. Bandwidth
- * is the receive side's estimate against what its consumers want (`desiredBitrate`).
+ * is the receive side's estimate against what its consumers want (`desiredBitrate`); upload, what
+ * arrives of a camera whose layers are missing against what those layers would send.
  *
  * - excellent: loss < 2 %, RTT < 300 ms, jitter < 30 ms, the estimate covers what is wanted, and
  *   every simulcast layer that should arrive does. Opus with FEC and a jitter buffer hide this.
@@ -58,7 +59,10 @@ export interface DirectionSample {
   loss?: number;
   rttMs?: number;
   jitterMs?: number;
-  /** The receive-side bandwidth estimate over what its consumers want (download only). */
+  /**
+   * Download: the bandwidth estimate over what the consumers want; upload: what arrives of a
+   * camera short of layers over their `maxBitrate`s.
+   */
   bandwidthRatio?: number;
   /** Upload: some simulcast layers that should arrive do not (`some`), or nothing at all does (`all`). */
   missingLayers?: 'some' | 'all';
@@ -198,6 +202,12 @@ export interface SampledMedia {
   readonly downlink: { readonly audioOnly: AudioOnlyState; readonly heldForBandwidth?: number };
 }
 
+/** What a camera's layers say: some or all of those due are missing, and what arrives of what they would send. */
+interface CameraLayers {
+  missing?: 'some' | 'all';
+  ratio?: number;
+}
+
 /** The worst (largest) of numbers, undefined when there are none. */
 function worst(values: readonly (number | undefined)[]): number | undefined {
   const known = values.filter((v): v is number => v !== undefined && Number.isFinite(v));
@@ -218,7 +228,8 @@ async function statsOf<T>(object: { closed: boolean; getStats(): Promise<T[]> })
 export class MediaQualitySampler {
   readonly #bytesByTransport = new Map<string, number>();
   #lastArrivalAt: number | undefined;
-  readonly #layersSince = new Map<string, { expected: number; since: number }>();
+  /** Per camera: the layers expected, since when, and the highest that has arrived. */
+  readonly #layers = new Map<string, { expected: number; since: number; seen: number }>();
   #consumerTurn = 0;
 
   /** One sample; what producers send is read from the room's shared reading (`rates`). */
@@ -256,46 +267,58 @@ export class MediaQualitySampler {
 
   #upload(media: SampledMedia, rates: TrackRateSource, now: number): DirectionSample | undefined {
     const live = [...media.tracks.values()].filter((t) => !t.producer.closed && !t.producer.paused);
-    for (const id of this.#layersSince.keys()) if (!media.tracks.has(id)) this.#layersSince.delete(id);
+    for (const id of this.#layers.keys()) if (!media.tracks.has(id)) this.#layers.delete(id);
     if (live.length === 0) return undefined;
     const arriving: LayerRate[] = [];
-    let some = false;
-    let all = false;
+    const cameras: CameraLayers[] = [];
     for (const track of live) {
       const rate = rates.of(track.producer.id);
       const fresh = rate && now - rate.sampledAt < rateStaleMs ? rate : undefined;
       arriving.push(...(fresh?.layers ?? []).filter((layer) => layer.bitrate > 0));
-      if (track.source !== 'camera' || !fresh) continue;
-      const missing = this.#missingLayers(track.producer, fresh.layers, now);
-      if (missing === 'all') all = true;
-      else if (missing === 'some') some = true;
+      if (track.source === 'camera' && fresh) cameras.push(this.#cameraLayers(track.producer, fresh.layers, now));
     }
     const sample: DirectionSample = {
       loss: worst(arriving.map((layer) => layer.lossFraction)),
       jitterMs: worst(arriving.map((layer) => layer.jitterMs)),
     };
-    if (all || some) sample.missingLayers = all ? 'all' : 'some';
+    const missing = cameras.map((c) => c.missing);
+    if (missing.includes('all')) sample.missingLayers = 'all';
+    else if (missing.includes('some')) sample.missingLayers = 'some';
+    const ratios = cameras.flatMap((c) => (c.ratio === undefined ? [] : [c.ratio]));
+    if (ratios.length) sample.bandwidthRatio = Math.min(...ratios);
     return sample;
   }
 
   /**
-   * A camera's encodings that should arrive and do not: those up to the layer dynacast lets it
-   * send (`appData.maxSpatialLayer`, else all), with nothing received in the last reading. A
-   * layer newly expected (or a new producer) gets `layerGraceMs` first.
+   * A camera's simulcast layers that should arrive and do not: those up to the layer dynacast
+   * lets it send (`appData.maxSpatialLayer`, else all) that have arrived before (a browser sends
+   * no layer its capture is too small for: a 640×480 camera sends two of three), with nothing
+   * received in the last reading; nothing at all counts once its grace is over. A layer newly
+   * expected (or a new producer) gets `layerGraceMs` first. With layers missing, what arrives
+   * against their `maxBitrate`s says how short the uplink is.
    */
-  #missingLayers(producer: Producer, layers: readonly LayerRate[], now: number): 'some' | 'all' | undefined {
+  #cameraLayers(producer: Producer, layers: readonly LayerRate[], now: number): CameraLayers {
     const max = producer.appData.maxSpatialLayer;
     const expected = Math.max(1, Math.min(layers.length, typeof max === 'number' ? max + 1 : layers.length));
-    const since = this.#layersSince.get(producer.id);
-    if (since?.expected !== expected) {
-      // More layers asked for: they get their grace; fewer: nothing new to wait for.
-      const start = since === undefined || expected > since.expected ? now : since.since;
-      this.#layersSince.set(producer.id, { expected, since: start });
-    }
-    if (now - (this.#layersSince.get(producer.id)?.since ?? now) < layerGraceMs) return undefined;
-    const missing = layers.slice(0, expected).filter((layer) => layer.bitrate <= 0).length;
-    if (missing === 0) return undefined;
-    return missing === expected ? 'all' : 'some';
+    const state = this.#layers.get(producer.id) ?? { expected, since: now, seen: -1 };
+    // More layers asked for: they get their grace; fewer: nothing new to wait for.
+    if (expected > state.expected) state.since = now;
+    state.expected = expected;
+    layers.forEach((layer, i) => {
+      if (layer.bitrate > 0) state.seen = Math.max(state.seen, i);
+    });
+    this.#layers.set(producer.id, state);
+    if (now - state.since < layerGraceMs) return {};
+    const due = layers.slice(0, Math.min(expected, Math.max(1, state.seen + 1)));
+    const missing = due.filter((layer) => layer.bitrate <= 0).length;
+    if (missing === 0) return {};
+    const encodings = producer.rtpParameters.encodings ?? [];
+    const wanted = due.reduce((sum, _, i) => sum + (encodings[i]?.maxBitrate ?? Number.NaN), 0);
+    const got = due.reduce((sum, layer) => sum + layer.bitrate, 0);
+    return {
+      missing: missing === due.length ? 'all' : 'some',
+      ...(Number.isFinite(wanted) && wanted > 0 ? { ratio: got / wanted } : {}),
+    };
   }
 
   async #download(media: SampledMedia, now: number): Promise<DirectionSample | undefined> {

@@ -127,14 +127,14 @@ interface FakeStats {
   downlink?: SampledMedia['downlink'];
 }
 
-function fakeMedia(stats: FakeStats, appData: object = {}) {
+function fakeMedia(stats: FakeStats, appData: object = {}, encodings: { maxBitrate?: number }[] = []) {
   const transport = {
     id: 't1',
     closed: false,
     appData: { direction: 'send' },
     getStats: async () => [{ bytesReceived: stats.bytesReceived ?? 0 }],
   };
-  const producer = { id: 'p1', closed: false, paused: false, appData };
+  const producer = { id: 'p1', closed: false, paused: false, appData, rtpParameters: { encodings } };
   const consumer = {
     id: 'c1',
     closed: false,
@@ -161,28 +161,48 @@ function fakeMedia(stats: FakeStats, appData: object = {}) {
   return { media, sample: (sampler: MediaQualitySampler, at: number) => sampler.sample(media, rates(at), at) };
 }
 
-test('sampler: simulcast layers that should arrive and do not count against upload, after a grace', async () => {
-  const stats: FakeStats = { bytesReceived: 1, layers: [{ bitrate: 150_000 }, { bitrate: 0 }, { bitrate: 0 }] };
-  const { sample } = fakeMedia(stats);
+const simulcast = [{ maxBitrate: 150_000 }, { maxBitrate: 500_000 }, { maxBitrate: 1_500_000 }];
+const rates = (...bitrates: number[]) => bitrates.map((bitrate) => ({ bitrate }));
+
+test('sampler: a layer that arrived and stops counts against upload; one never sent does not', async () => {
+  // A 640×480 capture: the browser sends two of the three layers.
+  const stats: FakeStats = { bytesReceived: 1, layers: rates(150_000, 400_000, 0) };
+  const { sample } = fakeMedia(stats, {}, simulcast);
   const sampler = new MediaQualitySampler();
   const t0 = 1_000_000;
   assert.is((await sample(sampler, t0)).upload?.missingLayers, undefined, 'a new producer gets its grace');
-  assert.is((await sample(sampler, t0 + layerGraceMs)).upload?.missingLayers, 'some');
-  stats.layers = [{ bitrate: 0 }, { bitrate: 0 }, { bitrate: 0 }];
-  assert.is((await sample(sampler, t0 + layerGraceMs + 1000)).upload?.missingLayers, 'all');
+  const steady = await sample(sampler, t0 + layerGraceMs);
+  assert.is(steady.upload?.missingLayers, undefined, 'the top layer never came: not expected');
+  assert.equal(classify(steady), excellent);
+  stats.layers = rates(150_000, 0, 0);
+  const short = await sample(sampler, t0 + layerGraceMs + 1000);
+  assert.is(short.upload?.missingLayers, 'some');
+  assert.ok(Math.abs((short.upload?.bandwidthRatio ?? 0) - 150 / 650) < 1e-9, 'what arrives of 150 + 500 kbit/s');
+  assert.equal(classify(short), poorUpload);
+  stats.layers = rates(0, 0, 0);
+  assert.is((await sample(sampler, t0 + layerGraceMs + 2000)).upload?.missingLayers, 'all');
+});
+
+test('sampler: a camera of which nothing ever arrives is missing all, once its grace is over', async () => {
+  const { sample } = fakeMedia({ bytesReceived: 1, layers: rates(0, 0, 0) }, {}, simulcast);
+  const sampler = new MediaQualitySampler();
+  await sample(sampler, 0);
+  assert.is((await sample(sampler, layerGraceMs)).upload?.missingLayers, 'all');
 });
 
 test('sampler: layers dynacast turned off are not expected; those turned on again get their grace', async () => {
-  const stats: FakeStats = { bytesReceived: 1, layers: [{ bitrate: 150_000 }, { bitrate: 0 }, { bitrate: 0 }] };
-  const appData: { maxSpatialLayer?: number } = { maxSpatialLayer: 0 };
-  const { sample } = fakeMedia(stats, appData);
+  const stats: FakeStats = { bytesReceived: 1, layers: rates(150_000, 450_000, 1_400_000) };
+  const appData: { maxSpatialLayer?: number } = {};
+  const { sample } = fakeMedia(stats, appData, simulcast);
   const sampler = new MediaQualitySampler();
   await sample(sampler, 0);
+  appData.maxSpatialLayer = 0;
+  stats.layers = rates(150_000, 0, 0);
   const lowered = await sample(sampler, layerGraceMs);
   assert.is(lowered.upload?.missingLayers, undefined);
-  assert.is(classify(lowered).quality, 'excellent');
+  assert.equal(classify(lowered), excellent);
   appData.maxSpatialLayer = 2;
-  assert.is((await sample(sampler, layerGraceMs + 1000)).upload?.missingLayers, undefined);
+  assert.is((await sample(sampler, layerGraceMs + 1000)).upload?.missingLayers, undefined, 'its grace');
   assert.is((await sample(sampler, 2 * layerGraceMs + 1000)).upload?.missingLayers, 'some');
 });
 
