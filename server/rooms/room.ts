@@ -19,6 +19,7 @@ import { RoomRouters } from '../media/room-routers.ts';
 import { turnIceServers } from '../media/turn.ts';
 import { Audience, type Notification } from './audience.ts';
 import { Chat } from './chat.ts';
+import { ConnectionQualityFeed } from './connection-quality-feed.ts';
 import { E2eeKeys } from './e2ee-keys.ts';
 import { Hands } from './hands.ts';
 import { LiveAttendance } from './live-attendance.ts';
@@ -65,6 +66,8 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly chat: Chat;
   readonly e2ee: E2eeKeys;
   readonly liveAttendance: LiveAttendance;
+  /** Each admitted member's connection quality, told to those who may see it. */
+  readonly quality: ConnectionQualityFeed;
   readonly view: SessionView;
   readonly #settings: RoomSettings;
   readonly #logger: Logger;
@@ -102,6 +105,14 @@ export class Room extends TypedEmitter<RoomEvents> {
       }
     });
     this.#routers.on('unavailable', () => this.end('media unavailable'));
+    this.quality = new ConnectionQualityFeed({
+      members: () => this.#members.values(),
+      definition,
+      audience: this.audience,
+      rates: this.#routers.rates,
+      logger: this.#logger,
+      intervalMs: 1_000,
+    });
     this.#persistence = new RoomPersistence(this, this.#logger, settings.roomState);
     this.moderation = new Moderation(this, settings, this.#persistence);
     this.waitingRoom = new WaitingRoom(this);
@@ -124,6 +135,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     await room.#routers.add();
     if (saved) room.#persistence.restore(saved);
     else room.presence('sessionStarted');
+    room.quality.start();
     room.#logger.info({ kind: definition.kind, restored: saved !== undefined }, 'room opened');
     room.#armEmptyTimer();
     return room;
@@ -360,6 +372,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     } else if (member.stage === 'waiting') this.waitingRoom.changed();
     if (member.role === 'facilitator') this.waitingRoom.updated();
     this.e2ee.changed();
+    this.quality.forget(participantId);
     this.moderation.left(participantId);
     this.#logger.info({ participant: participantId, reason }, 'participant left');
     this.presence(reason === 'removed' ? 'removed' : 'left', participantId, { reason, stage: member.stage });
@@ -404,6 +417,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     for (const member of members) member.close();
     this.chat.clear();
     this.e2ee.close();
+    this.quality.close();
     this.#routers.close();
     this.#logger.info('room closed');
     this.safeEmit('closed');
