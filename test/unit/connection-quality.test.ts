@@ -134,7 +134,7 @@ function fakeMedia(stats: FakeStats, appData: object = {}, encodings: { maxBitra
     appData: { direction: 'send' },
     getStats: async () => [{ bytesReceived: stats.bytesReceived ?? 0 }],
   };
-  const producer = { id: 'p1', closed: false, paused: false, appData, rtpParameters: { encodings } };
+  const producer = { id: 'p1', kind: 'video', closed: false, paused: false, appData, rtpParameters: { encodings } };
   const consumer = {
     id: 'c1',
     closed: false,
@@ -146,7 +146,6 @@ function fakeMedia(stats: FakeStats, appData: object = {}, encodings: { maxBitra
     transports: new Map([['t1', transport]]),
     tracks: new Map([['p1', { producer, source: 'camera' }]]),
     consumers: new Map(stats.consumer ? [['c1', consumer]] : []),
-    downlinkEstimate: () => undefined,
     get downlink() {
       return stats.downlink ?? { audioOnly: { enabled: false, reason: null } };
     },
@@ -215,7 +214,7 @@ test('sampler: loss and jitter of the layers arriving; round trip from the consu
   const { media, sample } = fakeMedia(stats);
   const sampled = await sample(new MediaQualitySampler(), 0);
   assert.is(sampled.upload?.loss, 0.15);
-  assert.is(sampled.upload?.jitterMs, 10);
+  assert.is(sampled.upload?.jitterMs, 5, 'video jitter at half');
   assert.ok(Math.abs((sampled.download?.loss ?? 0) - 5 / 256) < 1e-9, 'RTCP’s 0–255 fraction');
   assert.is(sampled.download?.rttMs, 120);
   assert.equal(classify(sampled), poorUpload);
