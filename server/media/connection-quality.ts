@@ -216,7 +216,11 @@ function worst(values: readonly (number | undefined)[]): number | undefined {
 /** Stats of a closed (or closing) object answer nothing: that is no measurement. */
 async function statsOf<T>(object: { closed: boolean; getStats(): Promise<T[]> }): Promise<T[]> {
   if (object.closed) return [];
-  return object.getStats().catch(() => []);
+  try {
+    return await object.getStats();
+  } catch {
+    return [];
+  }
 }
 
 /**

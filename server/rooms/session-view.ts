@@ -5,7 +5,6 @@
  */
 import type { JoinResponse, SessionState } from '../../client-sdk/src/protocol/index.ts';
 import { turnIceServers } from '../media/turn.ts';
-import type { ConnectionQualityFeed } from './connection-quality-feed.ts';
 import type { Member } from './member.ts';
 import type { Room } from './room.ts';
 import type { RoomSettings } from './room-settings.ts';
@@ -55,8 +54,7 @@ export class SessionView {
       hands: hands.seenBy(member),
       waiting: member.role === 'facilitator' ? waitingRoom.list() : [],
       ...(e2ee.enabled ? { e2ee: e2ee.roster(member) } : {}),
-      // TODO(lead): `this.#room.quality.visibleTo(member)` once room.ts has the feed.
-      connectionQuality: (this.#room as { quality?: ConnectionQualityFeed }).quality?.visibleTo(member) ?? [],
+      connectionQuality: this.#room.quality.visibleTo(member),
       audioOnly: member.media.downlink.audioOnly,
     };
   }

@@ -2,32 +2,15 @@
  * Who is told whose connection quality, over a fake media layer (test/helpers/fake-room.ts):
  * the person and facilitators; everyone admitted when the room shares quality; a hidden
  * observer's to facilitators only. A dropped connection is `lost` at once and back at once.
+ * The room's own feed is sampled by hand here (its timer may sample too: changes are told once).
  */
-import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ConnectionQualityInfo } from '../../client-sdk/src/protocol/index.ts';
-import { ConnectionQualityFeed } from '../../server/rooms/connection-quality-feed.ts';
 import type { RoomDefinition } from '../../server/rooms/room-store.ts';
 import { closeFakeRooms, type FakeRoom, fakeRoom } from '../helpers/fake-room.ts';
 
 test.after.each(closeFakeRooms);
-
-/** The room's own feed (sampled by hand here as well as by its timer), or one over the room's parts. */
-function feedOf(f: FakeRoom): ConnectionQualityFeed {
-  const own = (f.room as { quality?: ConnectionQualityFeed }).quality;
-  return (
-    own ??
-    new ConnectionQualityFeed({
-      members: () => f.room.members.values(),
-      definition: f.room.definition,
-      audience: f.room.audience,
-      rates: { of: () => undefined },
-      logger: pino({ level: 'silent' }),
-      intervalMs: 60_000,
-    })
-  );
-}
 
 /** `subject`'s qualities as told to each, in order. */
 function toldOf(f: FakeRoom, subject: string): Record<string, string[]> {
@@ -51,7 +34,7 @@ async function room(overrides: Partial<RoomDefinition> = {}) {
   ] as const) {
     await f.join(id, role);
   }
-  return { f, feed: feedOf(f) };
+  return { f, feed: f.room.quality };
 }
 
 test('a dropped connection is lost to the person’s viewers at once, and back at once', async () => {
