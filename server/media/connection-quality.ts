@@ -32,7 +32,8 @@ import type { LayerRate, TrackRate } from './track-rates.ts';
  *   are held back.
  * - poor: worse than that, a camera that is on but of which nothing arrives, or a downlink so weak
  *   that it gets audio only: speech breaks up, or would without speech first.
- * - lost: the signaling connection is down, or nothing arrived on the media transports for 5 s.
+ * - lost: the signaling connection is down, or nothing arrived for 5 s on the media transports
+ *   that should be receiving (see `#silence`).
  */
 export const excellentMaxLoss = 0.02;
 export const excellentMaxRttMs = 300;
@@ -78,7 +79,7 @@ export interface DirectionSample {
 export interface MediaSample {
   upload?: DirectionSample;
   download?: DirectionSample;
-  /** How long nothing has arrived on any of its transports (undefined: never anything yet, or no transports). */
+  /** How long nothing has arrived on its transports that should be receiving (undefined: none should, yet). */
   silentForMs?: number;
 }
 
@@ -229,8 +230,8 @@ async function statsOf<T>(object: { closed: boolean; getStats(): Promise<T[]> })
  * were sampled last.
  */
 export class MediaQualitySampler {
-  readonly #bytesByTransport = new Map<string, number>();
-  #lastArrivalAt: number | undefined;
+  /** Per transport: bytes received so far, when they last grew, whether something should arrive. */
+  readonly #arrivals = new Map<string, { bytes: number; at: number; due: boolean }>();
   /** Per camera: the layers expected, since when, and the highest that has arrived. */
   readonly #layers = new Map<string, { expected: number; since: number; seen: number }>();
   #consumerTurn = 0;
@@ -250,22 +251,35 @@ export class MediaQualitySampler {
     // Transport-wide congestion feedback (browsers): loss of everything on the transport.
     if (upload) upload.loss = worst([upload.loss, ...byDirection('send', 'rtpPacketLossReceived')]);
     if (download) download.loss = worst([download.loss, ...byDirection('recv', 'rtpPacketLossSent')]);
-    return { upload, download, silentForMs: this.#silence(transports, transportStats, now) };
+    return { upload, download, silentForMs: this.#silence(media, transports, transportStats, now) };
   }
 
-  /** How long no byte has arrived on any transport; undefined until one has. */
-  #silence(transports: Transport[], stats: { bytesReceived: number }[][], now: number): number | undefined {
+  /**
+   * How long nothing has arrived on any transport that should be receiving: a send transport
+   * while a track is published and not paused, a receive transport while something is sent to
+   * it (its receiver answers with RTCP). A transport idle otherwise hears only the ICE checks a
+   * browser sends every few seconds, and one that never received a byte (a plain transport that
+   * sends no RTCP) says nothing; a transport that just became due gets `silenceLostMs` from then.
+   * Undefined when no transport is due.
+   */
+  #silence(media: SampledMedia, transports: Transport[], stats: { bytesReceived: number }[][], now: number) {
     const ids = new Set(transports.map((t) => t.id));
-    for (const id of this.#bytesByTransport.keys()) if (!ids.has(id)) this.#bytesByTransport.delete(id);
+    for (const id of this.#arrivals.keys()) if (!ids.has(id)) this.#arrivals.delete(id);
+    const sending = [...media.tracks.values()].some((t) => !t.producer.closed && !t.producer.paused);
+    const receiving = [...media.consumers.values()].some((c) => !c.closed && !c.paused && !c.producerPaused);
+    const due: number[] = [];
     transports.forEach((transport, i) => {
       const bytes = stats[i]?.[0]?.bytesReceived;
       if (bytes === undefined) return;
-      const before = this.#bytesByTransport.get(transport.id) ?? 0;
-      if (bytes > before) this.#lastArrivalAt = now;
-      this.#bytesByTransport.set(transport.id, bytes);
+      const state = this.#arrivals.get(transport.id) ?? { bytes: 0, at: now, due: false };
+      const isDue = transport.appData.direction === 'send' ? sending : receiving;
+      if (bytes > state.bytes || (isDue && !state.due)) state.at = now;
+      state.bytes = bytes;
+      state.due = isDue;
+      this.#arrivals.set(transport.id, state);
+      if (isDue && bytes > 0) due.push(state.at);
     });
-    if (this.#bytesByTransport.size === 0 || this.#lastArrivalAt === undefined) return undefined;
-    return now - this.#lastArrivalAt;
+    return due.length ? now - Math.max(...due) : undefined;
   }
 
   #upload(media: SampledMedia, rates: TrackRateSource, now: number): DirectionSample | undefined {

@@ -2,8 +2,9 @@
  * Connection quality through a real node, over raw sockets and plain RTP: a publisher whose
  * camera loses 15 % of its packets on the way in is `poor` (reason `upload`) to itself and to the
  * facilitators within 5 s, and to nobody else unless the room shares quality; clean RTP again
- * brings it back to good or excellent; a dropped socket is `lost` at once; a hidden observer's
- * quality goes to facilitators only; a joiner's session state lists what it may see.
+ * brings it back to good or excellent; media that stops arriving for 5 s is `lost`, and so, at
+ * once, is a dropped socket; a hidden observer's quality goes to facilitators only; a joiner's
+ * session state lists what it may see.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
@@ -76,9 +77,11 @@ async function plainCamera(socket: TestSocket, cname: string) {
   const source = new Vp8Source({ ssrc, payloadType: vp8PayloadType, bitrate: 300_000, frameRate: 15 });
   const srtp = new SrtpSession(keyBase64);
   let lossy = false;
+  let silent = false;
   let sent = 0;
   const timer = setInterval(() => {
     for (const packet of source.poll(epochMs())) {
+      if (silent) continue;
       const protectedPacket = srtp.protectRtp(packet);
       if (lossy && dropped.has(sent++ % 20)) continue;
       udp.send(protectedPacket, transport.port, transport.ip);
@@ -91,6 +94,10 @@ async function plainCamera(socket: TestSocket, cname: string) {
   return {
     lossy(on: boolean): void {
       lossy = on;
+    },
+    /** Nothing reaches the node (as when a firewall starts dropping the media's UDP). */
+    silent(on: boolean): void {
+      silent = on;
     },
   };
 }
@@ -129,6 +136,14 @@ test('a camera losing 15 % upstream is poor (upload) to itself and the facilitat
   const recovered = (q: ConnectionQualityInfo | undefined) => q?.quality === 'good' || q?.quality === 'excellent';
   await waitFor(() => recovered(latest(facilitator, 'pt-q1')), 15_000, 'pt-q1 to recover');
   console.log(`    clean again: ${latest(facilitator, 'pt-q1')?.quality} after ${Date.now() - clean} ms`);
+
+  camera.silent(true);
+  const cut = Date.now();
+  await waitFor(() => latest(facilitator, 'pt-q1')?.quality === 'lost', 15_000, 'pt-q1 silent to be lost');
+  console.log(`    media cut, signaling up: lost after ${Date.now() - cut} ms`);
+  assert.equal(latest(publisher, 'pt-q1'), { participantId: 'pt-q1', quality: 'lost', reason: 'both' });
+  camera.silent(false);
+  await waitFor(() => recovered(latest(facilitator, 'pt-q1')), 15_000, 'pt-q1 to be back');
 
   publisher.socket.close();
   const dropAt = Date.now();

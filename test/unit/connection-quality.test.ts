@@ -244,6 +244,19 @@ test('sampler: nothing arriving on the transports for 5 s is lost; traffic again
   assert.is((await sample(sampler, silenceLostMs + 1000)).silentForMs, 0);
 });
 
+test('sampler: a send transport with nothing to send hears only ICE checks: its silence says nothing', async () => {
+  const stats: FakeStats = { bytesReceived: 100, layers: rates(500_000) };
+  const { media, sample } = fakeMedia(stats);
+  const producer = [...media.tracks.values()][0]?.producer as { paused: boolean };
+  const sampler = new MediaQualitySampler();
+  await sample(sampler, 0);
+  producer.paused = true;
+  assert.is((await sample(sampler, 2 * silenceLostMs)).silentForMs, undefined, 'camera off: nothing is due');
+  producer.paused = false;
+  assert.is((await sample(sampler, 2 * silenceLostMs + 1000)).silentForMs, 0, 'on again: its 5 s start now');
+  assert.is((await sample(sampler, 3 * silenceLostMs + 1000)).silentForMs, silenceLostMs);
+});
+
 test('sampler: a transport that never received anything says nothing (a receive-only plain transport)', async () => {
   const { sample } = fakeMedia({ bytesReceived: 0 });
   assert.is((await sample(new MediaQualitySampler(), 60_000)).silentForMs, undefined);
