@@ -165,6 +165,8 @@ export class DownlinkAllocator {
       relapses: 0,
       releasedAt: 0,
     });
+    // Audio-only already (a rejoin keeps the person's choice): the receiver learns why this one waits.
+    if (this.#audioOnly.enabled) this.#options.onPaused(consumer.id, 'audioOnly');
   }
 
   /** The receiver pauses or resumes a consumer itself; it is sent only if nothing here holds it. */

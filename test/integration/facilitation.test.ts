@@ -454,6 +454,26 @@ test('a facilitator ends the session: everyone, waiting or in, is told', async (
 
 /* ---- audit ---- */
 
+test('a facilitator suggests audio only: the person is told by whom, nobody else; a participant cannot; not for the waiting', async () => {
+  const { room, facilitator, participant } = await groupWithParticipant();
+  const other = await client(room, 'p2');
+  await enter(other, facilitator, 'p2');
+  const othersHeard = collect(other, 'audioOnlySuggested');
+  const suggested = next(participant, 'audioOnlySuggested');
+  await ok(facilitator, 'suggestAudioOnly', { participantId: 'p1' });
+  assert.equal((await suggested)[0], { by: 'f1' });
+  assert.is(await codeOf(other, 'suggestAudioOnly', { participantId: 'p1' }), 'FORBIDDEN');
+  assert.is(await codeOf(facilitator, 'suggestAudioOnly', { participantId: 'nobody' }), 'NOT_FOUND');
+  const waiting = await client(room, 'p3');
+  assert.is((await joinAs(waiting)).stage, 'waiting');
+  assert.is(await codeOf(facilitator, 'suggestAudioOnly', { participantId: 'p3' }), 'NOT_FOUND', 'not in the session');
+  // The person's own switch needs nobody's leave, and tells only them.
+  const own = next(participant, 'audioOnlyChanged');
+  await ok(participant, 'setAudioOnly', { enabled: true });
+  assert.equal((await own)[0], { enabled: true, reason: 'self' });
+  assert.equal(othersHeard, []);
+});
+
 test('the audit log holds every moderation action and consent, ids only, and verifies', async () => {
   const client = new Redis(redis.url);
   const audit = new AuditLog(client, pino({ level: 'silent' }));
@@ -478,6 +498,7 @@ test('the audit log holds every moderation action and consent, ids only, and ver
     'endSession',
     'room.create',
     'consent.update',
+    'suggestAudioOnly',
   ]) {
     assert.ok(actions.has(action), action);
   }

@@ -151,20 +151,25 @@ test('a tile is held only after two plans without room for it, and comes back af
   assert.is(s.cameras.get('b')?.paused, false);
 });
 
-test('a tile that relapses soon after coming back waits twice as long the next time', async () => {
+test('a tile that relapses soon after coming back waits twice as long the next time, unless the link has room twice over', async () => {
   const s = setting(['a', 'b'], 'a');
   await s.receive('a');
   await s.receive('b');
   const b = () => s.paused.filter(([id]) => id === s.cameras.get('b')?.id).length;
+  // 420k: audio ~55k, the speaker's lowest layer 150k, b's 150k fit, but not twice over.
   await s.ticks(2, 250_000);
-  await s.ticks(5, 2_000_000);
+  await s.ticks(5, 420_000);
   assert.is(b(), 2, 'held, then back');
   await s.ticks(4, 250_000);
   assert.is(b(), 3, 'held again');
-  await s.ticks(5, 2_000_000);
+  await s.ticks(5, 420_000);
   assert.is(b(), 3, 'not back after the usual three plans');
-  await s.ticks(3, 2_000_000);
+  await s.ticks(3, 420_000);
   assert.is(b(), 4, 'back after six');
+  await s.ticks(4, 250_000);
+  assert.is(b(), 5, 'held a third time');
+  await s.ticks(5, 2_000_000);
+  assert.is(b(), 6, 'the link recovered: back after the usual three');
 });
 
 test('higher layers go to the speaker first, up to the size each tile is rendered at', async () => {
@@ -230,6 +235,15 @@ test('the person’s own audio-only holds whatever the estimate; turning it off 
   await s.ticks(8, 2_000_000);
   await s.ticks(5, 90_000);
   assert.equal(s.audioOnly.at(-1), { enabled: true, reason: 'bandwidth' }, 'once recovered, it may come on again');
+});
+
+test('a video consumer added while audio-only (a rejoin keeps the choice) is held back and its receiver told why at once', async () => {
+  const s = setting(['a', 'b'], 'a');
+  s.allocator.setAudioOnly(true);
+  await s.receive('b');
+  assert.equal(s.paused, [[s.cameras.get('b')?.id, 'audioOnly']]);
+  assert.is(s.cameras.get('b')?.paused, true);
+  assert.is(s.mics.get('b')?.paused, false);
 });
 
 test('a consumer the receiver paused stays paused when bandwidth would send it', async () => {
