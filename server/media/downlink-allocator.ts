@@ -57,8 +57,13 @@ const releaseMargin = 0.85;
 const audioOnlyAfterTicks = 3;
 const audioOnlyOffFactor = 1.5;
 const audioOnlyOffAfterTicks = 5;
-/** A tile paused again soon after it came back waits twice as long to come back (up to 4×). */
-const maxReleaseDoublings = 2;
+/**
+ * A tile paused again soon after it came back waits twice as long to come back (up to 16×):
+ * only sending tells whether the link carries it, and each try costs the voices a few packets.
+ * With room for it twice over (the link recovered) it comes back after the usual wait.
+ */
+const maxReleaseDoublings = 4;
+const clearRoom = 2;
 /** A tile sent this long counts as settled: its back-off is forgotten. */
 const settledMs = 30_000;
 /** The estimate is the median of mediasoup's reports over this window. */
@@ -222,12 +227,14 @@ export class DownlinkAllocator {
     let budget = estimate.availableBitrate - audioNeed;
     const ranked = this.#ranked();
     const granted = new Map<Video, number>();
+    const roomy = new Set<Video>();
     // Lowest layers first, in rank order: who fits.
     for (const video of ranked) {
       const cost = this.#layerCost(video, 0);
       const margin = video.held === 'bandwidth' ? releaseMargin : 1;
       if (cost <= budget * margin) {
         granted.set(video, 0);
+        if (cost * clearRoom <= budget) roomy.add(video);
         budget -= cost;
       }
     }
@@ -242,7 +249,7 @@ export class DownlinkAllocator {
       }
       granted.set(video, top);
     }
-    this.#applyPlan(ranked, granted);
+    this.#applyPlan(ranked, granted, roomy);
     this.#probeAfter(ranked, granted, audioNeed);
   }
 
@@ -274,7 +281,7 @@ export class DownlinkAllocator {
     this.#probe.planned(planned, next, steps);
   }
 
-  #applyPlan(ranked: Video[], granted: Map<Video, number>): void {
+  #applyPlan(ranked: Video[], granted: Map<Video, number>, roomy: Set<Video>): void {
     const now = this.#now();
     for (const video of ranked) {
       const layer = granted.get(video);
@@ -284,7 +291,7 @@ export class DownlinkAllocator {
         continue;
       }
       video.misfits = 0;
-      const backOff = 2 ** Math.min(video.relapses, maxReleaseDoublings);
+      const backOff = roomy.has(video) ? 1 : 2 ** Math.min(video.relapses, maxReleaseDoublings);
       if (video.held === 'bandwidth' && ++video.fits >= releaseAfterTicks * backOff) void this.#hold(video, null);
       if (video.held === null) void this.#setLayer(video, layer);
       if (video.held === null && video.releasedAt && now - video.releasedAt >= settledMs) video.relapses = 0;
