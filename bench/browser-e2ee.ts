@@ -132,9 +132,23 @@ type BenchWindow = {
       acceptConsent(): Promise<void>;
       moderation: { waiting: readonly unknown[]; admitAll(): Promise<unknown> };
       e2ee: { state: string; epoch: number | null; memberCount: number; getStats(): Promise<E2eeStats> };
+      participants: Map<
+        string,
+        { getTrack(source: string): { setPreferredSize(w: number, h: number): Promise<void> } | undefined }
+      >;
     };
   };
 };
+
+/**
+ * Every remote camera asked for at 720p: dynacast turns off the layers nobody receives, and both
+ * phases must encrypt and forward all three of each camera's layers.
+ */
+const askForBigTiles = (page: Page): Promise<void> =>
+  page.evaluate(async () => {
+    const participants = (window as unknown as BenchWindow).havenDemo.client?.participants.values() ?? [];
+    for (const p of participants) await p.getTrack('camera')?.setPreferredSize(1280, 720);
+  });
 
 const countersOf = (page: Page, e2ee: boolean): Promise<PageCounters> =>
   page.evaluate(async (withE2ee) => {
@@ -272,6 +286,7 @@ async function untilAllDecodeAll(pages: Page[], e2ee: boolean): Promise<void> {
   const others = pages.length - 1;
   await waitFor(
     async () => {
+      await Promise.all(pages.map(askForBigTiles));
       const counters = await Promise.all(pages.map((p) => countersOf(p, false)));
       const ready = (c: PageCounters) =>
         c.sendingLayers >= cameraEncodings.length && c.decodingVideo >= others && c.receivingAudio >= others;
