@@ -122,6 +122,13 @@ export class DownlinkAllocator {
     return this.#estimate;
   }
 
+  /** How many of this receiver's videos are held back because its downlink cannot carry them. */
+  get heldForBandwidth(): number {
+    let held = 0;
+    for (const video of this.#videos.values()) if (video.held === 'bandwidth') held++;
+    return held;
+  }
+
   get audioOnly(): AudioOnlyState {
     return { ...this.#audioOnly };
   }
