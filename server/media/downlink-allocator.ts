@@ -124,8 +124,13 @@ export class DownlinkAllocator {
 
   /** How many of this receiver's videos are held back because its downlink cannot carry them. */
   get heldForBandwidth(): number {
+    return this.held('bandwidth');
+  }
+
+  /** How many of this receiver's videos are held back for `reason`. */
+  held(reason: ConsumerPauseReason): number {
     let held = 0;
-    for (const video of this.#videos.values()) if (video.held === 'bandwidth') held++;
+    for (const video of this.#videos.values()) if (video.held === reason) held++;
     return held;
   }
 

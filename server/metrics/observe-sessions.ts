@@ -2,6 +2,7 @@
  * Rooms, participants and joins, from the events rooms already emit, and the requests signaling
  * answers (its observer seam). Ids are used only as keys of in-memory timers, never as labels.
  */
+import type { ConnectionQuality, ConsumerPauseReason } from '../../client-sdk/src/protocol/index.ts';
 import type { VerifiedIdentity } from '../auth/tokens.ts';
 import type { Room } from '../rooms/room.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
@@ -11,10 +12,12 @@ import type { Series } from './series.ts';
 /** Joins timed at once at most: past it the oldest timer is dropped (a join never admitted). */
 const maxTimedJoins = 10_000;
 export const stages = ['consent', 'waiting', 'admitted'] as const;
+const connectionQualities: readonly ConnectionQuality[] = ['excellent', 'good', 'poor', 'lost'];
+const holdReasons: readonly ConsumerPauseReason[] = ['bandwidth', 'audioOnly'];
 
 export interface SessionMetrics {
   signaling: SignalingObserver;
-  /** Sets the gauges read at scrape time (rooms, participants by stage). */
+  /** Sets the gauges read at scrape time (rooms, participants by stage and connection quality, videos held back). */
   refresh(): void;
 }
 
@@ -61,6 +64,19 @@ export function observeSessions(series: Series, rooms: RoomManager, now = () => 
         for (const member of room.members.values()) counts.set(member.stage, (counts.get(member.stage) ?? 0) + 1);
       }
       for (const [stage, n] of counts) series.participants.set({ stage }, n);
+      const qualities = new Map<string, number>(connectionQualities.map((quality) => [quality, 0]));
+      const held = new Map<ConsumerPauseReason, number>(holdReasons.map((reason) => [reason, 0]));
+      for (const room of open) {
+        for (const [participantId, member] of room.members) {
+          if (member.stage !== 'admitted') continue;
+          const quality = room.quality.qualityOf(participantId);
+          qualities.set(quality, (qualities.get(quality) ?? 0) + 1);
+          for (const reason of holdReasons)
+            held.set(reason, (held.get(reason) ?? 0) + member.media.downlink.held(reason));
+        }
+      }
+      for (const [quality, n] of qualities) series.connectionQuality.set({ quality }, n);
+      for (const [reason, n] of held) series.videosHeld.set({ reason }, n);
     },
   };
 }

@@ -21,6 +21,18 @@ export function createSeries(registry = new Registry()) {
       labelNames: ['stage'],
       registers,
     }),
+    connectionQuality: new Gauge({
+      name: 'haven_connection_quality',
+      help: 'Participants in this node’s sessions by their connection quality (excellent, good, poor, lost).',
+      labelNames: ['quality'],
+      registers,
+    }),
+    videosHeld: new Gauge({
+      name: 'haven_videos_held',
+      help: 'Videos the node holds back from their receivers: the downlink cannot carry them (bandwidth), or audio-only (audioOnly).',
+      labelNames: ['reason'],
+      registers,
+    }),
     failovers: new Counter({
       name: 'haven_room_failovers_total',
       help: 'Rooms opened here from the state another node (or an earlier run) left: sessions that moved.',

@@ -5,7 +5,7 @@
  * and everyone admitted when the room has `shareConnectionQuality` (a hidden observer's quality
  * goes to facilitators only). A member whose signaling connection is down is `lost` at once.
  */
-import type { ConnectionQualityInfo } from '../../client-sdk/src/protocol/index.ts';
+import type { ConnectionQuality, ConnectionQualityInfo } from '../../client-sdk/src/protocol/index.ts';
 import type { Logger } from '../logger.ts';
 import {
   classify,
@@ -81,6 +81,11 @@ export class ConnectionQualityFeed {
   mayView(viewer: Member, subject: Member): boolean {
     if (viewer === subject || viewer.role === 'facilitator') return true;
     return this.#options.definition.shareConnectionQuality === true && this.#options.audience.visibleToAll(subject);
+  }
+
+  /** A member's quality as shown now (`excellent` until measured otherwise). */
+  qualityOf(participantId: string): ConnectionQuality {
+    return (this.#entries.get(participantId)?.tracker.shown ?? excellent).quality;
   }
 
   /** The qualities `viewer` may see, of everyone admitted (`excellent` until measured otherwise). */

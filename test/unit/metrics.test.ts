@@ -12,10 +12,20 @@ import { createSeries } from '../../server/metrics/series.ts';
 const logger = createLogger({ env: 'development', log: { level: 'silent' } });
 
 /** A room as the session metrics see it: its events, its members' stages and media. */
-function fakeRoom(id: string) {
+type FakeMedia = TypedEmitter<{ connected: [string] }> & { downlink: { held(reason: string): number } };
+
+/** A member's media: `held` videos held back for each reason. */
+function fakeMedia(held: Record<string, number> = {}): FakeMedia {
+  return Object.assign(new TypedEmitter<{ connected: [string] }>(), {
+    downlink: { held: (reason: string) => held[reason] ?? 0 },
+  });
+}
+
+function fakeRoom(id: string, qualities: Record<string, string> = {}) {
   const room = Object.assign(new TypedEmitter<Record<string, unknown[]>>(), {
     id,
-    members: new Map<string, { stage: string; media: TypedEmitter<{ connected: [string] }> }>(),
+    members: new Map<string, { stage: string; media: FakeMedia }>(),
+    quality: { qualityOf: (participant: string) => qualities[participant] ?? 'excellent' },
   });
   return room;
 }
@@ -33,7 +43,7 @@ test('joins are timed from the connection to the admission, then to the first tr
   const sessions = observeSessions(series, Object.assign(rooms, { rooms: [] }) as never, () => now);
   const room = fakeRoom('r1');
   rooms.safeEmit('roomOpened', room, true);
-  const media = new TypedEmitter<{ connected: [string] }>();
+  const media = fakeMedia();
   room.members.set('p1', { stage: 'waiting', media });
   sessions.signaling.connected({ roomId: 'r1', participantId: 'p1' } as never);
   now += 2_500;
@@ -48,11 +58,12 @@ test('joins are timed from the connection to the admission, then to the first tr
   assert.is(await value(series, 'haven_room_failovers_total'), 1, 'a room opened from saved state');
 });
 
-test('participants are counted by stage; requests by name and code, rate-limited ones apart', async () => {
+test('participants are counted by stage and quality, held-back videos by reason; requests by name and code', async () => {
   const series = createSeries();
-  const room = fakeRoom('r2');
-  const media = new TypedEmitter<{ connected: [string] }>();
-  room.members.set('a', { stage: 'admitted', media });
+  const room = fakeRoom('r2', { a: 'poor', b: 'lost' });
+  const media = fakeMedia();
+  room.members.set('a', { stage: 'admitted', media: fakeMedia({ bandwidth: 5 }) });
+  room.members.set('d', { stage: 'admitted', media: fakeMedia({ audioOnly: 7 }) });
   room.members.set('b', { stage: 'waiting', media });
   room.members.set('c', { stage: 'waiting', media });
   const rooms = Object.assign(new TypedEmitter(), { rooms: [room] });
@@ -64,6 +75,11 @@ test('participants are counted by stage; requests by name and code, rate-limited
   assert.is(await value(series, 'haven_rooms_open'), 1);
   assert.is(await value(series, 'haven_participants', '{stage="waiting"}'), 2);
   assert.is(await value(series, 'haven_participants', '{stage="consent"}'), 0);
+  assert.is(await value(series, 'haven_connection_quality', '{quality="poor"}'), 1);
+  assert.is(await value(series, 'haven_connection_quality', '{quality="excellent"}'), 1);
+  assert.is(await value(series, 'haven_connection_quality', '{quality="lost"}'), 0, 'only those admitted');
+  assert.is(await value(series, 'haven_videos_held', '{reason="bandwidth"}'), 5);
+  assert.is(await value(series, 'haven_videos_held', '{reason="audioOnly"}'), 7);
   assert.is(await value(series, 'haven_signaling_requests_total', '{event="unknown",code="UNKNOWN_EVENT"}'), 1);
   assert.is(await value(series, 'haven_signaling_rate_limited_total', '{event="sendChat"}'), 1);
 });
