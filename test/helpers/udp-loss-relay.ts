@@ -16,11 +16,15 @@
 
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { once } from 'node:events';
+import { isMainThread, type MessagePort, parentPort, Worker, workerData } from 'node:worker_threads';
 
 export interface UdpAddress {
   address: string;
   port: number;
 }
+
+/** Clients the relay drops packets of: those that match every field given of one entry. */
+export type ClientMatch = Partial<UdpAddress>;
 
 export interface UdpLossRelayOptions {
   listen: UdpAddress;
@@ -28,7 +32,7 @@ export interface UdpLossRelayOptions {
   /** Fraction of packets to drop, 0–1 in steps of 0.01 (default 0). */
   loss?: number;
   /** The clients whose packets are dropped (both directions). Default: every client. */
-  lossy?: (client: UdpAddress) => boolean;
+  lossy?: ClientMatch[];
   /** Seed of the drop places (default 1). */
   seed?: number;
 }
@@ -50,10 +54,10 @@ export interface UdpLossRelay {
   /** Where the relay listens (the port is the one bound, when 0 was asked). */
   address: UdpAddress;
   /** Every client seen so far, with what was forwarded and dropped each way. */
-  clients(): RelayClient[];
+  clients(): Promise<RelayClient[]>;
   /** Changes the fraction dropped for lossy clients, from each one's next block of packets on. */
-  setLoss(loss: number): void;
-  /** Closes the listening socket and every upstream one. Idempotent. */
+  setLoss(loss: number): Promise<void>;
+  /** Closes the listening socket and every upstream one, and ends the relay's thread. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -113,24 +117,44 @@ interface Session {
   downDrops: DropPattern;
 }
 
-/** Starts a relay; resolves once it listens. */
-export async function startUdpLossRelay(options: UdpLossRelayOptions): Promise<UdpLossRelay> {
+type Ask = { type: 'clients' } | { type: 'setLoss'; loss: number } | { type: 'stop' };
+type Request = Ask & { id: number };
+type Reply =
+  | { type: 'listening'; address: UdpAddress }
+  | { type: 'failed'; message: string }
+  | { type: 'reply'; id: number; clients?: RelayClient[] };
+
+const matches = (client: UdpAddress, lossy: ClientMatch[] | undefined) =>
+  lossy === undefined ||
+  lossy.some(
+    (m) =>
+      (m.address === undefined || m.address === client.address) && (m.port === undefined || m.port === client.port),
+  );
+
+/** The relay itself, in its thread: answers the requests of `startUdpLossRelay` on `port`. */
+async function serve(options: UdpLossRelayOptions, port: MessagePort): Promise<void> {
   let dropsPerBlock = checkedLoss(options.loss ?? 0);
-  const lossy = options.lossy ?? (() => true);
   const seed = options.seed ?? 1;
   const sessions = new Map<string, Session>();
   let stopped = false;
 
   const listener = createSocket('udp4');
-  listener.bind(options.listen.port, options.listen.address);
-  await once(listener, 'listening');
+  try {
+    listener.bind(options.listen.port, options.listen.address);
+    await once(listener, 'listening');
+  } catch (err) {
+    port.postMessage({ type: 'failed', message: (err as Error).message } satisfies Reply);
+    return;
+  }
   const bound = listener.address();
+  // Only a failed bind matters (above); a send to a gone client is what a lossy link ignores.
+  listener.on('error', () => {});
 
   const open = (from: RemoteInfo): Session => {
     const client: RelayClient = {
       address: from.address,
       port: from.port,
-      lossy: lossy({ address: from.address, port: from.port }),
+      lossy: matches(from, options.lossy),
       up: { forwarded: 0, dropped: 0 },
       down: { forwarded: 0, dropped: 0 },
     };
@@ -169,19 +193,79 @@ export async function startUdpLossRelay(options: UdpLossRelayOptions): Promise<U
     // The first send binds the upstream socket to a free port.
     session.upstream.send(message, options.target.port, options.target.address);
   });
-  listener.on('error', () => {});
 
-  return {
-    address: { address: bound.address, port: bound.port },
-    clients: () => [...sessions.values()].map((s) => structuredClone(s.client)),
-    setLoss(loss: number) {
-      dropsPerBlock = checkedLoss(loss);
-    },
-    async stop() {
-      if (stopped) return;
+  port.on('message', async (request: Request) => {
+    if (request.type === 'clients') {
+      const clients = [...sessions.values()].map((s) => structuredClone(s.client));
+      port.postMessage({ type: 'reply', id: request.id, clients } satisfies Reply);
+      return;
+    }
+    if (request.type === 'setLoss') {
+      dropsPerBlock = checkedLoss(request.loss);
+    } else {
       stopped = true;
       const sockets = [listener, ...[...sessions.values()].map((s) => s.upstream)];
       await Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
+    }
+    port.postMessage({ type: 'reply', id: request.id } satisfies Reply);
+  });
+  port.postMessage({ type: 'listening', address: { address: bound.address, port: bound.port } } satisfies Reply);
+}
+
+// In the relay's own thread (started below): serve.
+if (!isMainThread && (workerData as { udpLossRelay?: UdpLossRelayOptions } | null)?.udpLossRelay) {
+  const data = workerData as { udpLossRelay: UdpLossRelayOptions };
+  void serve(data.udpLossRelay, parentPort as MessagePort);
+}
+
+/**
+ * Starts a relay in a thread of its own (so that a test's busy moments, such as reading stats
+ * from several pages, never hold packets back); resolves once it listens.
+ */
+export async function startUdpLossRelay(options: UdpLossRelayOptions): Promise<UdpLossRelay> {
+  checkedLoss(options.loss ?? 0);
+  // The thread loads this module through tsx, as the test's own thread does.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const self = import.meta.url;
+  const worker = new Worker(
+    `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(self)}); })`,
+    { eval: true, workerData: { udpLossRelay: options } },
+  );
+  const pending = new Map<number, (reply: Reply & { type: 'reply' }) => void>();
+  let nextId = 0;
+  let stopped: Promise<void> | undefined;
+  const address = await new Promise<UdpAddress>((resolve, reject) => {
+    worker.on('error', reject);
+    worker.on('message', (reply: Reply) => {
+      if (reply.type === 'listening') resolve(reply.address);
+      else if (reply.type === 'failed') reject(new Error(`udp-loss-relay: ${reply.message}`));
+      else pending.get(reply.id)?.(reply);
+    });
+  }).catch(async (err) => {
+    await worker.terminate();
+    throw err;
+  });
+  const ask = (request: Ask) =>
+    new Promise<Reply & { type: 'reply' }>((resolve) => {
+      const id = nextId++;
+      pending.set(id, (reply) => {
+        pending.delete(id);
+        resolve(reply);
+      });
+      worker.postMessage({ ...request, id });
+    });
+  return {
+    address,
+    clients: async () => (await ask({ type: 'clients' })).clients ?? [],
+    async setLoss(loss: number) {
+      checkedLoss(loss);
+      await ask({ type: 'setLoss', loss });
+    },
+    stop() {
+      stopped ??= ask({ type: 'stop' }).then(async () => {
+        await worker.terminate();
+      });
+      return stopped;
     },
   };
 }
