@@ -22,15 +22,15 @@ import { runAll } from '../helpers/hooks.ts';
 import { createNetns, type Netns } from '../helpers/netns.ts';
 import {
   describeWindow,
-  type NetworkSnapshot,
   type NetworkWindow,
   networkSnapshot,
-  networkWindow,
+  observeWindow,
+  settleWindow,
 } from '../helpers/network-stats.ts';
-import { receivingFrom } from '../helpers/page-media.ts';
+import { receivingFrom, selectedCandidateTypes } from '../helpers/page-media.ts';
 import { freePort } from '../helpers/ports.ts';
 import { sessionNode } from '../helpers/session-node.ts';
-import { setSpeaking, speechAudio } from '../helpers/speech-audio.ts';
+import { describeHeard, type Heard, setSpeaking, speakInTurns, speechAudio } from '../helpers/speech-audio.ts';
 import { startUdpLossRelay, type UdpLossRelay } from '../helpers/udp-loss-relay.ts';
 
 /** The issue's bound on concealed audio. */
@@ -149,61 +149,19 @@ const haven = sessionNode(test, { start: false });
 const participantId = (name: string) =>
   page(name).evaluate(() => (window as unknown as DemoWindow).havenDemo.client.localParticipant.id);
 
-interface Heard {
-  speaker: string;
-  listener: string;
-  concealedRatio: number;
-}
-
 /** When the last limit was lifted. */
 let liftedAt = 0;
 
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 
-/**
- * Each of `speakers` talks in turn until every other page has played `turnSeconds` of their
- * voice; resolves with what each listener concealed of each speaker in that speaker's turn.
- */
+/** Each of `speakers` talks in turn, every other page listening (see speakInTurns). */
 async function takeTurns(
   speakers: string[],
   what: string,
   atTurnEnd?: (speaker: string) => Promise<void>,
 ): Promise<Heard[]> {
-  const heard: Heard[] = [];
-  for (const speaker of speakers) {
-    const listeners = everyone.filter((name) => name !== speaker);
-    await setSpeaking(page(speaker), true);
-    try {
-      const before = await Promise.all(listeners.map((l) => networkSnapshot(page(l))));
-      const windows = await waitFor(
-        async () => {
-          const now = await Promise.all(
-            listeners.map(async (l, i) => {
-              const w = networkWindow(before[i] as NetworkSnapshot, await networkSnapshot(page(l)));
-              return { listener: l, audio: w.audio.find((a) => a.participant === speaker) };
-            }),
-          );
-          return now.every((n) => (n.audio?.samples ?? 0) >= turnSeconds * 48_000) ? now : undefined;
-        },
-        turnSeconds * 4_000 + 20_000,
-        `${what}: every listener to play ${turnSeconds} s of ${speaker}`,
-      );
-      for (const w of windows) {
-        heard.push({ speaker, listener: w.listener, concealedRatio: w.audio?.concealedRatio ?? 1 });
-      }
-      await atTurnEnd?.(speaker);
-    } finally {
-      await setSpeaking(page(speaker), false);
-    }
-  }
-  const byListener = everyone.map(
-    (l) =>
-      `${l} hears ${heard
-        .filter((h) => h.listener === l)
-        .map((h) => `${h.speaker} ${pct(h.concealedRatio)}`)
-        .join(', ')}`,
-  );
-  console.log(`    ${what}: concealed ${byListener.join('; ')}`);
+  const heard = await speakInTurns(pages, speakers, { seconds: turnSeconds, what, atTurnEnd });
+  console.log(`    ${what}: concealed ${describeHeard(heard).join('; ')}`);
   return heard;
 }
 
@@ -217,37 +175,9 @@ function withinBound(heard: Heard[], select: (h: Heard) => boolean, what: string
   }
 }
 
-/** What `name`'s page receives and sends over `ms` (a window measured, not a wait for a state). */
-async function observe(name: string, ms: number): Promise<NetworkWindow> {
-  const before = await networkSnapshot(page(name));
-  await new Promise((resolve) => setTimeout(resolve, ms));
-  return networkWindow(before, await networkSnapshot(page(name)));
-}
-
-/**
- * Observes `name`'s page in windows of 2 s until `times` windows in a row pass `check`; fails
- * after `timeoutMs` with what the last window saw.
- */
-async function settle(
-  name: string,
-  check: (w: NetworkWindow) => boolean,
-  what: string,
-  timeoutMs = 40_000,
-  times = 1,
-): Promise<NetworkWindow> {
-  const deadline = Date.now() + timeoutMs;
-  let passed = 0;
-  for (;;) {
-    const w = await observe(name, 2_000);
-    passed = check(w) ? passed + 1 : 0;
-    if (passed >= times) return w;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}; ${name} last saw:\n${describeWindow(w).join('\n')}`,
-      );
-    }
-  }
-}
+const observe = (name: string, ms: number) => observeWindow(page(name), ms);
+const settle = (name: string, check: (w: NetworkWindow) => boolean, what: string, timeoutMs = 40_000, times = 1) =>
+  settleWindow(page(name), check, `${what} (${name})`, { timeoutMs, times });
 
 const log = (name: string, w: NetworkWindow, only?: (line: string) => boolean) => {
   for (const line of describeWindow(w).filter(only ?? (() => true))) console.log(`      ${name}: ${line}`);
@@ -275,6 +205,26 @@ async function qualityLogFor(name: string) {
   const log = await page('Fay').evaluate(() => (window as unknown as DemoWindow).qualityLog);
   return log.filter((entry) => entry.participantId === id);
 }
+
+test('every page’s media goes through the relay; only the patient’s is lossy', async () => {
+  for (const name of everyone) {
+    // The server answers each page's checks at the relay's upstream socket, so the page's
+    // selected local candidate is the peer-reflexive one the server's answers named.
+    const pairs = await selectedCandidateTypes(page(name));
+    assert.equal(
+      pairs.map((pair) => pair.local),
+      ['prflx', 'prflx'],
+      `${name}: both transports through the relay`,
+    );
+  }
+  const clients = await relay.clients();
+  const patients = clients.filter((c) => c.lossy);
+  assert.ok(patients.length >= 2 && patients.every((c) => c.address === ns.nsAddress), 'Pat’s two transports');
+  assert.ok(
+    clients.filter((c) => !c.lossy && c.up.forwarded + c.down.forwarded > 100).length >= 6,
+    'the host pages’ six transports carry media through the relay',
+  );
+});
 
 test('clean link: everyone hears everyone, within the bound', async () => {
   const heard = await takeTurns(everyone, 'clean link');
@@ -310,6 +260,10 @@ test('300 kbit/s down to the patient: every speaker within the bound, video at t
     console.log(
       `      Fay told of Pat: ${told.map((e) => `${e.quality} (${e.reason}) at +${e.at - shapedAt} ms`).join(', ') || 'nothing'}`,
     );
+    assert.ok(
+      told.some((e) => e.quality === 'poor' && e.reason !== 'upload'),
+      'the facilitator was told that Pat’s download is poor',
+    );
     withinBound(heard, (h) => h.listener === patient, 'Pat on 300 kbit/s down');
     withinBound(heard, (h) => h.listener !== patient, 'the others while Pat is on 300 kbit/s down');
     for (const v of received.video) {
@@ -318,11 +272,11 @@ test('300 kbit/s down to the patient: every speaker within the bound, video at t
         `Pat receives ${v.participant}'s camera at ${v.frameWidth} wide, not paused (${v.pausedReason})`,
       );
     }
-    for (const speaker of hosts) {
-      assert.not.ok(speakerPaused[speaker], `Pat still sees ${speaker} while ${speaker} speaks`);
-    }
     for (const [i, w] of others.entries()) {
       for (const v of w.video) assert.ok(v.framesDecoded > 0, `${hosts[i]} still decodes ${v.participant}'s camera`);
+    }
+    for (const speaker of hosts) {
+      assert.not.ok(speakerPaused[speaker], `Pat still sees ${speaker} while ${speaker} speaks`);
     }
   } finally {
     await ns.shape('down', null);

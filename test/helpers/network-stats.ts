@@ -235,6 +235,37 @@ export function networkWindow(before: NetworkSnapshot, after: NetworkSnapshot) {
 
 export type NetworkWindow = ReturnType<typeof networkWindow>;
 
+/** What `page` receives and sends over the next `ms` (a window measured, not a wait for a state). */
+export async function observeWindow(page: Page, ms: number): Promise<NetworkWindow> {
+  const before = await networkSnapshot(page);
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return networkWindow(before, await networkSnapshot(page));
+}
+
+/**
+ * Observes `page` in windows of 2 s until `times` windows in a row pass `check`; fails after
+ * `timeoutMs` (default 40 s) with what the last window saw.
+ */
+export async function settleWindow(
+  page: Page,
+  check: (w: NetworkWindow) => boolean,
+  what: string,
+  { timeoutMs = 40_000, times = 1 }: { timeoutMs?: number; times?: number } = {},
+): Promise<NetworkWindow> {
+  const deadline = Date.now() + timeoutMs;
+  let passed = 0;
+  for (;;) {
+    const w = await observeWindow(page, 2_000);
+    passed = check(w) ? passed + 1 : 0;
+    if (passed >= times) return w;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}; the last window saw:\n${describeWindow(w).join('\n')}`,
+      );
+    }
+  }
+}
+
 /** One line per stream of a window, for a test's log. */
 export function describeWindow(w: NetworkWindow): string[] {
   const pct = (x: number) => `${(x * 100).toFixed(2)} %`;

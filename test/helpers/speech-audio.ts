@@ -12,6 +12,8 @@
  * `window.__havenSpeech.setSpeaking(true)`. Video is still Chromium's fake camera.
  */
 import type { Page } from 'playwright-core';
+import { waitFor } from '../../bench/processes.ts';
+import { type NetworkSnapshot, networkSnapshot, networkWindow } from './network-stats.ts';
 
 export interface SpeechControl {
   setSpeaking(speaking: boolean): Promise<void>;
@@ -28,31 +30,35 @@ export const speechAudio = `(() => {
   let graph;
   const build = () => {
     const ctx = new AudioContext({ sampleRate: 48000 });
+    const gain = (value) => {
+      const node = ctx.createGain();
+      node.gain.value = value;
+      return node;
+    };
+    const oscillators = [];
+    // A slow oscillator of hz hertz whose output, times depth, goes to into.
+    const lfo = (hz, depth, into) => {
+      const o = ctx.createOscillator();
+      o.frequency.value = hz;
+      o.connect(gain(depth)).connect(into);
+      oscillators.push(o);
+    };
     const voice = ctx.createOscillator();
     voice.type = 'sawtooth';
     voice.frequency.value = 220;
+    oscillators.push(voice);
     // Intonation: two slow oscillators move the pitch ±75 Hz around 220 Hz.
-    const pitch = ctx.createOscillator();
-    pitch.frequency.value = 0.37;
-    const pitchDepth = ctx.createGain();
-    pitchDepth.gain.value = 50;
-    const pitch2 = ctx.createOscillator();
-    pitch2.frequency.value = 1.3;
-    const pitch2Depth = ctx.createGain();
-    pitch2Depth.gain.value = 25;
-    pitch.connect(pitchDepth).connect(voice.frequency);
-    pitch2.connect(pitch2Depth).connect(voice.frequency);
+    lfo(0.37, 50, voice.frequency);
+    lfo(1.3, 25, voice.frequency);
     const formant = ctx.createBiquadFilter();
     formant.type = 'lowpass';
     formant.frequency.value = 1800;
     formant.Q.value = 4;
-    // Syllables: a 4.1 Hz and a 0.9 Hz oscillator summed, only what rises above a threshold sounds.
-    const syllable = ctx.createOscillator();
-    syllable.frequency.value = 4.1;
-    const phrase = ctx.createOscillator();
-    phrase.frequency.value = 0.9;
-    const phraseDepth = ctx.createGain();
-    phraseDepth.gain.value = 0.6;
+    // Syllables: a 4.1 Hz and a 0.9 Hz oscillator summed (to ±1), only what rises above a
+    // threshold sounds.
+    const mix = gain(1);
+    lfo(4.1, 1 / 1.6, mix);
+    lfo(0.9, 0.6 / 1.6, mix);
     const envelope = ctx.createWaveShaper();
     const curve = new Float32Array(1025);
     for (let i = 0; i < curve.length; i++) {
@@ -60,21 +66,13 @@ export const speechAudio = `(() => {
       curve[i] = Math.max(0, x - 0.1) ** 1.5;
     }
     envelope.curve = curve;
-    const mix = ctx.createGain();
-    mix.gain.value = 1 / 1.6;
-    syllable.connect(mix);
-    phrase.connect(phraseDepth).connect(mix);
     mix.connect(envelope);
-    const loudness = ctx.createGain();
-    loudness.gain.value = 0;
+    const loudness = gain(0);
     envelope.connect(loudness.gain);
-    const level = ctx.createGain();
-    level.gain.value = 0.5;
-    const master = ctx.createGain();
-    master.gain.value = 0;
+    const master = gain(0);
     const out = ctx.createMediaStreamDestination();
-    voice.connect(formant).connect(loudness).connect(level).connect(master).connect(out);
-    for (const o of [voice, pitch, pitch2, syllable, phrase]) o.start();
+    voice.connect(formant).connect(loudness).connect(gain(0.5)).connect(master).connect(out);
+    for (const o of oscillators) o.start();
     return { ctx, master, out, speaking: false };
   };
   const control = {
@@ -113,4 +111,76 @@ export async function setSpeaking(page: Page, speaking: boolean): Promise<void> 
 /** The page's AudioContext state (`running`, `suspended`, or `none` before any capture). */
 export function speechState(page: Page): Promise<string> {
   return page.evaluate(() => (window as unknown as { __havenSpeech: SpeechControl }).__havenSpeech.state);
+}
+
+/** What one listener concealed of one speaker's turn. */
+export interface Heard {
+  speaker: string;
+  listener: string;
+  /** Δconcealed / Δtotal samples of the speaker's track over the turn (1 when nothing arrived). */
+  concealedRatio: number;
+}
+
+export interface TurnOptions {
+  /** Seconds of the speaker's voice each listener plays in a turn (counted in samples played). */
+  seconds: number;
+  /** For messages. */
+  what: string;
+  /** Runs at the end of each turn, before the speaker falls silent. */
+  atTurnEnd?: (speaker: string) => Promise<void>;
+}
+
+/**
+ * Each of `speakers` (names of `pages`, demo pages with the init script) talks in turn, the
+ * others silent, until every other page has played `seconds` of their voice: a condition, so a
+ * slow machine makes turns longer, not results worse. Resolves with what each listener
+ * concealed of each speaker over that speaker's turn.
+ */
+export async function speakInTurns(
+  pages: ReadonlyMap<string, Page>,
+  speakers: string[],
+  { seconds, what, atTurnEnd }: TurnOptions,
+): Promise<Heard[]> {
+  const heard: Heard[] = [];
+  for (const speaker of speakers) {
+    const speaking = pages.get(speaker);
+    if (!speaking) throw new Error(`speakInTurns: no page for ${speaker}`);
+    const listeners = [...pages].filter(([name]) => name !== speaker);
+    await setSpeaking(speaking, true);
+    try {
+      const before = await Promise.all(listeners.map(([, p]) => networkSnapshot(p)));
+      const windows = await waitFor(
+        async () => {
+          const now = await Promise.all(
+            listeners.map(async ([listener, p], i) => {
+              const w = networkWindow(before[i] as NetworkSnapshot, await networkSnapshot(p));
+              return { listener, audio: w.audio.find((a) => a.participant === speaker) };
+            }),
+          );
+          return now.every((n) => (n.audio?.samples ?? 0) >= seconds * 48_000) ? now : undefined;
+        },
+        seconds * 4_000 + 20_000,
+        `${what}: every listener to play ${seconds} s of ${speaker}`,
+      );
+      for (const w of windows) {
+        heard.push({ speaker, listener: w.listener, concealedRatio: w.audio?.concealedRatio ?? 1 });
+      }
+      await atTurnEnd?.(speaker);
+    } finally {
+      await setSpeaking(speaking, false);
+    }
+  }
+  return heard;
+}
+
+/** One line per listener: what they concealed of each speaker. */
+export function describeHeard(heard: Heard[]): string[] {
+  const listeners = [...new Set(heard.map((h) => h.listener))];
+  return listeners.map(
+    (l) =>
+      `${l} hears ${heard
+        .filter((h) => h.listener === l)
+        .map((h) => `${h.speaker} ${(h.concealedRatio * 100).toFixed(2)} %`)
+        .join(', ')}`,
+  );
 }
