@@ -8,6 +8,12 @@
  * receiver renders at. A tile that does not fit is paused on the server (`consumerPaused`,
  * reason `bandwidth`); audio is never paused for bandwidth. Below `audioOnlyBelowBps` for a while
  * the receiver gets audio only until the estimate recovers (hysteresis).
+ *
+ * All this only once the link loses packets (`observeLoss`, from the transport-wide congestion
+ * feedback), and for `congestionMs` after. An estimate alone is no proof of a weak link: a
+ * receiver whose CPU is busy answers late, the delay-based estimate falls, and holding video back
+ * would then only make the estimate fall further (it follows what is sent). Without loss,
+ * mediasoup shares its estimate as it always does.
  */
 import type { Consumer, WebRtcTransport } from 'mediasoup/node/lib/types.js';
 import type {
@@ -73,6 +79,11 @@ const unknownLayerBps = 150_000;
 /** Audio needs its RTP rate plus IP, UDP and SRTP overhead: ×1.5 and 1 kbit/s covers Opus at 20 ms. */
 const audioOverhead = (bps: number) => bps * 1.5 + 1_000;
 
+/** Packet loss at or above this on the downlink means it is congested (the plan applies)… */
+const congestionLoss = 0.02;
+/** …for this long after the last such loss. */
+const congestionMs = 20_000;
+
 /** mediasoup priorities: audio above all, then the speaker's camera, screen shares, other cameras. */
 export const priorities = { audio: 255, speaker: 200, screen: 150, camera: 50 } as const;
 
@@ -111,6 +122,8 @@ export class DownlinkAllocator {
   #autoSuppressed = false;
   #lowTicks = 0;
   #highTicks = 0;
+  /** Until when the downlink counts as congested (ms; see `observeLoss`). */
+  #congestedUntil = 0;
 
   constructor(options: DownlinkOptions) {
     this.#options = options;
@@ -223,11 +236,22 @@ export class DownlinkAllocator {
     }
   }
 
+  /** The share of packets the downlink lost lately (transport-wide feedback, 0–1), as the node measured it. */
+  observeLoss(lossFraction: number): void {
+    if (lossFraction >= congestionLoss) this.#congestedUntil = this.#now() + congestionMs;
+  }
+
+  /** Whether the downlink lost packets lately: only then is the estimate taken as the link's limit. */
+  get congested(): boolean {
+    return this.#now() < this.#congestedUntil;
+  }
+
   /** Once a second: audio-only by the estimate, then which tiles fit at which layer. */
   tick(): void {
     const estimate = this.#estimate;
     if (!estimate) return;
-    this.#followAudioOnly(estimate.availableBitrate);
+    const congested = this.congested;
+    this.#followAudioOnly(estimate.availableBitrate, congested);
     const audioNeed = this.#audioNeed();
     if (this.#audioOnly.enabled) {
       if (this.#audioOnly.reason === 'bandwidth') {
@@ -236,8 +260,12 @@ export class DownlinkAllocator {
       } else this.#probe.planned(audioNeed, undefined, 0);
       return;
     }
-    let budget = estimate.availableBitrate - audioNeed;
     const ranked = this.#ranked();
+    if (!congested && !ranked.some((video) => video.held === 'bandwidth')) {
+      this.#unplanned(ranked);
+      return;
+    }
+    let budget = estimate.availableBitrate - audioNeed;
     const granted = new Map<Video, number>();
     const roomy = new Set<Video>();
     // Lowest layers first, in rank order: who fits.
@@ -261,7 +289,7 @@ export class DownlinkAllocator {
       }
       granted.set(video, top);
     }
-    this.#applyPlan(ranked, granted, roomy);
+    this.#applyPlan(ranked, granted, roomy, congested);
     this.#probeAfter(ranked, granted, audioNeed);
   }
 
@@ -293,13 +321,13 @@ export class DownlinkAllocator {
     this.#probe.planned(planned, next, steps);
   }
 
-  #applyPlan(ranked: Video[], granted: Map<Video, number>, roomy: Set<Video>): void {
+  #applyPlan(ranked: Video[], granted: Map<Video, number>, roomy: Set<Video>, congested: boolean): void {
     const now = this.#now();
     for (const video of ranked) {
       const layer = granted.get(video);
       if (layer === undefined) {
         video.fits = 0;
-        if (video.held === null && ++video.misfits >= holdAfterTicks) void this.#hold(video, 'bandwidth');
+        if (video.held === null && congested && ++video.misfits >= holdAfterTicks) void this.#hold(video, 'bandwidth');
         continue;
       }
       video.misfits = 0;
@@ -310,9 +338,19 @@ export class DownlinkAllocator {
     }
   }
 
-  #followAudioOnly(available: number): void {
+  /** No congestion and nothing held back: each tile at the layer it asks for, mediasoup's estimate unbounded. */
+  #unplanned(ranked: Video[]): void {
+    for (const video of ranked) {
+      video.misfits = 0;
+      video.fits = 0;
+      void this.#setLayer(video, video.wantedLayer);
+    }
+    this.#probe.planned(0, undefined, 0);
+  }
+
+  #followAudioOnly(available: number, congested: boolean): void {
     const threshold = this.#options.audioOnlyBelowBps;
-    this.#lowTicks = available < threshold ? this.#lowTicks + 1 : 0;
+    this.#lowTicks = available < threshold && congested ? this.#lowTicks + 1 : 0;
     this.#highTicks = available >= threshold * audioOnlyOffFactor ? this.#highTicks + 1 : 0;
     if (this.#highTicks >= audioOnlyOffAfterTicks) {
       this.#autoSuppressed = false;

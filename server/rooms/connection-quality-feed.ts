@@ -125,7 +125,10 @@ export class ConnectionQualityFeed {
       this.#changed(entry, entry.tracker.force(lostConnection));
       return;
     }
-    const measured = classify(await entry.sampler.sample(member.media, this.#options.rates));
+    const sample = await entry.sampler.sample(member.media, this.#options.rates);
+    // The same reading tells the downlink allocator whether the link drops packets (congestion).
+    member.media.downlink.observeLoss(sample.download?.loss ?? 0);
+    const measured = classify(sample);
     if (this.#closed || this.#entries.get(member.id) !== entry) return;
     const wasDropped = entry.dropped;
     entry.dropped = false;

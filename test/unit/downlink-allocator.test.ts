@@ -60,7 +60,8 @@ function setting(people: string[], speaker: string | null) {
     rates.set(`${person}-camera`, rate([150_000, 500_000, 1_500_000]));
     rates.set(`${person}-mic`, rate([person === speaker ? 35_000 : 1_000]));
   }
-  const state = { speaker, now: 1_000_000 };
+  // `lossy`: the link drops packets (what makes the allocator take the estimate as its limit).
+  const state = { speaker, now: 1_000_000, lossy: true };
   const paused: [string, ConsumerPauseReason | null][] = [];
   const audioOnly: AudioOnlyState[] = [];
   const allocator = new DownlinkAllocator({
@@ -102,6 +103,7 @@ function setting(people: string[], speaker: string | null) {
   const ticks = async (n: number, bps: number) => {
     for (let i = 0; i < n; i++) {
       state.now += 1_000;
+      if (state.lossy) allocator.observeLoss(0.05);
       estimate(bps);
       allocator.tick();
       await new Promise((r) => setImmediate(r));
@@ -244,6 +246,36 @@ test('a video consumer added while audio-only (a rejoin keeps the choice) is hel
   assert.equal(s.paused, [[s.cameras.get('b')?.id, 'audioOnly']]);
   assert.is(s.cameras.get('b')?.paused, true);
   assert.is(s.mics.get('b')?.paused, false);
+});
+
+test('a low estimate without loss (a busy receiver, not a weak link) holds nothing back and never goes audio-only', async () => {
+  const s = setting(others, 'a');
+  s.state.lossy = false;
+  for (const person of others) await s.receive(person);
+  await s.allocator.setWantedHeight(s.cameras.get('a')?.id ?? '', 720);
+  await s.ticks(10, 90_000);
+  assert.equal(s.paused, []);
+  assert.equal(s.audioOnly, []);
+  assert.equal(s.cameras.get('a')?.preferred?.spatialLayer, 2, 'the layer asked for: mediasoup shares its estimate');
+  assert.is(s.caps.at(-1) ?? 0, 0, 'the transport is not limited');
+  s.allocator.observeLoss(0.01);
+  await s.ticks(3, 90_000);
+  assert.equal(s.paused, [], '1 % loss is no congestion');
+});
+
+test('congestion ends 20 s after the last loss: once nothing is held back, every tile gets its layer again', async () => {
+  const s = setting(['a', 'b'], 'a');
+  await s.receive('a');
+  await s.receive('b');
+  await s.allocator.setWantedHeight(s.cameras.get('a')?.id ?? '', 720);
+  await s.ticks(3, 400_000);
+  assert.equal(s.cameras.get('a')?.preferred?.spatialLayer, 0, 'capped to what the link carries');
+  s.state.lossy = false;
+  await s.ticks(19, 400_000);
+  assert.equal(s.cameras.get('a')?.preferred?.spatialLayer, 0, 'still congested');
+  await s.ticks(2, 400_000);
+  assert.equal(s.cameras.get('a')?.preferred?.spatialLayer, 2);
+  assert.is(s.caps.at(-1), 0);
 });
 
 test('a consumer the receiver paused stays paused when bandwidth would send it', async () => {
