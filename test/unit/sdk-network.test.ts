@@ -30,6 +30,7 @@ import { publishPresets } from '../../client-sdk/src/publish-presets.ts';
 import { applySenderPreferences } from '../../client-sdk/src/sender-preferences.ts';
 import type { Signaling } from '../../client-sdk/src/signaling.ts';
 import { throwsAsync } from '../helpers/assert.ts';
+import { fakeProducerFixture, sessionStateFixture } from '../helpers/sdk-fixtures.ts';
 import { createNodeSessionClient } from '../helpers/wrtc-session.ts';
 
 /* ---- A bare server standing in for Haven ------------------------------------------------- */
@@ -97,26 +98,13 @@ const routerRtpCapabilities = {
   headerExtensions: [],
 };
 
-/** An admission of Pat (`p-1`) into a room with a facilitator, Dr. Lee (`f-1`). */
+/** An admission of Pat (`p-1`) into a room that shares quality, with a facilitator, Dr. Lee (`f-1`). */
 function admission(overrides: Partial<SessionState> = {}): SessionState {
-  return {
+  return sessionStateFixture(routerRtpCapabilities, {
     room: { id: 'grp-1', kind: 'group', title: 'Tuesday group', e2ee: false, shareConnectionQuality: true },
-    self: { id: 'p-1', name: 'Pat', role: 'participant', tracks: [] },
     capabilities: { publishAudio: true, publishVideo: true, publishScreen: true, chat: true },
-    participants: [{ id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [] }],
-    routerRtpCapabilities,
-    iceServers: [],
-    resumed: false,
-    reconnectGraceMs: 30_000,
-    audioMode: 'open',
-    locked: false,
-    spotlight: null,
-    hands: [],
-    waiting: [],
-    connectionQuality: [],
-    audioOnly: { enabled: false, reason: null },
     ...overrides,
-  };
+  });
 }
 
 /** Records the client's network events (and who joined) as short strings, in order. */
@@ -349,27 +337,14 @@ test('connection quality: a change once, someone gone forgotten, nobody else in 
 /* ---- Media: held back remote tracks, dynacast, the screen's sender ----------------------- */
 
 function fakeProducer(id: string, kind: 'audio' | 'video', sender?: Partial<RTCRtpSender>) {
-  return {
-    id,
+  return fakeProducerFixture(id, {
     kind,
-    closed: false,
-    paused: false,
     rtpSender: sender,
     maxSpatialLayers: [] as number[],
     async setMaxSpatialLayer(layer: number) {
       this.maxSpatialLayers.push(layer);
     },
-    pause() {
-      this.paused = true;
-    },
-    resume() {
-      this.paused = false;
-    },
-    close() {
-      this.closed = true;
-    },
-    on() {},
-  };
+  });
 }
 
 /** A media session that makes fake producers (`prod-1`, … after `prefix`) and consumers, which it may hold back. */

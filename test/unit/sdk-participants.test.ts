@@ -13,6 +13,7 @@ import type { TrackInfo } from '../../client-sdk/src/protocol/index.ts';
 import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import type { SessionClientEvents } from '../../client-sdk/src/session-events.ts';
 import { throwsAsync } from '../helpers/assert.ts';
+import { fakeProducerFixture } from '../helpers/sdk-fixtures.ts';
 
 const capabilities = { publishAudio: true, publishVideo: true, publishScreen: true, chat: true };
 
@@ -40,23 +41,7 @@ function fakeTrack(kind: 'audio' | 'video') {
   };
 }
 
-function fakeProducer(id: string) {
-  return {
-    id,
-    closed: false,
-    paused: false,
-    pause() {
-      this.paused = true;
-    },
-    resume() {
-      this.paused = false;
-    },
-    close() {
-      this.closed = true;
-    },
-    on() {},
-  };
-}
+const fakeProducer = (id: string) => fakeProducerFixture(id);
 
 /** A media session whose producers and requests the test sees; `refuse` answers a request with a refusal. */
 function fakeMedia() {

@@ -28,6 +28,7 @@ import {
 import { obtainToken } from '../../client-sdk/src/options.ts';
 import { buildSdk, bundleProblems } from '../../scripts/build-sdk.ts';
 import { throwsAsync } from '../helpers/assert.ts';
+import { sessionStateFixture } from '../helpers/sdk-fixtures.ts';
 import { createNodeSessionClient } from '../helpers/wrtc-session.ts';
 
 const url = 'http://127.0.0.1:1';
@@ -465,24 +466,7 @@ const routerRtpCapabilities = {
 };
 
 function sessionState(overrides: Partial<SessionState> = {}): SessionState {
-  return {
-    room: { id: 'grp-1', kind: 'group', title: 'Tuesday group', e2ee: false, shareConnectionQuality: false },
-    self: { id: 'p-1', name: 'Pat', role: 'participant', tracks: [] },
-    capabilities: { publishAudio: true, publishVideo: true, publishScreen: false, chat: true },
-    participants: [{ id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [] }],
-    routerRtpCapabilities,
-    iceServers: [],
-    resumed: false,
-    reconnectGraceMs: 30_000,
-    audioMode: 'open',
-    locked: false,
-    spotlight: null,
-    hands: [],
-    waiting: [],
-    connectionQuality: [],
-    audioOnly: { enabled: false, reason: null },
-    ...overrides,
-  };
+  return sessionStateFixture(routerRtpCapabilities, overrides);
 }
 
 /**
