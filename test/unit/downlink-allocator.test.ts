@@ -114,9 +114,15 @@ function setting(people: string[], speaker: string | null) {
 
 const others = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
 
+/** A receiver of `people`'s cameras and microphones (the first of them speaking). */
+async function receiving(people: string[]) {
+  const s = setting(people, people[0] ?? null);
+  for (const person of people) await s.receive(person);
+  return s;
+}
+
 test('audio consumers get the top priority; the speaker’s camera is above the others', async () => {
-  const s = setting(others, 'a');
-  for (const person of others) await s.receive(person);
+  const s = await receiving(others);
   await s.ticks(1, 10_000_000);
   for (const mic of s.mics.values()) assert.is(mic.priority, priorities.audio);
   assert.is(s.cameras.get('a')?.priority, priorities.speaker);
@@ -126,8 +132,7 @@ test('audio consumers get the top priority; the speaker’s camera is above the 
 });
 
 test('300 kbit/s down with seven others: the speaker’s tile at its lowest layer, the rest held back, no voice', async () => {
-  const s = setting(others, 'a');
-  for (const person of others) await s.receive(person);
+  const s = await receiving(others);
   await s.ticks(4, 300_000);
   const held = s.paused.filter(([, reason]) => reason === 'bandwidth').map(([id]) => id);
   const heldPeople = others.filter((p) => held.includes(s.cameras.get(p)?.id ?? ''));
@@ -140,9 +145,7 @@ test('300 kbit/s down with seven others: the speaker’s tile at its lowest laye
 });
 
 test('a tile is held only after two plans without room for it, and comes back after three with room', async () => {
-  const s = setting(['a', 'b'], 'a');
-  await s.receive('a');
-  await s.receive('b');
+  const s = await receiving(['a', 'b']);
   await s.ticks(1, 250_000);
   assert.equal(s.paused, [], 'one plan short is not enough');
   await s.ticks(1, 250_000);
@@ -154,9 +157,7 @@ test('a tile is held only after two plans without room for it, and comes back af
 });
 
 test('a tile that relapses soon after coming back waits twice as long the next time, unless the link has room twice over', async () => {
-  const s = setting(['a', 'b'], 'a');
-  await s.receive('a');
-  await s.receive('b');
+  const s = await receiving(['a', 'b']);
   const b = () => s.paused.filter(([id]) => id === s.cameras.get('b')?.id).length;
   // 420k: audio ~55k, the speaker's lowest layer 150k, b's 150k fit, but not twice over.
   await s.ticks(2, 250_000);
@@ -175,9 +176,7 @@ test('a tile that relapses soon after coming back waits twice as long the next t
 });
 
 test('higher layers go to the speaker first, up to the size each tile is rendered at', async () => {
-  const s = setting(['a', 'b'], 'a');
-  await s.receive('a');
-  await s.receive('b');
+  const s = await receiving(['a', 'b']);
   await s.allocator.setWantedHeight(s.cameras.get('b')?.id ?? '', 180);
   // Audio ~55k; 150k + 150k for the lowest layers, 350k more for the speaker's middle one.
   await s.ticks(3, 760_000);
@@ -189,9 +188,7 @@ test('higher layers go to the speaker first, up to the size each tile is rendere
 });
 
 test('the estimate is a median: one report far off does not move the plan', async () => {
-  const s = setting(['a', 'b'], 'a');
-  await s.receive('a');
-  await s.receive('b');
+  const s = await receiving(['a', 'b']);
   for (let i = 0; i < 3; i++) {
     s.state.now += 1_000;
     s.estimate(2_000_000);
@@ -205,9 +202,7 @@ test('the estimate is a median: one report far off does not move the plan', asyn
 });
 
 test('below the threshold for 3 s: audio only (reason bandwidth); above 1.5× it for 5 s: video again', async () => {
-  const s = setting(['a', 'b'], 'a');
-  await s.receive('a');
-  await s.receive('b');
+  const s = await receiving(['a', 'b']);
   await s.ticks(5, 90_000);
   assert.equal(s.audioOnly, [{ enabled: true, reason: 'bandwidth' }]);
   for (const camera of s.cameras.values()) assert.is(camera.paused, true);
@@ -264,9 +259,7 @@ test('a low estimate without loss (a busy receiver, not a weak link) holds nothi
 });
 
 test('congestion ends 20 s after the last loss: once nothing is held back, every tile gets its layer again', async () => {
-  const s = setting(['a', 'b'], 'a');
-  await s.receive('a');
-  await s.receive('b');
+  const s = await receiving(['a', 'b']);
   await s.allocator.setWantedHeight(s.cameras.get('a')?.id ?? '', 720);
   await s.ticks(3, 400_000);
   assert.equal(s.cameras.get('a')?.preferred?.spatialLayer, 0, 'capped to what the link carries');
@@ -279,9 +272,7 @@ test('congestion ends 20 s after the last loss: once nothing is held back, every
 });
 
 test('a consumer the receiver paused stays paused when bandwidth would send it', async () => {
-  const s = setting(['a', 'b'], 'a');
-  await s.receive('a');
-  await s.receive('b');
+  const s = await receiving(['a', 'b']);
   await s.allocator.setClientPaused(s.cameras.get('b')?.id ?? '', true);
   await s.ticks(2, 250_000);
   await s.ticks(6, 10_000_000);
@@ -291,8 +282,7 @@ test('a consumer the receiver paused stays paused when bandwidth would send it',
 });
 
 test('while short, the transport is held near the plan and raised now and then (a probe); with room, no limit', async () => {
-  const s = setting(others, 'a');
-  for (const person of others) await s.receive(person);
+  const s = await receiving(others);
   await s.ticks(12, 300_000);
   const plan = 150_000 + 35_000 * 1.5 + 1_000 + 6 * (1_000 * 1.5 + 1_000);
   const near = s.caps.filter((cap) => cap < plan * 1.3 + 30_000);
