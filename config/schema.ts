@@ -121,11 +121,11 @@ export const configShape = z.strictObject({
       maxConsumersPerRouter: positiveInt
         .default(500)
         .describe('Consumers one router carries before a big room spreads to a router on another worker.'),
-      /** Below this downlink estimate a receiver gets audio only until it recovers. Default 120. */
+      /** Below this downlink estimate (on a lossy link) a receiver gets audio only until it recovers. Default 120. */
       audioOnlyBelowKbps: positiveInt
         .default(120)
         .describe(
-          'A receiver whose downlink bandwidth estimate stays below this (kbit/s) for 3 s receives audio only, until it stays above 1.5× this for 5 s.',
+          'A receiver on a link that loses packets whose downlink bandwidth estimate stays below this (kbit/s) for 5 s receives audio only, until it stays above 1.5× this for 5 s.',
         ),
       /** Plain RTP transports (SRTP, no ICE/DTLS) for the bench's load generator. Default false. */
       plainTransports: flag

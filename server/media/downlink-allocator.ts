@@ -56,20 +56,19 @@ export interface DownlinkOptions {
 
 /** Ticks (seconds) a tile must not fit before it is paused, and fit with margin before it comes back. */
 const holdAfterTicks = 2;
-const releaseAfterTicks = 3;
+const releaseAfterTicks = 2;
 /** A paused tile comes back only if it fits in this share of the budget (no flapping at the edge). */
 const releaseMargin = 0.85;
-/** Audio-only: on below the threshold for 3 ticks; off above 1.5× it for 5. */
-const audioOnlyAfterTicks = 3;
+/** Audio-only: on below the threshold for 5 ticks (not on the dip a new limit makes); off above 1.5× it for 5. */
+const audioOnlyAfterTicks = 5;
 const audioOnlyOffFactor = 1.5;
 const audioOnlyOffAfterTicks = 5;
 /**
- * A tile paused again soon after it came back waits twice as long to come back (up to 16×):
- * only sending tells whether the link carries it, and each try costs the voices a few packets.
- * With room for it twice over (the link recovered) it comes back after the usual wait.
+ * A tile paused again soon after it came back waits twice as long to come back (up to 4×, so
+ * 8 s): only sending tells whether the link carries it, and each try costs the voices a few
+ * packets. The speaker's tile never waits longer than the usual 2 s.
  */
-const maxReleaseDoublings = 4;
-const clearRoom = 2;
+const maxReleaseDoublings = 2;
 /** A tile sent this long counts as settled: its back-off is forgotten. */
 const settledMs = 30_000;
 /** The estimate is the median of mediasoup's reports over this window. */
@@ -83,6 +82,8 @@ const audioOverhead = (bps: number) => bps * 1.5 + 1_000;
 const congestionLoss = 0.02;
 /** …for this long after the last such loss. */
 const congestionMs = 20_000;
+/** The transport looks beyond the plan only once this long has passed since the last loss. */
+const quietBeforeProbingMs = 5_000;
 
 /** mediasoup priorities: audio above all, then the speaker's camera, screen shares, other cameras. */
 export const priorities = { audio: 255, speaker: 200, screen: 150, camera: 50 } as const;
@@ -116,14 +117,17 @@ export class DownlinkAllocator {
   #samples: { at: number; available: number }[] = [];
   /** Keeps the transport's sending near the plan, and probes for more. */
   readonly #probe: BandwidthProbe;
+  /** The active speaker's camera among this receiver's videos, if any. */
+  #speakerTile: Video | undefined;
   readonly #now: () => number;
   #audioOnly: AudioOnlyState = { enabled: false, reason: null };
   /** The person turned audio-only off while the link was weak: not turned on again until it recovers. */
   #autoSuppressed = false;
   #lowTicks = 0;
   #highTicks = 0;
-  /** Until when the downlink counts as congested (ms; see `observeLoss`). */
+  /** Until when the downlink counts as congested, and when it last lost packets (ms; see `observeLoss`). */
   #congestedUntil = 0;
+  #lostAt = 0;
 
   constructor(options: DownlinkOptions) {
     this.#options = options;
@@ -238,7 +242,9 @@ export class DownlinkAllocator {
 
   /** The share of packets the downlink lost lately (transport-wide feedback, 0–1), as the node measured it. */
   observeLoss(lossFraction: number): void {
-    if (lossFraction >= congestionLoss) this.#congestedUntil = this.#now() + congestionMs;
+    if (lossFraction < congestionLoss) return;
+    this.#lostAt = this.#now();
+    this.#congestedUntil = this.#lostAt + congestionMs;
   }
 
   /** Whether the downlink lost packets lately: only then is the estimate taken as the link's limit. */
@@ -257,7 +263,7 @@ export class DownlinkAllocator {
       if (this.#audioOnly.reason === 'bandwidth') {
         // Probing up to twice the threshold: above the 1.5× that ends audio-only.
         this.#probe.audioOnly(audioNeed, estimate.availableBitrate, this.#options.audioOnlyBelowBps * 2);
-      } else this.#probe.planned(audioNeed, undefined, 0);
+      } else this.#probe.planned(audioNeed, undefined, true);
       return;
     }
     const ranked = this.#ranked();
@@ -267,14 +273,12 @@ export class DownlinkAllocator {
     }
     let budget = estimate.availableBitrate - audioNeed;
     const granted = new Map<Video, number>();
-    const roomy = new Set<Video>();
     // Lowest layers first, in rank order: who fits.
     for (const video of ranked) {
       const cost = this.#layerCost(video, 0);
       const margin = video.held === 'bandwidth' ? releaseMargin : 1;
       if (cost <= budget * margin) {
         granted.set(video, 0);
-        if (cost * clearRoom <= budget) roomy.add(video);
         budget -= cost;
       }
     }
@@ -289,7 +293,7 @@ export class DownlinkAllocator {
       }
       granted.set(video, top);
     }
-    this.#applyPlan(ranked, granted, roomy, congested);
+    this.#applyPlan(ranked, granted, congested);
     this.#probeAfter(ranked, granted, audioNeed);
   }
 
@@ -306,11 +310,7 @@ export class DownlinkAllocator {
   /** Tells the probe what the plan uses and what its next step would cost. */
   #probeAfter(ranked: Video[], granted: Map<Video, number>, audioNeed: number): void {
     let planned = audioNeed;
-    let steps = 0;
-    for (const [video, layer] of granted) {
-      planned += this.#layerCost(video, layer);
-      steps += layer + 1;
-    }
+    for (const [video, layer] of granted) planned += this.#layerCost(video, layer);
     const missing = ranked.find((video) => !granted.has(video));
     const short = [...granted].find(([video, layer]) => layer < video.wantedLayer);
     const next = missing
@@ -318,10 +318,12 @@ export class DownlinkAllocator {
       : short
         ? this.#layerCost(short[0], short[1] + 1) - this.#layerCost(short[0], short[1])
         : undefined;
-    this.#probe.planned(planned, next, steps);
+    // Right after a loss the link is full: no room to look further until it has been quiet a while.
+    const quiet = this.#now() - this.#lostAt >= quietBeforeProbingMs;
+    this.#probe.planned(planned, next, quiet);
   }
 
-  #applyPlan(ranked: Video[], granted: Map<Video, number>, roomy: Set<Video>, congested: boolean): void {
+  #applyPlan(ranked: Video[], granted: Map<Video, number>, congested: boolean): void {
     const now = this.#now();
     for (const video of ranked) {
       const layer = granted.get(video);
@@ -331,7 +333,7 @@ export class DownlinkAllocator {
         continue;
       }
       video.misfits = 0;
-      const backOff = roomy.has(video) ? 1 : 2 ** Math.min(video.relapses, maxReleaseDoublings);
+      const backOff = video === this.#speakerTile ? 1 : 2 ** Math.min(video.relapses, maxReleaseDoublings);
       if (video.held === 'bandwidth' && ++video.fits >= releaseAfterTicks * backOff) void this.#hold(video, null);
       if (video.held === null) void this.#setLayer(video, layer);
       if (video.held === null && video.releasedAt && now - video.releasedAt >= settledMs) video.relapses = 0;
@@ -345,7 +347,7 @@ export class DownlinkAllocator {
       video.fits = 0;
       void this.#setLayer(video, video.wantedLayer);
     }
-    this.#probe.planned(0, undefined, 0);
+    this.#probe.planned(0, undefined, true);
   }
 
   #followAudioOnly(available: number, congested: boolean): void {
@@ -375,6 +377,7 @@ export class DownlinkAllocator {
       (v) => !v.clientPaused && !v.consumer.producerPaused && v.held !== 'audioOnly',
     );
     const ranked = candidates.sort((a, b) => rank(a) - rank(b) || spoke(b) - spoke(a));
+    this.#speakerTile = ranked[0] && rank(ranked[0]) === 0 ? ranked[0] : undefined;
     for (const video of ranked) {
       const source = room.track(video.consumer.producerId)?.source;
       const priority =

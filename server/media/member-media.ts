@@ -299,6 +299,9 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
       producerId: request.producerId,
       rtpCapabilities,
       paused: true,
+      // Retransmission for audio too (mediasoup's default is video only): a voice lost on a
+      // lossy downlink is asked for again (NACK) in time for the jitter buffer.
+      enableRtx: true,
       appData: { participantId: this.participantId },
     });
     this.consumers.set(consumer.id, consumer);
