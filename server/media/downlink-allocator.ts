@@ -28,7 +28,7 @@ import type { TrackRates } from './track-rates.ts';
 export interface DownlinkEstimate {
   /** mediasoup's estimate of what can be sent to this receiver (bps). */
   availableBitrate: number;
-  /** What its consumers would send at their preferred layers (bps). */
+  /** What its consumers could send (bps; mediasoup counts each video at its top layer). */
   desiredBitrate: number;
   updatedAt: number;
 }
