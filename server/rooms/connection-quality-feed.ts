@@ -118,6 +118,8 @@ export class ConnectionQualityFeed {
     if (entry?.member !== member) {
       entry = { member, tracker: new QualityTracker(), sampler: new MediaQualitySampler(), dropped: false };
       this.#entries.set(member.id, entry);
+      // Someone new in the session: those who may see their quality learn it (excellent until measured).
+      this.#changed(entry, excellent);
     }
     if (!member.connected) {
       entry.dropped = true;

@@ -34,8 +34,23 @@ async function room(overrides: Partial<RoomDefinition> = {}) {
   ] as const) {
     await f.join(id, role);
   }
+  // The first round tells everyone who may see them of each newcomer (excellent until measured);
+  // the tests look at what follows.
+  await f.room.quality.sample();
+  f.told.length = 0;
   return { f, feed: f.room.quality };
 }
+
+test('each newcomer’s quality is told once to those who may see it: excellent until measured', async () => {
+  const f = await fakeRoom();
+  await f.join('f1', 'facilitator');
+  await f.join('p1', 'participant');
+  await f.join('p2', 'participant');
+  await f.room.quality.sample();
+  await f.room.quality.sample();
+  assert.equal(toldOf(f, 'p1'), { f1: ['excellent'], p1: ['excellent'] });
+  assert.equal(toldOf(f, 'f1'), { f1: ['excellent'] });
+});
 
 test('a dropped connection is lost to the person’s viewers at once, and back at once', async () => {
   const { f, feed } = await room();
