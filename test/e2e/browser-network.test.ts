@@ -15,23 +15,23 @@
 import type { Page } from 'playwright-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { NodeProcess } from '../../bench/node-process.ts';
-import { waitFor } from '../../bench/processes.ts';
-import { launchBrowser, recordPeerConnections, type TestBrowser } from '../helpers/browser.ts';
-import { runAll } from '../helpers/hooks.ts';
-import { createNetns, type Netns } from '../helpers/netns.ts';
+import { createNetns, type Netns } from '../../bench/netns.ts';
 import {
   describeWindow,
   type NetworkWindow,
   networkSnapshot,
   observeWindow,
   settleWindow,
-} from '../helpers/network-stats.ts';
+} from '../../bench/network-stats.ts';
+import type { NodeProcess } from '../../bench/node-process.ts';
+import { waitFor } from '../../bench/processes.ts';
+import { describeHeard, type Heard, setSpeaking, speakInTurns, speechAudio } from '../../bench/speech-audio.ts';
+import { startUdpLossRelay, type UdpLossRelay } from '../../bench/udp-loss-relay.ts';
+import { launchBrowser, recordPeerConnections, type TestBrowser } from '../helpers/browser.ts';
+import { runAll } from '../helpers/hooks.ts';
 import { receivingFrom, selectedCandidateTypes } from '../helpers/page-media.ts';
 import { freePort } from '../helpers/ports.ts';
 import { sessionNode } from '../helpers/session-node.ts';
-import { describeHeard, type Heard, setSpeaking, speakInTurns, speechAudio } from '../helpers/speech-audio.ts';
-import { startUdpLossRelay, type UdpLossRelay } from '../helpers/udp-loss-relay.ts';
 
 /** The bound on concealed audio. */
 const maxConcealed = 0.02;

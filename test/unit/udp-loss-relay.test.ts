@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../../bench/processes.ts';
-import { startUdpLossRelay, type UdpLossRelay } from '../helpers/udp-loss-relay.ts';
+import { startUdpLossRelay, type UdpLossRelay } from '../../bench/udp-loss-relay.ts';
 
 interface Endpoint {
   socket: Socket;

@@ -12,8 +12,8 @@
  * `window.__havenSpeech.setSpeaking(true)`. Video is still Chromium's fake camera.
  */
 import type { Page } from 'playwright-core';
-import { waitFor } from '../../bench/processes.ts';
 import { type NetworkSnapshot, networkSnapshot, networkWindow } from './network-stats.ts';
+import { waitFor } from './processes.ts';
 
 export interface SpeechControl {
   setSpeaking(speaking: boolean): Promise<void>;
@@ -119,6 +119,8 @@ export interface Heard {
   listener: string;
   /** Δconcealed / Δtotal samples of the speaker's track over the turn (1 when nothing arrived). */
   concealedRatio: number;
+  /** The part of it that was concealed silence (the speaker's DTX pauses): no voice lost there. */
+  silentConcealedRatio: number;
 }
 
 export interface TurnOptions {
@@ -163,7 +165,12 @@ export async function speakInTurns(
         `${what}: every listener to play ${seconds} s of ${speaker}`,
       );
       for (const w of windows) {
-        heard.push({ speaker, listener: w.listener, concealedRatio: w.audio?.concealedRatio ?? 1 });
+        heard.push({
+          speaker,
+          listener: w.listener,
+          concealedRatio: w.audio?.concealedRatio ?? 1,
+          silentConcealedRatio: w.audio?.silentConcealedRatio ?? 0,
+        });
       }
       await atTurnEnd?.(speaker);
     } finally {
