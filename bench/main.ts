@@ -34,7 +34,7 @@ import { describeMissing } from './track-check.ts';
 const scenarios = ['groups', 'education', 'joinstorm', 'moderation'] as const;
 type Scenario = (typeof scenarios)[number];
 
-const usage = `usage: npm run bench -- <${scenarios.join('|')}|signaling|browser-e2ee> [options]   (signaling, browser-e2ee --help: their own)
+const usage = `usage: npm run bench -- <${scenarios.join('|')}|signaling|browser-e2ee|network> [options]   (signaling, browser-e2ee, network --help: their own)
   --rooms N          rooms (groups, moderation: 4 and 2; joinstorm: 1)
   --size N           people per room, a facilitator included (groups 8, moderation 16)
   --publishers N     education: facilitators publishing audio and video (1–2, default 1)
@@ -450,6 +450,7 @@ async function main(): Promise<number> {
   // Real Chromium pages, plain against E2EE rooms: the same, for the browser's cost.
   if (process.argv[2] === 'browser-e2ee')
     return (await import('./browser-e2ee.ts')).runBrowserE2ee(process.argv.slice(3));
+  if (process.argv[2] === 'network') return (await import('./network.ts')).runNetwork(process.argv.slice(3));
   const o = optionsOrUsage(options);
   if (!o) return 2;
   const cpu = cpus();

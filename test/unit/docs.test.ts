@@ -134,7 +134,8 @@ test('the server package README names every export and every admin client method
 });
 
 test('the bench README names only flags the bench takes, and every scenario', () => {
-  const usage = read('bench/main.ts') + read('bench/signaling.ts') + read('bench/browser-e2ee.ts');
+  const usage =
+    read('bench/main.ts') + read('bench/signaling.ts') + read('bench/browser-e2ee.ts') + read('bench/network.ts');
   const flags = new Set([...usage.matchAll(/^\s+(--[a-z][a-z-]*)/gm)].map((m) => m[1]));
   assert.ok(flags.has('--rooms') && flags.has('--knee'), [...flags].join());
   const benchReadme = read('bench/README.md');
@@ -148,6 +149,7 @@ test('the bench README names only flags the bench takes, and every scenario', ()
   }
   assert.match(benchReadme, /\bsignaling\b/);
   assert.match(benchReadme, /\bbrowser-e2ee\b/);
+  assert.match(benchReadme, /npm run bench -- network\b/);
 });
 
 test.run();
