@@ -513,8 +513,8 @@ test('a screen share’s sender keeps its resolution (maintain-resolution); a br
   assert.is(await applySenderPreferences({ rtpSender: already as never }, screenPreset), true);
 });
 
-test('presets: the microphone keeps Opus DTX and in-band FEC; only the screen asks for maintain-resolution', () => {
-  assert.equal(publishPresets.microphone.codecOptions, { opusStereo: false, opusDtx: true, opusFec: true });
+test('presets: the microphone keeps Opus DTX, in-band FEC and NACK; only the screen asks for maintain-resolution', () => {
+  assert.equal(publishPresets.microphone.codecOptions, { opusStereo: false, opusDtx: true, opusFec: true, opusNack: true });
   assert.is(publishPresets.screen.degradationPreference, 'maintain-resolution');
   assert.is(publishPresets.camera.degradationPreference, undefined);
 });
