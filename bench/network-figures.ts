@@ -35,6 +35,8 @@ export interface CaseFigures {
   patientReceives?: CameraFigure[];
   /** What each of the others receives of each camera. */
   othersReceive?: Record<string, CameraFigure[]>;
+  /** ms after the limit until what the patient received had fitted it (under 280 kbit/s) for three 2 s windows; null: not in 40 s. */
+  fitMs?: number | null;
   /** At the end of each speaker's turn: whether the patient's tile of them was paused (null: not). */
   speakerTilePaused?: Record<string, string | null>;
   /** The patient's camera's layers before and under the limit. */
@@ -45,6 +47,8 @@ export interface CaseFigures {
   poorMs?: number | null;
   /** The relay's counts of the patient's packets in the case. */
   relay?: { up: { dropped: number; total: number }; down: { dropped: number; total: number } };
+  /** The whole machine's busy share over the case (1 = every core): a starved machine conceals too. */
+  machineBusy?: number;
   failure?: string;
 }
 
@@ -116,6 +120,9 @@ export function describeCase(c: CaseFigures, patient: string): string[] {
   if (ofPatient.length) lines.push(`${at}: the others hear ${patient} concealed ${spread(ofPatient)}`);
   const others = c.heard.filter((h) => h.speaker !== patient && h.listener !== patient);
   if (others.length) lines.push(`${at}: the others hear each other concealed ${spread(others)}`);
+  if (c.fitMs !== undefined) {
+    lines.push(`${at}: what ${patient} receives fits the limit ${ms(c.fitMs)} after it (6 s under 280 kbit/s)`);
+  }
   for (const cam of c.patientReceives ?? []) {
     lines.push(`${at}: ${patient} receives ${cam.participant}'s camera ${cameraText(cam)}`);
   }
@@ -153,6 +160,7 @@ export function describeCase(c: CaseFigures, patient: string): string[] {
       );
     }
   }
+  if (c.machineBusy !== undefined) lines.push(`${at}: the machine was ${Math.round(c.machineBusy * 100)} % busy`);
   if (c.failure) lines.push(`${at}: FAILED ${c.failure}`);
   return lines;
 }

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import type { Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { recordPeerConnections } from './chromium.ts';
 import { type LaunchedChromium, launchChromium } from './chromium-launch.ts';
 import { createNetns, type Netns } from './netns.ts';
@@ -24,7 +24,7 @@ const hostNames = ['Fay', 'Ben', 'Cai', 'Dee', 'Eli', 'Gus', 'Ivy'];
 export const maxPeople = hostNames.length + 1;
 export const patient = 'Pat';
 
-/** The camera every page captures: 640×360 at 15 frames/s (layers 160, 320 and 640 wide). */
+/** The camera every page captures: 640×360 at 15 frames/s (Chromium sends two layers of it, 160 and 320 wide). */
 export const lightCamera = { width: 640, height: 360, frameRate: 15 };
 
 /**
@@ -125,15 +125,7 @@ export async function startNetworkRoom(people: number): Promise<NetworkRoom> {
     }
     const [hostBrowser, patientBrowser] = browsers as [LaunchedChromium, LaunchedChromium];
     const open = async (browser: LaunchedChromium, name: string, role: string) => {
-      const opened = await browser.context.newPage();
-      opened.on('pageerror', (err) => console.error(`[${name}] page error: ${err.message}`));
-      await opened.goto(`${node.url}/demo?room=${room}&name=${name}&role=${role}&auto=1`);
-      await opened.waitForFunction(
-        () => (window as unknown as DemoWindow).havenDemo.timings.joinedMs !== undefined,
-        undefined,
-        { timeout: 30_000 },
-      );
-      pages.set(name, opened);
+      pages.set(name, await openDemoPage(browser.context, `${node.url}/demo?room=${room}`, name, role));
     };
     for (const [i, name] of hosts.entries()) await open(hostBrowser, name, i === 0 ? 'facilitator' : 'participant');
     await open(patientBrowser, patient, 'participant');
@@ -143,22 +135,10 @@ export async function startNetworkRoom(people: number): Promise<NetworkRoom> {
       return found;
     };
     const facilitator = hosts[0] as string;
-    await page(facilitator).evaluate(() => {
-      const w = window as unknown as DemoWindow;
-      w.qualityLog = [];
-      w.havenDemo.client.on('connectionQualityChanged', (participantId, quality, reason) =>
-        w.qualityLog.push({
-          participantId: participantId as string,
-          quality: quality as string,
-          reason: reason as string | null,
-          at: Date.now(),
-        }),
-      );
-    });
+    await recordQualities(page(facilitator));
     // Starts each voice, silent: the bench's call is the user gesture an AudioContext needs.
     for (const name of everyone) await setSpeaking(page(name), false);
-    const idOf = (name: string) =>
-      page(name).evaluate(() => (window as unknown as DemoWindow).havenDemo.client.localParticipant.id);
+    const idOf = (name: string) => participantIdOf(page(name));
     await waitFor(
       async () => {
         const counts = await Promise.all(everyone.map((name) => decodingCameras(page(name))));
@@ -177,22 +157,10 @@ export async function startNetworkRoom(people: number): Promise<NetworkRoom> {
       pages,
       page,
       chromiumVersion: hostBrowser.context.browser()?.version() ?? '',
-      async qualityOf(name) {
-        const id = await idOf(name);
-        const log = await page(facilitator).evaluate(() => (window as unknown as DemoWindow).qualityLog);
-        return log.filter((entry) => entry.participantId === id);
-      },
+      qualityOf: async (name) => qualitiesTold(page(facilitator), await idOf(name)),
       async hostsWantLarge(name) {
         const id = await idOf(name);
-        for (const host of hosts) {
-          await page(host).evaluate(async (pid) => {
-            const w = window as unknown as DemoWindow;
-            const camera = w.havenDemo.client.participants.get(pid)?.getTrack('camera') as
-              | { setPreferredSize(width: number, height: number): Promise<void> }
-              | undefined;
-            await camera?.setPreferredSize(1280, 720);
-          }, id);
-        }
+        for (const host of hosts) await askForLarge(page(host), id);
       },
       close,
     };
@@ -200,6 +168,61 @@ export async function startNetworkRoom(people: number): Promise<NetworkRoom> {
     await close();
     throw err;
   }
+}
+
+/** Opens the demo at `demoUrl` (`…/demo?room=…`) as `name`, joining at once; resolves once joined. */
+export async function openDemoPage(
+  context: BrowserContext,
+  demoUrl: string,
+  name: string,
+  role: string,
+): Promise<Page> {
+  const opened = await context.newPage();
+  opened.on('pageerror', (err) => console.error(`[${name}] page error: ${err.message}`));
+  await opened.goto(`${demoUrl}&name=${name}&role=${role}&auto=1`);
+  await opened.waitForFunction(
+    () => (window as unknown as DemoWindow).havenDemo.timings.joinedMs !== undefined,
+    undefined,
+    { timeout: 30_000 },
+  );
+  return opened;
+}
+
+/** From now on, keeps every connection quality a demo page is told (with this machine's clock). */
+export async function recordQualities(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const w = window as unknown as DemoWindow;
+    w.qualityLog = [];
+    w.havenDemo.client.on('connectionQualityChanged', (participantId, quality, reason) =>
+      w.qualityLog.push({
+        participantId: participantId as string,
+        quality: quality as string,
+        reason: reason as string | null,
+        at: Date.now(),
+      }),
+    );
+  });
+}
+
+/** What a page that `recordQualities` was told of `participantId`. */
+export async function qualitiesTold(page: Page, participantId: string): Promise<QualityEntry[]> {
+  const log = await page.evaluate(() => (window as unknown as DemoWindow).qualityLog);
+  return log.filter((entry) => entry.participantId === participantId);
+}
+
+/** The demo page's own participant id. */
+export const participantIdOf = (page: Page): Promise<string> =>
+  page.evaluate(() => (window as unknown as DemoWindow).havenDemo.client.localParticipant.id);
+
+/** The page asks for `participantId`'s camera at 1280×720, as a large tile would (dynacast then keeps its layers). */
+export async function askForLarge(page: Page, participantId: string): Promise<void> {
+  await page.evaluate(async (pid) => {
+    const w = window as unknown as DemoWindow;
+    const camera = w.havenDemo.client.participants.get(pid)?.getTrack('camera') as
+      | { setPreferredSize(width: number, height: number): Promise<void> }
+      | undefined;
+    await camera?.setPreferredSize(1280, 720);
+  }, participantId);
 }
 
 /** A UDP port on 127.0.0.1 that was free a moment ago. */

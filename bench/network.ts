@@ -24,6 +24,7 @@ import {
 } from './network-figures.ts';
 import { lightCamera, maxPeople, type NetworkRoom, patient, startNetworkRoom } from './network-room.ts';
 import { type NetworkWindow, networkSnapshot, observeWindow, settleWindow } from './network-stats.ts';
+import { machineBusySince, machineTicks } from './proc-stats.ts';
 import { waitFor } from './processes.ts';
 import { speakInTurns } from './speech-audio.ts';
 
@@ -77,11 +78,13 @@ async function othersReceive(room: NetworkRoom) {
 
 /** Runs one case's body, keeping what it measured when a step of it fails. */
 async function measured(figures: CaseFigures, body: (f: CaseFigures) => Promise<void>): Promise<CaseFigures> {
+  const ticks = machineTicks();
   try {
     await body(figures);
   } catch (err) {
     figures.failure = (err as Error).message.split('\n')[0];
   }
+  figures.machineBusy = Math.round(machineBusySince(ticks) * 100) / 100;
   return figures;
 }
 
@@ -99,12 +102,15 @@ async function down300(room: NetworkRoom, o: Options): Promise<[CaseFigures, Rec
   const figures = await measured({ case: 'down300', limit: '300 kbit/s down to the patient', heard: [] }, async (f) => {
     try {
       // The estimate of the patient's downlink falls and the video forwarded follows.
-      await settle(
+      f.fitMs = await settle(
         room,
         (w) => [...w.audio, ...w.video].reduce((sum, s) => sum + s.kbps, 0) < 280,
         'what the patient receives to fit 300 kbit/s',
         3,
-      ).catch(() => {});
+      ).then(
+        () => Date.now() - shapedAt,
+        () => null,
+      );
       f.speakerTilePaused = {};
       const paused = f.speakerTilePaused;
       f.heard = await speakInTurns(room.pages, room.hosts, {

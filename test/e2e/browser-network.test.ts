@@ -17,6 +17,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createNetns, type Netns } from '../../bench/netns.ts';
 import {
+  askForLarge,
+  openDemoPage,
+  participantIdOf,
+  qualitiesTold,
+  recordQualities,
+} from '../../bench/network-room.ts';
+import {
   describeWindow,
   type NetworkWindow,
   networkSnapshot,
@@ -55,28 +62,8 @@ const page = (name: string): Page => {
   return found;
 };
 
-type DemoWindow = {
-  havenDemo: {
-    timings: { joinedMs?: number };
-    client: {
-      localParticipant: { id: string };
-      participants: Map<string, { name: string; connectionQuality?: string }>;
-      on(event: string, listener: (...args: unknown[]) => void): void;
-    };
-  };
-  qualityLog: { participantId: string; quality: string; reason: string | null; at: number }[];
-};
-
 async function open(browser: TestBrowser, name: string, role: string): Promise<void> {
-  const opened = await browser.context.newPage();
-  opened.on('pageerror', (err) => console.log(`    [${name}] page error: ${err.message}`));
-  await opened.goto(`${node.url}/demo?room=${room}&name=${name}&role=${role}&auto=1`);
-  await opened.waitForFunction(
-    () => (window as unknown as DemoWindow).havenDemo.timings.joinedMs !== undefined,
-    undefined,
-    { timeout: 30_000 },
-  );
-  pages.set(name, opened);
+  pages.set(name, await openDemoPage(browser.context, `${node.url}/demo?room=${room}`, name, role));
 }
 
 // Registered first: the pages close before the node stops, the relay and the namespace go last.
@@ -118,18 +105,7 @@ async function setUp(): Promise<void> {
   for (const name of ['Ben', 'Cai']) await open(hostBrowser, name, 'participant');
   await open(patientBrowser, patient, 'participant');
   // What the facilitator is told about connection qualities, with this machine's clock.
-  await page('Fay').evaluate(() => {
-    const w = window as unknown as DemoWindow;
-    w.qualityLog = [];
-    w.havenDemo.client.on('connectionQualityChanged', (participantId, quality, reason) =>
-      w.qualityLog.push({
-        participantId: participantId as string,
-        quality: quality as string,
-        reason: reason as string | null,
-        at: Date.now(),
-      }),
-    );
-  });
+  await recordQualities(page('Fay'));
   // Starts each page's voice (silent): the test's call is the user gesture its AudioContext
   // needs, and until it runs the microphone sends nothing at all.
   for (const name of everyone) await setSpeaking(page(name), false);
@@ -146,8 +122,7 @@ test.after(() =>
 );
 const haven = sessionNode(test, { start: false });
 
-const participantId = (name: string) =>
-  page(name).evaluate(() => (window as unknown as DemoWindow).havenDemo.client.localParticipant.id);
+const participantId = (name: string) => participantIdOf(page(name));
 
 /** When the last limit was lifted. */
 let liftedAt = 0;
@@ -186,24 +161,12 @@ const log = (name: string, w: NetworkWindow, only?: (line: string) => boolean) =
 /** Asks each host page for Pat's camera at 1280×720, as a large tile would (dynacast then sends every layer). */
 async function hostsWantPatLarge(): Promise<void> {
   const patId = await participantId(patient);
-  for (const name of hosts) {
-    await page(name).evaluate(async (id) => {
-      const w = window as unknown as {
-        havenDemo: { client: { participants: Map<string, { getTrack(source: string): unknown }> } };
-      };
-      const camera = w.havenDemo.client.participants.get(id)?.getTrack('camera') as
-        | { setPreferredSize(width: number, height: number): Promise<void> }
-        | undefined;
-      await camera?.setPreferredSize(1280, 720);
-    }, patId);
-  }
+  for (const name of hosts) await askForLarge(page(name), patId);
 }
 
 /** The quality the facilitator's page was last told for `name`, and when. */
 async function qualityLogFor(name: string) {
-  const id = await participantId(name);
-  const log = await page('Fay').evaluate(() => (window as unknown as DemoWindow).qualityLog);
-  return log.filter((entry) => entry.participantId === id);
+  return qualitiesTold(page('Fay'), await participantId(name));
 }
 
 test('every page’s media goes through the relay; only the patient’s is lossy', async () => {
