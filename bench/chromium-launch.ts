@@ -1,7 +1,8 @@
 /**
  * Launches Debian's Chromium (playwright-core) with a fresh profile, camera and microphone
  * allowed, optionally inside a network namespace: for the network bench, whose patient's browser
- * must see only the namespace's network.
+ * must see only the namespace's network. (test/helpers/browser.ts's `launchBrowser` does the same
+ * for the tests; it could call this.)
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,8 @@ export interface LaunchedChromium {
 export interface ChromiumOptions {
   /** Run Chromium inside this network namespace (`ip netns exec`). */
   netns?: string;
+  /** Accept self-signed certificates: pages' (playwright), and those of `turns:` servers (Chromium's flag). */
+  ignoreHTTPSErrors?: boolean;
   /** Origins served over plain HTTP that pages may use the camera and microphone on, as on `https://`. */
   secureOrigins?: string[];
 }
@@ -34,9 +37,11 @@ export async function launchChromium(options: ChromiumOptions = {}): Promise<Lau
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath,
     headless: true,
+    ignoreHTTPSErrors: options.ignoreHTTPSErrors ?? false,
     permissions: ['camera', 'microphone'],
     args: [
       ...webrtcChromiumArgs,
+      ...(options.ignoreHTTPSErrors ? ['--ignore-certificate-errors'] : []),
       ...(options.secureOrigins?.length
         ? [`--unsafely-treat-insecure-origin-as-secure=${options.secureOrigins.join(',')}`]
         : []),
