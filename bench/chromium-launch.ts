@@ -1,8 +1,7 @@
 /**
  * Launches Debian's Chromium (playwright-core) with a fresh profile, camera and microphone
  * allowed, optionally inside a network namespace: for the network bench, whose patient's browser
- * must see only the namespace's network. (test/helpers/browser.ts's `launchBrowser` does the same
- * for the tests; it could call this.)
+ * must see only the namespace's network, and for the tests (test/helpers/browser.ts).
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
