@@ -514,7 +514,12 @@ test('a screen share’s sender keeps its resolution (maintain-resolution); a br
 });
 
 test('presets: the microphone keeps Opus DTX, in-band FEC and NACK; only the screen asks for maintain-resolution', () => {
-  assert.equal(publishPresets.microphone.codecOptions, { opusStereo: false, opusDtx: true, opusFec: true, opusNack: true });
+  assert.equal(publishPresets.microphone.codecOptions, {
+    opusStereo: false,
+    opusDtx: true,
+    opusFec: true,
+    opusNack: true,
+  });
   assert.is(publishPresets.screen.degradationPreference, 'maintain-resolution');
   assert.is(publishPresets.camera.degradationPreference, undefined);
 });
