@@ -141,6 +141,8 @@ test('a camera losing 15 % upstream is poor (upload) to itself and the facilitat
   const cut = Date.now();
   await waitFor(() => latest(facilitator, 'pt-q1')?.quality === 'lost', 15_000, 'pt-q1 silent to be lost');
   console.log(`    media cut, signaling up: lost after ${Date.now() - cut} ms`);
+  // Told to each viewer in one round, but over sockets of their own: wait for the publisher's too.
+  await waitFor(() => latest(publisher, 'pt-q1')?.quality === 'lost', 5_000, 'pt-q1 to be told it is lost');
   assert.equal(latest(publisher, 'pt-q1'), { participantId: 'pt-q1', quality: 'lost', reason: 'both' });
   camera.silent(false);
   await waitFor(() => recovered(latest(facilitator, 'pt-q1')), 15_000, 'pt-q1 to be back');
@@ -164,6 +166,7 @@ test('a room sharing quality tells everyone admitted, but a hidden observer’s 
   camera.lossy(true);
   const poor = { participantId: 'pt-q3', quality: 'poor', reason: 'upload' };
   await waitFor(() => latest(other, 'pt-q3')?.quality === 'poor', 10_000, 'the other participant to be told');
+  await waitFor(() => latest(facilitator, 'pt-q3')?.quality === 'poor', 5_000, 'the facilitator to be told');
   assert.equal(latest(other, 'pt-q3'), poor);
   assert.equal(latest(facilitator, 'pt-q3'), poor);
 
