@@ -1,29 +1,11 @@
-/**
- * A tiny `browser-e2ee` bench, so that it keeps working: a real node, real Chromium pages of the
- * demo in a plain and then an E2EE room. Only what a run must produce is asserted, never a timing.
- */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { BrowserE2eeResult } from '../../bench/browser-e2ee.ts';
-import { cmdlineOf } from '../../bench/proc-stats.ts';
+import { benchRun } from '../helpers/bench-run.ts';
 
-const root = join(import.meta.dirname, '..', '..');
-const dir = mkdtempSync(join(tmpdir(), 'haven-bench-browser-'));
-
-test.after(() => rmSync(dir, { recursive: true, force: true }));
-
-const bench = (args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'bench/main.ts', 'browser-e2ee', ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    timeout: 150_000,
-    // Chromium's profile and the node's data folder go here: what is left of them shows below.
-    env: { ...process.env, TMPDIR: dir },
-  });
+const { dir, run: bench, assertNothingLeft } = benchRun(test, 'browser-e2ee', 150_000);
 
 const finitePositive = (x: number | undefined, what: string) =>
   assert.ok(x !== undefined && Number.isFinite(x) && x > 0, `${what}: ${x}`);
@@ -57,15 +39,7 @@ test('two pages, plain then E2EE: Chromium CPU of each, the frame worker’s rat
   finitePositive(result.comparison?.browserCpuRatio, 'E2EE ÷ plain');
   assert.match(output, /E2EE ÷ plain, Chromium CPU: \d+\.\d\d×/);
   // Nothing left behind: no Chromium of this run, no profile, no node data folder.
-  const left = readdirSync('/proc').filter(
-    (pid) => /^\d+$/.test(pid) && cmdlineOf(Number(pid)).join(' ').includes(dir),
-  );
-  assert.equal(left, [], 'no process of the run is left');
-  assert.equal(
-    readdirSync(dir).filter((name) => name.startsWith('haven-')),
-    [],
-    'profiles and data folders removed',
-  );
+  assertNothingLeft();
 });
 
 test('a bad option is refused with the usage, exit 2', () => {

@@ -5,27 +5,14 @@
  * `browser-network.test.ts` asserts those.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NetworkResult } from '../../bench/network.ts';
-import { cmdlineOf } from '../../bench/proc-stats.ts';
+import { benchRun } from '../helpers/bench-run.ts';
 
-const root = join(import.meta.dirname, '..', '..');
-const dir = mkdtempSync(join(tmpdir(), 'haven-bench-network-'));
-
-test.after(() => rmSync(dir, { recursive: true, force: true }));
-
-const bench = (args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'bench/main.ts', 'network', ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    timeout: 400_000,
-    // Chromium's profiles and the node's data folder go here: what is left of them shows below.
-    env: { ...process.env, TMPDIR: dir },
-  });
+const { dir, run: bench, assertNothingLeft } = benchRun(test, 'network', 400_000);
 
 const ratio = (x: number, what: string) => assert.ok(Number.isFinite(x) && x >= 0 && x <= 1, `${what}: ${x}`);
 const msOrNull = (x: number | null | undefined, what: string) =>
@@ -82,15 +69,7 @@ test('four people: the baseline, each limit and its recovery, 5 % loss, each wit
   assert.match(output, /baseline \(no limit\): Pat hears Fay concealed \d+\.\d\d %/);
   assert.match(output, /recovery after up150: Pat decodes every camera again/);
   // Nothing left behind: no Chromium or node of this run, no profile, no data folder, no namespace.
-  const left = readdirSync('/proc').filter(
-    (pid) => /^\d+$/.test(pid) && cmdlineOf(Number(pid)).join(' ').includes(dir),
-  );
-  assert.equal(left, [], 'no process of the run is left');
-  assert.equal(
-    readdirSync(dir).filter((name) => name.startsWith('haven-')),
-    [],
-    'profiles and data folders removed',
-  );
+  assertNothingLeft();
   const namespaces = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
   assert.not.match(namespaces, new RegExp(`haven-t-${run.pid}-`), 'the namespace removed');
 });
