@@ -2,6 +2,7 @@
 // public SDK (what a portal developer would write); the token comes from the development-only
 // /demo/token endpoint instead of the clinic's backend. A reload within the reconnection grace
 // window rejoins with the same token (kept in sessionStorage), so the others see no leave.
+import { renderAudioOnly, renderKnownQuality, renderPaused, renderQuality, tileOf } from '/demo/demo-network.js';
 import { SessionClient } from '/demo/haven-sdk.js';
 
 const $ = (id) => document.getElementById(id);
@@ -45,51 +46,10 @@ function tile(id, label) {
       el.append(moderationButtons(id));
     }
     $('tiles').append(el);
-    if (!id.includes(':')) renderQuality(id, demo.client.participants.get(id)?.connectionQuality, reasons.get(id));
+    if (!id.includes(':')) renderKnownQuality(demo.client, id);
   }
   el.querySelector('.name').textContent = label;
   return el;
-}
-
-/** Which way each person's connection is weak, as the last `connectionQualityChanged` said. */
-const reasons = new Map();
-
-/** A person's connection quality on their tile (`data-quality`), and one's own in the header too. */
-function renderQuality(id, quality, reason) {
-  const label = reason ? `${quality} · ${reason}` : (quality ?? '');
-  if (id === demo.client.localParticipant?.id) {
-    $('quality').dataset.quality = quality;
-    $('quality').textContent = `Your connection: ${label}`;
-  }
-  const el = document.querySelector(`[data-tile="${CSS.escape(id)}"]`);
-  if (!el) return;
-  if (quality === undefined) delete el.dataset.quality;
-  else el.dataset.quality = quality;
-  el.querySelector('.quality').textContent = label;
-}
-
-function tileOf(remoteTrack, participant) {
-  const id = remoteTrack.source === 'screen' ? `${participant.id}:screen` : participant.id;
-  return document.querySelector(`[data-tile="${CSS.escape(id)}"]`);
-}
-
-/** Over a video the server holds back from this page, why (`data-paused` on the tile: its pausedReason). */
-function renderPaused(el, remoteTrack) {
-  if (!el || remoteTrack.kind !== 'video') return;
-  const reason = remoteTrack.ended ? null : remoteTrack.pausedReason;
-  const weak = reason === 'bandwidth' || demo.client.audioOnly.reason === 'bandwidth';
-  el.dataset.paused = reason ?? '';
-  const text = weak ? 'video paused: weak connection' : 'video off: you chose audio only';
-  el.querySelector('.paused').textContent = reason ? text : '';
-}
-
-/** The audio-only switch as the server says it is (it follows audioOnlyChanged), and why if the connection turned it on. */
-function renderAudioOnly() {
-  const { enabled, reason } = demo.client.audioOnly;
-  $('audio-only').checked = enabled;
-  $('audio-only-reason').textContent = enabled && reason === 'bandwidth' ? '(on: your connection is weak)' : '';
-  for (const participant of demo.client.participants.values())
-    for (const track of participant.tracks.values()) renderPaused(tileOf(track, participant), track);
 }
 
 function attach(remoteTrack, participant) {
@@ -106,7 +66,7 @@ function attach(remoteTrack, participant) {
   const video = el.querySelector('video');
   video.dataset.producer = remoteTrack.producerId;
   video.srcObject = new MediaStream([remoteTrack.track]);
-  renderPaused(el, remoteTrack);
+  renderPaused(demo.client, el, remoteTrack);
   video.requestVideoFrameCallback?.(() => {
     demo.timings.firstRemoteFrameMs ??= Math.round(performance.now() - demo.timings.startedAt);
     showTimings();
@@ -233,7 +193,7 @@ function addMessage(message) {
 }
 
 function detach(remoteTrack, participant) {
-  if (remoteTrack.kind === 'video') renderPaused(tileOf(remoteTrack, participant), remoteTrack);
+  if (remoteTrack.kind === 'video') renderPaused(demo.client, tileOf(remoteTrack, participant), remoteTrack);
   for (const el of document.querySelectorAll(`[data-producer="${CSS.escape(remoteTrack.producerId)}"]`)) {
     if (el.tagName === 'AUDIO') el.remove();
     else el.srcObject = null;
@@ -288,12 +248,9 @@ async function join({ room, name, role, token }) {
   });
   client.on('trackSubscribed', attach);
   client.on('trackUnsubscribed', detach);
-  client.on('trackUpdated', (track, participant) => renderPaused(tileOf(track, participant), track));
-  client.on('connectionQualityChanged', (id, quality, reason) => {
-    reasons.set(id, reason);
-    renderQuality(id, quality, reason);
-  });
-  client.on('audioOnlyChanged', renderAudioOnly);
+  client.on('trackUpdated', (track, participant) => renderPaused(client, tileOf(track, participant), track));
+  client.on('connectionQualityChanged', (id, quality, reason) => renderQuality(client, id, quality, reason));
+  client.on('audioOnlyChanged', () => renderAudioOnly(client));
   client.on('audioOnlySuggested', ({ by }) =>
     $('notice').replaceChildren(
       `${nameOf(by)} suggests audio only: your connection struggles with video. `,
@@ -369,8 +326,8 @@ async function join({ room, name, role, token }) {
   const self = client.localParticipant;
   const own = tile(self.id, `${self.name} (you)`);
   $('quality').hidden = false;
-  renderQuality(self.id, client.connectionQuality, reasons.get(self.id));
-  renderAudioOnly();
+  renderKnownQuality(client, self.id);
+  renderAudioOnly(client);
   const caps = self.capabilities;
   if (caps.publishAudio) await client.publishMicrophone();
   if (caps.publishVideo) {
@@ -398,7 +355,7 @@ $('leave').addEventListener('click', () => demo.client.leave());
 $('audio-only').addEventListener('change', (event) => {
   demo.client.setAudioOnly(event.target.checked).catch((err) => {
     notice(err.message);
-    renderAudioOnly();
+    renderAudioOnly(demo.client);
   });
 });
 $('consent-accept').addEventListener('click', () => demo.client.acceptConsent().catch((err) => notice(err.message)));
