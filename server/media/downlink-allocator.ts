@@ -30,6 +30,11 @@ export interface DownlinkEstimate {
   availableBitrate: number;
   /** What its consumers could send (bps; mediasoup counts each video at its top layer). */
   desiredBitrate: number;
+  /**
+   * The most mediasoup lets its estimate reach (bps): the transport's maximum, or 1.35× what its
+   * consumers could send when that is lower (held tiles, being paused, count for nothing).
+   */
+  maxBitrate: number;
   updatedAt: number;
 }
 
@@ -162,13 +167,14 @@ export class DownlinkAllocator {
     this.#probe.attach(transport);
     transport.on('trace', (trace) => {
       if (trace.type !== 'bwe') return;
-      const info = trace.info as { availableBitrate?: number; desiredBitrate?: number };
+      const info = trace.info as { availableBitrate?: number; desiredBitrate?: number; maxBitrate?: number };
       const now = this.#now();
       this.#samples.push({ at: now, available: info.availableBitrate ?? 0 });
       this.#samples = this.#samples.filter((sample) => sample.at > now - estimateWindowMs);
       this.#estimate = {
         availableBitrate: median(this.#samples.map((sample) => sample.available)),
         desiredBitrate: info.desiredBitrate ?? 0,
+        maxBitrate: info.maxBitrate ?? 0,
         updatedAt: now,
       };
     });
@@ -260,10 +266,8 @@ export class DownlinkAllocator {
     this.#followAudioOnly(estimate.availableBitrate, congested);
     const audioNeed = this.#audioNeed();
     if (this.#audioOnly.enabled) {
-      if (this.#audioOnly.reason === 'bandwidth') {
-        // Probing up to twice the threshold: above the 1.5× that ends audio-only.
-        this.#probe.audioOnly(audioNeed, estimate.availableBitrate, this.#options.audioOnlyBelowBps * 2);
-      } else this.#probe.planned(audioNeed, undefined, true);
+      if (this.#audioOnly.reason === 'bandwidth') this.#probe.audioOnly();
+      else this.#probe.planned(audioNeed, [], true, estimate.availableBitrate, estimate.maxBitrate);
       return;
     }
     const ranked = this.#ranked();
@@ -293,8 +297,13 @@ export class DownlinkAllocator {
       }
       granted.set(video, top);
     }
-    this.#applyPlan(ranked, granted, congested);
-    this.#probeAfter(ranked, granted, audioNeed);
+    // Right after a loss the link is full: no room to look further until it has been quiet a while.
+    const quiet = this.#now() - this.#lostAt >= quietBeforeProbingMs;
+    // A quiet link whose estimate carries every tile, or more than one step beyond the plan, is
+    // recovering: held tiles come back after one plan with room, without their back-off.
+    const recovering = quiet && (granted.size === ranked.length || this.#probe.recovering);
+    this.#applyPlan(ranked, granted, congested, recovering);
+    this.#probeAfter(ranked, granted, audioNeed, quiet, estimate);
   }
 
   /** What the audio this receiver takes needs (bps), with packet overhead. */
@@ -307,23 +316,24 @@ export class DownlinkAllocator {
     return need;
   }
 
-  /** Tells the probe what the plan uses and what its next step would cost. */
-  #probeAfter(ranked: Video[], granted: Map<Video, number>, audioNeed: number): void {
+  /** Tells the probe what the plan uses and what its next steps would cost, in the order the plan would take them. */
+  #probeAfter(
+    ranked: Video[],
+    granted: Map<Video, number>,
+    audioNeed: number,
+    quiet: boolean,
+    estimate: DownlinkEstimate,
+  ): void {
     let planned = audioNeed;
     for (const [video, layer] of granted) planned += this.#layerCost(video, layer);
-    const missing = ranked.find((video) => !granted.has(video));
-    const short = [...granted].find(([video, layer]) => layer < video.wantedLayer);
-    const next = missing
-      ? this.#layerCost(missing, 0)
-      : short
-        ? this.#layerCost(short[0], short[1] + 1) - this.#layerCost(short[0], short[1])
-        : undefined;
-    // Right after a loss the link is full: no room to look further until it has been quiet a while.
-    const quiet = this.#now() - this.#lostAt >= quietBeforeProbingMs;
-    this.#probe.planned(planned, next, quiet);
+    const steps = ranked.filter((video) => !granted.has(video)).map((video) => this.#layerCost(video, 0));
+    for (const [video, layer] of granted) {
+      if (layer < video.wantedLayer) steps.push(this.#layerCost(video, layer + 1) - this.#layerCost(video, layer));
+    }
+    this.#probe.planned(planned, steps, quiet, estimate.availableBitrate, estimate.maxBitrate);
   }
 
-  #applyPlan(ranked: Video[], granted: Map<Video, number>, congested: boolean): void {
+  #applyPlan(ranked: Video[], granted: Map<Video, number>, congested: boolean, recovering: boolean): void {
     const now = this.#now();
     for (const video of ranked) {
       const layer = granted.get(video);
@@ -334,7 +344,8 @@ export class DownlinkAllocator {
       }
       video.misfits = 0;
       const backOff = video === this.#speakerTile ? 1 : 2 ** Math.min(video.relapses, maxReleaseDoublings);
-      if (video.held === 'bandwidth' && ++video.fits >= releaseAfterTicks * backOff) void this.#hold(video, null);
+      const releaseAfter = recovering ? 1 : releaseAfterTicks * backOff;
+      if (video.held === 'bandwidth' && ++video.fits >= releaseAfter) void this.#hold(video, null);
       if (video.held === null) void this.#setLayer(video, layer);
       if (video.held === null && video.releasedAt && now - video.releasedAt >= settledMs) video.relapses = 0;
     }
@@ -347,7 +358,7 @@ export class DownlinkAllocator {
       video.fits = 0;
       void this.#setLayer(video, video.wantedLayer);
     }
-    this.#probe.planned(0, undefined, true);
+    this.#probe.planned(0, [], true, 0, 0);
   }
 
   #followAudioOnly(available: number, congested: boolean): void {

@@ -222,6 +222,11 @@ test('below the threshold for 5 s: audio only (reason bandwidth); above 1.5× it
   for (const camera of s.cameras.values()) assert.is(camera.paused, true);
   assert.ok(s.paused.some(([, reason]) => reason === 'audioOnly'));
   for (const mic of s.mics.values()) assert.is(mic.paused, false);
+  assert.is(
+    s.caps.at(-1),
+    240_000,
+    'the transport may carry twice the threshold: the estimate can climb above what ends it',
+  );
   await s.ticks(3, 170_000);
   assert.is(s.audioOnly.length, 1, '170k is above the threshold but not 1.5× it');
   await s.ticks(7, 2_000_000);
@@ -307,6 +312,54 @@ test('while short, the transport’s maximum is the plan (just after a loss), th
   assert.is(s.caps.at(-1), Math.round(plan + 150_000 * 1.5 + 30_000));
   await s.ticks(12, 20_000_000);
   assert.is(s.caps.at(-1), 0);
+});
+
+test('a link that carries the step it was given gets twice as many the next time; a loss starts again at one', async () => {
+  const s = await receiving(others);
+  await s.ticks(6, 300_000);
+  s.state.lossy = false;
+  await s.ticks(5, 300_000);
+  // The speaker's lowest layer and every microphone, as above; each held tile's lowest layer is 150k.
+  const audio = 35_000 * 1.5 + 1_000 + 6 * (1_000 * 1.5 + 1_000);
+  const plan = (tiles: number) => audio + tiles * 150_000;
+  assert.is(s.caps.at(-1), Math.round(plan(1) + 150_000 * 1.5 + 30_000), 'one step ahead');
+  // The estimate climbs to the maximum (the median needs two reports): the next tile fits (a held
+  // one needs 15 % to spare), and the next maximum looks two steps ahead.
+  await s.ticks(2, s.caps.at(-1) ?? 0);
+  assert.is(s.caps.at(-1), Math.round(plan(2) + 2 * 150_000 * 1.5 + 30_000), 'two steps ahead');
+  await s.ticks(2, s.caps.at(-1) ?? 0);
+  // Four steps: the two tiles still held (150k each), then two tiles' next layers (350k each).
+  assert.is(s.caps.at(-1), Math.round(plan(5) + (2 * 150_000 + 2 * 350_000) * 1.5 + 30_000), 'four steps ahead');
+  s.state.lossy = true;
+  await s.ticks(1, 1_000_000);
+  s.state.lossy = false;
+  await s.ticks(5, 1_000_000);
+  const granted = plan(6);
+  assert.is(s.caps.at(-1), Math.round(granted + 150_000 * 1.5 + 30_000), 'one step ahead again after the loss');
+});
+
+test('an estimate above a maximum it was at already (the floor) is no proof: the look-ahead stays one step', async () => {
+  const s = await receiving(['a', 'b', 'c']);
+  // The speaker's lowest layer (150k) and the microphones (~58.5k) fit 240k; the floor is 240k (twice the audio-only threshold).
+  await s.ticks(6, 240_000);
+  s.state.lossy = false;
+  for (let i = 0; i < 8; i++) await s.ticks(1, 260_000);
+  assert.is(s.caps.at(-1), Math.round(35_000 * 1.5 + 1_000 + 2 * 2_500 + 150_000 + 150_000 * 1.5 + 30_000));
+});
+
+test('while recovering, a tile that relapsed before comes back after one plan with room, without its back-off', async () => {
+  const s = await receiving(['a', 'b']);
+  const b = () => s.paused.filter(([id]) => id === s.cameras.get('b')?.id).length;
+  await s.ticks(2, 250_000);
+  await s.ticks(4, 420_000);
+  await s.ticks(4, 250_000);
+  assert.is(b(), 3, 'held, back, held again: its next wait is doubled');
+  s.state.lossy = false;
+  await s.ticks(5, 250_000);
+  // Quiet for 5 s, and an estimate that carries every tile: b is back after one plan with room (the median needs two reports).
+  await s.ticks(3, 10_000_000);
+  assert.is(b(), 4, 'back at once');
+  assert.is(s.cameras.get('b')?.paused, false);
 });
 
 test.run();
