@@ -35,8 +35,12 @@ export interface CaseFigures {
   patientReceives?: CameraFigure[];
   /** What each of the others receives of each camera. */
   othersReceive?: Record<string, CameraFigure[]>;
-  /** ms after the limit until what the patient received had fitted it (under 280 kbit/s) for three 2 s windows; null: not in 40 s. */
-  fitMs?: number | null;
+  /**
+   * The limit came while the facilitator spoke: ms after it until what the patient received had
+   * fitted it (under 280 kbit/s) without a voice packet lost for three 2 s windows (null: not in
+   * 40 s), and the patient's concealment of the facilitator's voice until then.
+   */
+  adaptation?: { settledMs: number | null; concealedRatio: number; silentConcealedRatio: number };
   /** At the end of each speaker's turn: whether the patient's tile of them was paused (null: not). */
   speakerTilePaused?: Record<string, string | null>;
   /** The patient's camera's layers before and under the limit. */
@@ -94,7 +98,8 @@ export function layers(w: NetworkWindow): LayerFigure[] {
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
-const heardText = (h: Heard) => `${pct(h.concealedRatio)} (silent ${pct(h.silentConcealedRatio)})`;
+const heardText = (h: Pick<Heard, 'concealedRatio' | 'silentConcealedRatio'>) =>
+  `${pct(h.concealedRatio)} (silent ${pct(h.silentConcealedRatio)})`;
 
 /** The worst and the mean of some listeners' concealment, for one line. */
 function spread(heard: Heard[]): string {
@@ -120,8 +125,11 @@ export function describeCase(c: CaseFigures, patient: string): string[] {
   if (ofPatient.length) lines.push(`${at}: the others hear ${patient} concealed ${spread(ofPatient)}`);
   const others = c.heard.filter((h) => h.speaker !== patient && h.listener !== patient);
   if (others.length) lines.push(`${at}: the others hear each other concealed ${spread(others)}`);
-  if (c.fitMs !== undefined) {
-    lines.push(`${at}: what ${patient} receives fits the limit ${ms(c.fitMs)} after it (6 s under 280 kbit/s)`);
+  if (c.adaptation) {
+    const a = c.adaptation;
+    lines.push(
+      `${at}: what ${patient} receives fits the limit ${ms(a.settledMs)} after it (6 s under 280 kbit/s, no voice packet lost); ${patient} concealed ${heardText(a)} of the facilitator's voice until then`,
+    );
   }
   for (const cam of c.patientReceives ?? []) {
     lines.push(`${at}: ${patient} receives ${cam.participant}'s camera ${cameraText(cam)}`);
