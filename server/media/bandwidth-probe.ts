@@ -83,9 +83,9 @@ export class BandwidthProbe {
   }
 
   /**
-   * Audio only because the link is weak: the maximum is the floor, above what ends audio-only, so that
-   * mediasoup's estimate may climb to it (padding fills the gap; audio alone counts for nothing
-   * in what mediasoup wants to send).
+   * Audio only because the link is weak: the maximum is the floor, above what ends audio-only,
+   * so that mediasoup's estimate may climb to it (padding fills the gap; audio alone counts for
+   * nothing in what mediasoup wants to send).
    */
   audioOnly(): void {
     this.#estimateAtLookAhead = 0;
