@@ -263,7 +263,9 @@ export class DownlinkAllocator {
     const estimate = this.#estimate;
     if (!estimate) return;
     const congested = this.congested;
-    this.#followAudioOnly(estimate.availableBitrate, congested);
+    // Audio only needs a link that keeps losing packets at the low estimate, not just one that lost
+    // some lately: a receiver starved of CPU answers late and its estimate falls with no loss.
+    this.#followAudioOnly(estimate.availableBitrate, this.#now() - this.#lostAt < quietBeforeProbingMs);
     const audioNeed = this.#audioNeed();
     if (this.#audioOnly.enabled) {
       if (this.#audioOnly.reason === 'bandwidth') this.#probe.audioOnly();
@@ -361,9 +363,9 @@ export class DownlinkAllocator {
     this.#probe.planned(0, [], true, 0, 0);
   }
 
-  #followAudioOnly(available: number, congested: boolean): void {
+  #followAudioOnly(available: number, losing: boolean): void {
     const threshold = this.#options.audioOnlyBelowBps;
-    this.#lowTicks = available < threshold && congested ? this.#lowTicks + 1 : 0;
+    this.#lowTicks = available < threshold && losing ? this.#lowTicks + 1 : 0;
     this.#highTicks = available >= threshold * audioOnlyOffFactor ? this.#highTicks + 1 : 0;
     if (this.#highTicks >= audioOnlyOffAfterTicks) {
       this.#autoSuppressed = false;

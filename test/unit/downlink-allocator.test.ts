@@ -362,4 +362,16 @@ test('while recovering, a tile that relapsed before comes back after one plan wi
   assert.is(s.cameras.get('b')?.paused, false);
 });
 
+test('a low estimate after the loss has stopped (a receiver starved of CPU) does not bring audio-only on', async () => {
+  const s = await receiving(['a', 'b']);
+  await s.ticks(2, 300_000);
+  s.state.lossy = false;
+  await s.ticks(5, 300_000);
+  await s.ticks(8, 90_000);
+  assert.equal(s.audioOnly, [], 'still congested (lost 15 s ago), but no longer losing');
+  s.state.lossy = true;
+  await s.ticks(5, 90_000);
+  assert.equal(s.audioOnly, [{ enabled: true, reason: 'bandwidth' }], 'losing again at the low estimate');
+});
+
 test.run();
