@@ -42,7 +42,7 @@ import { sessionNode } from '../helpers/session-node.ts';
 
 /** The issue's bound on concealed audio. */
 const maxConcealed = 0.02;
-/** What a listener may conceal beyond an unimpaired listener of the same turn (see `withinBound`). */
+/** What a listener may conceal beyond twice what an unimpaired listener of the same turn did (see `withinBound`). */
 const senderNoise = 0.01;
 /** Seconds of a speaker's audio each listener plays in one turn. */
 const turnSeconds = 6;
@@ -145,10 +145,11 @@ async function takeTurns(
 /**
  * Asserts that each selected listener heard each speaker within the bound. Two cores with four
  * Chromium pages (and, in CI, a bench beside them) can starve a speaker's page, which then sends
- * broken audio that every listener conceals alike: the network is not to blame. So a listener may
- * exceed the bound by as much as the best listener of the same speaker in the same turn whose
- * path is not impaired (`impaired`) concealed, plus 1 point; with no such listener the bound holds
- * as it is.
+ * broken audio that every listener conceals, each a little differently (its own playout is
+ * starved too): the network is not to blame. So a listener may conceal up to twice what the best
+ * listener of the same speaker in the same turn whose path is not impaired (`impaired`)
+ * concealed, plus 1 point. When that listener concealed nothing (a machine with room) the bound
+ * holds as it is, and with no such listener too.
  */
 function withinBound(heard: Heard[], select: (h: Heard) => boolean, what: string, impaired = select): void {
   for (const h of heard.filter(select)) {
@@ -156,7 +157,7 @@ function withinBound(heard: Heard[], select: (h: Heard) => boolean, what: string
       .filter((o) => o.speaker === h.speaker && o.listener !== h.listener && !impaired(o))
       .map((o) => o.concealedRatio);
     const baseline = clean.length ? Math.min(...clean) : undefined;
-    const allowed = baseline === undefined ? maxConcealed : Math.max(maxConcealed, baseline + senderNoise);
+    const allowed = baseline ? Math.max(maxConcealed, 2 * baseline + senderNoise) : maxConcealed;
     assert.ok(
       h.concealedRatio <= allowed,
       `${what}: ${h.listener} heard ${pct(h.concealedRatio)} of ${h.speaker} concealed (at most ${pct(allowed)}${
