@@ -72,6 +72,20 @@ export class ConnectionQualityFeed {
     this.#entries.clear();
   }
 
+  /**
+   * Someone entered the session: those who may see their quality learn it now, `excellent` until
+   * measured, with the `participantJoined` they were told. The newcomer has its own in its
+   * session state. Told here and not at the next round, so that it follows the admission alone.
+   */
+  admitted(member: Member): void {
+    if (!this.#entry(member).fresh) return;
+    const info = this.#info(member.id, excellent);
+    const { audience } = this.#options;
+    for (const viewer of audience.admitted()) {
+      if (viewer !== member && this.mayView(viewer, member)) audience.tell(viewer, 'connectionQualityChanged', [info]);
+    }
+  }
+
   /** The member left: its quality is forgotten (a later member with its id starts afresh). */
   forget(participantId: string): void {
     this.#entries.delete(participantId);
@@ -114,13 +128,7 @@ export class ConnectionQualityFeed {
   }
 
   async #sampleOne(member: Member): Promise<void> {
-    let entry = this.#entries.get(member.id);
-    if (entry?.member !== member) {
-      entry = { member, tracker: new QualityTracker(), sampler: new MediaQualitySampler(), dropped: false };
-      this.#entries.set(member.id, entry);
-      // Someone new in the session: those who may see their quality learn it (excellent until measured).
-      this.#changed(entry, excellent);
-    }
+    const { entry } = this.#entry(member);
     if (!member.connected) {
       entry.dropped = true;
       entry.sampler = new MediaQualitySampler();
@@ -135,6 +143,15 @@ export class ConnectionQualityFeed {
     const wasDropped = entry.dropped;
     entry.dropped = false;
     this.#changed(entry, wasDropped ? entry.tracker.force(measured) : entry.tracker.update(measured));
+  }
+
+  /** The member's entry, made afresh for a member not measured yet (`fresh`). */
+  #entry(member: Member): { entry: Entry; fresh: boolean } {
+    const known = this.#entries.get(member.id);
+    if (known?.member === member) return { entry: known, fresh: false };
+    const entry = { member, tracker: new QualityTracker(), sampler: new MediaQualitySampler(), dropped: false };
+    this.#entries.set(member.id, entry);
+    return { entry, fresh: true };
   }
 
   #changed(entry: Entry, shown: QualityVerdict | undefined): void {

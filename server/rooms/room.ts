@@ -308,6 +308,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.presence('admitted', id, { role: member.role });
     this.safeEmit('memberChanged', member, 'presence');
     this.audience.broadcast('participantJoined', [member.info()], id, member);
+    this.quality.admitted(member);
     this.e2ee.admitted(member);
     if (notify && member.connected) this.audience.notify(id, 'admitted', [this.view.session(member, false)]);
     if (member.role === 'facilitator') this.waitingRoom.updated();
@@ -317,6 +318,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   moveToWaitingRoom(target: Member): void {
     const id = target.id;
     target.media.reset();
+    this.quality.forget(id);
     target.stage = 'waiting';
     target.waitingSince = Date.now();
     this.presence('movedToWaitingRoom', id);

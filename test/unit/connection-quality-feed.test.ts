@@ -34,22 +34,35 @@ async function room(overrides: Partial<RoomDefinition> = {}) {
   ] as const) {
     await f.join(id, role);
   }
-  // The first round tells everyone who may see them of each newcomer (excellent until measured);
-  // the tests look at what follows.
+  // Each admission told those who may see the newcomer (excellent until measured); the tests
+  // look at what follows.
   await f.room.quality.sample();
   f.told.length = 0;
   return { f, feed: f.room.quality };
 }
 
-test('each newcomer’s quality is told once to those who may see it: excellent until measured', async () => {
+test('each newcomer’s quality is told once, on admission, to those who may see it: excellent until measured', async () => {
   const f = await fakeRoom();
   await f.join('f1', 'facilitator');
   await f.join('p1', 'participant');
   await f.join('p2', 'participant');
+  assert.equal(toldOf(f, 'p1'), { f1: ['excellent'] }, 'with the admission, not at the next round');
+  assert.equal(toldOf(f, 'f1'), {}, 'the newcomer’s own is in its session state');
+  const p1 = f.room.members.get('p1');
+  assert.ok(p1);
+  assert.equal(f.room.quality.visibleTo(p1), [{ participantId: 'p1', quality: 'excellent', reason: null }]);
   await f.room.quality.sample();
   await f.room.quality.sample();
-  assert.equal(toldOf(f, 'p1'), { f1: ['excellent'], p1: ['excellent'] });
-  assert.equal(toldOf(f, 'f1'), { f1: ['excellent'] });
+  assert.equal(toldOf(f, 'p1'), { f1: ['excellent'] }, 'rounds that measure nothing new tell nothing');
+});
+
+test('someone sent back to the waiting room and admitted again is told afresh', async () => {
+  const { f } = await room();
+  const p1 = f.room.members.get('p1');
+  assert.ok(p1);
+  f.room.moveToWaitingRoom(p1);
+  await f.room.admit(p1, true);
+  assert.equal(toldOf(f, 'p1'), { f1: ['excellent'] });
 });
 
 test('a dropped connection is lost to the person’s viewers at once, and back at once', async () => {
