@@ -20,6 +20,8 @@ export const attendanceEventTypes = [
   'disconnected',
   'reconnected',
   'movedToWaitingRoom',
+  // To a breakout group or back to the main room (`details.breakout`: the group's id, or `main`): still present.
+  'movedToBreakout',
   'removed',
   'left',
 ] as const;

@@ -39,6 +39,8 @@ export interface PublishRules {
   heldMuted(source: TrackSource): boolean;
   /** Whether a track may be sent with this media codec (lower-case MIME type, e.g. `video/vp8`). */
   mayUseCodec(mimeType: string): boolean;
+  /** Whether this member may receive what `participantId` publishes (the same breakout group). */
+  mayReceiveFrom(participantId: string): boolean;
 }
 
 export interface MemberMediaOptions {
@@ -59,7 +61,7 @@ export type MemberMediaEvents = {
   published: [track: PublishedTrack];
   unpublished: [track: PublishedTrack];
   updated: [track: PublishedTrack];
-  /** A consumer closed because the track it received was unpublished. */
+  /** A consumer closed because the track it received was unpublished, or is outside this member's group now. */
   consumerClosed: [consumerId: string];
   /** The downlink allocator holds back one of this member's video consumers, or sends it again. */
   consumerPaused: [consumerId: string, reason: ConsumerPauseReason | null];
@@ -286,6 +288,8 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
     const found = routers.track(request.producerId);
     if (!found) throw new HavenError('NOT_FOUND', 'no such producer');
     if (found.owner === this) throw new HavenError('INVALID_REQUEST', 'cannot consume your own track');
+    const outsideGroup = () => !this.#options.rules.mayReceiveFrom(found.owner.participantId);
+    if (outsideGroup()) throw new HavenError('FORBIDDEN', 'that track is outside your breakout group');
     if ([...this.consumers.values()].some((c) => c.producerId === request.producerId)) {
       throw new HavenError('INVALID_STATE', 'this track is consumed already');
     }
@@ -304,6 +308,11 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
       enableRtx: true,
       appData: { participantId: this.participantId },
     });
+    // Moved to another group while the consumer was being made: it never reaches the client.
+    if (outsideGroup()) {
+      consumer.close();
+      throw new HavenError('FORBIDDEN', 'that track is outside your breakout group');
+    }
     this.consumers.set(consumer.id, consumer);
     this.downlink.added(consumer);
     this.home.consumers++;
@@ -336,6 +345,20 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
   async setPreferredSize(consumerId: string, height: number): Promise<void> {
     this.#consumer(consumerId);
     await this.downlink.setWantedHeight(consumerId, height);
+  }
+
+  /**
+   * Closes the consumers of tracks this member may no longer receive (it or their publisher moved
+   * to another group), each told as `consumerClosed`.
+   */
+  dropForbiddenConsumers(): void {
+    const { routers, rules } = this.#options;
+    for (const consumer of [...this.consumers.values()]) {
+      const owner = routers.track(consumer.producerId)?.owner.participantId;
+      if (owner !== undefined && rules.mayReceiveFrom(owner)) continue;
+      consumer.close();
+      this.safeEmit('consumerClosed', consumer.id);
+    }
   }
 
   /** Closes every transport, and with them their producers and consumers (the member goes on). */

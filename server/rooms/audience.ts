@@ -1,6 +1,7 @@
 /**
- * Who sees whom in a room, and the one place its notifications leave from. Observers are hidden
- * from participants unless the room shows them; facilitators see everyone in the session; those
+ * Who sees whom in a room, and the one place its notifications leave from. Members see only
+ * those in the same place (the main room, or one breakout group). Observers are hidden from
+ * participants unless the room shows them; facilitators see everyone in their place; those
  * at the consent gate or in the waiting room see nothing of the session (only what is addressed
  * to them). Only connected members are told; a notification goes out as the room's `notify`.
  */
@@ -26,9 +27,17 @@ export class Audience {
     this.#emit = emit;
   }
 
-  /** Observers are hidden from participants unless the room shows them. */
+  /**
+   * Whether `viewer` sees `subject` in the session: both in the same place (the main room or one
+   * breakout group), and observers are hidden from participants unless the room shows them.
+   */
   visibleTo(viewer: Member, subject: Member): boolean {
-    return viewer.role !== 'participant' || this.visibleToAll(subject);
+    return this.sameSpace(viewer, subject) && (viewer.role !== 'participant' || this.visibleToAll(subject));
+  }
+
+  /** Both in the main room, or both in the same breakout group. */
+  sameSpace(a: Member, b: Member): boolean {
+    return a.breakout === b.breakout;
   }
 
   /** Whether every participant may see `subject` (anyone but an observer the room hides). */

@@ -1,6 +1,7 @@
 /**
  * A session's chat: who may send what to whom (everyone, the facilitators, or privately to or
- * from a facilitator, or between participants where the room allows it), and the messages kept
+ * from a facilitator, or between participants where the room allows it; during breakouts,
+ * everyone is one's own group plus the facilitators wherever they are), and the messages kept
  * in memory (with who received each) so that a facilitator can delete one everywhere it went.
  * Chat is dropped with the room, unless the room keeps it (`keepChat`, in the archive). In an
  * E2EE room the text is the clients' ciphertext, kept and relayed as it is; clear text is refused.
@@ -99,13 +100,16 @@ export class Chat {
   #recipients(sender: Member, to: ChatAudience | string): Member[] {
     const audience = this.#audience;
     const admitted = audience.admitted();
-    if (to === 'everyone') return admitted.filter((m) => audience.visibleTo(m, sender));
+    // Breakout groups: everyone means one's own group, and the facilitators wherever they are.
+    if (to === 'everyone') return admitted.filter((m) => audience.visibleTo(m, sender) || m.role === 'facilitator');
     if (to === 'facilitators') return admitted.filter((m) => m === sender || m.role === 'facilitator');
     const target = this.#members.get(to);
-    if (target?.stage !== 'admitted' || !audience.visibleTo(sender, target)) {
+    const withFacilitator = sender.role === 'facilitator' || target?.role === 'facilitator';
+    // A facilitator and someone in another group still reach each other.
+    const reachable = target && (audience.visibleTo(sender, target) || withFacilitator);
+    if (target?.stage !== 'admitted' || !reachable) {
       throw new HavenError('NOT_FOUND', 'no such participant');
     }
-    const withFacilitator = sender.role === 'facilitator' || target.role === 'facilitator';
     if (!withFacilitator && !this.#definition.privateChat) {
       throw new HavenError('FORBIDDEN', 'private messages between participants are off in this room');
     }

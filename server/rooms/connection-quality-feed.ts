@@ -94,7 +94,12 @@ export class ConnectionQualityFeed {
   /** Whether `viewer` may know `subject`'s quality. */
   mayView(viewer: Member, subject: Member): boolean {
     if (viewer === subject || viewer.role === 'facilitator') return true;
-    return this.#options.definition.shareConnectionQuality === true && this.#options.audience.visibleToAll(subject);
+    const { audience, definition } = this.#options;
+    return (
+      definition.shareConnectionQuality === true &&
+      audience.visibleToAll(subject) &&
+      audience.sameSpace(viewer, subject)
+    );
   }
 
   /** A member's quality as shown now (`excellent` until measured otherwise). */

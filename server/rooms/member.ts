@@ -28,6 +28,7 @@ export interface MemberInit {
   unmuteGranted?: boolean;
   restored?: boolean;
   e2eePublicKey?: string;
+  breakout?: string;
 }
 
 export class Member {
@@ -53,6 +54,11 @@ export class Member {
    * new one); kept in memory only, never stored. A restored member has none until it rejoins.
    */
   e2eePublicKey: string | undefined;
+  /**
+   * The breakout group this member is in (its id); undefined in the main room. Members see and
+   * receive only those of their own group (`Audience.sameSpace`).
+   */
+  breakout: string | undefined;
   readonly media: MemberMedia;
   #graceTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -67,6 +73,7 @@ export class Member {
     this.unmuteGranted = init.unmuteGranted ?? false;
     this.restored = init.restored ?? false;
     this.e2eePublicKey = init.e2eePublicKey;
+    this.breakout = init.breakout;
     this.media = init.media(this);
   }
 
@@ -136,6 +143,7 @@ export class Member {
       waitingSince: this.waitingSince,
       dropped: this.connectionId === undefined,
       ...(jti === undefined ? {} : { jti, expiresAtMs }),
+      ...(this.breakout === undefined ? {} : { breakout: this.breakout }),
     };
   }
 

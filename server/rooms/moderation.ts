@@ -73,14 +73,25 @@ export class Moderation {
     this.#settings.audit({ room: this.#room.id, ...record });
   }
 
-  /** Audits a facilitator's action; `run` performs it. A refusal is audited with its code, then thrown. */
-  async #audited<T>(actor: Member, action: string, target: string | undefined, run: () => T | Promise<T>): Promise<T> {
+  /**
+   * Audits an action (a facilitator's, or a participant's own where the room audits it); `run`
+   * performs it. A refusal is audited with its code, then thrown. `details`: ids and numbers only.
+   */
+  async audited<T>(
+    actor: Member,
+    action: string,
+    target: string | undefined,
+    run: () => T | Promise<T>,
+    details?: AuditRecord['details'],
+  ): Promise<T> {
+    const recorded = (result: string) =>
+      this.record({ actor: actor.id, action, target, result, ...(details === undefined ? {} : { details }) });
     try {
       const result = await run();
-      this.record({ actor: actor.id, action, target, result: 'ok' });
+      recorded('ok');
       return result;
     } catch (err) {
-      this.record({ actor: actor.id, action, target, result: err instanceof HavenError ? err.code : 'INTERNAL' });
+      recorded(err instanceof HavenError ? err.code : 'INTERNAL');
       throw err;
     }
   }
@@ -96,26 +107,24 @@ export class Moderation {
   /* ---- The waiting room ---------------------------------------------------------------------- */
 
   async admit(actor: Member, targetId: string): Promise<void> {
-    await this.#audited(actor, 'admit', targetId, () =>
-      this.#room.waitingRoom.admit(this.#target(targetId, 'waiting')),
-    );
+    await this.audited(actor, 'admit', targetId, () => this.#room.waitingRoom.admit(this.#target(targetId, 'waiting')));
   }
 
   /** Admits everyone waiting, in arrival order, up to the room's capacity; names who is left. */
   admitAll(actor: Member): Promise<AdmitAllResponse> {
-    return this.#audited(actor, 'admitAll', undefined, () => this.#room.waitingRoom.admitAll());
+    return this.audited(actor, 'admitAll', undefined, () => this.#room.waitingRoom.admitAll());
   }
 
   async deny(actor: Member, targetId: string, reason?: string): Promise<void> {
-    await this.#audited(actor, 'deny', targetId, () => this.#room.turnAway(this.#target(targetId, 'waiting'), reason));
+    await this.audited(actor, 'deny', targetId, () => this.#room.turnAway(this.#target(targetId, 'waiting'), reason));
   }
 
   async messageWaitingRoom(actor: Member, text: string): Promise<void> {
-    await this.#audited(actor, 'messageWaitingRoom', undefined, () => this.#room.waitingRoom.setMessage(text));
+    await this.audited(actor, 'messageWaitingRoom', undefined, () => this.#room.waitingRoom.setMessage(text));
   }
 
   async moveToWaitingRoom(actor: Member, targetId: string): Promise<void> {
-    await this.#audited(actor, 'moveToWaitingRoom', targetId, () => {
+    await this.audited(actor, 'moveToWaitingRoom', targetId, () => {
       const target = this.#target(targetId, 'admitted');
       if (target.role !== 'participant') throw new HavenError('FORBIDDEN', 'only participants wait');
       this.#room.moveToWaitingRoom(target);
@@ -139,7 +148,7 @@ export class Moderation {
   }
 
   #silenceOne(actor: Member, targetId: string, action: string, source: TrackSource): Promise<void> {
-    return this.#audited(actor, action, targetId, async () => {
+    return this.audited(actor, action, targetId, async () => {
       await this.#silence(this.#target(targetId, 'admitted'), source);
     });
   }
@@ -158,7 +167,7 @@ export class Moderation {
 
   /** Mutes everyone but the facilitators. */
   muteAll(actor: Member): Promise<{ muted: number }> {
-    return this.#audited(actor, 'muteAll', undefined, async () => {
+    return this.audited(actor, 'muteAll', undefined, async () => {
       // All at once: each person is told without waiting for the others' producers to pause.
       const silenced = await Promise.all(
         this.#room.audience
@@ -171,7 +180,7 @@ export class Moderation {
   }
 
   async setAudioMode(actor: Member, mode: AudioMode): Promise<void> {
-    await this.#audited(actor, 'setAudioMode', undefined, () => {
+    await this.audited(actor, 'setAudioMode', undefined, () => {
       this.#audioMode = mode;
       // The store withdraws every grant with the new mode.
       for (const m of this.#room.members.values()) m.unmuteGranted = false;
@@ -182,7 +191,7 @@ export class Moderation {
 
   /** Asks a participant to unmute: only they can (consent); in controlled audio mode it allows them to. */
   async requestUnmute(actor: Member, targetId: string): Promise<void> {
-    await this.#audited(actor, 'requestUnmute', targetId, () => {
+    await this.audited(actor, 'requestUnmute', targetId, () => {
       const target = this.#target(targetId, 'admitted');
       target.unmuteGranted = true;
       this.#room.safeEmit('memberChanged', target, 'unmuteGranted');
@@ -192,7 +201,7 @@ export class Moderation {
 
   /** Suggests receiving audio only (a weak connection): only the person can turn it on. */
   async suggestAudioOnly(actor: Member, targetId: string): Promise<void> {
-    await this.#audited(actor, 'suggestAudioOnly', targetId, () => {
+    await this.audited(actor, 'suggestAudioOnly', targetId, () => {
       this.#target(targetId, 'admitted');
       this.#room.audience.notify(targetId, 'audioOnlySuggested', [{ by: actor.id }]);
     });
@@ -202,7 +211,7 @@ export class Moderation {
 
   /** Removes a participant or observer (its token revoked); with `ban`, for the rest of the session. */
   async remove(actor: Member, targetId: string, ban: boolean): Promise<void> {
-    await this.#audited(actor, ban ? 'ban' : 'remove', targetId, async () => {
+    await this.audited(actor, ban ? 'ban' : 'remove', targetId, async () => {
       const target = this.#target(targetId);
       if (target.role === 'facilitator') throw new HavenError('FORBIDDEN', 'a facilitator cannot be removed');
       // The token that brought them in is spent either way; a ban also refuses any new one.
@@ -218,7 +227,7 @@ export class Moderation {
   }
 
   async lock(actor: Member, locked: boolean): Promise<void> {
-    await this.#audited(actor, locked ? 'lock' : 'unlock', undefined, async () => {
+    await this.audited(actor, locked ? 'lock' : 'unlock', undefined, async () => {
       await this.#persistence.locked(locked);
       this.#locked = locked;
       this.#room.audience.broadcast('roomLocked', [{ locked }]);
@@ -231,7 +240,7 @@ export class Moderation {
   }
 
   async setDisplayName(actor: Member, targetId: string, name: string): Promise<void> {
-    await this.#audited(actor, 'setDisplayName', targetId, () => {
+    await this.audited(actor, 'setDisplayName', targetId, () => {
       const target = this.#target(targetId);
       target.alias = name;
       this.#room.safeEmit('memberChanged', target, 'alias');
@@ -242,7 +251,7 @@ export class Moderation {
   }
 
   async spotlight(actor: Member, targetId: string | null): Promise<void> {
-    await this.#audited(actor, 'spotlight', targetId ?? undefined, () => {
+    await this.audited(actor, 'spotlight', targetId ?? undefined, () => {
       if (targetId !== null) this.#target(targetId, 'admitted');
       this.#setSpotlight(targetId);
     });
@@ -266,13 +275,13 @@ export class Moderation {
     const { hands } = this.#room;
     if (targetId === actor.id) return hands.lower(targetId);
     if (actor.role !== 'facilitator') throw new HavenError('FORBIDDEN', 'facilitators only');
-    await this.#audited(actor, 'lowerHand', targetId, () => {
+    await this.audited(actor, 'lowerHand', targetId, () => {
       if (!hands.has(targetId)) throw new HavenError('NOT_FOUND', 'no raised hand for that participant');
       hands.lower(targetId);
     });
   }
 
   async deleteChatMessage(actor: Member, messageId: string): Promise<void> {
-    await this.#audited(actor, 'deleteChatMessage', undefined, () => this.#room.chat.delete(messageId));
+    await this.audited(actor, 'deleteChatMessage', undefined, () => this.#room.chat.delete(messageId));
   }
 }

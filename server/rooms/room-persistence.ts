@@ -17,6 +17,7 @@ import type {
   RoomStateSnapshot,
   RoomStateStore,
   RoomStateWriter,
+  StoredBreakouts,
   StoredMember,
 } from './room-state.ts';
 
@@ -28,7 +29,8 @@ export type RoomChange =
   | { type: 'audioMode'; mode: AudioMode }
   | { type: 'spotlight'; participantId: string | null }
   | { type: 'hand'; participantId: string; raisedAt: number | null }
-  | { type: 'consent'; participantId: string; record: ConsentRecord };
+  | { type: 'consent'; participantId: string; record: ConsentRecord }
+  | { type: 'breakouts'; state: StoredBreakouts | null };
 
 export interface RoomPersistenceOptions {
   store: RoomStateStore;
@@ -85,6 +87,7 @@ export class RoomPersistence {
     if (change.type === 'audioMode') writer.audioMode(change.mode);
     else if (change.type === 'spotlight') writer.spotlight(change.participantId);
     else if (change.type === 'hand') writer.hand(change.participantId, change.raisedAt);
+    else if (change.type === 'breakouts') writer.breakouts(change.state);
     else writer.consent(change.participantId, change.record);
   }
 
@@ -114,8 +117,10 @@ export class RoomPersistence {
         waitingSince: stored.waitingSince,
         alias: saved.aliases.get(id),
         unmuteGranted: granted.has(id),
+        ...(stored.breakout === undefined ? {} : { breakout: stored.breakout }),
       });
     }
+    room.breakouts.restore(saved.breakouts);
     hands.restore(saved.hands.filter((h) => members.get(h.participantId)?.stage === 'admitted'));
     moderation.restoreSpotlight(saved.spotlight);
     this.#logger.info(
@@ -189,6 +194,7 @@ export class RoomPersistence {
       unmuteGranted: [...members].filter(([, m]) => m.unmuteGranted).map(([id]) => id),
       aliases,
       consents: new Map(waitingRoom.consents),
+      breakouts: this.#room.breakouts.stored(),
     };
   }
 }

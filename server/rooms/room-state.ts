@@ -14,6 +14,9 @@
  * - `aliases`  hash: participant id → the alias a facilitator set (a label a facilitator chose
  *              to show, e.g. a pseudonym the person asked for; the token's name is never stored)
  * - `consents` hash: participant id → `{ version, hash }` of the consent text accepted
+ * - `breakouts` string: the breakout rounds' plan or running round as JSON (group ids, the names
+ *              a facilitator gave the groups, member ids, times); each member's group is in
+ *              `members` (`bo`)
  *
  * Every write refreshes the TTL of all of them (24 h by default), so a room whose node died and
  * that nobody reopens does not linger; `clear` removes them when the session ends.
@@ -28,7 +31,7 @@
  * its whole state again until Redis takes it (the lease set again) or the room closes here (lost).
  */
 import type { Redis } from 'ioredis';
-import type { AudioMode, Role } from '../../client-sdk/src/protocol/index.ts';
+import type { AudioMode, BreakoutHelpRequest, Role } from '../../client-sdk/src/protocol/index.ts';
 import { lastServedAt } from '../cluster/leases.ts';
 import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -46,6 +49,23 @@ export interface StoredMember {
   /** The token's `jti` and expiry: what a removal revokes for someone who has not rejoined yet. */
   jti?: string;
   expiresAtMs?: number;
+  /** The breakout group they are in (absent: the main room). */
+  breakout?: string;
+}
+
+/** A session's breakouts as the store keeps them (server/rooms/breakouts.ts). */
+export interface StoredBreakouts {
+  status: 'planned' | 'running';
+  /** `planned`: who goes there at the start (while running, `StoredMember.breakout` says who is). */
+  groups: { id: string; name: string; planned: string[] }[];
+  startedAt: number | null;
+  endsAt: number | null;
+  noticeS: number;
+  /** Whether the ending notice was told already. */
+  noticed: boolean;
+  help: BreakoutHelpRequest[];
+  /** The number in the next group id. */
+  nextId: number;
 }
 
 export interface ConsentRecord {
@@ -65,6 +85,8 @@ export interface RoomStateSnapshot {
   unmuteGranted: string[];
   aliases: Map<string, string>;
   consents: Map<string, ConsentRecord>;
+  /** The breakouts planned or running; null when none. */
+  breakouts: StoredBreakouts | null;
   /**
    * On load: the last time the room's previous node is known to have served it (its last lease
    * renewal with the room open, cluster/leases.ts), if known. Not stored by `replace`.
@@ -93,6 +115,8 @@ export interface RoomStateWriter {
   /** `raisedAt` null: lowered. */
   hand(participantId: string, raisedAt: number | null): void;
   consent(participantId: string, record: ConsentRecord): void;
+  /** null: none planned or running any more. */
+  breakouts(state: StoredBreakouts | null): void;
   locked(locked: boolean): Promise<void>;
   ban(participantId: string): Promise<void>;
   /** The whole state at once, replacing what is stored (after failed writes). */
@@ -121,7 +145,7 @@ export interface RoomStateStoreOptions {
   ttlS?: number;
 }
 
-const keyNames = ['meta', 'members', 'hands', 'bans', 'unmute', 'aliases', 'consents'] as const;
+const keyNames = ['meta', 'members', 'hands', 'bans', 'unmute', 'aliases', 'consents', 'breakouts'] as const;
 type KeyName = (typeof keyNames)[number];
 
 interface MemberJson {
@@ -131,6 +155,7 @@ interface MemberJson {
   dropped?: 1;
   jti?: string;
   exp?: number;
+  bo?: string;
 }
 
 export class RoomStateStore {
@@ -167,11 +192,12 @@ export class RoomStateStore {
       .smembers(k.unmute)
       .hgetall(k.aliases)
       .hgetall(k.consents)
+      .get(k.breakouts)
       .exec();
     if (!results) throw new Error('room state read aborted');
     const failed = results.find(([err]) => err);
     if (failed) throw failed[0];
-    const [meta, members, hands, bans, unmute, aliases, consents] = results.map(([, value]) => value) as [
+    const [meta, members, hands, bans, unmute, aliases, consents, breakouts] = results.map(([, value]) => value) as [
       Record<string, string>,
       Record<string, string>,
       string[],
@@ -179,6 +205,7 @@ export class RoomStateStore {
       string[],
       Record<string, string>,
       Record<string, string>,
+      string | null,
     ];
     const stored =
       Object.keys(meta).length +
@@ -208,6 +235,7 @@ export class RoomStateStore {
           };
           if (m.jti !== undefined) member.jti = m.jti;
           if (m.exp !== undefined) member.expiresAtMs = m.exp;
+          if (m.bo !== undefined) member.breakout = m.bo;
           return member;
         })
         .sort((a, b) => a.waitingSince - b.waitingSince),
@@ -216,6 +244,7 @@ export class RoomStateStore {
       unmuteGranted: unmute,
       aliases: new Map(Object.entries(aliases)),
       consents: new Map(Object.entries(consents).map(([id, json]) => [id, JSON.parse(json) as ConsentRecord])),
+      breakouts: breakouts ? (JSON.parse(breakouts) as StoredBreakouts) : null,
       ...(servedAt === undefined ? {} : { lastServedAt: servedAt }),
     };
   }
@@ -255,6 +284,10 @@ export class RoomStateStore {
       consent: (id, record) =>
         background('consent', id, (tx, k) =>
           tx.hset(k.consents, id, JSON.stringify({ version: record.version, hash: record.hash })),
+        ),
+      breakouts: (state) =>
+        background('breakouts', undefined, (tx, k) =>
+          state === null ? tx.del(k.breakouts) : tx.set(k.breakouts, JSON.stringify(state)),
         ),
       locked: (locked) => write('locked', (tx, k) => tx.hset(k.meta, 'locked', locked ? '1' : '0')),
       ban: (id) => write('ban', (tx, k) => tx.sadd(k.bans, id)),
@@ -321,6 +354,9 @@ class Commands {
     this.list.push(command);
     return this;
   }
+  set(key: string, value: string): this {
+    return this.#add('SET', key, value);
+  }
   del(...keys: string[]): this {
     return this.#add('DEL', ...keys);
   }
@@ -353,6 +389,7 @@ function memberJson(m: StoredMember): string {
   if (m.dropped) json.dropped = 1;
   if (m.jti !== undefined) json.jti = m.jti;
   if (m.expiresAtMs !== undefined) json.exp = m.expiresAtMs;
+  if (m.breakout !== undefined) json.bo = m.breakout;
   return JSON.stringify(json);
 }
 
@@ -366,6 +403,7 @@ function replaceAll(tx: Commands, k: Record<KeyName, string>, state: RoomStateSn
   if (state.bans.length) tx.sadd(k.bans, ...state.bans);
   if (state.unmuteGranted.length) tx.sadd(k.unmute, ...state.unmuteGranted);
   if (state.aliases.size) tx.hset(k.aliases, Object.fromEntries(state.aliases));
+  if (state.breakouts) tx.set(k.breakouts, JSON.stringify(state.breakouts));
   if (state.consents.size) {
     const consents = [...state.consents].map(([id, c]) => [id, JSON.stringify({ version: c.version, hash: c.hash })]);
     tx.hset(k.consents, Object.fromEntries(consents));

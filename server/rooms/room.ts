@@ -18,6 +18,7 @@ import { MemberMedia } from '../media/member-media.ts';
 import { RoomRouters } from '../media/room-routers.ts';
 import { turnIceServers } from '../media/turn.ts';
 import { Audience, type Notification } from './audience.ts';
+import { Breakouts } from './breakouts.ts';
 import { Chat } from './chat.ts';
 import { ConnectionQualityFeed } from './connection-quality-feed.ts';
 import { E2eeKeys } from './e2ee-keys.ts';
@@ -66,6 +67,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly chat: Chat;
   readonly e2ee: E2eeKeys;
   readonly liveAttendance: LiveAttendance;
+  readonly breakouts: Breakouts;
   /** Each admitted member's connection quality, told to those who may see it. */
   readonly quality: ConnectionQualityFeed;
   readonly view: SessionView;
@@ -123,6 +125,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.e2ee = new E2eeKeys(this.#members, definition, this.audience, () => settings.e2ee, this.#logger);
     this.liveAttendance = new LiveAttendance(this, this.#logger, settings.liveAttendance);
     this.view = new SessionView(this, settings);
+    this.breakouts = new Breakouts(this);
   }
 
   /**
@@ -172,6 +175,10 @@ export class Room extends TypedEmitter<RoomEvents> {
             mayPublish: (source) => m.mayPublish(source),
             heldMuted: (source) => this.moderation.heldMuted(m, source),
             mayUseCodec: (mimeType) => this.e2ee.allowsCodec(mimeType),
+            mayReceiveFrom: (participantId) => {
+              const publisher = this.#members.get(participantId);
+              return publisher !== undefined && this.audience.sameSpace(m, publisher);
+            },
           },
         }),
     });
@@ -310,6 +317,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.audience.broadcast('participantJoined', [member.info()], id, member);
     this.quality.admitted(member);
     this.e2ee.admitted(member);
+    this.breakouts.admitted(member);
     if (notify && member.connected) this.audience.notify(id, 'admitted', [this.view.session(member, false)]);
     if (member.role === 'facilitator') this.waitingRoom.updated();
   }
@@ -325,6 +333,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.safeEmit('memberChanged', target, 'presence');
     this.hands.lower(id);
     this.audience.broadcast('participantLeft', [{ participantId: id, reason: 'movedToWaitingRoom' }], id, target);
+    this.breakouts.left(target);
     this.e2ee.changed();
     if (target.connected) this.audience.notify(id, 'waiting', [this.waitingRoom.info('movedByFacilitator')]);
     this.waitingRoom.changed();
@@ -376,6 +385,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.e2ee.changed();
     this.quality.forget(participantId);
     this.moderation.left(participantId);
+    this.breakouts.left(member);
     this.#logger.info({ participant: participantId, reason }, 'participant left');
     this.presence(reason === 'removed' ? 'removed' : 'left', participantId, { reason, stage: member.stage });
     this.#armEmptyTimer();
@@ -419,6 +429,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     for (const member of members) member.close();
     this.chat.clear();
     this.e2ee.close();
+    this.breakouts.close();
     this.quality.close();
     this.#routers.close();
     this.#logger.info('room closed');

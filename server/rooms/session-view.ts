@@ -1,7 +1,8 @@
 /**
  * What a member is answered where they stand: the consent text at the gate, the waiting room's
  * state while waiting, or the session as they may see it (who else is in it, hands, the waiting
- * list for facilitators, their media's router and TURN credentials, an E2EE room's key roster).
+ * list for facilitators, their media's router and TURN credentials, an E2EE room's key roster,
+ * their breakout group: `participants` are those of their group, or of the main room).
  */
 import type { JoinResponse, SessionState } from '../../client-sdk/src/protocol/index.ts';
 import { turnIceServers } from '../media/turn.ts';
@@ -56,6 +57,8 @@ export class SessionView {
       ...(e2ee.enabled ? { e2ee: e2ee.roster(member) } : {}),
       connectionQuality: this.#room.quality.visibleTo(member),
       audioOnly: member.media.downlink.audioOnly,
+      breakout: this.#room.breakouts.placeOf(member),
+      breakouts: member.role === 'facilitator' ? this.#room.breakouts.state() : null,
     };
   }
 }

@@ -71,6 +71,15 @@ export const permissions: { readonly [K in RequestName]: Permission } = {
   spotlight: facilitators,
   deleteChatMessage: facilitators,
   liveAttendance: facilitators,
+  createBreakouts: facilitators,
+  updateBreakouts: facilitators,
+  startBreakouts: facilitators,
+  moveToBreakout: facilitators,
+  visitBreakout: facilitators,
+  broadcastToBreakouts: facilitators,
+  recallBreakouts: facilitators,
+  /** Anyone in a breakout group (the room checks that the caller is in one). */
+  askForHelp: inSession,
 };
 
 export function isAllowed(name: RequestName, role: Role, stage: ConnectionStage): boolean {

@@ -7,6 +7,10 @@ import { ECDH } from 'node:crypto';
 import { z } from 'zod';
 import {
   e2eePublicKeyPattern,
+  maxBreakoutDurationS,
+  maxBreakoutGroups,
+  maxBreakoutNameLength,
+  maxBroadcastLength,
   maxE2eeRecipients,
   maxE2eeWrappedKeyLength,
   maxEncryptedChatLength,
@@ -27,6 +31,19 @@ const wrappedKeys = z
   .array(z.strictObject({ participantId: id, wrapped: z.base64().min(1).max(maxE2eeWrappedKeyLength) }))
   .max(maxE2eeRecipients)
   .refine((keys) => new Set(keys.map((k) => k.participantId)).size === keys.length, 'one key per participant');
+
+/** Groups by hand: named, each with its members (whether they are in the session is the room's to say). */
+const plannedGroups = z
+  .array(
+    z.strictObject({
+      name: z.string().trim().min(1).max(maxBreakoutNameLength),
+      members: z.array(id).max(1_000),
+    }),
+  )
+  .min(1)
+  .max(maxBreakoutGroups);
+const groupCount = z.number().int().min(1).max(maxBreakoutGroups);
+const breakoutId = id.nullable();
 
 function isP256Point(publicKey: string): boolean {
   try {
@@ -119,6 +136,21 @@ export const requestSchemas: { [K in RequestName]: z.ZodType<RequestOf<K>> } = {
   liveAttendance: z.strictObject({}),
   e2eeDistribute: z.strictObject({ epoch, keys: wrappedKeys }),
   e2eeKeyReceived: z.strictObject({ epoch }),
+  createBreakouts: z.union([
+    z.strictObject({ groups: plannedGroups }),
+    z.strictObject({ count: groupCount }),
+    z.strictObject({ perGroup: z.number().int().min(1).max(1_000) }),
+  ]),
+  updateBreakouts: z.strictObject({ groups: plannedGroups }),
+  startBreakouts: z.strictObject({
+    durationS: z.number().int().min(10).max(maxBreakoutDurationS).optional(),
+    noticeS: z.number().int().min(0).max(maxBreakoutDurationS).optional(),
+  }),
+  moveToBreakout: z.strictObject({ participantId: id, breakoutId }),
+  visitBreakout: z.strictObject({ breakoutId }),
+  broadcastToBreakouts: z.strictObject({ text: z.string().trim().min(1).max(maxBroadcastLength) }),
+  recallBreakouts: z.strictObject({}),
+  askForHelp: z.strictObject({}),
 };
 
 export const requestNames = Object.keys(requestSchemas) as RequestName[];

@@ -200,6 +200,14 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
       room.e2ee.received(member, r.epoch);
       return {};
     },
+    createBreakouts: ({ room, member }, r) => room.breakouts.create(member, r),
+    updateBreakouts: ({ room, member }, r) => room.breakouts.update(member, r.groups),
+    startBreakouts: ({ room, member }, r) => room.breakouts.start(member, r),
+    moveToBreakout: ({ room, member }, r) => room.breakouts.move(member, r.participantId, r.breakoutId),
+    visitBreakout: ({ room, member }, r) => room.breakouts.visit(member, r.breakoutId),
+    broadcastToBreakouts: ({ room, member }, r) => room.breakouts.broadcast(member, r.text),
+    recallBreakouts: ({ room, member }) => done(room.breakouts.recall(member)),
+    askForHelp: ({ room, member }) => done(room.breakouts.askForHelp(member)),
   };
 
   /** Leaves the room (from any stage; the participant's place goes at once). */

@@ -25,6 +25,8 @@ export function sessionStateFixture(
     waiting: [],
     connectionQuality: [],
     audioOnly: { enabled: false, reason: null },
+    breakout: { running: false, group: null, endsAt: null },
+    breakouts: null,
     ...overrides,
   };
 }

@@ -97,15 +97,25 @@ const samples: { [K in RequestName]: RequestOf<K> } = {
   liveAttendance: {},
   e2eeDistribute: { epoch: 1, keys: [] },
   e2eeKeyReceived: { epoch: 1 },
+  createBreakouts: { count: 2 },
+  updateBreakouts: { groups: [{ name: 'Pairs', members: ['t1'] }] },
+  startBreakouts: {},
+  moveToBreakout: { participantId: 't1', breakoutId: null },
+  visitBreakout: { breakoutId: null },
+  broadcastToBreakouts: { text: 'two minutes' },
+  recallBreakouts: {},
+  askForHelp: {},
 };
 
 /**
  * Allowed by the table, refused by the room for what the table does not know: the matrix's room
- * is not end-to-end encrypted (test/integration/e2ee-keys.test.ts has the key exchange in rooms that are).
+ * is not end-to-end encrypted (test/integration/e2ee-keys.test.ts has the key exchange in rooms
+ * that are), and its actor is in no breakout group (test/integration/breakouts.test.ts).
  */
 const refusedByTheRoom: Partial<Record<RequestName, { code: string; message: RegExp }>> = {
   e2eeDistribute: { code: 'INVALID_STATE', message: /not end-to-end encrypted/ },
   e2eeKeyReceived: { code: 'INVALID_STATE', message: /not end-to-end encrypted/ },
+  askForHelp: { code: 'INVALID_STATE', message: /not in a breakout group/ },
 };
 
 /** Requests after which the caller's cells cannot go on: each gets a room of its own. */

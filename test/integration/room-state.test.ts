@@ -65,6 +65,17 @@ test('store: what a room writes is read back; every key has the TTL', async () =
   w.spotlight('pt-1');
   w.alias('pt-1', 'J.');
   w.consent('pt-1', { version: 1, hash: 'a'.repeat(64) });
+  const breakouts = {
+    status: 'planned' as const,
+    groups: [{ id: 'b1', name: 'Pairs', planned: ['pt-1'] }],
+    startedAt: null,
+    endsAt: null,
+    noticeS: 60,
+    noticed: false,
+    help: [],
+    nextId: 2,
+  };
+  w.breakouts(breakouts);
   await w.locked(true);
   await w.ban('pt-3');
   const saved = await store.load(room);
@@ -90,6 +101,7 @@ test('store: what a room writes is read back; every key has the TTL', async () =
   assert.equal(saved.unmuteGranted, ['pt-1']);
   assert.equal([...saved.aliases], [['pt-1', 'J.']]);
   assert.equal([...saved.consents], [['pt-1', { version: 1, hash: 'a'.repeat(64) }]]);
+  assert.equal(saved.breakouts, breakouts);
 
   for (const key of Object.values(store.keys(room))) {
     assert.ok(key.startsWith(`haven:room-state:${room}:`), key);
@@ -194,6 +206,7 @@ test('store: a failed write is logged (ids only) and reported; replace writes th
         stage: 'admitted' as const,
         waitingSince: 5,
         dropped: true,
+        breakout: 'b2',
       },
     ],
     hands: [{ participantId: 'pt-1', raisedAt: 7 }],
@@ -201,6 +214,19 @@ test('store: a failed write is logged (ids only) and reported; replace writes th
     unmuteGranted: ['pt-1'],
     aliases: new Map([['pt-1', 'J.']]),
     consents: new Map([['pt-1', { version: 2, hash: 'c'.repeat(64) }]]),
+    breakouts: {
+      status: 'running' as const,
+      groups: [
+        { id: 'b1', name: 'Pairs', planned: [] },
+        { id: 'b2', name: 'Threes', planned: ['pt-1'] },
+      ],
+      startedAt: 10,
+      endsAt: 610,
+      noticeS: 60,
+      noticed: false,
+      help: [{ breakoutId: 'b2', participantId: 'pt-1', at: 11 }],
+      nextId: 3,
+    },
   };
   await w.replace(state);
   assert.equal(await store.load(room), state, 'what was there before is gone');

@@ -233,6 +233,14 @@ const malformed: Record<RequestName, unknown> = {
   deleteChatMessage: { messageId: '' },
   e2eeDistribute: { epoch: 1, keys: [{ participantId: 'p', wrapped: 'not base64!' }] },
   e2eeKeyReceived: { epoch: -1 },
+  createBreakouts: { count: 0 },
+  updateBreakouts: { groups: [] },
+  startBreakouts: { durationS: 5 },
+  moveToBreakout: { participantId: 'p' },
+  visitBreakout: { breakoutId: 7 },
+  broadcastToBreakouts: { text: 'x'.repeat(501) },
+  recallBreakouts: { now: true },
+  askForHelp: { urgent: true },
 };
 
 test('every request with a malformed payload is INVALID_REQUEST, and the connection lives on', async () => {

@@ -43,6 +43,8 @@ function admission(overrides: Partial<SessionState> = {}): SessionState {
     waiting: [{ participantId: 'w-1', name: 'Waiting one', waitingSince: 50 }],
     connectionQuality: [],
     audioOnly: { enabled: false, reason: null },
+    breakout: { running: false, group: null, endsAt: null },
+    breakouts: null,
     ...overrides,
   };
 }

@@ -3,6 +3,7 @@
  * contract between the SDK and the server (the server imports it and validates every payload
  * against schemas typed by it). Depends on nothing outside this folder.
  */
+export * from './breakouts.ts';
 export * from './errors.ts';
 export * from './limits.ts';
 export * from './model.ts';

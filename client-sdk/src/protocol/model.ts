@@ -1,4 +1,5 @@
 /** What the protocol talks about: roles, rooms, participants, tracks, the session, tokens. */
+import type { BreakoutPlace, BreakoutsState } from './breakouts.ts';
 
 export type Role = 'facilitator' | 'participant' | 'observer';
 export type RoomKind = 'group' | 'individual' | 'education';
@@ -134,6 +135,10 @@ export interface SessionState {
   connectionQuality: ConnectionQualityInfo[];
   /** Whether the caller receives audio only. */
   audioOnly: AudioOnlyState;
+  /** Where the caller stands in the session's breakouts (`participants` are those of its group). */
+  breakout: BreakoutPlace;
+  /** The whole of the session's breakouts: facilitators only (null for others). */
+  breakouts: BreakoutsState | null;
 }
 
 /* ---- End-to-end encryption ------------------------------------------------------------------ */

@@ -1,4 +1,5 @@
 /** Notifications (server → client) and the socket.io typed event maps. */
+import type { BreakoutNotifications } from './breakouts.ts';
 import type { Ack } from './errors.ts';
 import type {
   AttendanceSnapshot,
@@ -20,9 +21,16 @@ import type { Empty, RequestName, RequestOf, ResponseOf } from './requests.ts';
 
 /* ---- Notifications (server → client) ---------------------------------------------------- */
 
-export type LeaveReason = 'left' | 'disconnected' | 'removed' | 'sessionEnded' | 'movedToWaitingRoom';
+/** Why someone left one's view: `movedToBreakout` when they (or the one told) went to another group or the main room. */
+export type LeaveReason =
+  | 'left'
+  | 'disconnected'
+  | 'removed'
+  | 'sessionEnded'
+  | 'movedToWaitingRoom'
+  | 'movedToBreakout';
 
-export interface ServerNotifications {
+export interface ServerNotifications extends BreakoutNotifications {
   participantJoined: [ParticipantInfo];
   participantLeft: [{ participantId: string; reason: LeaveReason }];
   trackPublished: [TrackInfo];

@@ -1,4 +1,5 @@
 /** Requests (client → server, each acknowledged): payloads and the data of their answers. */
+import type { BreakoutRequests } from './breakouts.ts';
 import type {
   AttendanceSnapshot,
   AudioMode,
@@ -247,7 +248,7 @@ export interface FacilitatorQueries {
 }
 
 /** Every request: its payload and the `data` of its successful acknowledgement. */
-export interface ClientRequests extends ModerationRequests, FacilitatorQueries {
+export interface ClientRequests extends ModerationRequests, FacilitatorQueries, BreakoutRequests {
   join: [JoinRequest, JoinResponse];
   acceptConsent: [AcceptConsentRequest, JoinResponse];
   raiseHand: [Empty, Empty];
