@@ -39,6 +39,24 @@ export function token(
   });
 }
 
+/**
+ * Connects to a node taking over a room whose node died: while the room is still held by the dead
+ * node (a cluster layer refusing with `UNAVAILABLE`, or redirecting to the dead node, until its
+ * lease runs out), tries again, for up to 20 s.
+ */
+export async function connectWhenServed(url: string, accessToken: string): Promise<TestSocket> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      return await connect(url, accessToken);
+    } catch (err) {
+      const code = (err as { data?: { code?: string } }).data?.code;
+      if (Date.now() > deadline || (code !== 'UNAVAILABLE' && code !== 'REDIRECT')) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
 /** Connects; resolves once connected, rejects with the server's `{ code, message }` on refusal. */
 export function connect(url: string, accessToken: unknown): Promise<TestSocket> {
   const socket: TestSocket = io(url, {

@@ -22,6 +22,7 @@ import {
   codeOf,
   collect,
   connect,
+  connectWhenServed,
   joinAs,
   next,
   ok,
@@ -37,8 +38,6 @@ const client = haven.redisClient({ maxRetriesPerRequest: 2 });
 /** Log lines of the store under test (pino JSON). */
 const logLines: Record<string, unknown>[] = [];
 const logger = pino({ level: 'info' }, { write: (line: string) => logLines.push(JSON.parse(line)) });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /* ---- the store ---- */
 
@@ -255,23 +254,10 @@ const opusAudio = opusAudioParameters(22222222, 'haven-room-state');
 const startNode = (graceS: number): Promise<NodeProcess> =>
   haven.startNode({ HAVEN_ROOMS_RECONNECT_GRACE_S: String(graceS) });
 
-/**
- * Connects; while the room is still held by the dead node (a cluster layer refusing with
- * `UNAVAILABLE`, or redirecting to the dead node, until its lease runs out), tries again.
- */
 async function connectTo(node: NodeProcess, accessToken: string): Promise<TestSocket> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      const socket = await connect(node.url, accessToken);
-      sockets.push(socket);
-      return socket;
-    } catch (err) {
-      const code = (err as { data?: { code?: string } }).data?.code;
-      if (Date.now() > deadline || (code !== 'UNAVAILABLE' && code !== 'REDIRECT')) throw err;
-      await sleep(200);
-    }
-  }
+  const socket = await connectWhenServed(node.url, accessToken);
+  sockets.push(socket);
+  return socket;
 }
 
 async function streamOf(room: string): Promise<{ type: string; participant?: string; details?: string }[]> {
