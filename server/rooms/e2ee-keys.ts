@@ -1,10 +1,13 @@
 /**
  * The key exchange of an end-to-end encrypted room. The server sees public keys and opaque
- * wrapped epoch keys, never a key it could decrypt with: it keeps the roster (everyone admitted
- * with a key, connected or within their grace, longest-present first), picks its leader (who
- * wraps each epoch's key for the others), counts the roster's revisions (each one told to
- * everyone admitted), relays the leader's wrapped keys to their own recipients only, and tells
- * everyone to send with an epoch once each recipient has its key (or after a timeout).
+ * wrapped epoch keys, never a key it could decrypt with. The room has one key space per place
+ * (the main room, and each breakout group: E2eeSpace); for each, it keeps the roster (everyone
+ * admitted with a key whose place it is, connected or within their grace, plus every facilitator,
+ * longest-present first), picks its leader (who wraps each epoch's key for the others), counts
+ * its revisions (each one told to the space's members), relays the leader's wrapped keys to their
+ * own recipients in that space only, and tells the space to send with an epoch once each
+ * recipient has its key (or after a timeout). Revisions and epochs are counted for the whole room,
+ * so that an epoch names one space's key and a later roster always has a higher revision.
  * In a room that is not E2EE, the hooks do nothing and the requests are INVALID_STATE.
  */
 import type {
@@ -16,6 +19,7 @@ import type {
 import { HavenError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Audience } from './audience.ts';
+import { bySpace, E2eeSpace, inSpace, type SpaceId, spaceOf } from './e2ee-space.ts';
 import type { Member } from './member.ts';
 import type { RoomDefinition } from './room-store.ts';
 
@@ -30,13 +34,6 @@ export interface E2eeSettings {
 /** The codecs whose frames the clients know which bytes to leave in clear for the SFU (`e2eeClearBytes`). */
 const e2eeCodecs: ReadonlySet<string> = new Set(['audio/opus', 'video/vp8']);
 
-interface PendingEpoch {
-  epoch: number;
-  /** Recipients whose acknowledgement is still awaited. */
-  awaiting: Set<string>;
-  timer: NodeJS.Timeout;
-}
-
 export class E2eeKeys {
   readonly #members: ReadonlyMap<string, Member>;
   readonly #definition: RoomDefinition;
@@ -47,12 +44,12 @@ export class E2eeKeys {
   /** Each member's place in the admission order (a new one at each admission). */
   readonly #places = new WeakMap<Member, number>();
   #lastPlace = 0;
+  /** The room's revision counter: each space's roster is told at a new value of it. */
   #revision = 0;
-  /** The latest epoch keys were relayed for. */
+  /** The latest epoch keys were relayed for, in any space. */
   #epoch = 0;
-  /** The roster last told (its members, keys and leader), to tell only changes. */
-  #told = '';
-  #pending: PendingEpoch | undefined;
+  /** The spaces told so far: the main room, and each group someone is in. */
+  readonly #spaces = new Map<SpaceId, E2eeSpace>();
 
   constructor(
     members: ReadonlyMap<string, Member>,
@@ -85,51 +82,73 @@ export class E2eeKeys {
     return e2ee.publicKey;
   }
 
-  /** `member` was admitted (they get the roster with their session): everyone else is told. */
+  /**
+   * `member` was admitted (they get their own space's roster with their session): everyone else
+   * is told; a facilitator is told the other spaces' rosters too (it is a member of each).
+   */
   admitted(member: Member): void {
     this.#places.set(member, ++this.#lastPlace);
-    this.#tell(member.id, false);
+    this.#tell(member, false);
   }
 
-  /** `member` rejoined (their client may have lost its keys, or brought a new one): a new revision. */
+  /** `member` rejoined (their client may have lost its keys, or brought a new one): a new revision of each of its spaces. */
   rejoined(member: Member): void {
-    if (member.admitted) this.#tell(member.id, true);
+    if (member.admitted) this.#tell(member, true);
   }
 
-  /** Someone left, went back to waiting or lost their connection: a new revision if the roster or its leader changed. */
+  /**
+   * Someone left, went back to waiting, lost their connection or moved to another place: a new
+   * revision of each space whose roster or leader changed.
+   */
   changed(): void {
-    this.#settle();
+    for (const space of this.#spaces.values()) this.#settle(space);
     this.#tell(undefined, false);
   }
 
-  /** The roster as `viewer` may see it (members hidden from them have no id). */
+  /** The roster of `viewer`'s own space as they may see it (members hidden from them have no id). */
   roster(viewer: Member): E2eeRoster {
-    const members = this.#roster();
-    return this.#view(viewer, members, this.#leaderOf(members));
+    const id = spaceOf(viewer);
+    const members = this.#roster(id);
+    return this.#view(viewer, id, members, this.#leaderOf(members), this.#spaces.get(id)?.revision ?? this.#revision);
   }
 
-  #view(viewer: Member, members: Member[], leader: Member | undefined): E2eeRoster {
+  #view(viewer: Member, id: SpaceId, members: Member[], leader: Member | undefined, revision: number): E2eeRoster {
     return {
-      leader: leader && this.#audience.visibleTo(viewer, leader) ? leader.id : null,
+      breakoutId: id,
+      leader: leader && this.#sees(viewer, leader) ? leader.id : null,
       members: members.map((m) => ({
-        participantId: this.#audience.visibleTo(viewer, m) ? m.id : null,
+        participantId: this.#sees(viewer, m) ? m.id : null,
         publicKey: m.e2eePublicKey as string,
       })),
-      revision: this.#revision,
+      revision,
       epoch: this.#epoch,
       rotationIntervalMs: this.#settings().rotationIntervalMs,
     };
   }
 
   /**
-   * The leader starts `epoch`: each wrapped key goes to its own recipient, if a connected member
-   * of the roster (anyone else, and the leader, skipped); the epoch becomes active once they all
-   * have it. A newer distribution replaces one still pending.
+   * Whether `viewer` sees `subject`'s id in a roster: as in the room, but wherever each stands
+   * (a roster holds only its space's members and facilitators, who must see each other's ids to
+   * wrap keys for them): observers the room hides have no id for participants.
+   */
+  #sees(viewer: Member, subject: Member): boolean {
+    return viewer.role !== 'participant' || this.#audience.visibleToAll(subject);
+  }
+
+  /**
+   * The leader of space `breakoutId` starts `epoch`: each wrapped key goes to its own recipient,
+   * if a connected member of that space's roster (anyone else, and the leader, skipped); the
+   * epoch becomes active once they all have it. A newer distribution in the space replaces one
+   * still pending there.
    */
   distribute(caller: Member, request: E2eeDistributeRequest): E2eeDistributeResponse {
     this.#requireEnabled();
-    const members = this.#roster();
-    if (this.#leaderOf(members) !== caller) throw new HavenError('FORBIDDEN', 'only the key leader distributes keys');
+    const id = request.breakoutId ?? null;
+    const space = this.#spaces.get(id);
+    const members = this.#roster(id);
+    if (!space || this.#leaderOf(members) !== caller) {
+      throw new HavenError('FORBIDDEN', 'only the key leader of that space distributes its keys');
+    }
     const { epoch } = request;
     if (epoch <= this.#epoch) throw new HavenError('INVALID_STATE', `the epoch must be above ${this.#epoch}`);
     this.#epoch = epoch;
@@ -138,15 +157,13 @@ export class E2eeKeys {
     for (const { participantId, wrapped } of request.keys) {
       const recipient = this.#members.get(participantId);
       if (!recipient || !recipients.has(recipient)) continue;
-      this.#audience.notify(participantId, 'e2eeKey', [{ epoch, from: caller.id, wrapped }]);
+      this.#audience.notify(participantId, 'e2eeKey', [{ epoch, from: caller.id, wrapped, breakoutId: id }]);
       delivered.push(participantId);
     }
     // Never the keys themselves, nor who got them.
-    this.#logger.debug({ epoch, recipients: delivered.length }, 'e2ee keys relayed');
-    this.#clearPending();
-    const timer = setTimeout(() => this.#activate(epoch), this.#settings().keyAckTimeoutMs);
-    this.#pending = { epoch, awaiting: new Set(delivered), timer };
-    this.#settle();
+    this.#logger.debug({ epoch, breakout: id ?? 'main', recipients: delivered.length }, 'e2ee keys relayed');
+    space.await(epoch, delivered, this.#settings().keyAckTimeoutMs, () => this.#activate(space, epoch));
+    this.#settle(space);
     return { delivered };
   }
 
@@ -154,23 +171,25 @@ export class E2eeKeys {
   received(member: Member, epoch: number): void {
     this.#requireEnabled();
     if (epoch > this.#epoch) throw new HavenError('INVALID_STATE', `no key was relayed for epoch ${epoch}`);
-    if (this.#pending?.epoch === epoch && this.#pending.awaiting.delete(member.id)) this.#settle();
+    for (const space of this.#spaces.values()) {
+      if (space.pending?.epoch === epoch && space.pending.awaiting.delete(member.id)) this.#settle(space);
+    }
   }
 
   close(): void {
-    this.#clearPending();
+    for (const space of this.#spaces.values()) space.clearPending();
   }
 
   #requireEnabled(): void {
     if (!this.enabled) throw new HavenError('INVALID_STATE', 'this room is not end-to-end encrypted');
   }
 
-  /** Everyone admitted with a key (connected or within their grace), longest-present first. */
-  #roster(): Member[] {
+  /** Space `id`'s members: everyone admitted with a key (connected or within their grace) in it, longest-present first. */
+  #roster(id: SpaceId): Member[] {
     const place = (m: Member) => this.#places.get(m) ?? Number.MAX_SAFE_INTEGER;
     return this.#audience
       .admitted()
-      .filter((m) => m.e2eePublicKey !== undefined)
+      .filter((m) => m.e2eePublicKey !== undefined && inSpace(m, id))
       .sort((a, b) => place(a) - place(b));
   }
 
@@ -187,38 +206,66 @@ export class E2eeKeys {
     );
   }
 
-  /** A new revision to every connected member in the session (but `except`), if the roster changed or `always`. */
-  #tell(except: string | undefined, always: boolean): void {
+  /**
+   * A new revision of each space whose roster changed (or, if `always`, that has `subject`),
+   * told to its connected members; `subject` (just admitted, or rejoined) is not told its own
+   * space's, which its session carries. A group nobody stands in any more ends: facilitators are
+   * told it once more, empty.
+   */
+  #tell(subject: Member | undefined, always: boolean): void {
     if (!this.enabled) return;
-    const members = this.#roster();
-    const leader = this.#leaderOf(members);
-    const told = JSON.stringify([leader?.id, members.map((m) => [m.id, m.e2eePublicKey])]);
-    if (!always && told === this.#told) return;
-    this.#told = told;
-    this.#revision++;
-    for (const m of this.#audience.admitted()) {
-      if (m.connected && m.id !== except) this.#audience.notify(m.id, 'e2eeRoster', [this.#view(m, members, leader)]);
+    const admitted = this.#audience.admitted();
+    const live = new Set<SpaceId>([null, ...admitted.map(spaceOf)]);
+    for (const id of [...live].sort(bySpace)) {
+      let space = this.#spaces.get(id);
+      if (!space) {
+        space = new E2eeSpace(id);
+        this.#spaces.set(id, space);
+      }
+      const members = this.#roster(id);
+      const leader = this.#leaderOf(members);
+      const told = JSON.stringify([leader?.id, members.map((m) => [m.id, m.e2eePublicKey])]);
+      const forced = always && subject !== undefined && members.includes(subject);
+      if (!forced && told === space.told) continue;
+      space.told = told;
+      space.revision = ++this.#revision;
+      for (const m of admitted) {
+        if (!m.connected || !inSpace(m, id) || (m === subject && spaceOf(m) === id)) continue;
+        this.#audience.notify(m.id, 'e2eeRoster', [this.#view(m, id, members, leader, space.revision)]);
+      }
+    }
+    for (const [id, space] of this.#spaces) {
+      if (live.has(id)) continue;
+      space.clearPending();
+      this.#spaces.delete(id);
+      const revision = ++this.#revision;
+      for (const m of admitted) {
+        if (m.connected && m.role === 'facilitator')
+          this.#audience.notify(m.id, 'e2eeRoster', [this.#view(m, id, [], undefined, revision)]);
+      }
     }
   }
 
-  /** The pending epoch becomes active once no recipient still connected in the roster awaits it. */
-  #settle(): void {
-    const pending = this.#pending;
+  /** The space's pending epoch becomes active once no recipient still connected in its roster awaits it. */
+  #settle(space: E2eeSpace): void {
+    const pending = space.pending;
     if (!pending) return;
     for (const id of pending.awaiting) {
       const m = this.#members.get(id);
-      if (!m?.admitted || !m.connected || m.e2eePublicKey === undefined) pending.awaiting.delete(id);
+      if (!m?.admitted || !m.connected || m.e2eePublicKey === undefined || !inSpace(m, space.id)) {
+        pending.awaiting.delete(id);
+      }
     }
-    if (pending.awaiting.size === 0) this.#activate(pending.epoch);
+    if (pending.awaiting.size === 0) this.#activate(space, pending.epoch);
   }
 
-  #activate(epoch: number): void {
-    this.#clearPending();
-    this.#audience.broadcast('e2eeEpochActive', [{ epoch }]);
-  }
-
-  #clearPending(): void {
-    if (this.#pending) clearTimeout(this.#pending.timer);
-    this.#pending = undefined;
+  /** Tells the space's connected members to send with `epoch`. */
+  #activate(space: E2eeSpace, epoch: number): void {
+    space.clearPending();
+    for (const m of this.#audience.admitted()) {
+      if (m.connected && inSpace(m, space.id)) {
+        this.#audience.notify(m.id, 'e2eeEpochActive', [{ epoch, breakoutId: space.id }]);
+      }
+    }
   }
 }

@@ -134,7 +134,7 @@ export const requestSchemas: { [K in RequestName]: z.ZodType<RequestOf<K>> } = {
   spotlight: z.strictObject({ participantId: id.nullable() }),
   deleteChatMessage: z.strictObject({ messageId: id }),
   liveAttendance: z.strictObject({}),
-  e2eeDistribute: z.strictObject({ epoch, keys: wrappedKeys }),
+  e2eeDistribute: z.strictObject({ epoch, keys: wrappedKeys, breakoutId: breakoutId.optional() }),
   e2eeKeyReceived: z.strictObject({ epoch }),
   createBreakouts: z.union([
     z.strictObject({ groups: plannedGroups }),

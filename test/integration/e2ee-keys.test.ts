@@ -137,6 +137,7 @@ test('an E2EE room refuses a join without a public key (E2EE_UNSUPPORTED) and a 
   const session = admitted(await join(p));
   assert.is(session.room.e2ee, true);
   assert.equal(session.e2ee, {
+    breakoutId: null,
     leader: 'no-key',
     members: [{ participantId: 'no-key', publicKey: p.publicKey }],
     revision: 1,
@@ -414,8 +415,8 @@ test('keys go to their own recipient only, connected members of the roster; the 
   const toP2 = next(p2.socket, 'e2eeKey');
   const answer = await ok(f.socket, 'e2eeDistribute', { epoch: 1, keys });
   assert.equal(answer.delivered.sort(), ['k-p1', 'k-p2'], 'not the dropped, removed, waiting, unknown or the leader');
-  assert.equal((await toP1)[0], { epoch: 1, from: 'k-f', wrapped: wrapped['k-p1'] });
-  assert.equal((await toP2)[0], { epoch: 1, from: 'k-f', wrapped: wrapped['k-p2'] });
+  assert.equal((await toP1)[0], { epoch: 1, from: 'k-f', wrapped: wrapped['k-p1'], breakoutId: null });
+  assert.equal((await toP2)[0], { epoch: 1, from: 'k-f', wrapped: wrapped['k-p2'], breakoutId: null });
 
   // One acknowledgement of two: not active yet.
   await ok(p1.socket, 'e2eeKeyReceived', { epoch: 1 });
@@ -423,12 +424,20 @@ test('keys go to their own recipient only, connected members of the roster; the 
   assert.not.ok([f, p1, p2].some((p) => seenNames(p).includes('e2eeEpochActive')));
   const active = [f, p1, p2].map((p) => next(p.socket, 'e2eeEpochActive'));
   await ok(p2.socket, 'e2eeKeyReceived', { epoch: 1 });
-  for (const a of active) assert.equal((await a)[0], { epoch: 1 });
+  for (const a of active) assert.equal((await a)[0], { epoch: 1, breakoutId: null });
 
   await settled(f, p1, p2, waiting);
   const keysSeen = (p: Peer) => p.seen.filter((s) => s.name === 'e2eeKey').map((s) => s.args[0]);
-  assert.equal(keysSeen(p1), [{ epoch: 1, from: 'k-f', wrapped: wrapped['k-p1'] }], 'p1 saw its own key only');
-  assert.equal(keysSeen(p2), [{ epoch: 1, from: 'k-f', wrapped: wrapped['k-p2'] }], 'p2 saw its own key only');
+  assert.equal(
+    keysSeen(p1),
+    [{ epoch: 1, from: 'k-f', wrapped: wrapped['k-p1'], breakoutId: null }],
+    'p1 saw its own key only',
+  );
+  assert.equal(
+    keysSeen(p2),
+    [{ epoch: 1, from: 'k-f', wrapped: wrapped['k-p2'], breakoutId: null }],
+    'p2 saw its own key only',
+  );
   for (const p of [f, waiting, removed, p3]) assert.equal(keysSeen(p), [], p.id);
   assert.not.ok(
     seenNames(waiting).some((n) => e2eeNames.includes(n as NotificationName)),
@@ -441,7 +450,7 @@ test('keys go to their own recipient only, connected members of the roster; the 
   const activeAgain = next(f.socket, 'e2eeEpochActive');
   await ok(p1.socket, 'e2eeKeyReceived', { epoch: 2 });
   await ok(p2.socket, 'leave', {});
-  assert.equal((await activeAgain)[0], { epoch: 2 });
+  assert.equal((await activeAgain)[0], { epoch: 2, breakoutId: null });
 
   // Never a key, a public key or a wrapped key in the log.
   const log = node.output();
@@ -460,10 +469,10 @@ test('a recipient who never acknowledges: the epoch is active after the timeout;
   const active = next(p.socket, 'e2eeEpochActive');
   await ok(f.socket, 'e2eeDistribute', { epoch: 1, keys: [{ participantId: 't-p', wrapped: wrappedKey() }] });
   await key;
-  assert.equal((await active)[0], { epoch: 1 }, 'told without its acknowledgement');
+  assert.equal((await active)[0], { epoch: 1, breakoutId: null }, 'told without its acknowledgement');
   const atOnce = next(f.socket, 'e2eeEpochActive');
   assert.equal(await ok(f.socket, 'e2eeDistribute', { epoch: 2, keys: [] }), { delivered: [] });
-  assert.equal((await atOnce)[0], { epoch: 2 });
+  assert.equal((await atOnce)[0], { epoch: 2, breakoutId: null });
 });
 
 test('a new leader’s roster carries the latest epoch, above which it goes on', async () => {

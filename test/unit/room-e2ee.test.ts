@@ -26,6 +26,9 @@ async function e2eeRoom(overrides: Parameters<typeof fakeRoom>[0] = {}) {
   return { ...f, join, told };
 }
 
+/** An activation in the main room (the only space without breakouts). */
+const main = (epoch: number) => ({ epoch, breakoutId: null });
+
 const code = (fn: () => unknown) => {
   try {
     fn();
@@ -50,7 +53,7 @@ test('a newer distribution replaces a pending one: the older epoch is never made
   f.room.e2ee.received(p1, 2);
   assert.equal(f.told('e2eeEpochActive'), [], 'p2 has not acknowledged epoch 2');
   f.room.e2ee.received(f.room.caller('p2', 'conn-p2', 'session'), 2);
-  assert.equal(f.told('e2eeEpochActive'), [{ epoch: 2 }, { epoch: 2 }, { epoch: 2 }], 'epoch 2, to all three');
+  assert.equal(f.told('e2eeEpochActive'), [main(2), main(2), main(2)], 'epoch 2, to all three');
 });
 
 test('a recipient who drops before acknowledging is not waited for', async () => {
@@ -59,7 +62,7 @@ test('a recipient who drops before acknowledging is not waited for', async () =>
   await f.join('p1');
   f.room.e2ee.distribute(leader, { epoch: 3, keys: [{ participantId: 'p1', wrapped: 'AAAA' }] });
   f.room.disconnected('p1', 'conn-p1');
-  assert.equal(f.told('e2eeEpochActive'), [{ epoch: 3 }], 'to the one still connected');
+  assert.equal(f.told('e2eeEpochActive'), [main(3)], 'to the one still connected');
   assert.equal(
     f.told('e2eeRoster').map((r) => (r as E2eeRoster).revision),
     [2],
@@ -73,7 +76,7 @@ test('no recipient connected: the epoch is active at once; the leader’s own ke
   const answer = f.room.e2ee.distribute(leader, { epoch: 1, keys: [{ participantId: 'f1', wrapped: 'AAAA' }] });
   assert.equal(answer.delivered, []);
   assert.equal(f.told('e2eeKey'), []);
-  assert.equal(f.told('e2eeEpochActive', 'f1'), [{ epoch: 1 }]);
+  assert.equal(f.told('e2eeEpochActive', 'f1'), [main(1)]);
 });
 
 test('someone waiting may change their key (a reload) with no revision; a member rejoining is one', async () => {

@@ -129,7 +129,12 @@ export interface SessionState {
   hands: RaisedHand[];
   /** Who is waiting to be admitted (facilitators only; empty for others). */
   waiting: WaitingEntry[];
-  /** In an end-to-end encrypted room: who takes part in the key exchange (`e2eeRoster` tells of changes). */
+  /**
+   * In an end-to-end encrypted room: who takes part in the key exchange of the caller's own space
+   * (`e2eeRoster` tells of changes). A facilitator, a member of every space, is told the other
+   * spaces' rosters as `e2eeRoster` notifications: its arrival is a new revision in each of them,
+   * and they are sent with the join's answer (before it, as any notification of the admission).
+   */
   e2ee?: E2eeRoster;
   /** The connection qualities the caller may see (its own, and others' as `shareConnectionQuality` allows). */
   connectionQuality: ConnectionQualityInfo[];
@@ -152,11 +157,17 @@ export interface E2eeMember {
 }
 
 /**
- * Who holds the keys of an E2EE room, as the server relays it: everyone admitted (in the session,
- * or within their reconnection grace) with their public key, and the key leader, who wraps each
- * epoch's key for every other member. Nobody waiting or at the consent gate is a member.
+ * Who holds the keys of one space of an E2EE room, as the server relays it: everyone admitted (in
+ * the session, or within their reconnection grace) with their public key whose place is that
+ * space, plus every facilitator wherever they are (they receive every group's chat), and the key
+ * leader, who wraps each epoch's key for every other member. Nobody waiting or at the consent
+ * gate is a member. Without breakouts there is one space, the main room. A member is told its
+ * own space's roster, a facilitator every space's; a group's space that ends (nobody is there any
+ * more) is told to facilitators once more with no members and a null leader: forget its keys.
  */
 export interface E2eeRoster {
+  /** The space: null for the main room, else the breakout group's id. */
+  breakoutId: string | null;
   /**
    * Who distributes keys: the longest-present connected facilitator, else the longest-present
    * connected member; null when nobody admitted is connected.
@@ -164,9 +175,15 @@ export interface E2eeRoster {
   leader: string | null;
   /** Everyone admitted with a key, longest-present first (the leader's own entry included). */
   members: E2eeMember[];
-  /** Increases with every change of the roster; the leader starts a new epoch for each. */
+  /**
+   * Increases with every change of the roster; the leader starts a new epoch for each. One counter
+   * for the room: a space's roster told later (a move, say) always has a higher revision.
+   */
   revision: number;
-  /** The latest epoch the server relayed keys for (0 before any); a new leader continues above it. */
+  /**
+   * The latest epoch the server relayed keys for in the room, any space (0 before any); a new
+   * leader continues above it. Epoch numbers are unique across the room's spaces.
+   */
   epoch: number;
   /** How often the leader starts a new epoch even when nothing changed, in ms. */
   rotationIntervalMs: number;

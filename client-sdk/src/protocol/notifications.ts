@@ -108,13 +108,19 @@ export interface ServerNotifications extends BreakoutNotifications {
    */
   publisherLayers: [{ producerId: string; maxSpatialLayer: number }];
 
-  /* End-to-end encryption (E2EE rooms): to everyone admitted. */
-  /** The key exchange's members or leader changed: the leader starts a new epoch. */
+  /*
+   * End-to-end encryption (E2EE rooms): to the members of one key space (`breakoutId`: null for
+   * the main room, else a breakout group), that is those in it and every facilitator.
+   */
+  /** A space's members or leader changed: its leader starts a new epoch (see `E2eeRoster`). */
   e2eeRoster: [E2eeRoster];
-  /** To one member: the leader's key for `epoch`, wrapped for this member's public key. */
-  e2eeKey: [{ epoch: number; from: string; wrapped: string }];
-  /** Every connected member has the key of `epoch` (or the wait timed out): send with it from now on. */
-  e2eeEpochActive: [{ epoch: number }];
+  /** To one member: the leader's key for `epoch` of space `breakoutId`, wrapped for this member's public key. */
+  e2eeKey: [{ epoch: number; from: string; wrapped: string; breakoutId: string | null }];
+  /**
+   * Every connected member of space `breakoutId` has the key of `epoch` (or the wait timed out):
+   * those whose own space it is send with it from now on; facilitators elsewhere decrypt with it.
+   */
+  e2eeEpochActive: [{ epoch: number; breakoutId: string | null }];
 }
 export type NotificationName = keyof ServerNotifications;
 

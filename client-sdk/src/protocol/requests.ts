@@ -196,20 +196,23 @@ export interface E2eeWrappedKey {
   wrapped: string;
 }
 /**
- * The key leader starts epoch `epoch` (above every epoch the room has had): the server relays
- * each wrapped key to its member (`e2eeKey`) and, once every connected recipient has it
- * (`e2eeKeyReceived`, or after a short timeout), tells everyone to send with it (`e2eeEpochActive`).
- * Keys for someone no longer a member are not relayed. Anyone but the leader: FORBIDDEN.
+ * The key leader of space `breakoutId` starts epoch `epoch` there (above every epoch the room has
+ * had, in any space): the server relays each wrapped key to its member (`e2eeKey`) and, once every
+ * connected recipient has it (`e2eeKeyReceived`, or after a short timeout), tells the space's
+ * members to send with it (`e2eeEpochActive`). Keys for someone not a member of that space are not
+ * relayed. Anyone but that space's leader (or a space that does not exist): FORBIDDEN.
  */
 export interface E2eeDistributeRequest {
   epoch: number;
   keys: E2eeWrappedKey[];
+  /** The space: null for the main room, else a breakout group's id. Omitted: the main room. */
+  breakoutId?: string | null;
 }
 export interface E2eeDistributeResponse {
   /** The members the keys were relayed to (connected members of the roster). */
   delivered: string[];
 }
-/** A member has the key of `epoch` and can decrypt with it. */
+/** A member has the key of `epoch` and can decrypt with it (epochs are unique across the room's spaces). */
 export interface E2eeKeyReceivedRequest {
   epoch: number;
 }
