@@ -16,6 +16,10 @@
  *   under per session; README: Attendance);
  * - lateness runs from the scheduled start to the first admission, time waiting included; time at
  *   the consent gate or waiting is never present time;
+ * - time in a breakout group is presence: `movedToBreakout` never starts or ends an interval. The
+ *   moves of someone present are listed (moves.ts); one of someone not present (never admitted,
+ *   gone, back in the waiting room) changes nothing. Each admission from outside the session
+ *   enters the main room (the room forgets a group on leaving): listed as a move back, if needed;
  * - an outage of the room's node is a disconnection of everyone it had connected, dated at the
  *   last moment that node is known to have served the room: a `restored` event (another node, or
  *   the same one restarted, took the session back) carries the old owner's last lease renewal,
@@ -29,7 +33,10 @@
  */
 
 import type { AttendanceEvent } from './event.ts';
+import { addMove, type BreakoutMove, placeOf } from './moves.ts';
 import { lateWritesBeforeRestores, withOutages } from './outages.ts';
+
+export type { BreakoutMove } from './moves.ts';
 
 export type AttendanceStatus = 'attended' | 'partial' | 'no-show' | 'denied' | 'removed';
 
@@ -56,6 +63,8 @@ export interface ParticipantAttendance {
   status: AttendanceStatus;
   /** Presence, merged, in order. */
   intervals: Interval[];
+  /** Moves between the main room (null) and breakout groups (their ids), in order. */
+  moves: BreakoutMove[];
 }
 
 export interface SessionAttendance {
@@ -116,6 +125,7 @@ interface State {
   disconnections: number;
   denied: boolean;
   removed: boolean;
+  moves: BreakoutMove[];
 }
 
 /** `<ms>-<seq>` as numbers; an id not of that form sorts by `at`, then by the id text. */
@@ -254,6 +264,8 @@ function computeSession(input: ComputeAttendanceInput): {
       return;
     }
     if (!e.participant) return;
+    // Only someone in the session has a place to move from: no record for a stray move.
+    if (e.type === 'movedToBreakout' && states.get(e.participant)?.stage !== 'present') return;
     let s = states.get(e.participant);
     if (!s) {
       s = {
@@ -267,6 +279,7 @@ function computeSession(input: ComputeAttendanceInput): {
         disconnections: 0,
         denied: false,
         removed: false,
+        moves: [],
       };
       states.set(e.participant, s);
     }
@@ -280,7 +293,10 @@ function computeSession(input: ComputeAttendanceInput): {
         // From outside: a join, connected. From the waiting room: connected or not, as it was.
         if (s.stage === 'out') s.live = true;
         s.admittedAt ??= t;
-        if (s.stage !== 'present') setStage(s, 'present', t);
+        if (s.stage !== 'present') {
+          addMove(s.moves, t, null);
+          setStage(s, 'present', t);
+        }
         break;
       case 'movedToWaitingRoom':
         if (s.stage === 'present') setStage(s, 'waiting', t);
@@ -314,6 +330,12 @@ function computeSession(input: ComputeAttendanceInput): {
           if (s.stage !== 'out') s.openFrom = t;
         }
         break;
+      case 'movedToBreakout': {
+        // Present (checked above), connected or not: a dropped member keeps a place, which a move changes.
+        const to = placeOf(e);
+        if (to !== undefined) addMove(s.moves, t, to);
+        break;
+      }
       default:
         break; // consented, mediaConnected
     }
@@ -352,6 +374,7 @@ function computeSession(input: ComputeAttendanceInput): {
           earlyDepartureSeconds: 0,
           status: 'no-show',
           intervals: [],
+          moves: [],
         };
       }
       const intervals = mergeIntervals(s.present);
@@ -385,6 +408,7 @@ function computeSession(input: ComputeAttendanceInput): {
         earlyDepartureSeconds,
         status,
         intervals,
+        moves: s.moves,
       };
     });
 

@@ -1,5 +1,5 @@
 /** Attendance as CSV (RFC 4180: CRLF line ends, fields with a comma, quote or line break quoted). */
-import type { SessionAttendance } from './compute.ts';
+import type { ParticipantAttendance, SessionAttendance } from './compute.ts';
 
 export const attendanceCsvHeader = [
   'room',
@@ -13,6 +13,7 @@ export const attendanceCsvHeader = [
   'disconnections',
   'late_arrival_seconds',
   'early_departure_seconds',
+  'breakout_moves',
 ] as const;
 
 function field(value: string): string {
@@ -20,6 +21,10 @@ function field(value: string): string {
 }
 
 const time = (ms: number | null): string => (ms === null ? '' : new Date(ms).toISOString());
+
+/** `<time> <group id>` per move, `main` for the main room (as the events name it), `;` between. */
+const moves = (p: ParticipantAttendance): string =>
+  p.moves.map((m) => `${time(m.at)} ${m.breakout ?? 'main'}`).join(';');
 
 /** One line per participant, in the order of `a.participants`; times ISO 8601 UTC, empty when unknown. */
 export function attendanceCsv(a: SessionAttendance): string {
@@ -37,6 +42,7 @@ export function attendanceCsv(a: SessionAttendance): string {
       String(p.disconnections),
       String(p.lateArrivalSeconds),
       String(p.earlyDepartureSeconds),
+      moves(p),
     ]);
   }
   return rows.map((row) => `${row.map(field).join(',')}\r\n`).join('');

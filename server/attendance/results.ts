@@ -34,6 +34,8 @@ const resultSchema = z.looseObject({
       earlyDepartureSeconds: z.number(),
       status: z.enum(['attended', 'partial', 'no-show', 'denied', 'removed']),
       intervals: z.array(z.object({ from: z.number(), to: z.number() })),
+      // Records stored before breakout moves were listed have none: no move, then.
+      moves: z.array(z.object({ at: z.number(), breakout: z.string().nullable() })).default([]),
     }),
   ),
 }) satisfies z.ZodType<SessionAttendance>;

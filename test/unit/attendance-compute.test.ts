@@ -58,6 +58,7 @@ const expected: SessionAttendance = {
       earlyDepartureSeconds: 0,
       status: 'attended',
       intervals: [{ from: start, to: end }],
+      moves: [],
     },
     {
       participant: 'b',
@@ -74,6 +75,7 @@ const expected: SessionAttendance = {
         { from: start, to: T(3600) },
         { from: T(3730), to: end },
       ],
+      moves: [],
     },
     {
       participant: 'c',
@@ -87,6 +89,7 @@ const expected: SessionAttendance = {
       earlyDepartureSeconds: 0,
       status: 'attended',
       intervals: [{ from: T(1200), to: end }],
+      moves: [],
     },
     {
       participant: 'd',
@@ -100,6 +103,7 @@ const expected: SessionAttendance = {
       earlyDepartureSeconds: 0,
       status: 'no-show',
       intervals: [],
+      moves: [],
     },
     {
       participant: 'e',
@@ -113,6 +117,7 @@ const expected: SessionAttendance = {
       earlyDepartureSeconds: 5400,
       status: 'removed',
       intervals: [{ from: start, to: T(5400) }],
+      moves: [],
     },
     {
       participant: 'f',
@@ -129,6 +134,7 @@ const expected: SessionAttendance = {
         { from: start, to: T(3600) },
         { from: T(3900), to: end },
       ],
+      moves: [],
     },
     {
       participant: 'g',
@@ -142,6 +148,7 @@ const expected: SessionAttendance = {
       earlyDepartureSeconds: 0,
       status: 'denied',
       intervals: [],
+      moves: [],
     },
   ],
 };
@@ -269,6 +276,7 @@ test('CSV: RFC 4180, parses back to the same figures', () => {
     'disconnections',
     'late_arrival_seconds',
     'early_departure_seconds',
+    'breakout_moves',
   ]);
   const ms = (s: string | undefined): number | null => (s ? Date.parse(s) : null);
   const back = rows.map((r) => ({
@@ -286,7 +294,12 @@ test('CSV: RFC 4180, parses back to the same figures', () => {
   }));
   assert.equal(
     back,
-    a.participants.map(({ intervals: _, ...p }) => ({ room: a.room, ...p })),
+    a.participants.map(({ intervals: _, moves: __, ...p }) => ({ room: a.room, ...p })),
+  );
+  assert.equal(
+    rows.map((r) => r[11]),
+    a.participants.map(() => ''),
+    'nobody moved (attendance-breakouts.test.ts has moves)',
   );
   assert.is(rows[0]?.[4], '2026-12-01T22:00:00.000Z');
   assert.is(rows[3]?.[3], ''); // d never came
