@@ -30,6 +30,8 @@ export interface PublishedTrack {
   producer: Producer;
   source: TrackSource;
   home: RoomRouter;
+  /** An audio track: whose speakers it counts among (`RoomRouters.listen`). */
+  speakersPlace?: string;
 }
 
 /** The room's rules for what a member publishes. */
@@ -41,6 +43,8 @@ export interface PublishRules {
   mayUseCodec(mimeType: string): boolean;
   /** Whether this member may receive what `participantId` publishes (the same breakout group). */
   mayReceiveFrom(participantId: string): boolean;
+  /** The breakout group this member is in (undefined: the main room), whose speakers its voice counts among. */
+  breakout(): string | undefined;
 }
 
 export interface MemberMediaOptions {
@@ -254,7 +258,7 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
       this.tracks.delete(producer.id);
       this.safeEmit('unpublished', track);
     });
-    if (producer.kind === 'audio') await this.home.speakers.addProducer({ producerId: producer.id });
+    await routers.listen(track, rules.breakout());
     this.safeEmit('published', track);
     return { producerId: producer.id };
   }
@@ -348,11 +352,15 @@ export class MemberMedia extends TypedEmitter<MemberMediaEvents> {
   }
 
   /**
-   * Closes the consumers of tracks this member may no longer receive (it or their publisher moved
-   * to another group), each told as `consumerClosed`.
+   * After a move between groups: its voice counts among its new group's speakers, and the
+   * consumers of tracks it may no longer receive (it or their publisher moved) are closed, each
+   * told as `consumerClosed`.
    */
-  dropForbiddenConsumers(): void {
+  regroup(): void {
     const { routers, rules } = this.#options;
+    for (const track of this.tracks.values()) {
+      routers.listen(track, rules.breakout()).catch(() => {}); // a producer closing meanwhile
+    }
     for (const consumer of [...this.consumers.values()]) {
       const owner = routers.track(consumer.producerId)?.owner.participantId;
       if (owner !== undefined && rules.mayReceiveFrom(owner)) continue;

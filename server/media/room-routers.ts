@@ -18,7 +18,11 @@ import type { PoolWorker, WorkerPool } from './worker-pool.ts';
 export interface RoomRouter {
   router: Router;
   worker: PoolWorker;
-  speakers: ActiveSpeakerObserver;
+  /**
+   * Who is loudest, one observer per place of the room with audio on this router (`''`: the main
+   * room; else a breakout group's id): each group has its own speaker.
+   */
+  speakers: Map<string, Promise<ActiveSpeakerObserver>>;
   consumers: number;
 }
 
@@ -64,6 +68,8 @@ export class RoomRouters extends TypedEmitter<RoomRoutersEvents> {
     if (track) track.producer.appData.maxSpatialLayer = maxSpatialLayer;
     owner.safeEmit('publisherLayers', producerId, maxSpatialLayer);
   });
+  /** Each audio track's latest change of speakers (`listen`), so that changes apply in order. */
+  readonly #listening = new WeakMap<PublishedTrack, Promise<void>>();
   /** The loudest participant now, and when each was last. */
   #speaker: string | null = null;
   readonly #spoke = new Map<string, number>();
@@ -129,14 +135,8 @@ export class RoomRouters extends TypedEmitter<RoomRoutersEvents> {
   async add(): Promise<RoomRouter> {
     const avoid = new Set(this.#routers.map((r) => r.worker));
     const { router, worker } = await this.#options.pool.createRouter({ mediaCodecs }, avoid);
-    const speakers = await router.createActiveSpeakerObserver({ interval: 300 });
-    const entry: RoomRouter = { router, worker, speakers, consumers: 0 };
-    speakers.on('dominantspeaker', ({ producer }) => {
-      const participantId = String(producer.appData.participantId);
-      this.#speaker = participantId;
-      this.#spoke.set(participantId, Date.now());
-      this.safeEmit('dominantSpeaker', participantId);
-    });
+    const entry: RoomRouter = { router, worker, speakers: new Map(), consumers: 0 };
+    await this.#speakersOf(entry, '');
     router.observer.once('close', () => {
       if (!this.#closed) void this.#rehome(entry);
     });
@@ -188,6 +188,49 @@ export class RoomRouters extends TypedEmitter<RoomRoutersEvents> {
 
   track(producerId: string): { owner: MemberMedia; track: PublishedTrack } | undefined {
     return this.#tracks.get(producerId);
+  }
+
+  /** The observer of who is loudest in one place of the room, on one router (made once, when first needed). */
+  #speakersOf(entry: RoomRouter, place: string): Promise<ActiveSpeakerObserver> {
+    let observer = entry.speakers.get(place);
+    if (!observer) {
+      observer = entry.router.createActiveSpeakerObserver({ interval: 300 }).then((speakers) => {
+        speakers.on('dominantspeaker', ({ producer }) => {
+          const participantId = String(producer.appData.participantId);
+          this.#speaker = participantId;
+          this.#spoke.set(participantId, Date.now());
+          this.safeEmit('dominantSpeaker', participantId);
+        });
+        return speakers;
+      });
+      entry.speakers.set(place, observer);
+    }
+    return observer;
+  }
+
+  /**
+   * An audio track counts among the speakers of `place` (a breakout group's id, or undefined for
+   * the main room), and no longer among those of the place it was in. Idempotent.
+   */
+  listen(track: PublishedTrack, place: string | undefined): Promise<void> {
+    if (track.producer.kind !== 'audio') return Promise.resolve();
+    // One change at a time per track: moves in quick succession apply in their order.
+    const previous = this.#listening.get(track) ?? Promise.resolve();
+    const next = previous.then(() => this.#moveListening(track, place ?? ''));
+    this.#listening.set(
+      track,
+      next.catch(() => {}),
+    );
+    return next;
+  }
+
+  async #moveListening(track: PublishedTrack, to: string): Promise<void> {
+    const from = track.speakersPlace;
+    if (track.producer.closed || from === to) return;
+    const producerId = track.producer.id;
+    if (from !== undefined) await (await this.#speakersOf(track.home, from)).removeProducer({ producerId });
+    track.speakersPlace = to;
+    if (!track.producer.closed) await (await this.#speakersOf(track.home, to)).addProducer({ producerId });
   }
 
   /** Makes `track` available on `target` (once, however many consumers ask at the same time). */

@@ -31,8 +31,8 @@ export class BreakoutPlacement {
     const itSaw = new Set(others.filter((m) => audience.visibleTo(member, m)));
     member.breakout = to;
     // Nothing crosses the groups from here on: its consumers of others, others' of its tracks.
-    member.media.dropForbiddenConsumers();
-    for (const m of others) if (!audience.sameSpace(m, member)) m.media.dropForbiddenConsumers();
+    member.media.regroup();
+    for (const m of others) if (!audience.sameSpace(m, member)) m.media.regroup();
     const id = member.id;
     for (const m of sawIt) {
       if (!audience.visibleTo(m, member))

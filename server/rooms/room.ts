@@ -179,6 +179,7 @@ export class Room extends TypedEmitter<RoomEvents> {
               const publisher = this.#members.get(participantId);
               return publisher !== undefined && this.audience.sameSpace(m, publisher);
             },
+            breakout: () => m.breakout,
           },
         }),
     });
