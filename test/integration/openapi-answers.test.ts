@@ -105,6 +105,14 @@ test('every route’s answers conform to the documented schemas', async () => {
   await admitted;
   const inSession = await call('GET', '/v1/rooms/{id}', `/v1/rooms/${room}`, 200);
   assert.equal(inSession.data.live.stages, { consent: 0, waiting: 0, admitted: 2 });
+  // A breakout round and the recall: the record lists both moves (checked against the schema below).
+  await ok(facilitator, 'createBreakouts', { groups: [{ name: 'Pairs', members: ['pt-1'] }] });
+  const inGroup = next(participant, 'movedToBreakout');
+  await ok(facilitator, 'startBreakouts', {});
+  const group = (await inGroup)[0].group?.id;
+  const backInMain = next(participant, 'movedToBreakout');
+  await ok(facilitator, 'recallBreakouts', {});
+  await backInMain;
   await call('PUT', '/v1/rooms/{id}/consent', `/v1/rooms/${room}/consent`, 200, { text: 'What is said here stays.' });
   const withConsent = await call('GET', '/v1/rooms/{id}', `/v1/rooms/${room}`, 200);
   assert.is(withConsent.data.consent.version, 1);
@@ -121,6 +129,14 @@ test('every route’s answers conform to the documented schemas', async () => {
     'the final attendance',
   );
   conforms('/v1/rooms/{id}/attendance', 'get', 200, attendance);
+  type Entry = { participant: string; moves: { at: number; breakout: string | null }[] };
+  const recordOf = (id: string): Entry => attendance.data.participants.find((p: Entry) => p.participant === id);
+  assert.equal(
+    recordOf('pt-1').moves.map((m) => m.breakout),
+    [group, null],
+    'into the group, back at the recall',
+  );
+  assert.equal(recordOf('fac').moves, [], 'facilitators stay in the main room unless they visit');
   const csv = await fetch(`${node.url}/v1/rooms/${room}/attendance`, {
     headers: { authorization: `Bearer ${testAdminKey}`, accept: 'text/csv' },
   });
@@ -130,6 +146,8 @@ test('every route’s answers conform to the documented schemas', async () => {
   assert.equal(header, documented.schema['x-haven-csv-header']);
   assert.equal(header, [...attendanceCsvHeader]);
   assert.is(rows.length, attendance.data.participants.length);
+  const moves = rows.find((r) => r[1] === 'pt-1')?.[header?.indexOf('breakout_moves') ?? -1];
+  assert.match(moves ?? '', new RegExp(`^\\S+Z ${group};\\S+Z main$`));
 
   await call('GET', '/v1/participants/{id}/attendance', `/v1/participants/pt-1/attendance?${rangeQuery()}`, 200);
   await waitFor(
