@@ -10,6 +10,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { waitFor } from '../../bench/processes.ts';
 import { protocolVersion, type RequestName, type RequestOf, type Role } from '../../client-sdk/src/protocol/index.ts';
 import type { HavenError } from '../../server/errors.ts';
 import {
@@ -140,11 +141,19 @@ const allCaps = { publishAudio: true, publishVideo: true, publishScreen: true, c
 const joined = (room: string, sub: string, role: Role = 'participant'): Promise<TestSocket> =>
   haven.client(room, sub, role, { caps: allCaps });
 
-/** A participant through the consent gate into the waiting room. */
+/**
+ * The audit entries a room's set-up made: the node writes them in the background, so a snapshot
+ * waits until they are all there (else one landing late reads as a change).
+ */
+const audited = new Map<string, number>();
+const audit = (room: string) => audited.set(room, (audited.get(room) ?? 0) + 1);
+
+/** A participant through the consent gate (audited) into the waiting room. */
 async function waiting(room: string, sub: string): Promise<TestSocket> {
   const socket = await joined(room, sub);
   assert.is((await ok(socket, 'join', { protocolVersion })).stage, 'consent');
   assert.is((await ok(socket, 'acceptConsent', { version: 1 })).stage, 'waiting');
+  audit(room);
   return socket;
 }
 
@@ -152,12 +161,14 @@ async function admitted(room: string, facilitator: TestSocket, sub: string): Pro
   const socket = await waiting(room, sub);
   const entering = next(socket, 'admitted');
   await ok(facilitator, 'admit', { participantId: sub });
+  audit(room);
   await entering;
   return socket;
 }
 
 async function fixture({ role, stage }: Row): Promise<Fixture> {
   const room = await haven.newRoom();
+  audit(room); // its creation
   const facilitator = await joined(room, 'f1', 'facilitator');
   assert.is((await ok(facilitator, 'join', { protocolVersion })).stage, 'admitted');
   const others = [facilitator];
@@ -173,6 +184,7 @@ async function fixture({ role, stage }: Row): Promise<Fixture> {
     const old = await admitted(room, facilitator, 'a1');
     const gone = new Promise((resolve) => old.once('disconnect', resolve));
     await ok(facilitator, 'remove', { participantId: 'a1', ban: true });
+    audit(room);
     await gone;
     const again = await connect(node.url, (old.auth as { token: string }).token).then(
       () => 'accepted',
@@ -183,6 +195,8 @@ async function fixture({ role, stage }: Row): Promise<Fixture> {
   }
   const notes: string[] = [];
   for (const socket of others) socket.onAny((name: string) => notes.push(name));
+  const expected = audited.get(room) ?? 0;
+  await waitFor(async () => (await client.xlen(`haven:audit:${room}`)) >= expected, 10_000, 'the set-up audited');
   return { room, others, facilitator, actor, notes };
 }
 
