@@ -5,6 +5,7 @@
  * says (a resumed rejoin keeps the place: the others see no leave). A `mediaReset` (a media
  * worker failed) is handled the same way, without rejoining.
  */
+import type { BreakoutsView } from './breakouts.ts';
 import type { ClientContext } from './client-context.ts';
 import type { KeyExchange } from './e2ee/key-exchange.ts';
 import { HavenRequestError, InvalidStateError, isConnectionLoss } from './errors.ts';
@@ -40,6 +41,7 @@ export interface JoinParts {
   readonly moderation: ModerationState;
   readonly keys: KeyExchange;
   readonly network: NetworkQuality;
+  readonly breakouts: BreakoutsView;
 }
 
 /** What a {@link JoinFlow} needs of the client it belongs to. */
@@ -308,6 +310,7 @@ export class JoinFlow {
     this.#host.moderation.leave();
     this.#host.keys.leave();
     this.#host.network.leave();
+    this.#host.breakouts.leave();
   }
 
   /** Closes the media session and forgets every subscription (their tracks end). */
@@ -380,6 +383,7 @@ export class JoinFlow {
     this.#host.others.reconcile(session.participants.filter((participant) => participant.id !== self.id));
     // Once everyone is in view: qualities are emitted about known participants.
     this.#host.network.applySession(session);
+    this.#host.breakouts.applySession(session);
   }
 
   /** Throws if the client closed, or `signaling` is no longer its connection (a listener may have left). */

@@ -6,6 +6,7 @@
  * every action is audited there. This module only checks arguments and sends requests.
  */
 import { LiveAttendance } from './attendance.ts';
+import { Breakouts, type BreakoutsView } from './breakouts.ts';
 import type { NotificationHandlers } from './notification-router.ts';
 import type {
   AdmitAllResponse,
@@ -133,10 +134,14 @@ export class Moderation {
   readonly #send: ModerationRequestSender;
   readonly #state: ModerationState;
 
+  /** Breakout rooms: plan, start, visit, move, broadcast, recall; see {@link Breakouts}. */
+  readonly breakouts: Breakouts;
+
   /** @internal Created by the SessionClient. */
-  constructor(send: ModerationRequestSender, state: ModerationState) {
+  constructor(send: ModerationRequestSender, state: ModerationState, breakouts: BreakoutsView) {
     this.#send = send;
     this.#state = state;
+    this.breakouts = new Breakouts(send, breakouts);
   }
 
   /**

@@ -106,6 +106,14 @@ export class RoomView {
     this.#chatQueue = undefined;
   }
 
+  /**
+   * Someone left this client's view: no longer the loudest speaker here (in breakouts the server
+   * names only speakers one sees, so it may never say who speaks next).
+   */
+  leftView(participantId: string): void {
+    if (participantId === this.#activeSpeakerId) this.#setActiveSpeaker(null);
+  }
+
   /** The handlers of the notifications it applies. */
   handlers(): NotificationHandlers<RoomViewNotification> {
     return {

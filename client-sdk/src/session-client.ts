@@ -4,9 +4,11 @@
  * within the server's grace, local tracks re-published in the same muted state, remote tracks
  * received again). Here: the public API and the connection. Reconnection runs its own loop, not
  * socket.io's (connection/reconnection.ts). Elsewhere: join-flow.ts, notification-router.ts,
- * session-routes.ts, room-view.ts, network-quality.ts, participants/, moderation.ts, e2ee/.
+ * session-routes.ts, room-view.ts, network-quality.ts, participants/, moderation.ts,
+ * breakouts.ts, e2ee/.
  */
 
+import { BreakoutsView } from './breakouts.ts';
 import type { ClientContext } from './client-context.ts';
 import { ClientState } from './client-state.ts';
 import { openSignaling } from './connection/node-url-provider.ts';
@@ -27,6 +29,7 @@ import { RemoteMembers } from './participants/remote-members.ts';
 import type {
   AudioMode,
   AudioOnlyState,
+  BreakoutPlace,
   ChatAudience,
   ConnectionQuality,
   ConsentInfo,
@@ -94,6 +97,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     others: this.#others,
     keys: this.#keys,
     network: this.#network,
+    breakouts: new BreakoutsView(this),
   };
   readonly #join: JoinFlow = new JoinFlow(this.#context, this.#parts);
 
@@ -101,6 +105,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   readonly moderation: Moderation = new Moderation(
     (name, payload) => this.#request(`moderation.${name}()`, name, payload),
     this.#moderationState,
+    this.#parts.breakouts,
   );
 
   /** End-to-end encryption (rooms created with `e2ee`): state, epoch, security code; see {@link E2ee}. */
@@ -168,6 +173,11 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   /** Raised hands, oldest first: everyone's for facilitators, one's own for others. */
   get hands(): ReadonlyArray<RaisedHand> {
     return this.#view.hands;
+  }
+
+  /** Where this client is in the session's breakouts (its group, or null in the main room); kept from `movedToBreakout`. */
+  get breakout(): Readonly<BreakoutPlace> {
+    return this.#parts.breakouts.place;
   }
 
   /** This client's connection quality, as the server measures it; `'excellent'` until told. */
@@ -257,6 +267,11 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     await this.#request('lowerHand()', 'lowerHand', {});
   }
 
+  /** In a breakout group: facilitators are told which group asks. `INVALID_STATE` in the main room. */
+  async askForHelp(): Promise<void> {
+    await this.#request('askForHelp()', 'askForHelp', {});
+  }
+
   /**
    * Sends a chat message (encrypted first in an E2EE room); resolves with its id. Everyone in its
    * audience gets `chatMessage`, this client too.
@@ -295,9 +310,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    *
    * @param track - a video track to send; default: captured with `getUserMedia` (1280×720 ideal,
    *   at most 30 fps), and then stopped by the SDK when unpublished.
-   * @throws TypeError if `track` is not a video MediaStreamTrack.
-   * @throws InvalidStateError if not joined, or a camera is already published.
-   * @throws HavenRequestError `FORBIDDEN` if the token does not allow publishing video.
+   * @throws TypeError, InvalidStateError, HavenRequestError as {@link SessionClient.publishMicrophone} (video).
    */
   publishCamera(track?: MediaStreamTrack): Promise<LocalTrack> {
     return this.#self.publish('camera', track);
@@ -309,9 +322,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    * the track is unpublished (`localTrackUnpublished`).
    *
    * @param track - a video track to send; default: captured with `getDisplayMedia`.
-   * @throws TypeError if `track` is not a video MediaStreamTrack.
-   * @throws InvalidStateError if not joined, or a screen is already published.
-   * @throws HavenRequestError `FORBIDDEN` if the token does not allow sharing a screen.
+   * @throws TypeError, InvalidStateError, HavenRequestError as {@link SessionClient.publishMicrophone} (a screen).
    */
   publishScreen(track?: MediaStreamTrack): Promise<LocalTrack> {
     return this.#self.publish('screen', track);

@@ -6,6 +6,10 @@ import type { RemoteTrack } from './participants/remote-track.ts';
 import type {
   AudioMode,
   AudioOnlyState,
+  BreakoutHelpRequest,
+  BreakoutPlace,
+  BreakoutsChange,
+  BreakoutsState,
   ChatMessage,
   ConnectionQuality,
   ConnectionQualityReason,
@@ -178,6 +182,27 @@ export type SessionClientEvents = {
    * (`setAudioOnly(true)`).
    */
   audioOnlySuggested: [suggestion: { by: string }];
+  /** Breakouts started (`endsAt`: when a timed round ends, server ms; else null); each person's `movedToBreakout` follows. */
+  breakoutStarted: [endsAt: number | null];
+  /**
+   * This client went to a group or back to the main room (`client.breakout`, the same object):
+   * those it saw left first (`participantLeft`, reason `movedToBreakout`), those of the new place
+   * follow (`participantJoined`), with their tracks. Also on admission when the place differs.
+   */
+  movedToBreakout: [place: Readonly<BreakoutPlace>];
+  /** A timed round ends at `endsAt` (server ms), in `secondsLeft` seconds: show a countdown. */
+  breakoutEnding: [endsAt: number, secondsLeft: number];
+  /** The round is over: everyone is back in the main room (those in groups got `movedToBreakout` first). */
+  breakoutEnded: [];
+  /** A facilitator's message to every group and the main room. */
+  broadcastReceived: [broadcast: { from: string; text: string; sentAt: number }];
+  /**
+   * Facilitators only: the breakouts changed (`moderation.breakouts.state`, the same object);
+   * `change` says how, `participantId` whom it was about (moved, newcomer, left, help).
+   */
+  breakoutsChanged: [state: Readonly<BreakoutsState>, change: BreakoutsChange, participantId: string | undefined];
+  /** Facilitators only: someone in group `request.breakoutId` asks for help. */
+  breakoutHelpRequested: [request: BreakoutHelpRequest];
   /** The client closed for good; `error` says what made a reconnection fail. */
   closed: [reason: CloseReason, error: Error | undefined];
   /** A failure no call awaits (receiving a track, an ICE restart, a rejoin step). */

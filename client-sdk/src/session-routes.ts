@@ -5,6 +5,7 @@
  * client's record or to the others' depending on whom it names. When it is handled is the
  * router's business (notification-router.ts).
  */
+import type { BreakoutsView } from './breakouts.ts';
 import type { KeyExchange } from './e2ee/key-exchange.ts';
 import type { JoinFlow } from './join-flow.ts';
 import type { ModerationState } from './moderation.ts';
@@ -25,6 +26,7 @@ export interface SessionParts {
   readonly others: RemoteMembers;
   readonly keys: KeyExchange;
   readonly network: NetworkQuality;
+  readonly breakouts: BreakoutsView;
 }
 
 /** Which part handles each notification of `signaling`. */
@@ -39,6 +41,7 @@ export function sessionRoutes(signaling: Signaling, join: JoinFlow, parts: Sessi
       ...self.handlers(),
       ...parts.keys.handlers(),
       ...network.handlers(),
+      ...parts.breakouts.handlers(),
       mediaReset,
       // About this client, or someone else:
       participantLeft: ({ participantId, reason }) => {
@@ -46,6 +49,7 @@ export function sessionRoutes(signaling: Signaling, join: JoinFlow, parts: Sessi
         else {
           others.remove(participantId, reason);
           network.forget(participantId);
+          parts.view.leftView(participantId);
         }
       },
       trackUpdated: (info) => {

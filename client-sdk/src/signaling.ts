@@ -58,6 +58,13 @@ const notifications = {
   e2eeKey: true,
   e2eeEpochActive: true,
   moved: true,
+  breakoutsChanged: true,
+  breakoutHelpRequested: true,
+  breakoutStarted: true,
+  movedToBreakout: true,
+  breakoutEnding: true,
+  breakoutEnded: true,
+  broadcastReceived: true,
 } satisfies Record<NotificationName, true>;
 const notificationNames = Object.keys(notifications) as NotificationName[];
 

@@ -6,10 +6,6 @@
  * (`pausedReason`), dynacast's layers on the matching producer, and the screen share's sender
  * preference (fake media sessions).
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { getSupportedRtpCapabilities } from 'mediasoup';
-import { Server, type Socket } from 'socket.io';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClientState } from '../../client-sdk/src/client-state.ts';
@@ -30,73 +26,8 @@ import { publishPresets } from '../../client-sdk/src/publish-presets.ts';
 import { applySenderPreferences } from '../../client-sdk/src/sender-preferences.ts';
 import type { Signaling } from '../../client-sdk/src/signaling.ts';
 import { throwsAsync } from '../helpers/assert.ts';
-import { fakeProducerFixture, sessionStateFixture } from '../helpers/sdk-fixtures.ts';
+import { fakeHaven, fakeProducerFixture, routerRtpCapabilities, sessionStateFixture } from '../helpers/sdk-fixtures.ts';
 import { createNodeSessionClient } from '../helpers/wrtc-session.ts';
-
-/* ---- A bare server standing in for Haven ------------------------------------------------- */
-
-/** A request as the fake server got it: on which connection (1, 2, …), its name and payload. */
-interface Received {
-  connection: number;
-  name: string;
-  payload: unknown;
-}
-
-/** Answers a request (the data of an `ok` answer), and may notify first on `socket`. */
-type Reply = (payload: never, socket: Socket, connection: number) => unknown;
-
-/**
- * A socket.io server that answers every request with `replies[name]` (or an empty `ok`) and
- * records them; `request(name, connection)` resolves once that request came on that connection.
- */
-async function fakeHaven(replies: Record<string, Reply>) {
-  const http = createServer();
-  const io = new Server(http);
-  const sockets: Socket[] = [];
-  const received: Received[] = [];
-  const waiters: { name: string; connection: number; resolve: (payload: unknown) => void }[] = [];
-  io.on('connection', (socket) => {
-    sockets.push(socket);
-    const connection = sockets.length;
-    socket.onAny((name: string, payload: unknown, ack: (answer: unknown) => void) => {
-      received.push({ connection, name, payload });
-      const data = replies[name]?.(payload as never, socket, connection) ?? {};
-      ack({ ok: true, data });
-      for (const waiter of waiters.filter((w) => w.name === name && w.connection === connection)) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(payload);
-      }
-    });
-  });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
-    received,
-    /** The latest connection's socket. */
-    socket: () => sockets[sockets.length - 1] as Socket,
-    /** What came on `connection`, by name. */
-    names: (connection: number) => received.filter((r) => r.connection === connection).map((r) => r.name),
-    request(name: string, connection: number): Promise<unknown> {
-      const done = received.find((r) => r.name === name && r.connection === connection);
-      if (done) return Promise.resolve(done.payload);
-      return new Promise((resolve) => waiters.push({ name, connection, resolve }));
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        io.close();
-        http.close(() => resolve());
-      }),
-  };
-}
-
-/** Router capabilities a Device loads: mediasoup's codecs, with payload types as a router gives them. */
-const routerRtpCapabilities = {
-  codecs: getSupportedRtpCapabilities().codecs?.map((codec, index) => ({
-    ...codec,
-    preferredPayloadType: 100 + index,
-  })),
-  headerExtensions: [],
-};
 
 /** An admission of Pat (`p-1`) into a room that shares quality, with a facilitator, Dr. Lee (`f-1`). */
 function admission(overrides: Partial<SessionState> = {}): SessionState {
