@@ -2,6 +2,7 @@
 // public SDK (what a portal developer would write); the token comes from the development-only
 // /demo/token endpoint instead of the clinic's backend. A reload within the reconnection grace
 // window rejoins with the same token (kept in sessionStorage), so the others see no leave.
+import { breakoutNameOf, setupBreakouts, wireBreakoutsPanel } from '/demo/demo-breakouts.js';
 import { renderAudioOnly, renderKnownQuality, renderPaused, renderQuality, tileOf } from '/demo/demo-network.js';
 import { SessionClient } from '/demo/haven-sdk.js';
 
@@ -128,7 +129,7 @@ function renderWaiting(list) {
 
 function nameOf(id) {
   if (id === demo.client.localParticipant?.id) return 'You';
-  return demo.client.participants.get(id)?.name ?? id;
+  return demo.client.participants.get(id)?.name ?? breakoutNameOf(demo.client, id) ?? id;
 }
 
 function renderHands() {
@@ -266,6 +267,7 @@ async function join({ room, name, role, token }) {
     if (!['sessionEnded', 'removed', 'denied'].includes(reason)) end(`You have left the session (${reason}).`);
   });
   client.on('error', (err) => console.warn('haven:', err));
+  setupBreakouts(client, { button, notice, nameOf });
   client.on('consentRequired', (consent) => {
     $('consent-text').textContent = consent.text;
     showOnly('consent');
@@ -363,6 +365,7 @@ $('hand').addEventListener('click', () => {
   const raised = demo.client.hands.some((h) => h.participantId === demo.client.localParticipant.id);
   (raised ? demo.client.lowerHand() : demo.client.raiseHand()).catch((err) => notice(err.message));
 });
+wireBreakoutsPanel();
 $('admit-all').addEventListener('click', () => demo.client.moderation.admitAll().catch((err) => notice(err.message)));
 $('mute-all').addEventListener('click', () => demo.client.moderation.muteAll().catch((err) => notice(err.message)));
 $('lock').addEventListener('click', () =>

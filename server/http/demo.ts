@@ -35,6 +35,7 @@ const files: Record<string, DemoFile> = {
   '/demo/': { path: join(root, 'demo', 'index.html'), type: 'text/html; charset=utf-8' },
   '/demo/demo.js': { path: join(root, 'demo', 'demo.js'), type: 'text/javascript; charset=utf-8' },
   '/demo/demo-network.js': { path: join(root, 'demo', 'demo-network.js'), type: 'text/javascript; charset=utf-8' },
+  '/demo/demo-breakouts.js': { path: join(root, 'demo', 'demo-breakouts.js'), type: 'text/javascript; charset=utf-8' },
   '/demo/demo.css': { path: join(root, 'demo', 'demo.css'), type: 'text/css; charset=utf-8' },
   '/demo/haven-sdk.js': { path: join(root, 'dist', 'haven-sdk.js'), type: 'text/javascript; charset=utf-8' },
 };
