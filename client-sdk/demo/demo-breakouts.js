@@ -30,8 +30,10 @@ export function setupBreakouts(client, helpers) {
   });
   client.on('breakoutEnded', () => ui.notice('Everyone is back in the main room.'));
   client.on('broadcastReceived', ({ from, text }) => {
+    // A facilitator in another group is not in view: nameOf() then answers the bare id.
+    const who = ui.nameOf(from);
     $('broadcast').hidden = false;
-    $('broadcast').textContent = `📣 ${ui.nameOf(from)}: ${text}`;
+    $('broadcast').textContent = `📣 ${who === from ? 'A facilitator' : who}: ${text}`;
   });
   client.on('breakoutHelpRequested', ({ breakoutId, participantId }) =>
     ui.notice(`${ui.nameOf(participantId)} asks for help in ${groupName(breakoutId)}.`),
