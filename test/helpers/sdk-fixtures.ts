@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getSupportedRtpCapabilities } from 'mediasoup';
 import { Server, type Socket } from 'socket.io';
-import type { SessionState } from '../../client-sdk/src/protocol/index.ts';
+import type { SessionState, TrackInfo } from '../../client-sdk/src/protocol/index.ts';
 
 /** A request as the fake server got it: on which connection (1, 2, …), its name and payload. */
 export interface Received {
@@ -123,5 +123,26 @@ export function fakeProducerFixture<T extends object>(id: string, extra: T = {} 
     },
     on() {},
     ...extra,
+  };
+}
+
+/** What the server says of `participantId`'s camera, producer `cam-<participantId>`. */
+export const cameraTrackFixture = (participantId: string, paused = false): TrackInfo => ({
+  producerId: `cam-${participantId}`,
+  participantId,
+  kind: 'video',
+  source: 'camera',
+  paused,
+});
+
+/** A consumer of `producerId` with mediasoup-client's shape (id `cons-<producerId>`), which records its close. */
+export function fakeConsumerFixture(producerId: string) {
+  return {
+    id: `cons-${producerId}`,
+    closed: false,
+    track: {},
+    close() {
+      this.closed = true;
+    },
   };
 }

@@ -15,13 +15,18 @@ import {
   type ParticipantInfo,
   type SessionClient,
   type SessionClientEvents,
-  type TrackInfo,
 } from '../../client-sdk/src/index.ts';
 import type { MediaSession } from '../../client-sdk/src/media-session.ts';
 import { RemoteMembers } from '../../client-sdk/src/participants/remote-members.ts';
 import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import { throwsAsync } from '../helpers/assert.ts';
-import { fakeHaven, routerRtpCapabilities, sessionStateFixture } from '../helpers/sdk-fixtures.ts';
+import {
+  cameraTrackFixture,
+  fakeConsumerFixture,
+  fakeHaven,
+  routerRtpCapabilities,
+  sessionStateFixture,
+} from '../helpers/sdk-fixtures.ts';
 import { createNodeSessionClient } from '../helpers/wrtc-session.ts';
 
 const lee: ParticipantInfo = { id: 'f-1', name: 'Dr. Lee', role: 'facilitator', tracks: [] };
@@ -292,21 +297,14 @@ test('a reload lands in one’s group (movedToBreakout on admission); a rejoin a
 /** A media session whose consumes the test sees, and may hold until it settles them. */
 function heldMedia() {
   const consumed: string[] = [];
-  const consumers = new Map<string, { id: string; closed: boolean; close(): void }>();
+  const consumers = new Map<string, ReturnType<typeof fakeConsumerFixture>>();
   const held = new Map<string, { resolve: () => void; reject: (error: Error) => void }>();
   const media = {
     closed: false,
     hold: new Set<string>(),
     async consume(producerId: string) {
       consumed.push(producerId);
-      const consumer = {
-        id: `cons-${producerId}`,
-        closed: false,
-        track: {},
-        close() {
-          this.closed = true;
-        },
-      };
+      const consumer = fakeConsumerFixture(producerId);
       consumers.set(producerId, consumer);
       if (media.hold.has(producerId))
         await new Promise<void>((resolve, reject) => held.set(producerId, { resolve, reject }));
@@ -316,14 +314,7 @@ function heldMedia() {
   return { media, consumed, consumers, held };
 }
 
-const camera = (participantId: string): TrackInfo => ({
-  producerId: `cam-${participantId}`,
-  participantId,
-  kind: 'video',
-  source: 'camera',
-  paused: false,
-});
-const withCamera = (info: ParticipantInfo): ParticipantInfo => ({ ...info, tracks: [camera(info.id)] });
+const withCamera = (info: ParticipantInfo): ParticipantInfo => ({ ...info, tracks: [cameraTrackFixture(info.id)] });
 
 test('a move: the tracks of those left behind end (consumers closed), the new place’s are received, nothing of someone gone is consumed again', async () => {
   const events = new TypedEmitter<SessionClientEvents>();

@@ -15,7 +15,6 @@ import {
   type SessionClient,
   type SessionClientEvents,
   type SessionState,
-  type TrackInfo,
 } from '../../client-sdk/src/index.ts';
 import type { MediaSession } from '../../client-sdk/src/media-session.ts';
 import { NetworkQuality } from '../../client-sdk/src/network-quality.ts';
@@ -26,7 +25,13 @@ import { publishPresets } from '../../client-sdk/src/publish-presets.ts';
 import { applySenderPreferences } from '../../client-sdk/src/sender-preferences.ts';
 import type { Signaling } from '../../client-sdk/src/signaling.ts';
 import { throwsAsync } from '../helpers/assert.ts';
-import { fakeHaven, fakeProducerFixture, routerRtpCapabilities, sessionStateFixture } from '../helpers/sdk-fixtures.ts';
+import {
+  cameraTrackFixture as camera,
+  fakeHaven,
+  fakeProducerFixture,
+  routerRtpCapabilities,
+  sessionStateFixture,
+} from '../helpers/sdk-fixtures.ts';
 import { createNodeSessionClient } from '../helpers/wrtc-session.ts';
 
 /** An admission of Pat (`p-1`) into a room that shares quality, with a facilitator, Dr. Lee (`f-1`). */
@@ -302,14 +307,6 @@ function fakeMedia(sender?: () => Partial<RTCRtpSender>, prefix = '') {
   };
   return { media, producers, releaseConsumes: () => open() };
 }
-
-const camera = (participantId: string): TrackInfo => ({
-  producerId: `cam-${participantId}`,
-  participantId,
-  kind: 'video',
-  source: 'camera',
-  paused: false,
-});
 
 function remoteMembers() {
   const events = new TypedEmitter<SessionClientEvents>();

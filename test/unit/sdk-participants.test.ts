@@ -13,7 +13,7 @@ import type { TrackInfo } from '../../client-sdk/src/protocol/index.ts';
 import { TypedEmitter } from '../../client-sdk/src/protocol/typed-emitter.ts';
 import type { SessionClientEvents } from '../../client-sdk/src/session-events.ts';
 import { throwsAsync } from '../helpers/assert.ts';
-import { fakeProducerFixture } from '../helpers/sdk-fixtures.ts';
+import { cameraTrackFixture as camera, fakeConsumerFixture, fakeProducerFixture } from '../helpers/sdk-fixtures.ts';
 
 const capabilities = { publishAudio: true, publishVideo: true, publishScreen: true, chat: true };
 
@@ -56,15 +56,7 @@ function fakeMedia() {
       return producer;
     },
     async consume(producerId: string) {
-      const consumer = {
-        id: `cons-${producerId}`,
-        closed: false,
-        track: {},
-        close() {
-          this.closed = true;
-        },
-      };
-      return { consumer, response: { kind: 'video', source: 'camera' } };
+      return { consumer: fakeConsumerFixture(producerId), response: { kind: 'video', source: 'camera' } };
     },
     signaling: {
       async request(name: string) {
@@ -163,14 +155,6 @@ function remoteMembers() {
   );
   return { others, ...recorded };
 }
-
-const camera = (participantId: string, paused = false): TrackInfo => ({
-  producerId: `cam-${participantId}`,
-  participantId,
-  kind: 'video',
-  source: 'camera',
-  paused,
-});
 
 test('remote tracks: received once their participant is known, muted by their publisher, ended with their owner', async () => {
   const { others, events, emitted } = remoteMembers();
