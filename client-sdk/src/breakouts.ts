@@ -112,7 +112,7 @@ export class BreakoutsView {
 
 /** Options of {@link Breakouts.start}. */
 export interface StartBreakoutsOptions {
-  /** A timed round: everyone returns to the main room after this many seconds (10 to 14,400). Default: until recalled. */
+  /** A timed round: everyone returns to the main room after this many seconds (10 to 14,400). Default: none. */
   durationS?: number;
   /** With `durationS`: seconds before the end that everyone gets `breakoutEnding`. Default 60. */
   noticeS?: number;

@@ -175,7 +175,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     return this.#view.hands;
   }
 
-  /** Where this client is in the session's breakouts (its group, or null in the main room); kept from `movedToBreakout`. */
+  /** Where this client is in the session's breakouts: its group, or null in the main room (`movedToBreakout`). */
   get breakout(): Readonly<BreakoutPlace> {
     return this.#parts.breakouts.place;
   }
@@ -310,7 +310,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    *
    * @param track - a video track to send; default: captured with `getUserMedia` (1280×720 ideal,
    *   at most 30 fps), and then stopped by the SDK when unpublished.
-   * @throws TypeError, InvalidStateError, HavenRequestError as {@link SessionClient.publishMicrophone} (video).
+   * @throws as {@link SessionClient.publishMicrophone}, for a video track and a camera (`FORBIDDEN`: no video).
    */
   publishCamera(track?: MediaStreamTrack): Promise<LocalTrack> {
     return this.#self.publish('camera', track);
@@ -322,7 +322,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    * the track is unpublished (`localTrackUnpublished`).
    *
    * @param track - a video track to send; default: captured with `getDisplayMedia`.
-   * @throws TypeError, InvalidStateError, HavenRequestError as {@link SessionClient.publishMicrophone} (a screen).
+   * @throws as {@link SessionClient.publishMicrophone}, for a video track and a screen (`FORBIDDEN`: no sharing).
    */
   publishScreen(track?: MediaStreamTrack): Promise<LocalTrack> {
     return this.#self.publish('screen', track);

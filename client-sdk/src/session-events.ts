@@ -182,7 +182,7 @@ export type SessionClientEvents = {
    * (`setAudioOnly(true)`).
    */
   audioOnlySuggested: [suggestion: { by: string }];
-  /** Breakouts started (`endsAt`: when a timed round ends, server ms; else null); each person's `movedToBreakout` follows. */
+  /** A round started (`endsAt`: when a timed one ends, server ms; else null); each one's `movedToBreakout` follows. */
   breakoutStarted: [endsAt: number | null];
   /**
    * This client went to a group or back to the main room (`client.breakout`, the same object):
