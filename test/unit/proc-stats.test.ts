@@ -22,51 +22,84 @@ process.on('exit', () => {
 /** A Node.js child that prints "ready" once started (its start-up CPU falls before the window). */
 async function nodeChild(body: string): Promise<ChildProcess & { pid: number }> {
   const child = spawn(process.execPath, ['-e', `process.stdout.write('ready\\n'); ${body}`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
   children.push(child);
   await once(child.stdout as NodeJS.ReadableStream, 'data');
   return child as ChildProcess & { pid: number };
 }
 
+/**
+ * Code that spins until it has used `cpuMs` of CPU time (not of wall time: on a busy machine a
+ * spin of so many seconds gets less than a core), printing `said` once past `sayAtMs`.
+ */
+const spin = (cpuMs: number, sayAtMs = cpuMs, said = 'done') => `
+  const t0 = process.cpuUsage();
+  const used = () => { const u = process.cpuUsage(t0); return (u.user + u.system) / 1000; };
+  let told = false;
+  while (used() < ${cpuMs}) if (!told && used() >= ${sayAtMs}) { told = true; process.stdout.write('${said}\\n'); }
+  if (!told) process.stdout.write('${said}\\n');`;
+
+/** A child that starts spinning when the test says so (the sampler's first reading is taken by then). */
+const onGo = (body: string) => `process.stdin.once('data', () => { process.stdin.destroy(); ${body} });`;
+
+const line = (child: ChildProcess) => once(child.stdout as NodeJS.ReadableStream, 'data');
+
 test('clock ticks per second read from getconf', () => {
   assert.is(clockTicksPerSecond(), 100);
 });
 
-test('a spinning process uses about a core, an idle one about nothing; both have RSS', async () => {
-  const busy = await nodeChild('const end = Date.now() + 3000; while (Date.now() < end);');
-  const idle = await nodeChild('setTimeout(() => {}, 3000);');
+test('a spinning process is read with the CPU time it used, an idle one with about none; both have RSS', async () => {
+  const busy = await nodeChild(onGo(`${spin(600)} setTimeout(() => {}, 10000);`));
+  const idle = await nodeChild('setTimeout(() => {}, 10000);');
   const sampler = new CpuSampler([busy.pid, idle.pid]);
-  await sleep(1000);
+  const done = line(busy);
+  busy.stdin?.write('go\n');
+  await done;
   const [busyLoad, idleLoad] = sampler.stop();
-  assert.ok(busyLoad && busyLoad.cpu > 0.5 && busyLoad.cpu < 1.2, `busy: ${busyLoad?.cpu}`);
-  assert.ok(idleLoad && idleLoad.cpu < 0.1, `idle: ${idleLoad?.cpu}`);
+  // In core-seconds over the window: what the spin used, plus a little for the child's own work.
+  const busySeconds = (busyLoad?.cpu ?? 0) * sampler.elapsedSeconds();
+  const idleSeconds = (idleLoad?.cpu ?? 0) * sampler.elapsedSeconds();
+  assert.ok(busySeconds >= 0.59 && busySeconds < 0.8, `busy: ${busySeconds} s of CPU`);
+  assert.ok(idleSeconds < 0.05, `idle: ${idleSeconds} s of CPU`);
   assert.ok((busyLoad?.rssBytes ?? 0) > 10e6, `busy RSS ${busyLoad?.rssBytes}`);
   assert.ok((idleLoad?.rssBytes ?? 0) > 10e6, `idle RSS ${idleLoad?.rssBytes}`);
   assert.equal(sampler.exited, []);
   // Stopped: the figures no longer change.
   assert.equal(sampler.stop(), [busyLoad, idleLoad]);
-  const total = sumLoads([busyLoad, idleLoad]);
-  assert.is(total.rssBytes, busyLoad.rssBytes + idleLoad.rssBytes);
+  const total = sumLoads([busyLoad as never, idleLoad as never]);
+  assert.is(total.rssBytes, (busyLoad?.rssBytes ?? 0) + (idleLoad?.rssBytes ?? 0));
   busy.kill('SIGKILL');
   idle.kill('SIGKILL');
 });
 
 test('the current process through process.cpuUsage()', async () => {
+  const startedAt = performance.now();
   const sampler = new SelfCpuSampler();
-  const end = Date.now() + 300;
-  while (Date.now() < end);
+  const t0 = process.cpuUsage();
+  const used = () => {
+    const u = process.cpuUsage(t0);
+    return (u.user + u.system) / 1000;
+  };
+  while (used() < 300);
   const [load] = sampler.stop();
-  assert.ok(load && load.cpu > 0.5, `self: ${load?.cpu}`);
+  const seconds = (load?.cpu ?? 0) * ((performance.now() - startedAt) / 1000);
+  assert.ok(seconds >= 0.29 && seconds < 0.5, `self: ${seconds} s of CPU`);
   assert.ok(load && load.rssBytes > 10e6);
 });
 
 test('a process that exits during the window keeps what was last read; a missing pid reads as zero', async () => {
-  const child = await nodeChild('const end = Date.now() + 400; while (Date.now() < end);');
+  const child = await nodeChild(onGo(spin(200, 100, 'half')));
   const sampler = new CpuSampler([child.pid, 2 ** 30]);
-  await sleep(250);
+  const half = line(child);
+  child.stdin?.write('go\n');
+  await half;
   const [midway] = sampler.sample();
-  assert.ok(midway && midway.cpu > 0.3 && midway.rssBytes > 0, `midway: ${JSON.stringify(midway)}`);
+  const midwaySeconds = (midway?.cpu ?? 0) * sampler.elapsedSeconds();
+  assert.ok(
+    midwaySeconds >= 0.09 && (midway?.rssBytes ?? 0) > 0,
+    `midway: ${midwaySeconds} s, ${JSON.stringify(midway)}`,
+  );
   await once(child, 'exit');
   await sleep(100);
   assert.is(readProcess(child.pid), undefined);
