@@ -66,7 +66,7 @@ const notifications = {
   breakoutEnded: true,
   broadcastReceived: true,
 } satisfies Record<NotificationName, true>;
-const notificationNames = Object.keys(notifications) as NotificationName[];
+export const notificationNames = Object.keys(notifications) as NotificationName[];
 
 export type SignalingEvents = ServerNotifications & {
   /** The connection dropped (socket.io's reason, e.g. `'transport close'`, `'io server disconnect'`). */
