@@ -138,6 +138,7 @@ test('security code: the same for the same roster in any order; another for a ke
   const keys = await Promise.all([1, 2, 3, 4].map(async () => (await E2eeKeyPair.generate()).publicKey));
   const [k1, k2, k3, k4] = keys as [string, string, string, string];
   const roster = (members: [string | null, string][], leader: string | null = 'f-1'): E2eeRoster => ({
+    breakoutId: null,
     leader,
     members: members.map(([participantId, publicKey]) => ({ participantId, publicKey })),
     revision: 1,

@@ -1,9 +1,13 @@
 /**
- * This client's part in an E2EE room's key exchange: the roster (who holds keys, who leads), the
- * leader's and a member's duties, the key ring, and what follows from them: the state, the send
- * epoch (only ever switched on `e2eeEpochActive`), the security code, the frame worker's keys,
- * and chat sealed and opened with the epochs' chat keys. It lives as long as the SessionClient:
- * the key pair stays the same across reconnections; keys are forgotten on leaving the room.
+ * This client's part in an E2EE room's key exchange: the rosters (who holds keys, who leads) of
+ * the key spaces it is a member of, the leader's duties in each space it leads and a member's,
+ * the key rings, and what follows from them: the state, the send epoch (the active epoch of its
+ * own space, only ever switched on `e2eeEpochActive` or on moving to another space), the security
+ * code of its own space, the frame worker's keys (every space's: frames and chat are decrypted by
+ * the epoch they carry), and chat sealed and opened with the epochs' chat keys. Without breakouts
+ * there is one space, the main room. A participant is a member of its own space only; a
+ * facilitator, of every space. It lives as long as the SessionClient: the key pair stays the same
+ * across reconnections; keys are forgotten on leaving the room.
  */
 import { InvalidStateError, isConnectionLoss } from '../errors.ts';
 import type { NotificationHandlers } from '../notification-router.ts';
@@ -25,7 +29,7 @@ import { emptyStats, FrameTransforms } from './frame-transforms.ts';
 import { KeyLeader } from './key-leader.ts';
 import { KeyMember } from './key-member.ts';
 import { E2eeKeyPair } from './key-pair.ts';
-import { KeyRing } from './key-ring.ts';
+import { KeyRings, type SpaceId } from './key-rings.ts';
 import { securityCode } from './security-code.ts';
 import { isE2eeSupported } from './support.ts';
 
@@ -60,15 +64,27 @@ export interface KeyExchangeHost {
 /** How long a chat message of an epoch newer than every key held waits for that key. */
 const chatKeyWaitMs = 5_000;
 
+/** A key space this client is a member of: its roster as last told, and this client's duties there as leader. */
+interface Space {
+  roster: E2eeRoster;
+  leader: KeyLeader;
+}
+
 export class KeyExchange {
   readonly #host: KeyExchangeHost;
-  readonly #ring = new KeyRing();
-  readonly #leader: KeyLeader;
+  readonly #rings = new KeyRings();
   readonly #member: KeyMember;
+  /** The spaces whose rosters this client was told: its own and, for a facilitator, every other. */
+  readonly #spaces = new Map<SpaceId, Space>();
+  /** The last distribution under way, whichever space it is for (they run one at a time). */
+  #distributing: Promise<void> = Promise.resolve();
   #events: TypedEmitter<E2eeEvents> | undefined;
   #transforms: FrameTransforms | undefined;
   #enabled = false;
-  #roster: E2eeRoster | undefined;
+  /** This client's own space: where it stands, the one it sends with. */
+  #place: SpaceId = null;
+  /** A facilitator: a member of every space, not only of its own. */
+  #everywhere = false;
   #selfId: string | undefined;
   #roomId: string | undefined;
   /** The highest epoch seen: relayed in a roster, received, activated or distributed. */
@@ -81,24 +97,10 @@ export class KeyExchange {
 
   constructor(host: KeyExchangeHost) {
     this.#host = host;
-    this.#leader = new KeyLeader({
-      led: () => {
-        const current = this.#current();
-        return current && current.roster.leader === current.selfId ? current : undefined;
-      },
-      privateKey: () => this.#privateKey(),
-      highestEpoch: () => this.#highest,
-      install: (epoch, secret) => void this.#install(epoch, secret),
-      forget: (epoch, secret) => {
-        if (this.#ring.forget(epoch, secret)) this.#update();
-      },
-      distribute: (request) => this.#host.request('e2eeDistribute', request),
-      onError: (error) => this.#reportError(error),
-    });
     this.#member = new KeyMember({
-      current: () => this.#current(),
+      current: (space) => this.#current(space),
       privateKey: () => this.#privateKey(),
-      install: (epoch, secret) => this.#install(epoch, secret),
+      install: (space, epoch, secret) => this.#install(space, epoch, secret),
       acknowledge: async (epoch) => {
         await this.#host.request('e2eeKeyReceived', { epoch });
       },
@@ -144,12 +146,20 @@ export class KeyExchange {
     return this.#code;
   }
 
+  /** Whether this client leads its own space's key exchange. */
   get isLeader(): boolean {
-    return this.#enabled && this.#roster !== undefined && this.#roster.leader === this.#selfId;
+    const own = this.#own();
+    return this.#enabled && own !== undefined && own.leader === this.#selfId;
   }
 
+  /** How many take part in its own space's key exchange. */
   get memberCount(): number {
-    return this.#enabled ? (this.#roster?.members.length ?? 0) : 0;
+    return this.#enabled ? (this.#own()?.members.length ?? 0) : 0;
+  }
+
+  /** The space whose active epoch this client sends with (null: the main room). */
+  get place(): SpaceId {
+    return this.#place;
   }
 
   /** In an E2EE room: the frame worker new media transports attach to (undefined: this browser cannot). */
@@ -182,22 +192,45 @@ export class KeyExchange {
       return;
     }
     // A resumed place keeps its keys (the others still send with them); anything else starts afresh.
-    if (!session.resumed || !sameRoom) this.#ring.clear();
+    if (!session.resumed || !sameRoom) this.#rings.clear();
     this.#enabled = true;
     this.#roomId = session.room.id;
     this.#selfId = session.self.id;
-    this.#roster = undefined;
+    this.#everywhere = session.self.role === 'facilitator';
+    // The session carries its own space's roster; a facilitator's other spaces are told next.
+    this.#place = session.e2ee?.breakoutId ?? null;
+    this.#forgetSpaces();
+    if (!this.#everywhere) this.#keepOnly(this.#place);
     this.#transforms ??= this.#host.createTransforms();
     if (session.e2ee) this.#onRoster(session.e2ee);
     this.#update();
   }
 
+  /**
+   * This client moved to another place (`movedToBreakout`): from now on it sends with that
+   * space's active epoch (at once for a facilitator, who holds it already; a participant waits
+   * for the new space's key, sending nothing meanwhile) and shows that space's security code.
+   * A participant forgets the space it left (the server rotates that space's key without it).
+   */
+  moved(breakoutId: string | null): void {
+    if (!this.#enabled || breakoutId === this.#place) return;
+    this.#place = breakoutId;
+    if (!this.#everywhere) this.#keepOnly(breakoutId);
+    const own = this.#own();
+    if (own) this.#refreshCode(own);
+    else {
+      this.#codeRun++;
+      this.#setCode(null);
+    }
+    this.#update();
+  }
+
   /** Out of the room (still connected, or closing): keys forgotten, no leader duties, state `off`. */
   leave(): void {
-    this.#leader.stop();
-    this.#ring.clear();
+    this.#forgetSpaces();
+    this.#rings.clear();
     this.#enabled = false;
-    this.#roster = undefined;
+    this.#place = null;
     this.#codeRun++;
     this.#setCode(null);
     this.#update();
@@ -218,10 +251,12 @@ export class KeyExchange {
         this.#highest = Math.max(this.#highest, key.epoch);
         this.#member.receive(key).catch((error) => this.#reportError(error));
       },
-      e2eeEpochActive: ({ epoch }) => {
+      e2eeEpochActive: ({ epoch, breakoutId }) => {
         if (!this.#enabled) return;
         this.#highest = Math.max(this.#highest, epoch);
-        if (this.#ring.activate(epoch)) this.#update();
+        const space = breakoutId ?? null;
+        if (space !== this.#place && !this.#spaces.has(space)) return;
+        if (this.#rings.activate(space, epoch)) this.#update();
       },
     };
   }
@@ -231,38 +266,103 @@ export class KeyExchange {
     return this.#transforms ? this.#transforms.stats() : Promise.resolve({ ...emptyStats });
   }
 
-  /** `text` sealed with the send epoch's chat key, from this client to `to`. */
+  /** `text` sealed with the send epoch's chat key (its own space's), from this client to `to`. */
   async sealChat(text: string, to: string): Promise<string> {
-    const epoch = this.#ring.sendEpoch;
-    const key = epoch === null ? undefined : this.#ring.chatKey(epoch);
+    const epoch = this.#rings.sendEpoch(this.#place);
+    const key = epoch === null ? undefined : this.#rings.chatKey(epoch);
     if (epoch === null || !key || !this.#selfId) {
       throw new InvalidStateError(`sendChat(): end-to-end encryption is not active yet (e2ee.state '${this.#state}')`);
     }
     return encryptChat(await key, epoch, text, { from: this.#selfId, to });
   }
 
-  /** A chat message as relayed, with its text decrypted (or `undecryptable`). */
+  /** A chat message as relayed, with its text decrypted by its epoch, whichever space's (or `undecryptable`). */
   async openChat(message: ChatMessage): Promise<ReceivedChatMessage> {
     const epoch = chatEpoch(message.text);
-    const key = epoch === undefined ? undefined : await this.#ring.awaitChatKey(epoch, chatKeyWaitMs);
+    const key = epoch === undefined ? undefined : await this.#rings.awaitChatKey(epoch, chatKeyWaitMs);
     const text = key ? await decryptChat(await key, message.text, { from: message.from, to: message.to }) : null;
     return text === null ? { ...message, text: '', undecryptable: true } : { ...message, text };
   }
 
-  #current(): { roster: E2eeRoster; selfId: string; roomId: string } | undefined {
-    const roster = this.#roster;
+  #current(space: SpaceId): { roster: E2eeRoster; selfId: string; roomId: string } | undefined {
+    const roster = this.#spaces.get(space)?.roster;
     const selfId = this.#selfId;
     const roomId = this.#roomId;
     return this.#enabled && roster && selfId && roomId ? { roster, selfId, roomId } : undefined;
   }
 
+  /** The roster of this client's own space. */
+  #own(): E2eeRoster | undefined {
+    return this.#spaces.get(this.#place)?.roster;
+  }
+
   #onRoster(roster: E2eeRoster): void {
-    if (!this.#enabled || (this.#roster && roster.revision <= this.#roster.revision)) return;
-    this.#roster = roster;
+    if (!this.#enabled) return;
+    const space = roster.breakoutId ?? null;
+    const held = this.#spaces.get(space);
+    if (held && roster.revision <= held.roster.revision) return;
+    if (space !== this.#place && !this.#everywhere) {
+      // A participant is told its own space's roster only: another space's is where it was moved.
+      const own = this.#own();
+      if (own && roster.revision <= own.revision) return;
+      this.moved(space);
+    }
     this.#highest = Math.max(this.#highest, roster.epoch);
-    this.#refreshCode(roster);
-    if (roster.leader !== null && roster.leader === this.#selfId) void this.#leader.rotate();
-    else this.#leader.stop();
+    if (roster.leader === null && roster.members.length === 0 && space !== this.#place) {
+      // A group that ended (told to facilitators): its keys are of no more use.
+      this.#drop(space);
+      this.#update();
+      return;
+    }
+    const entry = held ?? { roster, leader: this.#newLeader(space) };
+    entry.roster = roster;
+    this.#spaces.set(space, entry);
+    if (space === this.#place) this.#refreshCode(roster);
+    if (roster.leader !== null && roster.leader === this.#selfId) void entry.leader.rotate();
+    else entry.leader.stop();
+  }
+
+  /** This client's duties as the leader of `space`, when the roster says it leads. */
+  #newLeader(space: SpaceId): KeyLeader {
+    return new KeyLeader({
+      led: () => {
+        const current = this.#current(space);
+        return current && current.roster.leader === current.selfId ? current : undefined;
+      },
+      privateKey: () => this.#privateKey(),
+      highestEpoch: () => this.#highest,
+      install: (epoch, secret) => void this.#install(space, epoch, secret),
+      forget: (epoch, secret) => {
+        if (this.#rings.forget(epoch, secret)) this.#update();
+      },
+      distribute: (request) => this.#host.request('e2eeDistribute', request),
+      serialize: (task) => {
+        // One at a time across spaces: each epoch is drawn above the last one sent.
+        const run = this.#distributing.then(task);
+        this.#distributing = run.catch(() => {});
+        return run;
+      },
+      onError: (error) => this.#reportError(error),
+    });
+  }
+
+  /** Keeps `space` only (a participant's own): every other space's roster, duties and keys dropped. */
+  #keepOnly(space: SpaceId): void {
+    for (const other of new Set([...this.#spaces.keys(), ...this.#rings.spaces()])) {
+      if (other !== space) this.#drop(other);
+    }
+  }
+
+  #drop(space: SpaceId): void {
+    this.#spaces.get(space)?.leader.stop();
+    this.#spaces.delete(space);
+    this.#rings.drop(space);
+  }
+
+  /** No roster known, no leader duties (the keys stay). */
+  #forgetSpaces(): void {
+    for (const { leader } of this.#spaces.values()) leader.stop();
+    this.#spaces.clear();
   }
 
   #refreshCode(roster: E2eeRoster): void {
@@ -281,10 +381,10 @@ export class KeyExchange {
     this.#events?.safeEmit('securityCodeChanged', code);
   }
 
-  /** Keeps an epoch's secret (new, or replacing another for that epoch); false if not kept. */
-  #install(epoch: number, secret: Uint8Array): boolean {
+  /** Keeps an epoch's secret in `space`'s ring (new, or replacing another for that epoch); false if not kept. */
+  #install(space: SpaceId, epoch: number, secret: Uint8Array): boolean {
     if (!this.#enabled) return false;
-    const outcome = this.#ring.install(epoch, secret);
+    const outcome = this.#rings.install(space, epoch, secret);
     if (outcome === 'stale') return false;
     if (outcome === 'same') return true;
     this.#highest = Math.max(this.#highest, epoch);
@@ -303,11 +403,11 @@ export class KeyExchange {
     return (await pending).privateKey;
   }
 
-  /** Brings the state, the epoch and the worker's keys in line with the ring; emits what changed. */
+  /** Brings the state, the epoch and the worker's keys in line with the rings; emits what changed. */
   #update(): void {
-    const epoch = this.#enabled ? this.#ring.sendEpoch : null;
+    const epoch = this.#enabled ? this.#rings.sendEpoch(this.#place) : null;
     const state: E2eeState = !this.#enabled ? 'off' : epoch === null ? 'waiting' : 'active';
-    this.#transforms?.setKeys(this.#ring.secrets(), epoch);
+    this.#transforms?.setKeys(this.#rings.secrets(), epoch);
     const stateChanged = state !== this.#state;
     const epochChanged = epoch !== this.#epoch;
     this.#state = state;

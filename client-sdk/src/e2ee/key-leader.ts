@@ -1,9 +1,10 @@
 /**
- * The key leader's duties: on each roster revision where this client leads, and every
- * `rotationIntervalMs` while it does, a new epoch (above every epoch seen), its secret wrapped for
- * every other member it can see (`e2eeDistribute`). A member whose public key does not import is
- * skipped (it gets no key). Distributions run one at a time; revisions that arrive meanwhile are
- * folded into one more distribution.
+ * The key leader's duties in one key space (the main room, or a breakout group): on each roster
+ * revision where this client leads, and every `rotationIntervalMs` while it does, a new epoch
+ * (above every epoch seen), its secret wrapped for every other member it can see
+ * (`e2eeDistribute`, naming the space). A member whose public key does not import is skipped (it
+ * gets no key). Distributions run one at a time, across every space this client leads (each draws
+ * its epoch above the last); revisions that arrive meanwhile are folded into one more distribution.
  */
 import type { E2eeDistributeRequest, E2eeDistributeResponse, E2eeRoster } from '../protocol/index.ts';
 import { maxE2eeRecipients } from '../protocol/index.ts';
@@ -22,6 +23,8 @@ export interface KeyLeaderHost {
   /** Drops that copy again, unless another secret has replaced it: the server refused the distribution. */
   forget(epoch: number, secret: Uint8Array): void;
   distribute(request: E2eeDistributeRequest): Promise<E2eeDistributeResponse>;
+  /** Runs `task` once every distribution before it, for any space, is answered. */
+  serialize(task: () => Promise<void>): Promise<void>;
   onError(error: unknown): void;
 }
 
@@ -64,10 +67,12 @@ export class KeyLeader {
   async #run(): Promise<void> {
     while (this.#wanted && !this.#stopped) {
       this.#wanted = false;
-      const led = this.#host.led();
-      if (!led) return;
+      if (!this.#host.led()) return;
       try {
-        await this.#distribute(led);
+        await this.#host.serialize(async () => {
+          const led = this.#host.led();
+          if (led && !this.#stopped) await this.#distribute(led);
+        });
       } catch (error) {
         this.#host.onError(error);
       }
@@ -93,7 +98,7 @@ export class KeyLeader {
     this.#host.install(epoch, secret);
     this.#schedule(roster.rotationIntervalMs);
     try {
-      await this.#host.distribute({ epoch, keys });
+      await this.#host.distribute({ epoch, keys, breakoutId: roster.breakoutId ?? null });
       this.#refusals = 0;
     } catch (error) {
       this.#host.forget(epoch, secret);

@@ -1,5 +1,5 @@
 /**
- * The epoch secrets this client holds: each epoch's frame secret (the worker derives its frame
+ * The epoch secrets this client holds in one key space (KeyRings holds one per space): each epoch's frame secret (the worker derives its frame
  * key) and chat key (HKDF with another `info`), the last few epochs kept so that frames and chat
  * sent just before a switch still decrypt, and the epoch the room sends with. The send epoch
  * changes only when the server says everyone has it (`e2eeEpochActive`).
@@ -45,6 +45,11 @@ export class KeyRing {
     if (!held || !sameBytes(held.secret, secret)) return false;
     this.#epochs.delete(epoch);
     return true;
+  }
+
+  /** Forgets epoch `epoch`, whatever its secret (it turned out to be another space's). */
+  drop(epoch: number): void {
+    this.#epochs.delete(epoch);
   }
 
   has(epoch: number): boolean {
