@@ -29,11 +29,9 @@ export function setupBreakouts(client, helpers) {
     renderBanner();
   });
   client.on('breakoutEnded', () => ui.notice('Everyone is back in the main room.'));
-  client.on('broadcastReceived', ({ from, text }) => {
-    // A facilitator in another group is not in view: nameOf() then answers the bare id.
-    const who = ui.nameOf(from);
+  client.on('broadcastReceived', ({ name, text }) => {
     $('broadcast').hidden = false;
-    $('broadcast').textContent = `📣 ${who === from ? 'A facilitator' : who}: ${text}`;
+    $('broadcast').textContent = `📣 ${name}: ${text}`;
   });
   client.on('breakoutHelpRequested', ({ breakoutId, participantId }) =>
     ui.notice(`${ui.nameOf(participantId)} asks for help in ${groupName(breakoutId)}.`),

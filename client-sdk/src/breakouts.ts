@@ -13,6 +13,7 @@ import {
   type BreakoutsState,
   type CreateBreakoutsRequest,
   maxBreakoutDurationS,
+  maxBreakoutGroupSize,
   maxBreakoutGroups,
   maxBreakoutNameLength,
   maxBroadcastLength,
@@ -146,7 +147,7 @@ function checkPlan(plan: unknown): CreateBreakoutsRequest {
     throw new TypeError('plan must be one of { groups }, { count } or { perGroup }');
   if ('groups' in plan) return { groups: checkGroups(plan.groups) };
   if ('count' in plan) return { count: checkInteger(plan.count, 'count', 1, maxBreakoutGroups) };
-  if ('perGroup' in plan) return { perGroup: checkInteger(plan.perGroup, 'perGroup', 1, Number.MAX_SAFE_INTEGER) };
+  if ('perGroup' in plan) return { perGroup: checkInteger(plan.perGroup, 'perGroup', 1, maxBreakoutGroupSize) };
   throw new TypeError('plan must be one of { groups }, { count } or { perGroup }');
 }
 

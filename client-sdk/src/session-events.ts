@@ -6,6 +6,7 @@ import type { RemoteTrack } from './participants/remote-track.ts';
 import type {
   AudioMode,
   AudioOnlyState,
+  BreakoutBroadcast,
   BreakoutHelpRequest,
   BreakoutPlace,
   BreakoutsChange,
@@ -195,7 +196,7 @@ export type SessionClientEvents = {
   /** The round is over: everyone is back in the main room (those in groups got `movedToBreakout` first). */
   breakoutEnded: [];
   /** A facilitator's message to every group and the main room. */
-  broadcastReceived: [broadcast: { from: string; text: string; sentAt: number }];
+  broadcastReceived: [broadcast: BreakoutBroadcast];
   /**
    * Facilitators only: the breakouts changed (`moderation.breakouts.state`, the same object);
    * `change` says how, `participantId` whom it was about (moved, newcomer, left, help).

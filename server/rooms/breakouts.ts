@@ -256,7 +256,7 @@ export class Breakouts {
         throw new HavenError('INVALID_STATE', 'this room is end-to-end encrypted: broadcasts are not yet');
       }
       const sentAt = Date.now();
-      this.#room.audience.broadcast('broadcastReceived', [{ from: actor.id, text, sentAt }]);
+      this.#room.audience.broadcast('broadcastReceived', [{ from: actor.id, name: actor.name, text, sentAt }]);
       return { sentAt };
     });
   }

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import {
   e2eePublicKeyPattern,
   maxBreakoutDurationS,
+  maxBreakoutGroupSize,
   maxBreakoutGroups,
   maxBreakoutNameLength,
   maxBroadcastLength,
@@ -139,7 +140,7 @@ export const requestSchemas: { [K in RequestName]: z.ZodType<RequestOf<K>> } = {
   createBreakouts: z.union([
     z.strictObject({ groups: plannedGroups }),
     z.strictObject({ count: groupCount }),
-    z.strictObject({ perGroup: z.number().int().min(1).max(1_000) }),
+    z.strictObject({ perGroup: z.number().int().min(1).max(maxBreakoutGroupSize) }),
   ]),
   updateBreakouts: z.strictObject({ groups: plannedGroups }),
   startBreakouts: z.strictObject({

@@ -297,7 +297,9 @@ test('chat reaches one’s group and the facilitators; a broadcast reaches every
 
   const broadcasts = [...g.people.values(), g.facilitator].map((s) => next(s, 'broadcastReceived'));
   const { sentAt } = await ok(g.facilitator, 'broadcastToBreakouts', { text: 'Two minutes left' });
-  for (const b of await Promise.all(broadcasts)) assert.equal(b[0], { from: 'f1', text: 'Two minutes left', sentAt });
+  for (const b of await Promise.all(broadcasts)) {
+    assert.equal(b[0], { from: 'f1', name: 'Name of f1', text: 'Two minutes left', sentAt });
+  }
   assert.is(await codeOf(person(g, 'p1'), 'broadcastToBreakouts', { text: 'me too' }), 'FORBIDDEN');
 });
 

@@ -190,7 +190,9 @@ test('a participant through a round: started, moved (those left behind go first)
       places.push([place, place === client.breakout]);
     });
     client.on('breakoutEnding', (endsAt, secondsLeft) => log.push(`ending ${endsAt} ${secondsLeft}`));
-    client.on('broadcastReceived', ({ from, text, sentAt }) => log.push(`broadcast ${from} ${text} ${sentAt}`));
+    client.on('broadcastReceived', ({ from, name, text, sentAt }) =>
+      log.push(`broadcast ${from} ${name} ${text} ${sentAt}`),
+    );
     client.on('chatMessage', (message) => log.push(`chat ${message.from}`));
     client.on('breakoutEnded', () => log.push('ended'));
     client.on('breakoutsChanged', () => log.push('breakoutsChanged'));
@@ -207,7 +209,7 @@ test('a participant through a round: started, moved (those left behind go first)
     socket.emit('participantLeft', { participantId: 'p-3', reason: 'movedToBreakout' });
     socket.emit('movedToBreakout', inB1);
     socket.emit('breakoutEnding', { endsAt: 9_000, secondsLeft: 60 });
-    socket.emit('broadcastReceived', { from: 'f-1', text: 'One minute', sentAt: 8_000 });
+    socket.emit('broadcastReceived', { from: 'f-1', name: 'Dr. Lee', text: 'One minute', sentAt: 8_000 });
     // The facilitator, no longer in view, still writes to the group.
     socket.emit('chatMessage', { id: 'm1', from: 'f-1', to: 'everyone', text: 'hi', sentAt: 8_001 });
     await nextEvent(client, 'chatMessage');
@@ -234,7 +236,7 @@ test('a participant through a round: started, moved (those left behind go first)
       'left p-3 movedToBreakout',
       'moved b1 9000',
       'ending 9000 60',
-      'broadcast f-1 One minute 8000',
+      'broadcast f-1 Dr. Lee One minute 8000',
       'chat f-1',
       'left p-2 movedToBreakout',
       'moved main null',

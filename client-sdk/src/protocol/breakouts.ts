@@ -13,6 +13,8 @@ export const maxBreakoutGroups = 50;
 export const maxBreakoutNameLength = 40;
 /** Longest broadcast text, in characters (after trimming). */
 export const maxBroadcastLength = 500;
+/** Most people in one group of a shuffled plan (`perGroup`). */
+export const maxBreakoutGroupSize = 1_000;
 /** The longest a breakout round may be given, in seconds (4 hours). */
 export const maxBreakoutDurationS = 14_400;
 /** How long before a timed round's end everyone is told it is ending, unless the facilitator says otherwise. */
@@ -67,6 +69,15 @@ export interface BreakoutsState {
   noticeS: number;
   /** Open help requests, oldest first (one per group; a facilitator visiting the group answers it). */
   help: BreakoutHelpRequest[];
+}
+
+/** A facilitator's message to every group. */
+export interface BreakoutBroadcast {
+  from: string;
+  name: string;
+  text: string;
+  /** Server ms since the epoch. */
+  sentAt: number;
 }
 
 /** Why facilitators were sent a new `breakoutsChanged`. */
@@ -149,6 +160,6 @@ export interface BreakoutNotifications {
   breakoutEnding: [{ endsAt: number; secondsLeft: number }];
   /** To everyone in the session: everyone is back in the main room. */
   breakoutEnded: [Empty];
-  /** To everyone in the session, every group: a facilitator's broadcast. */
-  broadcastReceived: [{ from: string; text: string; sentAt: number }];
+  /** To everyone in the session, every group: a facilitator's broadcast (`name`: theirs, shown wherever they are). */
+  broadcastReceived: [BreakoutBroadcast];
 }
