@@ -5,6 +5,7 @@
  * changes only when the server says everyone has it (`e2eeEpochActive`).
  */
 import { deriveChatKey } from './chat-crypto.ts';
+import { KeyWaiters } from './key-waiters.ts';
 
 /** Epochs kept for decryption (the newest ones, and the active one). */
 export const retainedEpochs = 4;
@@ -19,7 +20,7 @@ export class KeyRing {
   /** The epoch the room sends with, as last activated (its key may not be here). */
   #active: number | null = null;
   /** Waiting for an epoch's key to arrive (chat sent with a key not here yet). */
-  readonly #waiters = new Set<{ epoch: number; done: () => void }>();
+  readonly #waiters = new KeyWaiters();
 
   /**
    * Keeps `secret` as epoch `epoch`'s: `added`, `same` (held already), `replaced` (another secret
@@ -35,7 +36,7 @@ export class KeyRing {
     }
     this.#epochs.set(epoch, { secret: secret.slice(), chatKey: undefined });
     this.#prune();
-    for (const waiter of [...this.#waiters]) if (waiter.epoch === epoch) waiter.done();
+    this.#waiters.arrived(epoch);
     return held ? 'replaced' : 'added';
   }
 
@@ -100,18 +101,7 @@ export class KeyRing {
     const epochs = this.epochs();
     const newest = epochs[epochs.length - 1];
     if (!this.#epochs.has(epoch) && (newest === undefined || epoch > newest)) {
-      await new Promise<void>((resolve) => {
-        const waiter = {
-          epoch,
-          done: () => {
-            clearTimeout(timer);
-            this.#waiters.delete(waiter);
-            resolve();
-          },
-        };
-        const timer = setTimeout(waiter.done, timeoutMs);
-        this.#waiters.add(waiter);
-      });
+      await this.#waiters.wait(epoch, timeoutMs);
     }
     return this.chatKey(epoch);
   }
@@ -120,7 +110,7 @@ export class KeyRing {
   clear(): void {
     this.#epochs.clear();
     this.#active = null;
-    for (const waiter of [...this.#waiters]) waiter.done();
+    this.#waiters.endAll();
   }
 
   #prune(): void {

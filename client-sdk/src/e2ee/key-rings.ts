@@ -6,6 +6,7 @@
  * It sends with the active epoch of its own space only.
  */
 import { KeyRing } from './key-ring.ts';
+import { KeyWaiters } from './key-waiters.ts';
 
 /** A key space: null for the main room, else the breakout group's id. */
 export type SpaceId = string | null;
@@ -13,7 +14,7 @@ export type SpaceId = string | null;
 export class KeyRings {
   readonly #rings = new Map<SpaceId, KeyRing>();
   /** Waiting for an epoch's key to arrive in any space (chat sent with a key not here yet). */
-  readonly #waiters = new Set<{ epoch: number; done: () => void }>();
+  readonly #waiters = new KeyWaiters();
 
   /** Keeps `secret` as epoch `epoch` of `space` (see `KeyRing.install`). */
   install(space: SpaceId, epoch: number, secret: Uint8Array): ReturnType<KeyRing['install']> {
@@ -26,7 +27,7 @@ export class KeyRings {
     if (outcome === 'stale') return outcome;
     // An epoch names one space's key: never two secrets for it in two rings.
     for (const [other, held] of this.#rings) if (other !== space) held.drop(epoch);
-    for (const waiter of [...this.#waiters]) if (waiter.epoch === epoch) waiter.done();
+    this.#waiters.arrived(epoch);
     return outcome;
   }
 
@@ -79,18 +80,7 @@ export class KeyRings {
     const epochs = this.epochs();
     const newest = epochs[epochs.length - 1];
     if (!this.chatKey(epoch) && (newest === undefined || epoch > newest)) {
-      await new Promise<void>((resolve) => {
-        const waiter = {
-          epoch,
-          done: () => {
-            clearTimeout(timer);
-            this.#waiters.delete(waiter);
-            resolve();
-          },
-        };
-        const timer = setTimeout(waiter.done, timeoutMs);
-        this.#waiters.add(waiter);
-      });
+      await this.#waiters.wait(epoch, timeoutMs);
     }
     return this.chatKey(epoch);
   }
@@ -105,6 +95,6 @@ export class KeyRings {
   clear(): void {
     for (const ring of this.#rings.values()) ring.clear();
     this.#rings.clear();
-    for (const waiter of [...this.#waiters]) waiter.done();
+    this.#waiters.endAll();
   }
 }
