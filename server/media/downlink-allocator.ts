@@ -337,19 +337,31 @@ export class DownlinkAllocator {
 
   #applyPlan(ranked: Video[], granted: Map<Video, number>, congested: boolean, recovering: boolean): void {
     const now = this.#now();
+    const releasing: Video[] = [];
     for (const video of ranked) {
-      const layer = granted.get(video);
-      if (layer === undefined) {
+      if (!granted.has(video)) {
         video.fits = 0;
-        if (video.held === null && congested && ++video.misfits >= holdAfterTicks) void this.#hold(video, 'bandwidth');
         continue;
       }
       video.misfits = 0;
       const backOff = video === this.#speakerTile ? 1 : 2 ** Math.min(video.relapses, maxReleaseDoublings);
       const releaseAfter = recovering ? 1 : releaseAfterTicks * backOff;
-      if (video.held === 'bandwidth' && ++video.fits >= releaseAfter) void this.#hold(video, null);
-      if (video.held === null) void this.#setLayer(video, layer);
-      if (video.held === null && video.releasedAt && now - video.releasedAt >= settledMs) video.relapses = 0;
+      if (video.held === 'bandwidth' && ++video.fits >= releaseAfter) releasing.push(video);
+    }
+    // A tile comes back only in the room others leave: those the plan no longer grants are held
+    // first (their pause reaches the worker before the resume), even on a link that lost nothing
+    // lately; else a new speaker's tile would be sent beside the one it replaces.
+    for (const video of ranked) {
+      if (granted.has(video) || video.held !== null) continue;
+      const misfit = congested && ++video.misfits >= holdAfterTicks;
+      if (misfit || releasing.length > 0) void this.#hold(video, 'bandwidth');
+    }
+    for (const video of releasing) void this.#hold(video, null);
+    for (const video of ranked) {
+      const layer = granted.get(video);
+      if (layer === undefined || video.held !== null) continue;
+      void this.#setLayer(video, layer);
+      if (video.releasedAt && now - video.releasedAt >= settledMs) video.relapses = 0;
     }
   }
 

@@ -187,6 +187,24 @@ test('a tile that relapses soon after coming back waits twice as long the next t
   assert.is(s.cameras.get('a')?.paused, true, 'the former speaker’s makes room');
 });
 
+test('the speaker’s tile comes back only as the one it replaces is held, even with no loss lately', async () => {
+  const s = await receiving(['a', 'b']);
+  // 250k carries one tile: b is held; then no loss for long enough that congestion ends.
+  await s.ticks(2, 250_000);
+  assert.is(s.cameras.get('b')?.paused, true);
+  s.state.lossy = false;
+  await s.ticks(25, 250_000);
+  assert.is(s.cameras.get('b')?.paused, true, 'still no room for b');
+  s.state.speaker = 'b';
+  for (let tick = 0; tick < 6; tick++) {
+    await s.ticks(1, 250_000);
+    const shown = ['a', 'b'].filter((p) => s.cameras.get(p)?.paused === false);
+    assert.ok(shown.length <= 1, `tick ${tick}: both tiles sent on a link that carries one (${shown})`);
+  }
+  assert.is(s.cameras.get('b')?.paused, false, 'the speaker’s tile is back');
+  assert.is(s.cameras.get('a')?.paused, true, 'in the room the other left');
+});
+
 test('higher layers go to the speaker first, up to the size each tile is rendered at', async () => {
   const s = await receiving(['a', 'b']);
   await s.allocator.setWantedHeight(s.cameras.get('b')?.id ?? '', 180);
