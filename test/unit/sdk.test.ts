@@ -975,6 +975,7 @@ test('in an E2EE room without a key: nothing is published or received, chat wait
     revision: 1,
     epoch: 0,
     rotationIntervalMs: 900_000,
+    breakoutId: null,
   };
   const track = { participantId: 'f-1', producerId: 'pr-1', kind: 'audio', source: 'microphone', paused: false };
   const server = await stageServer((socket, requests) => {
