@@ -86,9 +86,9 @@ function client(id: string, keyPair: E2eeKeyPair, respond?: Respond) {
     },
     count: (name: string) => requests.filter(([n]) => n === name).length,
     roster: (roster: E2eeRoster) => handlers.e2eeRoster(roster),
-    /** A key relayed to this client (in the main room unless `breakoutId` says another space). */
+    /** A key relayed to this client, in the main room (the only space without breakouts). */
     key: (key: KeyNotification) => handlers.e2eeKey({ breakoutId: null, ...key }),
-    activate: (epoch: number, breakoutId: string | null = null) => handlers.e2eeEpochActive({ epoch, breakoutId }),
+    activate: (epoch: number) => handlers.e2eeEpochActive({ epoch, breakoutId: null }),
     enter(roster: E2eeRoster, resumed = false) {
       exchange.enter({
         room: { id: roomId, kind: 'group', title: 'E2EE', e2ee: true },
@@ -100,7 +100,7 @@ function client(id: string, keyPair: E2eeKeyPair, respond?: Respond) {
   };
 }
 type Client = ReturnType<typeof client>;
-type KeyNotification = Omit<ServerNotifications['e2eeKey'][0], 'breakoutId'> & { breakoutId?: string | null };
+type KeyNotification = Omit<ServerNotifications['e2eeKey'][0], 'breakoutId'>;
 
 function rosterOf(
   leader: string | null,
@@ -108,10 +108,9 @@ function rosterOf(
   revision: number,
   epoch = 0,
   rotationIntervalMs = 900_000,
-  breakoutId: string | null = null,
 ): E2eeRoster {
   return {
-    breakoutId,
+    breakoutId: null,
     leader,
     members: members.map(({ id, publicKey }) => ({ participantId: id, publicKey })),
     revision,

@@ -1,8 +1,9 @@
 /**
- * The epoch secrets this client holds in one key space (KeyRings holds one per space): each epoch's frame secret (the worker derives its frame
- * key) and chat key (HKDF with another `info`), the last few epochs kept so that frames and chat
- * sent just before a switch still decrypt, and the epoch the room sends with. The send epoch
- * changes only when the server says everyone has it (`e2eeEpochActive`).
+ * The epoch secrets this client holds in one key space (KeyRings holds one per space): each
+ * epoch's frame secret (the worker derives its frame key) and chat key (HKDF with another
+ * `info`), the last few epochs kept so that frames and chat sent just before a switch still
+ * decrypt, and the epoch the space sends with. The send epoch changes only when the server says
+ * everyone has it (`e2eeEpochActive`).
  */
 import { deriveChatKey } from './chat-crypto.ts';
 import { KeyWaiters } from './key-waiters.ts';
