@@ -33,6 +33,7 @@ export interface SessionParts {
 export function sessionRoutes(signaling: Signaling, join: JoinFlow, parts: SessionParts): NotificationRoutes {
   const { events, self, others, network } = parts;
   const { stage, final, mediaReset } = join.handlers(signaling);
+  const breakouts = parts.breakouts.handlers();
   return {
     room: {
       ...parts.view.handlers(),
@@ -41,7 +42,12 @@ export function sessionRoutes(signaling: Signaling, join: JoinFlow, parts: Sessi
       ...self.handlers(),
       ...parts.keys.handlers(),
       ...network.handlers(),
-      ...parts.breakouts.handlers(),
+      ...breakouts,
+      // The key exchange first: the send epoch is the new place's before its members join the view.
+      movedToBreakout: (place) => {
+        parts.keys.moved(place.group?.id ?? null);
+        breakouts.movedToBreakout(place);
+      },
       mediaReset,
       // About this client, or someone else:
       participantLeft: ({ participantId, reason }) => {
