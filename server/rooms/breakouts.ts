@@ -106,7 +106,7 @@ export class Breakouts {
       () => {
         this.#requireNotRunning();
         const planned = 'groups' in request ? this.#byHand(request.groups) : this.#shuffled(request);
-        this.#nextId = 1;
+        // Ids are never reused in a session: an attendance move or an audit entry names one group.
         this.#groups = planned.map((g) => ({ id: `b${this.#nextId++}`, name: g.name, planned: g.members }));
         this.#status = 'planned';
         return this.#changed('planned');
@@ -346,9 +346,9 @@ export class Breakouts {
     this.#changed('left', member.id);
   }
 
-  /** What the store keeps; null when nothing is planned or running. */
+  /** What the store keeps; null before the session's first plan (after it, the next id at least). */
   stored(): StoredBreakouts | null {
-    if (this.#status === 'none') return null;
+    if (this.#status === 'none' && this.#nextId === 1) return null;
     return {
       status: this.#status,
       groups: this.#groups.map((g) => ({ id: g.id, name: g.name, planned: [...g.planned] })),

@@ -55,7 +55,8 @@ export interface StoredMember {
 
 /** A session's breakouts as the store keeps them (server/rooms/breakouts.ts). */
 export interface StoredBreakouts {
-  status: 'planned' | 'running';
+  /** `none` between rounds: kept for `nextId`, so that no group id comes back after a failover. */
+  status: 'none' | 'planned' | 'running';
   /** `planned`: who goes there at the start (while running, `StoredMember.breakout` says who is). */
   groups: { id: string; name: string; planned: string[] }[];
   startedAt: number | null;
@@ -85,7 +86,7 @@ export interface RoomStateSnapshot {
   unmuteGranted: string[];
   aliases: Map<string, string>;
   consents: Map<string, ConsentRecord>;
-  /** The breakouts planned or running; null when none. */
+  /** The breakouts planned or running (or between rounds); null before the session's first plan. */
   breakouts: StoredBreakouts | null;
   /**
    * On load: the last time the room's previous node is known to have served it (its last lease
@@ -115,7 +116,7 @@ export interface RoomStateWriter {
   /** `raisedAt` null: lowered. */
   hand(participantId: string, raisedAt: number | null): void;
   consent(participantId: string, record: ConsentRecord): void;
-  /** null: none planned or running any more. */
+  /** null: nothing to keep (no plan yet in this session). */
   breakouts(state: StoredBreakouts | null): void;
   locked(locked: boolean): Promise<void>;
   ban(participantId: string): Promise<void>;

@@ -180,6 +180,12 @@ test('a plan by hand is checked, changed until it starts, and keeps its group id
   assert.equal(viewOf(person(g, 'p1')), ['f1', 'p2', 'p3']);
   await ok(f, 'recallBreakouts', {});
   assert.is(await codeOf(f, 'recallBreakouts', {}), 'INVALID_STATE', 'the plan was discarded');
+  const again = await ok(f, 'createBreakouts', { count: 2 });
+  assert.equal(
+    again.groups.map((x) => x.id),
+    ['b4', 'b5'],
+    'a group id is never reused in the session',
+  );
 });
 
 test('a shuffled plan: N groups, or K people each, participants only', async () => {
