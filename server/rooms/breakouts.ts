@@ -368,9 +368,10 @@ export class Breakouts {
   restore(saved: StoredBreakouts | null): void {
     const running = saved?.status === 'running';
     const ids = new Set(saved?.groups.map((g) => g.id));
-    // Only a running round's groups hold anyone; a group the stored state lost holds nobody.
+    // Only a running round's groups hold anyone, and only those in the session; a group the
+    // stored state lost holds nobody.
     for (const m of this.#room.members.values()) {
-      if (!running || m.breakout === undefined || !ids.has(m.breakout)) m.breakout = undefined;
+      if (!running || !m.admitted || m.breakout === undefined || !ids.has(m.breakout)) m.breakout = undefined;
     }
     if (!saved) return;
     this.#status = saved.status;

@@ -312,6 +312,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     const home = this.#routers.forNewcomer();
     member.media.home = home instanceof Promise ? await home : home;
     member.stage = 'admitted';
+    member.breakout = undefined; // whoever enters the session enters the main room
     const id = member.id;
     this.presence('admitted', id, { role: member.role });
     this.safeEmit('memberChanged', member, 'presence');

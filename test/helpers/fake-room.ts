@@ -11,6 +11,7 @@ import { defaultCapabilities, type VerifiedIdentity } from '../../server/auth/to
 import type { WorkerPool } from '../../server/media/worker-pool.ts';
 import type { Member } from '../../server/rooms/member.ts';
 import { type AuditRecord, type Notification, Room, type RoomSettings } from '../../server/rooms/room.ts';
+import type { RoomStateSnapshot } from '../../server/rooms/room-state.ts';
 import type { RoomDefinition } from '../../server/rooms/room-store.ts';
 
 let nextId = 0;
@@ -173,26 +174,35 @@ export interface FakeRoom {
   join(participantId: string, role: Role, capabilities?: Partial<Capabilities>): Promise<Member>;
 }
 
-export async function fakeRoom(overrides: Partial<RoomDefinition> = {}, settings: Partial<RoomSettings> = {}) {
+/** A room over the fake media layer; with `saved`, the session taken back from a stored state. */
+export async function fakeRoom(
+  overrides: Partial<RoomDefinition> = {},
+  settings: Partial<RoomSettings> = {},
+  saved?: RoomStateSnapshot,
+) {
   const audited: AuditRecord[] = [];
   const revoked: string[] = [];
-  const room = await Room.open(definition(overrides), {
-    pool: fakePool(),
-    logger: pino({ level: 'silent' }),
-    reconnectGraceMs: 60_000,
-    emptyTimeoutMs: 60_000,
-    maxConsumersPerRouter: 500,
-    audioOnlyBelowBps: 120_000,
-    turn: { urls: [], ttlS: 3_600 },
-    audit: (record) => audited.push(record),
-    revoke: async (who) => {
-      revoked.push(who.participantId);
-    },
-    chatArchive: { keep() {}, forget() {} },
-    attendance: () => {},
-    liveAttendance: async () => ({ asOf: 0, participants: [] }),
-    ...settings,
-  } as RoomSettings);
+  const room = await Room.open(
+    definition(overrides),
+    {
+      pool: fakePool(),
+      logger: pino({ level: 'silent' }),
+      reconnectGraceMs: 60_000,
+      emptyTimeoutMs: 60_000,
+      maxConsumersPerRouter: 500,
+      audioOnlyBelowBps: 120_000,
+      turn: { urls: [], ttlS: 3_600 },
+      audit: (record) => audited.push(record),
+      revoke: async (who) => {
+        revoked.push(who.participantId);
+      },
+      chatArchive: { keep() {}, forget() {} },
+      attendance: () => {},
+      liveAttendance: async () => ({ asOf: 0, participants: [] }),
+      ...settings,
+    } as RoomSettings,
+    saved,
+  );
   opened.push(room);
   const told: FakeRoom['told'] = [];
   const evicted: string[] = [];
