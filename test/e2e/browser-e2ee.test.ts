@@ -12,6 +12,7 @@ import type { Page } from 'playwright-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../../bench/processes.ts';
+import { setSpeaking, speechAudio } from '../../bench/speech-audio.ts';
 import { e2eeClearBytes } from '../../client-sdk/src/protocol/index.ts';
 import { browserFor } from '../helpers/browser.ts';
 import {
@@ -62,6 +63,8 @@ type DemoWindow = {
 
 async function open(name: string, role: string, init?: () => void): Promise<Page> {
   const opened = await openE2eePage(browser.context, node.url, room, name, role, init);
+  // Starts the page's synthetic microphone (silent): the autoplay policy held it until a gesture.
+  await setSpeaking(opened, false);
   pages[name] = opened;
   return opened;
 }
@@ -69,6 +72,7 @@ async function open(name: string, role: string, init?: () => void): Promise<Page
 const page = (name: string) => pages[name] as Page;
 
 test.before(async () => {
+  await browser.context.addInitScript(speechAudio);
   room = await haven.newRoom({ title: 'E2EE group', waitingRoom: false, e2ee: true, keepChat: true });
 });
 test.after(() => tap?.close());
@@ -107,35 +111,30 @@ test('simulcast layers, the active speaker and a facilitator’s mute work on en
   await prefer(160, 90);
   await waitFor(async () => (await width()) <= 320, 20_000, "Ben to get a low layer of Ana's camera");
 
-  // The active speaker comes from audio levels (an RTP header extension, in clear). Everyone but
-  // one page that is not the dominant speaker now turns the microphone off: that page must
-  // become the active speaker everywhere.
+  // The active speaker comes from audio levels (an RTP header extension, in clear). The pages'
+  // microphones are a synthetic voice, silent until told to speak (Chromium's own fake microphone
+  // is a steady beep, which the speaker detection rightly takes for background noise): a page
+  // that is not the active speaker now speaks, and must become the active speaker everywhere.
   const three = ['Ana', 'Ben', 'Cai'].map(page);
   const ids = await Promise.all(three.map(participantIdOf));
-  const dominant = await page('Ana').evaluate(
-    () => (window as unknown as DemoWindow).havenDemo.client?.activeSpeakerId,
-  );
-  const speaker = ids.find((id) => id !== dominant && id !== anaId) as string;
-  const microphone = (on: Page, enabled: boolean) =>
-    on.evaluate((e) => (window as unknown as DemoWindow).havenDemo.client?.setMicrophoneEnabled(e), enabled);
-  const others = three.filter((_, i) => ids[i] !== speaker);
-  for (const other of others) await microphone(other, false);
-  await waitFor(
-    async () => {
-      const seen = await Promise.all(
-        three.map((p) => p.evaluate(() => (window as unknown as DemoWindow).havenDemo.client?.activeSpeakerId)),
-      );
-      return seen.every((id) => id === speaker);
-    },
-    20_000,
-    'the one page still speaking to be the active speaker on every page',
-  ).catch(async (e) => {
-    const seen = await Promise.all(
+  const activeSpeakers = () =>
+    Promise.all(
       three.map((p) => p.evaluate(() => (window as unknown as DemoWindow).havenDemo.client?.activeSpeakerId)),
     );
-    throw new Error(`${(e as Error).message} (${speaker} should speak; the pages see ${seen.join(', ')})`);
+  const [before] = await activeSpeakers();
+  const speakerAt = ids.findIndex((id) => id !== before && id !== anaId);
+  const speaker = ids[speakerAt] as string;
+  await setSpeaking(three[speakerAt] as Page, true);
+  await waitFor(
+    async () => (await activeSpeakers()).every((id) => id === speaker),
+    20_000,
+    'the one page speaking to be the active speaker on every page',
+  ).catch(async (e) => {
+    throw new Error(
+      `${(e as Error).message} (${speaker} speaks; the pages see ${(await activeSpeakers()).join(', ')})`,
+    );
   });
-  for (const other of others) await microphone(other, true);
+  await setSpeaking(three[speakerAt] as Page, false);
 
   // A facilitator's mute pauses the producer, as in any room; the participant may unmute again.
   await page('Ben').evaluate(() => {
@@ -147,7 +146,7 @@ test('simulcast layers, the active speaker and a facilitator’s mute work on en
     await page('Ben').evaluate(() => (window as unknown as { mutedBy: Promise<string> }).mutedBy),
     'microphone',
   );
-  await microphone(page('Ben'), true);
+  await page('Ben').evaluate(() => (window as unknown as DemoWindow).havenDemo.client?.setMicrophoneEnabled(true));
 });
 
 test('what the SFU forwards of a camera and a screen share is not VP8; with the epoch key it decodes', async () => {
