@@ -98,8 +98,8 @@ export function layers(w: NetworkWindow): LayerFigure[] {
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
-const heardText = (h: Pick<Heard, 'concealedRatio' | 'silentConcealedRatio'>) =>
-  `${pct(h.concealedRatio)} (silent ${pct(h.silentConcealedRatio)})`;
+const heardText = (h: Pick<Heard, 'concealedRatio' | 'silentConcealedRatio'> & Partial<Pick<Heard, 'lostRatio'>>) =>
+  `${pct(h.concealedRatio)} (silent ${pct(h.silentConcealedRatio)}${h.lostRatio === undefined ? '' : `; packets lost ${pct(h.lostRatio)}`})`;
 
 /** The worst and the mean of some listeners' concealment, for one line. */
 function spread(heard: Heard[]): string {

@@ -21,6 +21,8 @@ export interface InboundAudio {
   packetsLost: number;
   packetsReceived: number;
   bytes: number;
+  /** The SDK's `RemoteTrack.pausedReason`: why the server holds this voice back (never, for bandwidth). */
+  pausedReason?: string | null;
 }
 
 export interface InboundVideo {
@@ -125,6 +127,7 @@ export function networkSnapshot(page: Page): Promise<NetworkSnapshot> {
               total: s.totalSamplesReceived ?? 0,
               packetsLost: s.packetsLost ?? 0,
               packetsReceived: s.packetsReceived ?? 0,
+              pausedReason: known?.pausedReason,
             });
           } else {
             snapshot.video.push({
@@ -161,8 +164,11 @@ export interface AudioWindow {
   /** The same for concealment that was silence (during the speaker's DTX). */
   silentConcealedRatio: number;
   samples: number;
+  /** RTP packets never received (after retransmission: Opus is retransmitted on NACK). */
   packetsLost: number;
   packetsReceived: number;
+  /** Why the server held the voice back at the window's end (`null`: it did not). */
+  pausedReason?: string | null;
   kbps: number;
 }
 
@@ -203,6 +209,7 @@ export function networkWindow(before: NetworkSnapshot, after: NetworkSnapshot) {
       samples,
       packetsLost: a.packetsLost - (b?.packetsLost ?? 0),
       packetsReceived: a.packetsReceived - (b?.packetsReceived ?? 0),
+      pausedReason: a.pausedReason,
       kbps: kbps(a.bytes - (b?.bytes ?? 0), ms),
     };
   });

@@ -121,6 +121,13 @@ export interface Heard {
   concealedRatio: number;
   /** The part of it that was concealed silence (the speaker's DTX pauses): no voice lost there. */
   silentConcealedRatio: number;
+  /**
+   * The share of the turn's voice packets that never arrived (lost after retransmission): what
+   * the network lost, whatever the pages' CPU did (1 when nothing arrived).
+   */
+  lostRatio: number;
+  /** Why the server held the voice back at some look during the turn (`null`: at none). */
+  heldBack: string | null;
 }
 
 export interface TurnOptions {
@@ -151,12 +158,15 @@ export async function speakInTurns(
     await setSpeaking(speaking, true);
     try {
       const before = await Promise.all(listeners.map(([, p]) => networkSnapshot(p)));
+      const heldBack = new Map<string, string>();
       const windows = await waitFor(
         async () => {
           const now = await Promise.all(
             listeners.map(async ([listener, p], i) => {
               const w = networkWindow(before[i] as NetworkSnapshot, await networkSnapshot(p));
-              return { listener, audio: w.audio.find((a) => a.participant === speaker) };
+              const audio = w.audio.find((a) => a.participant === speaker);
+              if (audio?.pausedReason && !heldBack.has(listener)) heldBack.set(listener, audio.pausedReason);
+              return { listener, audio };
             }),
           );
           return now.every((n) => (n.audio?.samples ?? 0) >= seconds * 48_000) ? now : undefined;
@@ -164,12 +174,15 @@ export async function speakInTurns(
         seconds * 4_000 + 20_000,
         `${what}: every listener to play ${seconds} s of ${speaker}`,
       );
-      for (const w of windows) {
+      for (const { listener, audio } of windows) {
+        const sent = (audio?.packetsLost ?? 0) + (audio?.packetsReceived ?? 0);
         heard.push({
           speaker,
-          listener: w.listener,
-          concealedRatio: w.audio?.concealedRatio ?? 1,
-          silentConcealedRatio: w.audio?.silentConcealedRatio ?? 0,
+          listener,
+          concealedRatio: audio?.concealedRatio ?? 1,
+          silentConcealedRatio: audio?.silentConcealedRatio ?? 0,
+          lostRatio: sent > 0 ? Math.max(0, audio?.packetsLost ?? 0) / sent : 1,
+          heldBack: heldBack.get(listener) ?? null,
         });
       }
       await atTurnEnd?.(speaker);
@@ -180,14 +193,14 @@ export async function speakInTurns(
   return heard;
 }
 
-/** One line per listener: what they concealed of each speaker. */
+/** One line per listener: what they concealed of each speaker, and what the network lost of it. */
 export function describeHeard(heard: Heard[]): string[] {
   const listeners = [...new Set(heard.map((h) => h.listener))];
   return listeners.map(
     (l) =>
       `${l} hears ${heard
         .filter((h) => h.listener === l)
-        .map((h) => `${h.speaker} ${(h.concealedRatio * 100).toFixed(2)} %`)
+        .map((h) => `${h.speaker} ${(h.concealedRatio * 100).toFixed(2)} % (lost ${(h.lostRatio * 100).toFixed(2)} %)`)
         .join(', ')}`,
   );
 }
