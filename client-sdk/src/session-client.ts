@@ -2,21 +2,19 @@
  * `SessionClient`: one participant's place in a Haven session, from the browser: connect, join
  * (consent gate, waiting room), publish, receive the others' tracks, survive drops (a rejoin
  * within the server's grace, local tracks re-published in the same muted state, remote tracks
- * received again). Here: the public API and the connection. Reconnection runs its own loop, not
- * socket.io's (connection/reconnection.ts). Elsewhere: join-flow.ts, notification-router.ts,
- * session-routes.ts, room-view.ts, network-quality.ts, participants/, moderation.ts,
- * breakouts.ts, e2ee/.
+ * received again). Here: the public API, and the parts wired together. Elsewhere: connection/ (the
+ * connection's life in connection-lifecycle.ts; reconnection runs its own loop, not socket.io's),
+ * join-flow.ts, notification-router.ts, session-routes.ts, room-view.ts, network-quality.ts,
+ * participants/, moderation.ts, breakouts.ts, e2ee/.
  */
 
 import { BreakoutsView } from './breakouts.ts';
 import type { ClientContext } from './client-context.ts';
 import { ClientState } from './client-state.ts';
-import { openSignaling } from './connection/node-url-provider.ts';
-import type { ReconnectPolicy } from './connection/reconnect-policy.ts';
-import { Reconnection } from './connection/reconnection.ts';
+import { ConnectionLifecycle } from './connection/connection-lifecycle.ts';
 import { E2ee } from './e2ee/e2ee.ts';
 import { KeyExchange } from './e2ee/key-exchange.ts';
-import { HavenRequestError, InvalidStateError } from './errors.ts';
+import { InvalidStateError } from './errors.ts';
 import { JoinFlow } from './join-flow.ts';
 import { Moderation, ModerationState } from './moderation.ts';
 import { NetworkQuality } from './network-quality.ts';
@@ -60,16 +58,10 @@ import type { Signaling } from './signaling.ts';
 export class SessionClient extends TypedEmitter<SessionClientEvents> {
   readonly #options: ResolvedOptions;
   readonly #state = new ClientState(this);
-  #signaling: Signaling | undefined;
-  #leaving = false;
-  /** The node said it hands the room over (`moved`): its disconnect is a drop, not an eviction. */
-  #moved = false;
-  /** The reconnection in progress, if any (closing the client stops it). */
-  #reconnection: Reconnection | undefined;
   readonly #context: ClientContext = {
     events: this,
     ...this.#state.accessors(),
-    signaling: () => this.#signaling,
+    signaling: () => this.#connection.current,
     media: () => this.#join.media,
     receiving: () => this.#keys.receiving,
     mediaOptions: () => this.#options.media,
@@ -100,6 +92,15 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     breakouts: new BreakoutsView(this),
   };
   readonly #join: JoinFlow = new JoinFlow(this.#context, this.#parts);
+  /** The current connection, and what a drop means (a reconnection, or the end). */
+  readonly #connection = new ConnectionLifecycle({
+    ...this.#state.accessors(),
+    options: () => this.#options,
+    join: this.#join,
+    router: this.#router,
+    routes: (signaling) => sessionRoutes(signaling, this.#join, this.#parts),
+    close: (reason, error) => this.#close(reason, error),
+  });
 
   /** A facilitator's controls and waiting room ({@link Moderation}); anyone else gets `FORBIDDEN`. */
   readonly moderation: Moderation = new Moderation(
@@ -208,19 +209,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    *   `connectTimeoutMs`, `DISCONNECTED` if the server cannot be reached; the state is then
    *   `'disconnected'` again and `connect()` may be retried.
    */
-  async connect(): Promise<void> {
-    this.#state.assert('connect()', 'disconnected');
-    this.#state.set('connecting');
-    const signaling = await openSignaling(this.#options).catch((error) => {
-      if (this.#state.current === 'connecting') this.#state.set('disconnected');
-      throw error;
-    });
-    if (this.#state.current !== 'connecting') {
-      signaling.close();
-      throw new InvalidStateError('the client was closed while connecting');
-    }
-    this.#attach(signaling);
-    this.#state.set('connected');
+  connect(): Promise<void> {
+    return this.#connection.connect();
   }
 
   /**
@@ -365,8 +355,8 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
    */
   async leave(): Promise<void> {
     if (this.#state.current === 'closed') return;
-    this.#leaving = true;
-    const signaling = this.#signaling;
+    this.#connection.markLeaving();
+    const signaling = this.#connection.current;
     if (signaling?.connected && this.#state.is('joined', 'waiting', 'consent')) {
       // Closing anyway on a failure: the server lets the place go when the connection drops.
       await signaling.request('leave', {}).catch(() => {});
@@ -375,8 +365,9 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
   }
 
   #currentSignaling(what: string): Signaling {
-    if (!this.#signaling) throw new InvalidStateError(`${what}: not connected`);
-    return this.#signaling;
+    const signaling = this.#connection.current;
+    if (!signaling) throw new InvalidStateError(`${what}: not connected`);
+    return signaling;
   }
 
   /** Sends a request that needs the client in the room. */
@@ -385,69 +376,11 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     return this.#currentSignaling(what).request(name, payload);
   }
 
-  /** Makes `signaling` the current connection and routes its notifications. */
-  #attach(signaling: Signaling): void {
-    this.#signaling = signaling;
-    signaling.on('disconnected', (reason) => this.#onDisconnected(signaling, reason));
-    // The node hands the room over: the disconnect that follows is a drop to recover from.
-    signaling.on('moved', () => {
-      if (signaling === this.#signaling) this.#moved = true;
-    });
-    const current = () => signaling === this.#signaling && this.#state.current !== 'closed';
-    this.#router.attach(signaling, current, sessionRoutes(signaling, this.#join, this.#parts));
-  }
-
-  #onDisconnected(signaling: Signaling, reason: string): void {
-    if (signaling !== this.#signaling) return;
-    this.#signaling = undefined;
-    if (this.#state.current === 'closed') return;
-    const moved = this.#moved;
-    this.#moved = false;
-    if (this.#leaving || (reason === 'io server disconnect' && !moved)) {
-      this.#close(this.#leaving ? 'left' : 'serverDisconnect');
-      return;
-    }
-    const state = this.#state.current;
-    if (state === 'reconnecting') return; // The attempt in flight fails and the loop goes on.
-    if (state === 'connected' || (state === 'joining' && !this.#join.placed)) {
-      // Nothing to get back: a join() in flight fails with DISCONNECTED.
-      this.#router.release();
-      this.#state.set('disconnected');
-      return;
-    }
-    // In the room, at the consent gate, in the waiting room, or on the way between them.
-    if (this.#options.reconnect) void this.#reconnect(this.#options.reconnect);
-    else this.#close('connectionLost', new HavenRequestError('DISCONNECTED', 'the connection dropped', 'join'));
-  }
-
-  /** Gets the place back (see connection/reconnection.ts). */
-  async #reconnect(policy: ReconnectPolicy): Promise<void> {
-    this.#router.reset();
-    this.#state.set('reconnecting');
-    // A finished reconnection is kept until the next one: stopping it then does nothing.
-    this.#reconnection = new Reconnection(policy, this.#join.graceMs, {
-      reconnecting: () => this.#state.current === 'reconnecting',
-      tokenRefreshes: typeof this.#options.token === 'function',
-      open: () => openSignaling(this.#options),
-      attach: (signaling) => this.#attach(signaling),
-      rejoin: (signaling, answered) => this.#join.rejoin(signaling, answered),
-      forget: (signaling) => {
-        if (this.#signaling !== signaling) return;
-        this.#signaling = undefined;
-        signaling.close();
-      },
-      fail: (error) => this.#close('reconnectFailed', error),
-    });
-    return this.#reconnection.run();
-  }
-
   /** Releases everything and enters `closed` for good. Idempotent. */
   #close(reason: CloseReason, error?: Error): void {
     if (this.#state.current === 'closed') return;
-    this.#reconnection?.stop();
+    const signaling = this.#connection.detach();
     this.#router.reset();
-    const signaling = this.#signaling;
-    this.#signaling = undefined;
     this.#join.dropMedia();
     this.#self.close();
     this.#others.clear();
