@@ -1,7 +1,7 @@
 /**
  * One socket.io connection to a Haven server: typed requests with acknowledgements and a
  * deadline, and the server's notifications as typed events. It never reconnects by itself (the
- * SessionClient does, with a fresh connection per attempt: see session-client.ts).
+ * SessionClient does, with a fresh connection per attempt: see connection/connection-lifecycle.ts).
  */
 import { io, type Socket } from 'socket.io-client';
 import { handshakeError } from './connection/handshake-error.ts';
