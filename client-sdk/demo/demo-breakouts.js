@@ -29,9 +29,9 @@ export function setupBreakouts(client, helpers) {
     renderBanner();
   });
   client.on('breakoutEnded', () => ui.notice('Everyone is back in the main room.'));
-  client.on('broadcastReceived', ({ name, text }) => {
+  client.on('broadcastReceived', ({ name, text, undecryptable }) => {
     $('broadcast').hidden = false;
-    $('broadcast').textContent = `📣 ${name}: ${text}`;
+    $('broadcast').textContent = `📣 ${name}: ${undecryptable ? '(could not be decrypted)' : text}`;
   });
   client.on('breakoutHelpRequested', ({ breakoutId, participantId }) =>
     ui.notice(`${ui.nameOf(participantId)} asks for help in ${groupName(breakoutId)}.`),

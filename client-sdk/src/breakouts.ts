@@ -5,8 +5,10 @@
  * follows from the participant notifications the server sends around each move (those left
  * behind leave the view, those of the new place join it): nothing here touches tracks.
  */
+import { InvalidStateError } from './errors.ts';
 import type { NotificationHandlers } from './notification-router.ts';
 import {
+  type BreakoutBroadcast,
   type BreakoutNotifications,
   type BreakoutPlace,
   type BreakoutRequests,
@@ -20,10 +22,18 @@ import {
   type PlannedGroup,
   type RequestOf,
   type ResponseOf,
+  type SealedBroadcast,
   type SessionState,
   type StartBreakoutsRequest,
 } from './protocol/index.ts';
-import type { SessionEvents } from './session-events.ts';
+import type { ReceivedBroadcast, SessionEvents } from './session-events.ts';
+
+/** What broadcasts need of an E2EE room's key exchange: a copy sealed per place, and opening one. */
+export interface BroadcastKeys {
+  readonly enabled: boolean;
+  sealBroadcast(text: string, places: (string | null)[]): Promise<SealedBroadcast[]>;
+  openBroadcast(broadcast: BreakoutBroadcast): Promise<ReceivedBroadcast>;
+}
 
 /** Sends one breakout request (the client checks it is in the room). */
 export type BreakoutRequestSender = <K extends keyof BreakoutRequests>(
@@ -48,11 +58,15 @@ function samePlace(a: BreakoutPlace, b: BreakoutPlace): boolean {
  */
 export class BreakoutsView {
   readonly #events: SessionEvents;
+  readonly keys: BroadcastKeys | undefined;
   #place: Readonly<BreakoutPlace> = idle;
   #state: Readonly<BreakoutsState> | null = null;
+  /** The last broadcast being decrypted: each is emitted after those that came before it. */
+  #opening: Promise<void> = Promise.resolve();
 
-  constructor(events: SessionEvents) {
+  constructor(events: SessionEvents, keys?: BroadcastKeys) {
     this.#events = events;
+    this.keys = keys;
   }
 
   get place(): Readonly<BreakoutPlace> {
@@ -101,8 +115,22 @@ export class BreakoutsView {
         this.#place = idle;
         events.safeEmit('breakoutEnded');
       },
-      broadcastReceived: (broadcast) => events.safeEmit('broadcastReceived', { ...broadcast }),
+      broadcastReceived: (broadcast) => this.#receiveBroadcast(broadcast),
     };
+  }
+
+  /** As it is, or (E2EE) decrypted: opened at once, emitted in turn. */
+  #receiveBroadcast(broadcast: BreakoutBroadcast): void {
+    if (!this.keys?.enabled) {
+      this.#events.safeEmit('broadcastReceived', { ...broadcast });
+      return;
+    }
+    const opened = this.keys
+      .openBroadcast({ ...broadcast })
+      .catch((): ReceivedBroadcast => ({ ...broadcast, text: '', undecryptable: true }));
+    this.#opening = this.#opening.then(async () => {
+      this.#events.safeEmit('broadcastReceived', await opened);
+    });
   }
 
   #move(place: BreakoutPlace): void {
@@ -230,13 +258,22 @@ export class Breakouts {
 
   /**
    * Sends `text` to everyone in the session, every group and the main room (`broadcastReceived`);
-   * resolves with when the server sent it. `INVALID_STATE` when no round runs, and in an E2EE room.
+   * resolves with when the server sent it. In an E2EE room the SDK seals a copy for each place
+   * with that place's key (nobody else can read it, the server included).
+   * @throws HavenRequestError `INVALID_STATE` when no round runs, or (E2EE) when a place someone
+   *   is in has no key yet (a group just formed: try again).
+   * @throws InvalidStateError (E2EE) before encryption is active.
    */
   async broadcast(text: string): Promise<number> {
     const trimmed = typeof text === 'string' ? text.trim() : '';
     if (trimmed.length === 0 || trimmed.length > maxBroadcastLength)
       throw new TypeError(`text must be 1 to ${maxBroadcastLength} characters`);
-    return (await this.#send('broadcastToBreakouts', { text: trimmed })).sentAt;
+    const keys = this.#view.keys;
+    if (!keys?.enabled) return (await this.#send('broadcastToBreakouts', { text: trimmed })).sentAt;
+    const places = [null, ...(this.#view.state?.groups.map((g) => g.id) ?? [])];
+    const texts = await keys.sealBroadcast(trimmed, places);
+    if (texts.length === 0) throw new InvalidStateError('broadcast(): end-to-end encryption is not active yet');
+    return (await this.#send('broadcastToBreakouts', { texts })).sentAt;
   }
 
   /** Everyone back to the main room now (`breakoutEnded`); a plan not started is discarded. */

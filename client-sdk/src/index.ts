@@ -25,4 +25,10 @@ export * from './protocol/index.ts';
 export type { EncodingPreset } from './publish-presets.ts';
 export { cameraEncodings } from './publish-presets.ts';
 export { SessionClient } from './session-client.ts';
-export type { CloseReason, ConnectionState, ReceivedChatMessage, SessionClientEvents } from './session-events.ts';
+export type {
+  CloseReason,
+  ConnectionState,
+  ReceivedBroadcast,
+  ReceivedChatMessage,
+  SessionClientEvents,
+} from './session-events.ts';

@@ -89,7 +89,7 @@ export class SessionClient extends TypedEmitter<SessionClientEvents> {
     others: this.#others,
     keys: this.#keys,
     network: this.#network,
-    breakouts: new BreakoutsView(this),
+    breakouts: new BreakoutsView(this, this.#keys),
   };
   readonly #join: JoinFlow = new JoinFlow(this.#context, this.#parts);
   /** The current connection, and what a drop means (a reconnection, or the end). */

@@ -85,6 +85,12 @@ export interface ReceivedChatMessage extends ChatMessage {
   undecryptable?: boolean;
 }
 
+/** A facilitator's broadcast as the SDK delivers it (`broadcastReceived`): in an E2EE room, decrypted. */
+export interface ReceivedBroadcast extends BreakoutBroadcast {
+  /** E2EE rooms only: true when it could not be decrypted (no key, or not sealed for this place); `text` is `''`. */
+  undecryptable?: boolean;
+}
+
 /** Events of a {@link SessionClient}. Register listeners before `join()`. */
 export type SessionClientEvents = {
   /** The {@link ConnectionState} changed. */
@@ -195,8 +201,11 @@ export type SessionClientEvents = {
   breakoutEnding: [endsAt: number, secondsLeft: number];
   /** The round is over: everyone is back in the main room (those in groups got `movedToBreakout` first). */
   breakoutEnded: [];
-  /** A facilitator's message to every group and the main room. */
-  broadcastReceived: [broadcast: BreakoutBroadcast];
+  /**
+   * A facilitator's message to every group and the main room (`breakoutId`: the place it came to).
+   * In an E2EE room, decrypted (in arrival order); one that cannot be is `undecryptable`.
+   */
+  broadcastReceived: [broadcast: ReceivedBroadcast];
   /**
    * Facilitators only: the breakouts changed (`moderation.breakouts.state`, the same object);
    * `change` says how, `participantId` whom it was about (moved, newcomer, left, help).

@@ -15,11 +15,12 @@ import type {
   BreakoutPlace,
   BreakoutsChange,
   BreakoutsState,
+  BroadcastRequest,
   CreateBreakoutsRequest,
   PlannedGroup,
   StartBreakoutsRequest,
 } from '../../client-sdk/src/protocol/index.ts';
-import { defaultBreakoutNoticeS, maxBreakoutGroups } from '../../client-sdk/src/protocol/index.ts';
+import { defaultBreakoutNoticeS, e2eeChatPattern, maxBreakoutGroups } from '../../client-sdk/src/protocol/index.ts';
 import { HavenError } from '../errors.ts';
 import { BreakoutPlacement } from './breakout-placement.ts';
 import type { Member } from './member.ts';
@@ -248,17 +249,49 @@ export class Breakouts {
     if (this.#placement.move(member, group?.id, this.#placeIn(group))) this.#changed('moved', member.id);
   }
 
-  /** A message to everyone in the session, every group and the main room. */
-  broadcast(actor: Member, text: string): Promise<{ sentAt: number }> {
+  /**
+   * A message to everyone in the session, every group and the main room. In an E2EE room the
+   * facilitator's client sealed a copy per place, and each place gets its own copy only.
+   */
+  broadcast(actor: Member, request: BroadcastRequest): Promise<{ sentAt: number }> {
     return this.#room.moderation.audited(actor, 'broadcastToBreakouts', undefined, () => {
       if (!this.running) throw new HavenError('INVALID_STATE', 'no breakouts are running: use the chat');
-      if (this.#room.e2ee.enabled) {
-        throw new HavenError('INVALID_STATE', 'this room is end-to-end encrypted: broadcasts are not yet');
-      }
+      const copies = this.#copies(request);
       const sentAt = Date.now();
-      this.#room.audience.broadcast('broadcastReceived', [{ from: actor.id, name: actor.name, text, sentAt }]);
+      for (const member of this.#room.audience.admitted()) {
+        const breakoutId = member.breakout ?? null;
+        const text = typeof copies === 'string' ? copies : (copies.get(breakoutId) as string);
+        this.#room.audience.tell(member, 'broadcastReceived', [
+          { from: actor.id, name: actor.name, text, sentAt, breakoutId },
+        ]);
+      }
       return { sentAt };
     });
+  }
+
+  /** The clear text, or in an E2EE room each place's sealed copy (one for every place someone is in). */
+  #copies(request: BroadcastRequest): string | Map<string | null, string> {
+    const e2ee = this.#room.e2ee.enabled;
+    if (!('texts' in request)) {
+      if (e2ee) throw new HavenError('INVALID_STATE', 'this room is end-to-end encrypted: send texts, one per place');
+      return request.text;
+    }
+    if (!e2ee) throw new HavenError('INVALID_REQUEST', 'texts: only in an end-to-end encrypted room (send text)');
+    const copies = new Map<string | null, string>();
+    for (const { breakoutId, text } of request.texts) {
+      if (breakoutId !== null && !this.#groups.some((g) => g.id === breakoutId))
+        throw new HavenError('NOT_FOUND', `no breakout group ${breakoutId}`);
+      if (copies.has(breakoutId))
+        throw new HavenError('INVALID_REQUEST', `texts: two for ${breakoutId ?? 'the main room'}`);
+      if (!e2eeChatPattern.test(text)) throw new HavenError('INVALID_REQUEST', 'texts: each must be encrypted');
+      copies.set(breakoutId, text);
+    }
+    for (const member of this.#room.audience.admitted()) {
+      const place = member.breakout ?? null;
+      if (!copies.has(place))
+        throw new HavenError('INVALID_STATE', `texts: none for ${place ?? 'the main room'}, where someone is`);
+    }
+    return copies;
   }
 
   /** Someone in a group asks for help: facilitators are told which group (one open request per group). */

@@ -14,6 +14,7 @@ import {
   maxBroadcastLength,
   maxE2eeRecipients,
   maxE2eeWrappedKeyLength,
+  maxEncryptedBroadcastLength,
   maxEncryptedChatLength,
   maxIdLength,
   type RequestName,
@@ -149,7 +150,16 @@ export const requestSchemas: { [K in RequestName]: z.ZodType<RequestOf<K>> } = {
   }),
   moveToBreakout: z.strictObject({ participantId: id, breakoutId }),
   visitBreakout: z.strictObject({ breakoutId }),
-  broadcastToBreakouts: z.strictObject({ text: z.string().trim().min(1).max(maxBroadcastLength) }),
+  broadcastToBreakouts: z.union([
+    z.strictObject({ text: z.string().trim().min(1).max(maxBroadcastLength) }),
+    // E2EE rooms: a copy per place (the main room and every group), each checked by the room.
+    z.strictObject({
+      texts: z
+        .array(z.strictObject({ breakoutId, text: z.string().max(maxEncryptedBroadcastLength) }))
+        .min(1)
+        .max(maxBreakoutGroups + 1),
+    }),
+  ]),
   recallBreakouts: z.strictObject({}),
   askForHelp: z.strictObject({}),
 };

@@ -205,7 +205,7 @@ export function attachSignaling(io: HavenSocketServer, options: SignalingOptions
     startBreakouts: ({ room, member }, r) => room.breakouts.start(member, r),
     moveToBreakout: ({ room, member }, r) => room.breakouts.move(member, r.participantId, r.breakoutId),
     visitBreakout: ({ room, member }, r) => room.breakouts.visit(member, r.breakoutId),
-    broadcastToBreakouts: ({ room, member }, r) => room.breakouts.broadcast(member, r.text),
+    broadcastToBreakouts: ({ room, member }, r) => room.breakouts.broadcast(member, r),
     recallBreakouts: ({ room, member }) => done(room.breakouts.recall(member)),
     askForHelp: ({ room, member }) => done(room.breakouts.askForHelp(member)),
   };

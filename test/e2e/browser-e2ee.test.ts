@@ -52,8 +52,17 @@ type DemoWindow = {
         { getTrack(source: string): { setPreferredSize(w: number, h: number): Promise<void> } | undefined }
       >;
       activeSpeakerId: string | null;
-      moderation: { mute(id: string): Promise<void>; deleteChatMessage(id: string): Promise<void> };
-      once(event: 'mutedByFacilitator', listener: (source: string) => void): void;
+      moderation: {
+        mute(id: string): Promise<void>;
+        deleteChatMessage(id: string): Promise<void>;
+        breakouts: {
+          create(plan: { groups: { name: string; members: string[] }[] }): Promise<unknown>;
+          start(): Promise<unknown>;
+          broadcast(text: string): Promise<number>;
+          recall(): Promise<void>;
+        };
+      };
+      once(event: 'mutedByFacilitator' | 'broadcastReceived', listener: (value: unknown) => void): void;
       publishScreen(): Promise<unknown>;
       setMicrophoneEnabled(enabled: boolean): Promise<void>;
       sendChat(text: string): Promise<string>;
@@ -138,7 +147,7 @@ test('simulcast layers, the active speaker and a facilitator’s mute work on en
 
   // A facilitator's mute pauses the producer, as in any room; the participant may unmute again.
   await page('Ben').evaluate(() => {
-    const w = window as unknown as DemoWindow & { mutedBy?: Promise<string> };
+    const w = window as unknown as DemoWindow & { mutedBy?: Promise<unknown> };
     w.mutedBy = new Promise((resolve) => w.havenDemo.client?.once('mutedByFacilitator', resolve));
   });
   await page('Ana').evaluate((id) => (window as unknown as DemoWindow).havenDemo.client?.moderation.mute(id), benId);
@@ -299,6 +308,64 @@ test('chat reaches the others in clear, but Redis keeps ciphertext and the node 
     messageId as string,
   );
   await waitFor(async () => !(await page('Ben').textContent('#messages'))?.includes(text), 10_000, 'deleted at Ben');
+});
+
+test('breakouts: each group its own key; a broadcast reaches every group decrypted, and the node never reads it', async () => {
+  const [benId, caiId, eveId] = (await Promise.all(['Ben', 'Cai', 'Eve'].map((n) => participantIdOf(page(n))))) as [
+    string,
+    string,
+    string,
+  ];
+  const everyone = ['Ana', 'Ben', 'Cai', 'Eve'];
+  for (const name of everyone) {
+    await page(name).evaluate(() => {
+      const w = window as unknown as DemoWindow & { broadcast?: Promise<unknown> };
+      w.broadcast = new Promise((resolve) => w.havenDemo.client?.once('broadcastReceived', resolve));
+    });
+  }
+  await page('Ana').evaluate(
+    async (groups) => {
+      const breakouts = (window as unknown as DemoWindow).havenDemo.client?.moderation.breakouts;
+      await breakouts?.create({ groups });
+      await breakouts?.start();
+    },
+    [
+      { name: 'A', members: [benId] },
+      { name: 'B', members: [caiId, eveId] },
+    ],
+  );
+  // Each group's own epoch (its members and the facilitator), on its own pages.
+  await agreedEpoch([page('Ben')], 2, 'group A’s epoch');
+  await agreedEpoch([page('Cai'), page('Eve')], 3, 'group B’s epoch');
+  const text = `Two minutes left, group ${process.pid}`;
+  // The facilitator's SDK holds each group's key once the group's epoch is active there too.
+  await waitFor(
+    () =>
+      page('Ana').evaluate(
+        (t) =>
+          (window as unknown as DemoWindow).havenDemo.client?.moderation.breakouts.broadcast(t).then(
+            () => true,
+            (e: { code?: string }) => (e.code === 'INVALID_STATE' ? undefined : Promise.reject(e)),
+          ),
+        text,
+      ),
+    10_000,
+    'the broadcast to be sealed for every place',
+  );
+  const received = await Promise.all(
+    everyone.map((name) =>
+      page(name).evaluate(() => (window as unknown as { broadcast: Promise<Record<string, unknown>> }).broadcast),
+    ),
+  );
+  assert.equal(
+    received.map(({ text, breakoutId, undecryptable }) => ({ text, breakoutId, undecryptable })),
+    [null, 'b1', 'b2', 'b2'].map((breakoutId) => ({ text, breakoutId, undecryptable: undefined })),
+  );
+  assert.not.ok(node.output().includes('Two minutes left'), 'no clear text in the log');
+  assert.not.ok((await redisContents(redis)).includes('Two minutes left'), 'nor in Redis');
+  await page('Ana').evaluate(() => (window as unknown as DemoWindow).havenDemo.client?.moderation.breakouts.recall());
+  // One space again: the four pages and the tap (which stayed in the main room).
+  await agreedEpoch(everyone.map(page), 5, 'one epoch again after the recall');
 });
 
 /** Frames received and decoded of each video the page receives (mediasoup's probe left out). */

@@ -301,10 +301,19 @@ test('chat reaches one’s group and the facilitators; a broadcast reaches every
     ['hello pairs', 'a word', 'yes?'],
   );
 
-  const broadcasts = [...g.people.values(), g.facilitator].map((s) => next(s, 'broadcastReceived'));
+  const places: [string, TestSocket, string | null][] = [
+    ...[...g.people].map(([id, s]): [string, TestSocket, string | null] => [
+      id,
+      s,
+      ['p1', 'p2'].includes(id) ? 'b1' : 'b2',
+    ]),
+    ['f1', g.facilitator, null],
+  ];
+  const broadcasts = places.map(([, s]) => next(s, 'broadcastReceived'));
   const { sentAt } = await ok(g.facilitator, 'broadcastToBreakouts', { text: 'Two minutes left' });
-  for (const b of await Promise.all(broadcasts)) {
-    assert.equal(b[0], { from: 'f1', name: 'Name of f1', text: 'Two minutes left', sentAt });
+  for (const [i, b] of (await Promise.all(broadcasts)).entries()) {
+    const [id, , breakoutId] = places[i] as (typeof places)[number];
+    assert.equal(b[0], { from: 'f1', name: 'Name of f1', text: 'Two minutes left', sentAt, breakoutId }, id);
   }
   assert.is(await codeOf(person(g, 'p1'), 'broadcastToBreakouts', { text: 'me too' }), 'FORBIDDEN');
 });

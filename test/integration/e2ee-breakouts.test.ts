@@ -216,4 +216,64 @@ test('a facilitator arriving during breakouts is told every space; after the rec
   assert.equal(all.delivered.sort(), ['f2', 'p1', 'p3']);
 });
 
+test('a broadcast: one sealed copy per place, each relayed to its own place only; refused unless every place someone is in has one', async () => {
+  const { f, people } = await inBreakouts();
+  const [p1, p2, p3, p4] = people;
+  const sealed = (epoch: number) => `e2ee1.${epoch}.${randomBytes(40).toString('base64')}`;
+  const copies = { main: sealed(1), b1: sealed(2), b2: sealed(3) };
+  const texts = [
+    { breakoutId: null, text: copies.main },
+    { breakoutId: 'b1', text: copies.b1 },
+    { breakoutId: 'b2', text: copies.b2 },
+  ];
+  const received = (p: Peer) => told<{ text: string; breakoutId: string | null }>(p, 'broadcastReceived');
+  // Refused, and nothing relayed: clear text, a place someone is in left out, an unknown group,
+  // two copies for one place, a copy in clear, a participant sending.
+  const refusals: [string, unknown, string][] = [
+    ['clear text in an E2EE room', { text: 'Five minutes left' }, 'INVALID_STATE'],
+    ['no copy for group b2', { texts: texts.slice(0, 2) }, 'INVALID_STATE'],
+    ['an unknown group', { texts: [...texts, { breakoutId: 'b9', text: sealed(4) }] }, 'NOT_FOUND'],
+    ['two copies for b1', { texts: [...texts, { breakoutId: 'b1', text: sealed(4) }] }, 'INVALID_REQUEST'],
+    ['a copy in clear', { texts: [...texts.slice(0, 2), { breakoutId: 'b2', text: 'hi' }] }, 'INVALID_REQUEST'],
+  ];
+  for (const [what, payload, code] of refusals) {
+    assert.is(await codeOf(f.socket, 'broadcastToBreakouts', payload), code, what);
+  }
+  assert.is(await codeOf(p1.socket, 'broadcastToBreakouts', { texts }), 'FORBIDDEN', 'a participant');
+  await settled(f, ...people);
+  for (const p of [f, ...people]) assert.equal(received(p), [], `${p.id}: nothing relayed of a refused broadcast`);
+
+  const { sentAt } = await ok(f.socket, 'broadcastToBreakouts', { texts });
+  await settled(f, ...people);
+  for (const [p, place] of [
+    [f, null],
+    [p1, 'b1'],
+    [p2, 'b1'],
+    [p3, 'b2'],
+    [p4, 'b2'],
+  ] as const) {
+    const copy = copies[place ?? 'main'];
+    assert.equal(
+      told(p, 'broadcastReceived'),
+      [{ from: 'f', name: 'Name of f', text: copy, sentAt, breakoutId: place }],
+      `${p.id}: its place's copy only`,
+    );
+  }
+  // An empty group needs no copy: everyone back but the facilitator, who visits b1.
+  await ok(f.socket, 'moveToBreakout', { participantId: 'p3', breakoutId: 'b1' });
+  await ok(f.socket, 'moveToBreakout', { participantId: 'p4', breakoutId: 'b1' });
+  await ok(f.socket, 'visitBreakout', { breakoutId: 'b1' });
+  await ok(f.socket, 'broadcastToBreakouts', { texts: [{ breakoutId: 'b1', text: copies.b1 }] });
+});
+
+test('texts are for E2EE rooms: a clear room refuses them (INVALID_REQUEST)', async () => {
+  const room = await haven.newRoom({ e2ee: false });
+  const f = await joined(room, 'f', 'facilitator');
+  await joined(room, 'p1');
+  await ok(f.socket, 'createBreakouts', { count: 1 });
+  await ok(f.socket, 'startBreakouts', {});
+  const texts = [{ breakoutId: null, text: `e2ee1.1.${randomBytes(40).toString('base64')}` }];
+  assert.is(await codeOf(f.socket, 'broadcastToBreakouts', { texts }), 'INVALID_REQUEST');
+});
+
 test.run();

@@ -2,6 +2,7 @@
  * Chat text in an E2EE room: `e2ee1.<epoch>.<base64 of IV | AES-GCM ciphertext>` (the protocol's
  * `e2eeChatPattern`), with the epoch's chat key. The sender's id and the audience are
  * authenticated too, so the server cannot show a message as someone else's or re-address it.
+ * A breakout broadcast is sealed the same way, once per place, addressed to that place.
  */
 import { e2eeChatPattern } from '../protocol/index.ts';
 import { concat, fromBase64, toBase64, utf8 } from './encoding.ts';
@@ -25,6 +26,12 @@ export interface ChatAddress {
   from: string;
   to: string;
 }
+
+/**
+ * Where a broadcast's copy goes, bound into its seal: a copy relayed to another place (or shown
+ * as a chat message) does not open.
+ */
+export const broadcastTo = (breakoutId: string | null): string => `broadcast|${breakoutId ?? ''}`;
 
 function additionalData(epoch: number, { from, to }: ChatAddress): BufferSource {
   return utf8(`e2ee1|${epoch}|${from}|${to}`) as BufferSource;

@@ -12,17 +12,19 @@
 import { InvalidStateError, isConnectionLoss } from '../errors.ts';
 import type { NotificationHandlers } from '../notification-router.ts';
 import type {
+  BreakoutBroadcast,
   ChatMessage,
   E2eeRoster,
   JoinRequest,
   RequestName,
   RequestOf,
   ResponseOf,
+  SealedBroadcast,
   SessionState,
 } from '../protocol/index.ts';
 import type { TypedEmitter } from '../protocol/typed-emitter.ts';
-import type { ReceivedChatMessage } from '../session-events.ts';
-import { chatEpoch, decryptChat, encryptChat } from './chat-crypto.ts';
+import type { ReceivedBroadcast, ReceivedChatMessage } from '../session-events.ts';
+import { broadcastTo } from './chat-crypto.ts';
 import type { E2eeStats } from './e2ee-stats.ts';
 import { toBase64 } from './encoding.ts';
 import { emptyStats, FrameTransforms } from './frame-transforms.ts';
@@ -268,20 +270,40 @@ export class KeyExchange {
 
   /** `text` sealed with the send epoch's chat key (its own space's), from this client to `to`. */
   async sealChat(text: string, to: string): Promise<string> {
-    const epoch = this.#rings.sendEpoch(this.#place);
-    const key = epoch === null ? undefined : this.#rings.chatKey(epoch);
-    if (epoch === null || !key || !this.#selfId) {
+    const sealed = this.#seal(this.#place, text, to);
+    if (!sealed) {
       throw new InvalidStateError(`sendChat(): end-to-end encryption is not active yet (e2ee.state '${this.#state}')`);
     }
-    return encryptChat(await key, epoch, text, { from: this.#selfId, to });
+    return sealed;
   }
 
   /** A chat message as relayed, with its text decrypted by its epoch, whichever space's (or `undecryptable`). */
   async openChat(message: ChatMessage): Promise<ReceivedChatMessage> {
-    const epoch = chatEpoch(message.text);
-    const key = epoch === undefined ? undefined : await this.#rings.awaitChatKey(epoch, chatKeyWaitMs);
-    const text = key ? await decryptChat(await key, message.text, { from: message.from, to: message.to }) : null;
+    const text = await this.#rings.open(message.text, { from: message.from, to: message.to }, chatKeyWaitMs);
     return text === null ? { ...message, text: '', undecryptable: true } : { ...message, text };
+  }
+
+  /**
+   * A facilitator's broadcast: a copy of `text` for each of `places` whose key this client holds
+   * (a facilitator holds every group's), each sealed with that place's send epoch and bound to it.
+   */
+  sealBroadcast(text: string, places: SpaceId[]): Promise<SealedBroadcast[]> {
+    const copies = places.map(async (breakoutId) => {
+      const sealed = this.#seal(breakoutId, text, broadcastTo(breakoutId));
+      return sealed && { breakoutId, text: await sealed };
+    });
+    return Promise.all(copies).then((all) => all.filter((c): c is SealedBroadcast => Boolean(c)));
+  }
+
+  /** A broadcast as relayed, decrypted (or `undecryptable`: not sealed for the place it came to). */
+  async openBroadcast(broadcast: BreakoutBroadcast): Promise<ReceivedBroadcast> {
+    const address = { from: broadcast.from, to: broadcastTo(broadcast.breakoutId) };
+    const text = await this.#rings.open(broadcast.text, address, chatKeyWaitMs);
+    return text === null ? { ...broadcast, text: '', undecryptable: true } : { ...broadcast, text };
+  }
+
+  #seal(space: SpaceId, text: string, to: string): Promise<string> | undefined {
+    return this.#selfId ? this.#rings.seal(space, text, { from: this.#selfId, to }) : undefined;
   }
 
   #current(space: SpaceId): { roster: E2eeRoster; selfId: string; roomId: string } | undefined {

@@ -3,8 +3,10 @@
  * a breakout group), each with its own last epochs and its own active epoch. A participant holds
  * its own space's; a facilitator, a member of every space, holds them all, so that it decrypts
  * any group's frames and chat by the epoch they carry (epoch numbers are unique across the room).
- * It sends with the active epoch of its own space only.
+ * It sends with the active epoch of its own space only; chat and broadcasts are sealed with a
+ * space's send epoch and opened by the epoch they name.
  */
+import { type ChatAddress, chatEpoch, decryptChat, encryptChat } from './chat-crypto.ts';
 import { KeyRing } from './key-ring.ts';
 import { KeyWaiters } from './key-waiters.ts';
 
@@ -83,6 +85,20 @@ export class KeyRings {
       await this.#waiters.wait(epoch, timeoutMs);
     }
     return this.chatKey(epoch);
+  }
+
+  /** `text` sealed with `space`'s send epoch, from and to `address`; undefined without that key. */
+  seal(space: SpaceId, text: string, address: ChatAddress): Promise<string> | undefined {
+    const epoch = this.sendEpoch(space);
+    const key = epoch === null ? undefined : this.chatKey(epoch);
+    return epoch === null || !key ? undefined : key.then((k) => encryptChat(k, epoch, text, address));
+  }
+
+  /** `text` opened by the epoch it names (waiting up to `timeoutMs` for a newer key), or null. */
+  async open(text: string, address: ChatAddress, timeoutMs: number): Promise<string | null> {
+    const epoch = chatEpoch(text);
+    const key = epoch === undefined ? undefined : await this.awaitChatKey(epoch, timeoutMs);
+    return key ? decryptChat(key, text, address) : null;
   }
 
   /** Forgets a space's keys (a group that ended, or that this client left). */

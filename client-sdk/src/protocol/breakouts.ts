@@ -13,6 +13,8 @@ export const maxBreakoutGroups = 50;
 export const maxBreakoutNameLength = 40;
 /** Longest broadcast text, in characters (after trimming). */
 export const maxBroadcastLength = 500;
+/** Longest sealed broadcast text (E2EE rooms): `maxBroadcastLength` characters of up to 4 UTF-8 bytes, encrypted. */
+export const maxEncryptedBroadcastLength = 3_000;
 /** Most people in one group of a shuffled plan (`perGroup`). */
 export const maxBreakoutGroupSize = 1_000;
 /** The longest a breakout round may be given, in seconds (4 hours). */
@@ -75,10 +77,25 @@ export interface BreakoutsState {
 export interface BreakoutBroadcast {
   from: string;
   name: string;
+  /** In an E2EE room, as relayed: the ciphertext sealed for this place (`e2eeChatPattern`); the SDK decrypts it. */
   text: string;
   /** Server ms since the epoch. */
   sentAt: number;
+  /** The place whose copy this is: the recipient's group, or null in the main room. */
+  breakoutId: string | null;
 }
+
+/**
+ * An E2EE room's broadcast: one copy of the text per place, each sealed with that place's chat
+ * key (a facilitator holds every group's). The server relays each copy to its own place only.
+ */
+export interface SealedBroadcast {
+  breakoutId: string | null;
+  text: string;
+}
+
+/** A broadcast: clear `text`, or in an E2EE room `texts`, one for every place someone is in. */
+export type BroadcastRequest = { text: string } | { texts: SealedBroadcast[] };
 
 /** Why facilitators were sent a new `breakoutsChanged`. */
 export type BreakoutsChange = 'planned' | 'started' | 'moved' | 'newcomer' | 'left' | 'help' | 'ending' | 'ended';
@@ -133,8 +150,11 @@ export interface BreakoutRequests {
   moveToBreakout: [MoveToBreakoutRequest, { breakoutId: string | null }];
   /** While running: the calling facilitator goes to a group, or back to the main room. */
   visitBreakout: [VisitBreakoutRequest, { breakoutId: string | null }];
-  /** While running: a message to everyone in the session, every group and the main room. */
-  broadcastToBreakouts: [{ text: string }, { sentAt: number }];
+  /**
+   * While running: a message to everyone in the session, every group and the main room. In an
+   * E2EE room, `texts` (INVALID_STATE for `text`): every place someone is in needs its copy.
+   */
+  broadcastToBreakouts: [BroadcastRequest, { sentAt: number }];
   /** Everyone back to the main room now (a plan not started is discarded). */
   recallBreakouts: [Empty, Empty];
   /** Anyone in a group: facilitators are told which group asks (INVALID_STATE in the main room). */
