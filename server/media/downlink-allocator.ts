@@ -23,6 +23,23 @@ import type {
   TrackSource,
 } from '../../client-sdk/src/protocol/index.ts';
 import { BandwidthProbe } from './bandwidth-probe.ts';
+import {
+  audioOnlyAfterTicks,
+  audioOnlyOffAfterTicks,
+  audioOnlyOffFactor,
+  audioOverhead,
+  congestionLoss,
+  congestionMs,
+  estimateWindowMs,
+  holdAfterTicks,
+  maxReleaseDoublings,
+  priorities,
+  quietBeforeProbingMs,
+  releaseAfterTicks,
+  releaseMargin,
+  settledMs,
+  unknownLayerBps,
+} from './downlink-tuning.ts';
 import type { TrackRates } from './track-rates.ts';
 
 export interface DownlinkEstimate {
@@ -58,40 +75,6 @@ export interface DownlinkOptions {
   /** The clock (ms); tests pass their own. */
   now?: () => number;
 }
-
-/** Ticks (seconds) a tile must not fit before it is paused, and fit with margin before it comes back. */
-const holdAfterTicks = 2;
-const releaseAfterTicks = 2;
-/** A paused tile comes back only if it fits in this share of the budget (no flapping at the edge). */
-const releaseMargin = 0.85;
-/** Audio-only: on below the threshold for 5 ticks (not on the dip a new limit makes); off above 1.5× it for 5. */
-const audioOnlyAfterTicks = 5;
-const audioOnlyOffFactor = 1.5;
-const audioOnlyOffAfterTicks = 5;
-/**
- * A tile paused again soon after it came back waits twice as long to come back (up to 4×, so
- * 8 s): only sending tells whether the link carries it, and each try costs the voices a few
- * packets. The speaker's tile never waits longer than the usual 2 s.
- */
-const maxReleaseDoublings = 2;
-/** A tile sent this long counts as settled: its back-off is forgotten. */
-const settledMs = 30_000;
-/** The estimate is the median of mediasoup's reports over this window. */
-const estimateWindowMs = 3_000;
-/** A layer whose rate is not known yet is counted at this (bps): a camera's lowest layer. */
-const unknownLayerBps = 150_000;
-/** Audio needs its RTP rate plus IP, UDP and SRTP overhead: ×1.5 and 1 kbit/s covers Opus at 20 ms. */
-const audioOverhead = (bps: number) => bps * 1.5 + 1_000;
-
-/** Packet loss at or above this on the downlink means it is congested (the plan applies)… */
-const congestionLoss = 0.02;
-/** …for this long after the last such loss. */
-const congestionMs = 20_000;
-/** The transport looks beyond the plan only once this long has passed since the last loss. */
-const quietBeforeProbingMs = 5_000;
-
-/** mediasoup priorities: audio above all, then the speaker's camera, screen shares, other cameras. */
-export const priorities = { audio: 255, speaker: 200, screen: 150, camera: 50 } as const;
 
 interface Video {
   consumer: Consumer;

@@ -9,7 +9,8 @@ import type { Consumer, WebRtcTransport } from 'mediasoup/node/lib/types.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AudioOnlyState, ConsumerPauseReason, TrackSource } from '../../client-sdk/src/protocol/index.ts';
-import { DownlinkAllocator, priorities } from '../../server/media/downlink-allocator.ts';
+import { DownlinkAllocator } from '../../server/media/downlink-allocator.ts';
+import { priorities } from '../../server/media/downlink-tuning.ts';
 import type { TrackRate, TrackRates } from '../../server/media/track-rates.ts';
 
 type FakeConsumer = Consumer & { preferred: { spatialLayer: number } | undefined };
