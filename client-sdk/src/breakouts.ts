@@ -143,7 +143,7 @@ export class BreakoutsView {
 export interface StartBreakoutsOptions {
   /** A timed round: everyone returns to the main room after this many seconds (10 to 14,400). Default: none. */
   durationS?: number;
-  /** With `durationS`: seconds before the end that everyone gets `breakoutEnding`. Default 60. */
+  /** With `durationS`: seconds before the end that everyone gets `breakoutEnding`. Default 60, or half a round of 2 minutes or less. */
   noticeS?: number;
 }
 

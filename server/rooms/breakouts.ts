@@ -176,7 +176,7 @@ export class Breakouts {
     return this.#room.moderation.audited(actor, 'startBreakouts', undefined, () => {
       this.#requireNotRunning();
       if (this.#status !== 'planned') throw new HavenError('INVALID_STATE', 'no breakouts are planned');
-      const { durationS, noticeS = defaultBreakoutNoticeS } = request;
+      const { durationS, noticeS = defaultNoticeS(durationS) } = request;
       if (durationS === undefined && request.noticeS !== undefined) {
         throw new HavenError('INVALID_REQUEST', 'noticeS: only with durationS');
       }
@@ -435,4 +435,9 @@ export class Breakouts {
 
 function memberOf(m: Member): BreakoutMember {
   return { participantId: m.id, name: m.name, role: m.role };
+}
+
+/** The notice a timed round gets unless told: a minute, or half of a round of 2 minutes or less. */
+function defaultNoticeS(durationS: number | undefined): number {
+  return durationS === undefined ? defaultBreakoutNoticeS : Math.min(defaultBreakoutNoticeS, Math.floor(durationS / 2));
 }

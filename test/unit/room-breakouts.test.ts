@@ -52,4 +52,22 @@ test('a restored member who was waiting has no group, even if the store still na
   assert.is(f.room.members.get('p2')?.breakout, undefined, 'a waiting one has none');
 });
 
+test('a timed round’s notice: a minute by default, half a round of 2 minutes or less; one asked for is kept', async () => {
+  for (const [options, noticeS] of [
+    [{ durationS: 10 }, 5],
+    [{ durationS: 31 }, 15],
+    [{ durationS: 120 }, 60],
+    [{ durationS: 3_600 }, 60],
+    [{ durationS: 30, noticeS: 25 }, 25],
+  ] as const) {
+    const f = await fakeRoom({ waitingRoom: false });
+    const facilitator = await f.join('f1', 'facilitator');
+    await f.join('p1', 'participant');
+    await f.room.breakouts.create(facilitator, { groups: [{ name: 'A', members: ['p1'] }] });
+    const state = await f.room.breakouts.start(facilitator, options);
+    assert.is(state.noticeS, noticeS, JSON.stringify(options));
+    await f.room.breakouts.recall(facilitator);
+  }
+});
+
 test.run();

@@ -123,7 +123,7 @@ export interface UpdateBreakoutsRequest {
 export interface StartBreakoutsRequest {
   /** A timed round: everyone returns to the main room after this many seconds. Absent: until recalled. */
   durationS?: number;
-  /** Seconds before the end that everyone is told (`breakoutEnding`). Default `defaultBreakoutNoticeS`. */
+  /** Seconds before the end that everyone is told (`breakoutEnding`). Default `defaultBreakoutNoticeS`, or half a round of 2 minutes or less (rounded down). */
   noticeS?: number;
 }
 
