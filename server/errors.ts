@@ -83,10 +83,28 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   E2EE_UNSUPPORTED: 403,
 };
 
-/** A short description of what is wrong, naming fields but never echoing values. */
+/**
+ * A short description of what is wrong, naming fields but never echoing values. A payload that
+ * may take several shapes (a union) is described by the shape it came closest to: the one whose
+ * complaints reach deepest into the payload, then the one with the fewest.
+ */
 export function describeIssues(error: z.ZodError): string {
-  return error.issues
+  return closest(error.issues)
     .slice(0, 3)
     .map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`)
     .join('; ');
+}
+
+type Issue = z.ZodError['issues'][number];
+
+function closest(issues: readonly Issue[], prefix: PropertyKey[] = []): Issue[] {
+  return issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [{ ...issue, path }];
+    const branches = issue.errors.map((branch) => closest(branch, path));
+    const depth = (branch: Issue[]) => Math.max(...branch.map((i) => i.path.length));
+    return branches.reduce((best, b) =>
+      depth(b) > depth(best) || (depth(b) === depth(best) && b.length < best.length) ? b : best,
+    );
+  });
 }
