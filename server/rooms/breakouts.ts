@@ -296,15 +296,21 @@ export class Breakouts {
 
   /** Someone in a group asks for help: facilitators are told which group (one open request per group). */
   askForHelp(member: Member): Promise<void> {
-    return this.#room.moderation.audited(member, 'askForHelp', undefined, () => {
-      const breakoutId = member.breakout;
-      if (!this.running || breakoutId === undefined) throw new HavenError('INVALID_STATE', 'not in a breakout group');
-      if (this.#help.has(breakoutId)) return;
-      const request = { breakoutId, participantId: member.id, at: Date.now() };
-      this.#help.set(breakoutId, request);
-      this.#room.audience.facilitators('breakoutHelpRequested', [request]);
-      this.#changed('help', member.id);
-    });
+    const breakoutId = member.breakout;
+    return this.#room.moderation.audited(
+      member,
+      'askForHelp',
+      undefined,
+      () => {
+        if (!this.running || breakoutId === undefined) throw new HavenError('INVALID_STATE', 'not in a breakout group');
+        if (this.#help.has(breakoutId)) return;
+        const request = { breakoutId, participantId: member.id, at: Date.now() };
+        this.#help.set(breakoutId, request);
+        this.#room.audience.facilitators('breakoutHelpRequested', [request]);
+        this.#changed('help', member.id);
+      },
+      { breakout: breakoutId ?? 'main' },
+    );
   }
 
   /** Everyone back to the main room now; a plan not started is discarded. */

@@ -424,13 +424,14 @@ test('every breakout action is audited and every move is an attendance event, id
   });
   await ok(g.facilitator, 'startBreakouts', {});
   await ok(g.facilitator, 'moveToBreakout', { participantId: 'p1', breakoutId: 'b2' });
+  await ok(person(g, 'p2'), 'askForHelp', {});
   await ok(g.facilitator, 'visitBreakout', { breakoutId: 'b1' });
   await ok(g.facilitator, 'broadcastToBreakouts', { text: 'Private words' });
   await ok(g.facilitator, 'recallBreakouts', {});
   const audit = await waitFor(
     async () => {
       const entries = await redis.xrange(`haven:audit:${g.room}`, '-', '+');
-      return entries.length >= 6 ? entries : undefined;
+      return entries.length >= 7 ? entries : undefined;
     },
     5_000,
     'the audit entries',
@@ -443,9 +444,12 @@ test('every breakout action is audited and every move is an attendance event, id
     'visitBreakout',
     'broadcastToBreakouts',
     'recallBreakouts',
+    'askForHelp',
   ]) {
     assert.ok(actions.includes(action), `${action} audited`);
   }
+  const help = audit.find(([, fields]) => fields.includes('askForHelp'));
+  assert.match(JSON.stringify(help), /"breakout\\?":\\?"b2/, 'the help request names its group');
   assert.not.match(JSON.stringify(audit), /Secret topic|Private words|Name of/, 'no names or text in the audit log');
 
   const events = await waitFor(
