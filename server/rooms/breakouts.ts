@@ -23,6 +23,7 @@ import type {
 import { defaultBreakoutNoticeS, e2eeChatPattern, maxBreakoutGroups } from '../../client-sdk/src/protocol/index.ts';
 import { HavenError } from '../errors.ts';
 import { BreakoutPlacement } from './breakout-placement.ts';
+import { spaceOf } from './e2ee-space.ts';
 import type { Member } from './member.ts';
 import type { Room } from './room.ts';
 import type { StoredBreakouts } from './room-state.ts';
@@ -259,7 +260,7 @@ export class Breakouts {
       const copies = this.#copies(request);
       const sentAt = Date.now();
       for (const member of this.#room.audience.admitted()) {
-        const breakoutId = member.breakout ?? null;
+        const breakoutId = spaceOf(member);
         const text = typeof copies === 'string' ? copies : (copies.get(breakoutId) as string);
         this.#room.audience.tell(member, 'broadcastReceived', [
           { from: actor.id, name: actor.name, text, sentAt, breakoutId },
@@ -287,7 +288,7 @@ export class Breakouts {
       copies.set(breakoutId, text);
     }
     for (const member of this.#room.audience.admitted()) {
-      const place = member.breakout ?? null;
+      const place = spaceOf(member);
       if (!copies.has(place))
         throw new HavenError('INVALID_STATE', `texts: none for ${place ?? 'the main room'}, where someone is`);
     }
